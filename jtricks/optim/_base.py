@@ -1,0 +1,140 @@
+"""The gradient-transformation protocol: ``GradientTransformation``, ``chain``,
+``identity`` and ``apply_updates``.
+
+A gradient transformation is a pair of pure functions::
+
+    state = tx.init(params)
+    updates, state = tx.update(grads, state, params=None, **extra_args)
+
+exactly as in optax, so jtricks transformations work inside ``optax.chain``,
+``flax.training.train_state.TrainState`` and ``flax.nnx.Optimizer``, and optax
+transformations work inside :func:`chain`. ``extra_args`` carries values such
+as the monitored loss of :func:`reduce_on_plateau` (``value=loss``); every
+jtricks ``update`` accepts and ignores the ones it does not use.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Params = Any
+Updates = Any
+OptState = Any
+
+
+class GradientTransformation(NamedTuple):
+    """A pair of pure functions ``(init, update)``.
+
+    Attributes:
+      init: ``init(params) -> state``.
+      update: ``update(updates, state, params=None, **extra_args) -> (updates, state)``.
+    """
+
+    init: Callable[[Params], OptState]
+    update: Callable[..., tuple[Updates, OptState]]
+
+
+class EmptyState(NamedTuple):
+    """The state of a transformation that keeps none."""
+
+
+def _accepts_extra_args(tx) -> bool:
+    """Whether ``tx.update`` may be given keyword ``extra_args``.
+
+    jtricks transformations always accept them; optax ones only when they are
+    ``optax.GradientTransformationExtraArgs``.
+    """
+    if isinstance(tx, GradientTransformation):
+        return True
+    try:  # optax is a core dependency, but keep the protocol importable without it
+        import optax
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(tx, optax.GradientTransformationExtraArgs)
+
+
+def identity() -> GradientTransformation:
+    """The transformation that returns the updates unchanged.
+
+    Returns:
+      A stateless ``GradientTransformation``.
+    """
+
+    def init_fn(params):
+        del params
+        return EmptyState()
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        return updates, state
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def chain(*transforms) -> GradientTransformation:
+    """Applies ``transforms`` one after the other; the state is a tuple of theirs.
+
+    Any object with ``init`` and ``update`` attributes is accepted, optax
+    transformations included.
+
+    Args:
+      *transforms: gradient transformations, applied in order.
+
+    Returns:
+      A ``GradientTransformation`` whose state is the tuple of the inner states.
+
+    Raises:
+      TypeError: if an argument has no ``init`` / ``update``.
+
+    Example:
+      >>> import jtricks.optim as jo
+      >>> tx = jo.chain(jo.clip_by_global_norm(1.0), jo.scale_by_adam(), jo.scale(-1e-3))
+    """
+    for i, tx in enumerate(transforms):
+        if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+            raise TypeError(
+                f"chain argument {i} must be a gradient transformation with init and "
+                f"update, got {type(tx).__name__}: {tx!r}"
+            )
+    takes_extra = tuple(_accepts_extra_args(tx) for tx in transforms)
+
+    def init_fn(params):
+        return tuple(tx.init(params) for tx in transforms)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        if not isinstance(state, tuple) or len(state) != len(transforms):
+            raise ValueError(
+                f"chain of {len(transforms)} transformations got a state that is not a "
+                f"tuple of {len(transforms)} inner states: {type(state).__name__}"
+            )
+        new_state = []
+        for tx, s, extra in zip(transforms, state, takes_extra):
+            if extra:
+                updates, s = tx.update(updates, s, params, **extra_args)
+            else:
+                updates, s = tx.update(updates, s, params)
+            new_state.append(s)
+        return updates, tuple(new_state)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """Returns ``params + updates``, leaf by leaf, keeping each parameter's dtype.
+
+    Args:
+      params: a pytree of arrays.
+      updates: a pytree of the same structure (``None`` leaves are skipped).
+
+    Returns:
+      The updated parameters, each leaf in the dtype of the parameter.
+    """
+    return jax.tree.map(
+        lambda p, u: p if u is None else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
+        params,
+        updates,
+        is_leaf=lambda x: x is None,
+    )
