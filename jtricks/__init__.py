@@ -22,6 +22,7 @@ _SUBMODULES = (
     "train",
     "diagnose",
     "parallel",
+    "sweep",
 )
 
 __all__ = ["__version__", *_SUBMODULES]
