@@ -1,0 +1,546 @@
+"""``jtricks bench``: optimizer steps and a training step, jtricks vs optax / flax.
+
+Measures, side by side in one run:
+
+* the machine's copy bandwidth (a jitted, donated ``x + 1`` on 16M floats);
+* Adam with global-norm clipping, update + apply, on trees of 1 x 16M,
+  64 x 256K, 2048 x 1K and 8192 x 512 float32 leaves: optax on the tree, and
+  jtricks with the parameters kept flat (:func:`jtricks.optim.ravel`), both as
+  the optimizer sees them (flat gradients, as the backward pass of ``unravel``
+  produces them) and starting from a gradient *tree* (one concatenate more);
+  effective bandwidth counts 7 x 4 bytes per parameter (read p, g, m, v; write
+  p, m, v) and is given as a fraction of the copy bandwidth;
+* the compile time of that step for 256, 1024 and 4096 leaves;
+* a full training step of a digits MLP with batch norm and dropout, written
+  with jtricks vs the same model written with flax + optax.
+
+Every step donates its parameters and optimizer state, is warmed up, and is
+timed with ``block_until_ready``; the figures are medians over repeats. Run
+``python -m jtricks.bench`` (or ``jtricks bench``, or ``python scripts/bench.py``);
+``--quick`` is a seconds-long smoke run on tiny trees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jtricks.optim._flat import ravel
+
+BYTES_PER_PARAM = 7 * 4  # read p, g, m, v; write p, m, v (float32)
+FULL_SHAPES = ((1, 16 << 20), (64, 256 << 10), (2048, 1024), (8192, 512))
+QUICK_SHAPES = ((32, 128),)
+FULL_COMPILE = (256, 1024, 4096)
+QUICK_COMPILE = (8,)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _median_time(run, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _compile(fn, *args):
+    """Compiles a fresh jit of ``fn`` (never a cache hit) with params and state donated."""
+
+    def fresh(*a):
+        return fn(*a)
+
+    t0 = time.perf_counter()
+    compiled = jax.jit(fresh, donate_argnums=(0, 1)).lower(*args).compile()
+    return compiled, time.perf_counter() - t0
+
+
+def _time_step(compiled, params, state, grads, repeats: int) -> float:
+    """Median seconds of ``params, state = compiled(params, state, grads)``."""
+    carry = [params, state]
+
+    def run():
+        carry[0], carry[1] = compiled(carry[0], carry[1], grads)
+        jax.block_until_ready(carry)
+
+    return _median_time(run, repeats)
+
+
+def describe_machine() -> dict:
+    """CPU model, cores, platform and library versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import optax
+
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": getattr(jax.lib, "__version__", "?"),
+        "optax": optax.__version__,
+        "devices": ", ".join(sorted({f"{d.platform}:{d.device_kind}" for d in jax.devices()})),
+    }
+    try:
+        import flax
+
+        info["flax"] = flax.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def copy_bandwidth(n: int, repeats: int) -> float:
+    """Bytes per second of a jitted in-place ``x + 1`` on ``n`` float32 (read + write)."""
+    f = jax.jit(lambda x: x + 1.0, donate_argnums=0)
+    box = [jnp.zeros((n,), jnp.float32)]
+
+    def run():
+        box[0] = f(box[0])
+        box[0].block_until_ready()
+
+    return 8 * n / _median_time(run, repeats, warmup=3)
+
+
+def _optimizers():
+    import optax
+
+    import jtricks.optim as jo
+    ours = jo.chain(jo.clip_by_global_norm(1.0), jo.adam(1e-3))
+    theirs = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))
+    return jo, ours, optax, theirs
+
+
+def _tree(num_leaves: int, size: int, scale: float):
+    return [
+        jnp.full((size,), scale * (1 + i % 7), jnp.float32) for i in range(num_leaves)
+    ]
+
+
+def _optax_step(optax, tx):
+    def step(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    return step
+
+
+def _jtricks_steps(jo, tx):
+    def flat_step(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return jo.apply_updates(params, updates), state
+
+    def tree_grads_step(params, state, grads):
+        flat_grads, _ = ravel(grads)
+        return flat_step(params, state, flat_grads)
+
+    return flat_step, tree_grads_step
+
+
+def bench_steps(shapes, repeats: int, copy_bw: float) -> list[dict]:
+    """Per-step time of clip + Adam + apply on each tree shape."""
+    jo, ours, optax, theirs = _optimizers()
+    flat_step, tree_grads_step = _jtricks_steps(jo, ours)
+    rows = []
+    for num_leaves, size in shapes:
+        n = num_leaves * size
+        label = f"{num_leaves} x {_human(size)}"
+        grads = _tree(num_leaves, size, 1e-3)
+
+        _log(f"[bench] step {label}: optax compile ...")
+        params = _tree(num_leaves, size, 0.1)
+        state = theirs.init(params)
+        compiled, optax_compile = _compile(_optax_step(optax, theirs), params, state, grads)
+        _log(f"[bench] step {label}: optax compiled in {optax_compile:.1f} s, timing ...")
+        t_optax = _time_step(compiled, params, state, grads, repeats)
+        del compiled, params, state
+
+        flat_params, _ = ravel(_tree(num_leaves, size, 0.1))
+        flat_grads, _ = ravel(grads)
+        state = ours.init(flat_params)
+        compiled, flat_compile = _compile(flat_step, flat_params, state, flat_grads)
+        t_flat = _time_step(compiled, flat_params, state, flat_grads, repeats)
+        del compiled, flat_params, state
+
+        _log(f"[bench] step {label}: jtricks with a gradient tree ...")
+        flat_params, _ = ravel(_tree(num_leaves, size, 0.1))
+        state = ours.init(flat_params)
+        compiled, tree_compile = _compile(tree_grads_step, flat_params, state, grads)
+        t_tree = _time_step(compiled, flat_params, state, grads, repeats)
+        del compiled, flat_params, state, grads
+
+        rows.append(
+            dict(
+                shape=label,
+                leaves=num_leaves,
+                params=n,
+                optax_ms=1e3 * t_optax,
+                flat_ms=1e3 * t_flat,
+                tree_ms=1e3 * t_tree,
+                ratio=t_flat / t_optax,
+                tree_ratio=t_tree / t_optax,
+                optax_bw=BYTES_PER_PARAM * n / t_optax / copy_bw,
+                flat_bw=BYTES_PER_PARAM * n / t_flat / copy_bw,
+                tree_bw=BYTES_PER_PARAM * n / t_tree / copy_bw,
+                optax_compile_s=optax_compile,
+                flat_compile_s=flat_compile,
+                tree_compile_s=tree_compile,
+            )
+        )
+        _log(
+            f"[bench] step {label}: optax {1e3 * t_optax:.2f} ms, jtricks {1e3 * t_flat:.2f} ms "
+            f"(tree grads {1e3 * t_tree:.2f} ms)"
+        )
+    return rows
+
+
+def bench_compile(leaf_counts, size: int) -> list[dict]:
+    """Compile time of the clip + Adam + apply step for ``leaf_counts`` leaves of ``size``."""
+    jo, ours, optax, theirs = _optimizers()
+    flat_step, tree_grads_step = _jtricks_steps(jo, ours)
+    rows = []
+    for num_leaves in leaf_counts:
+        grads = _tree(num_leaves, size, 1e-3)
+        params = _tree(num_leaves, size, 0.1)
+        _log(f"[bench] compile {num_leaves} leaves: optax ...")
+        _, t_optax = _compile(_optax_step(optax, theirs), params, theirs.init(params), grads)
+        flat_params, _ = ravel(params)
+        flat_grads, _ = ravel(grads)
+        state = ours.init(flat_params)
+        _, t_flat = _compile(flat_step, flat_params, state, flat_grads)
+        _, t_tree = _compile(tree_grads_step, flat_params, state, grads)
+        rows.append(
+            dict(leaves=num_leaves, size=size, optax_s=t_optax, flat_s=t_flat, tree_s=t_tree)
+        )
+        _log(f"[bench] compile {num_leaves} leaves: optax {t_optax:.2f} s, jtricks {t_flat:.2f} s")
+    return rows
+
+
+# ----------------------------------------------------------------------------- training step
+
+
+def _digits(n_batch: int):
+    try:
+        from jtricks.data import load_digits
+
+        images, labels = load_digits()
+    except (ImportError, AttributeError):
+        from sklearn.datasets import load_digits as sk_digits
+
+        d = sk_digits()
+        images = d.images.reshape(-1, 8, 8, 1).astype(np.float32)
+        labels = d.target.astype(np.int32)
+    x = jnp.asarray(images[:n_batch], jnp.float32) / 16.0
+    y = jnp.asarray(labels[:n_batch], jnp.int32)
+    return x, y
+
+
+def _cross_entropy(logits, labels):
+    logp = jax.nn.log_softmax(logits)
+    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
+
+
+def _jtricks_mlp(features, dropout):
+    """The digits MLP: ``jtricks.nn.mlp``, or the same layers written here until it lands."""
+    try:
+        from jtricks import nn
+
+        return nn.mlp(features, batch_norm=True, dropout=dropout)
+    except (ImportError, AttributeError):
+        return _local_mlp(features, dropout)
+
+
+def _local_mlp(features, dropout):
+    """dense -> batch norm -> relu -> dropout per hidden layer, pure functions."""
+    from collections import namedtuple
+
+    def init(key, input_shape):
+        params, state, n_in = {}, {}, int(np.prod(input_shape))
+        for i, width in enumerate(features):
+            key, sub = jax.random.split(key)
+            w = jax.random.normal(sub, (n_in, width)) * np.sqrt(2.0 / n_in)
+            params[f"dense_{i}"] = {"kernel": w, "bias": jnp.zeros(width)}
+            if i < len(features) - 1:
+                params[f"bn_{i}"] = {"scale": jnp.ones(width), "bias": jnp.zeros(width)}
+                state[f"bn_{i}"] = {"mean": jnp.zeros(width), "var": jnp.ones(width)}
+            n_in = width
+        return params, state
+
+    def apply(params, state, x, *, training, key=None, axis_name=None):
+        del axis_name
+        x, new_state = x.reshape((x.shape[0], -1)), {}
+        for i in range(len(features)):
+            d = params[f"dense_{i}"]
+            x = x @ d["kernel"] + d["bias"]
+            if i == len(features) - 1:
+                break
+            bn, st = params[f"bn_{i}"], state[f"bn_{i}"]
+            if training:
+                mean, var = jnp.mean(x, 0), jnp.var(x, 0)
+                new_state[f"bn_{i}"] = {
+                    "mean": 0.9 * st["mean"] + 0.1 * mean,
+                    "var": 0.9 * st["var"] + 0.1 * var,
+                }
+            else:
+                mean, var = st["mean"], st["var"]
+                new_state[f"bn_{i}"] = st
+            x = (x - mean) * jax.lax.rsqrt(var + 1e-5) * bn["scale"] + bn["bias"]
+            x = jax.nn.relu(x)
+            if training and dropout > 0:
+                key, sub = jax.random.split(key)
+                keep = jax.random.bernoulli(sub, 1.0 - dropout, x.shape)
+                x = jnp.where(keep, x / (1.0 - dropout), 0.0)
+        return x, new_state
+
+    return namedtuple("Model", "init apply")(init, apply)
+
+
+def _flax_mlp(features, dropout):
+    import flax.linen as fnn
+
+    class MLP(fnn.Module):
+        @fnn.compact
+        def __call__(self, x, *, training):
+            x = x.reshape((x.shape[0], -1))
+            for width in features[:-1]:
+                x = fnn.Dense(width, kernel_init=fnn.initializers.he_normal())(x)
+                x = fnn.BatchNorm(use_running_average=not training, momentum=0.9, epsilon=1e-5)(x)
+                x = fnn.relu(x)
+                x = fnn.Dropout(dropout, deterministic=not training)(x)
+            return fnn.Dense(features[-1], kernel_init=fnn.initializers.he_normal())(x)
+
+    return MLP()
+
+
+def bench_train_step(features, batch: int, repeats: int) -> dict:
+    """One training step (forward, backward, Adam, apply) of the digits MLP."""
+    import optax
+
+    import jtricks.optim as jo
+    from jtricks.train import TrainState, train_step
+
+    x, y = _digits(batch)
+    dropout = 0.1
+    key = jax.random.key(0)
+
+    # jtricks: parameters raveled once; the model reads them through unravel.
+    model = _jtricks_mlp(features, dropout)
+    params, model_state = model.init(key, x.shape[1:])
+    flat, unravel = ravel(params)
+    tx = jo.adam(1e-3)
+
+    def loss_fn(flat_params, model_state, batch, key):
+        xb, yb = batch
+        logits, new_state = model.apply(
+            unravel(flat_params), model_state, xb, training=True, key=key
+        )
+        return _cross_entropy(logits, yb), (new_state, {})
+
+    state = TrainState.create(params=flat, tx=tx, key=key, model_state=model_state)
+    step = jax.jit(partial(train_step, loss_fn=loss_fn, tx=tx), donate_argnums=0)
+    box = [state]
+
+    def run_ours():
+        box[0], metrics = step(box[0], (x, y))
+        jax.block_until_ready((box[0], metrics))
+
+    t_ours = _median_time(run_ours, repeats, warmup=3)
+
+    # flax + optax: the same model and optimizer, parameters as a tree.
+    fmodel = _flax_mlp(features, dropout)
+    key = jax.random.key(0)  # the first one was donated with the jtricks state
+    variables = fmodel.init({"params": key, "dropout": key}, x, training=False)
+    ftx = optax.adam(1e-3)
+    fstate = (variables["params"], variables["batch_stats"], ftx.init(variables["params"]), key)
+
+    def flax_step(fstate, batch):
+        params, stats, opt_state, key = fstate
+        key, dkey = jax.random.split(key)
+        xb, yb = batch
+
+        def loss(params):
+            logits, updated = fmodel.apply(
+                {"params": params, "batch_stats": stats},
+                xb,
+                training=True,
+                rngs={"dropout": dkey},
+                mutable=["batch_stats"],
+            )
+            return _cross_entropy(logits, yb), updated["batch_stats"]
+
+        (value, stats), grads = jax.value_and_grad(loss, has_aux=True)(params)
+        updates, opt_state = ftx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), stats, opt_state, key), value
+
+    fstep = jax.jit(flax_step, donate_argnums=0)
+    fbox = [fstate]
+
+    def run_theirs():
+        fbox[0], value = fstep(fbox[0], (x, y))
+        jax.block_until_ready((fbox[0], value))
+
+    t_theirs = _median_time(run_theirs, repeats, warmup=3)
+    n_params = int(sum(np.size(leaf) for leaf in jax.tree.leaves(params)))
+    return dict(
+        features=features,
+        batch=batch,
+        params=n_params,
+        leaves=len(jax.tree.leaves(params)),
+        jtricks_ms=1e3 * t_ours,
+        flax_ms=1e3 * t_theirs,
+        ratio=t_ours / t_theirs,
+    )
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _human(n: int) -> str:
+    for unit, div in (("M", 1 << 20), ("K", 1 << 10)):
+        if n >= div and n % div == 0:
+            return f"{n // div}{unit}"
+    return str(n)
+
+
+def format_report(command: str, machine: dict, sections: list[tuple[str, float, list, list]], train) -> str:
+    lines = ["# jtricks benchmarks", "", f"Made by: `{command}`", "", "## Machine", ""]
+    lines += [f"- {k}: {v}" for k, v in machine.items()]
+    for device, copy_bw, steps, compiles in sections:
+        lines += [
+            "",
+            f"## Adam + global-norm clipping, update + apply ({device})",
+            "",
+            f"Copy bandwidth (jitted donated `x + 1`, read + write): **{copy_bw / 1e9:.1f} GB/s**. "
+            "Effective bandwidth counts 7 x 4 bytes per parameter. `jtricks` keeps the "
+            "parameters and the Adam state flat (`jtricks.optim.ravel`) and gets flat "
+            "gradients, as the backward pass of `unravel` produces them; `jtricks (grad tree)` "
+            "starts from a gradient tree and concatenates it inside the step. Ratio = "
+            "jtricks time / optax time (< 1 is faster).",
+            "",
+            "| tree | optax ms | jtricks ms | ratio | jtricks (grad tree) ms | ratio | "
+            "optax % copy bw | jtricks % copy bw | (grad tree) % copy bw |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in steps:
+            lines.append(
+                f"| {r['shape']} | {r['optax_ms']:.2f} | {r['flat_ms']:.2f} | {r['ratio']:.2f} | "
+                f"{r['tree_ms']:.2f} | {r['tree_ratio']:.2f} | {100 * r['optax_bw']:.0f}% | "
+                f"{100 * r['flat_bw']:.0f}% | {100 * r['tree_bw']:.0f}% |"
+            )
+        lines += [
+            "",
+            f"### Compile time of that step ({device})",
+            "",
+            "| leaves | optax s | jtricks s | speed-up | jtricks (grad tree) s | speed-up |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in compiles:
+            lines.append(
+                f"| {r['leaves']} x {_human(r['size'])} | {r['optax_s']:.2f} | {r['flat_s']:.2f} | "
+                f"{r['optax_s'] / r['flat_s']:.0f}x | {r['tree_s']:.2f} | "
+                f"{r['optax_s'] / r['tree_s']:.1f}x |"
+            )
+        for r in steps:
+            lines.append(
+                f"| {r['shape']} (step above) | {r['optax_compile_s']:.2f} | "
+                f"{r['flat_compile_s']:.2f} | {r['optax_compile_s'] / r['flat_compile_s']:.0f}x | "
+                f"{r['tree_compile_s']:.2f} | {r['optax_compile_s'] / r['tree_compile_s']:.1f}x |"
+            )
+    if train is not None:
+        lines += [
+            "",
+            "## Full training step: digits MLP with batch norm and dropout",
+            "",
+            f"MLP {train['features']} (batch norm + dropout 0.1, {train['params']} parameters in "
+            f"{train['leaves']} leaves), batch {train['batch']}, Adam; forward + backward + "
+            "update + apply, state donated.",
+            "",
+            "| jtricks ms | flax + optax ms | ratio |",
+            "|---:|---:|---:|",
+            f"| {train['jtricks_ms']:.3f} | {train['flax_ms']:.3f} | {train['ratio']:.2f} |",
+        ]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _section(device, shapes, compile_counts, compile_size, copy_n, repeats):
+    with jax.default_device(device):
+        _log(f"[bench] copy bandwidth on {device} ...")
+        copy_bw = copy_bandwidth(copy_n, max(repeats, 10))
+        _log(f"[bench] copy bandwidth {copy_bw / 1e9:.1f} GB/s")
+        steps = bench_steps(shapes, repeats, copy_bw)
+        compiles = bench_compile(compile_counts, compile_size)
+    return (f"{device.platform}: {device.device_kind}", copy_bw, steps, compiles)
+
+
+def main(argv=None) -> int:
+    """Runs the benchmarks, prints the tables and writes ``BENCHMARKS.md``.
+
+    Args:
+      argv: command-line arguments (default ``sys.argv[1:]``): ``--quick`` for a
+        tiny smoke run, ``--repeats N``, ``--out PATH`` (``-`` to write nothing).
+
+    Returns:
+      The exit status, 0.
+    """
+    parser = argparse.ArgumentParser(prog="jtricks bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny trees, seconds-long smoke run")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per median")
+    parser.add_argument("--out", default="BENCHMARKS.md", help="report path ('-': none)")
+    parser.add_argument("--no-train", action="store_true", help="skip the training step")
+    args = parser.parse_args(argv)
+    command = "jtricks bench " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    if args.quick:
+        shapes, counts, size, copy_n = QUICK_SHAPES, QUICK_COMPILE, 128, 1 << 16
+        repeats = args.repeats or 2
+        features, batch = (16, 10), 16
+    else:
+        shapes, counts, size, copy_n = FULL_SHAPES, FULL_COMPILE, 1024, 16 << 20
+        repeats = args.repeats or 10
+        features, batch = (256, 256, 10), 128
+
+    machine = describe_machine()
+    sections = [_section(jax.devices("cpu")[0], shapes, counts, size, copy_n, repeats)]
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:
+        gpus = []
+    if gpus:
+        sections.append(_section(gpus[0], shapes, counts, size, copy_n, repeats))
+    train = None
+    if not args.no_train:
+        _log("[bench] training step ...")
+        train = bench_train_step(features, batch, repeats if args.quick else max(repeats, 20))
+    report = format_report(command, machine, sections, train)
+    print(report)
+    if args.out != "-":
+        with open(args.out, "w") as f:
+            f.write(report)
+        _log(f"[bench] wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
