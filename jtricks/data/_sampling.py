@@ -1,0 +1,165 @@
+"""Imbalanced classes: class weights and balanced, over- and under-sampling.
+
+Two remedies from the lesson: penalise errors on the rare classes more (pass
+``class_weights`` to ``jtricks.losses.cross_entropy``), or resample so that every
+class is equally frequent. With the "balanced" weights below, the weighted loss
+on the imbalanced set equals the expected loss on a balanced resampling.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jtricks._validate import check_int, concrete_value
+
+
+def check_labels(labels: ArrayLike, num_classes: int, name: str = "labels") -> None:
+    """Raises ``ValueError`` if concrete integer ``labels`` fall outside ``[0, num_classes)``.
+
+    Traced labels are not checked (see the callers for what happens then).
+    """
+    arr = concrete_value(labels)
+    if arr is None:
+        return
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must be integer class indices, got dtype {arr.dtype}")
+    bad = (arr < 0) | (arr >= num_classes)
+    if bad.any():
+        values = np.unique(arr[bad])
+        shown = ", ".join(map(str, values[:10].tolist())) + (" ..." if values.size > 10 else "")
+        raise ValueError(
+            f"{name} contain {int(bad.sum())} value(s) outside [0, {num_classes}) "
+            f"(num_classes={num_classes}): {shown}"
+        )
+
+
+def _counts(labels: jax.Array, num_classes: int) -> jax.Array:
+    return jnp.bincount(labels.reshape(-1), length=num_classes)
+
+
+def class_weights(labels: ArrayLike, num_classes: int) -> jax.Array:
+    """Balanced class weights ``w_c = n / (num_classes * n_c)``.
+
+    The same rule as scikit-learn's ``class_weight="balanced"``: a class twice as
+    rare weighs twice as much, and the weights average to 1 over the examples
+    (``sum_i w[y_i] = n``). Classes absent from ``labels`` get weight 0 (not inf).
+    Works under ``jit``.
+
+    Args:
+      labels: integer class indices, any shape.
+      num_classes: the number of classes.
+
+    Returns:
+      float32 array of shape ``(num_classes,)``.
+
+    Raises:
+      ValueError: if concrete labels fall outside ``[0, num_classes)``.
+
+    Example:
+      >>> w = class_weights(y_train, 10)
+      >>> loss = jtricks.losses.cross_entropy(logits, y, class_weights=w)
+    """
+    num_classes = check_int("num_classes", num_classes, lo=1)
+    check_labels(labels, num_classes)
+    labels = jnp.asarray(labels)
+    counts = _counts(labels, num_classes).astype(jnp.float32)
+    n = jnp.float32(labels.size)
+    return jnp.where(counts > 0, n / (num_classes * jnp.maximum(counts, 1)), 0.0)
+
+
+def balanced_sample(
+    key: jax.Array, labels: ArrayLike, num_classes: int, num_samples: int
+) -> jax.Array:
+    """Draws example indices so that every present class is equally likely.
+
+    Each draw picks a class uniformly among the classes present, then an example
+    of that class uniformly (with replacement): example ``i`` has probability
+    ``w[y_i] / n`` with ``w = class_weights(labels, num_classes)``. Works under ``jit``
+    (``num_samples`` static).
+
+    Args:
+      key: a PRNG key.
+      labels: integer class indices of shape ``(n,)``.
+      num_classes: the number of classes.
+      num_samples: how many indices to draw.
+
+    Returns:
+      int32 indices of shape ``(num_samples,)``.
+
+    Example:
+      >>> idx = balanced_sample(key, y_train, 10, batch_size)
+      >>> batch = x_train[idx], y_train[idx]
+    """
+    num_samples = check_int("num_samples", num_samples, lo=0)
+    labels = jnp.asarray(labels)
+    w = class_weights(labels, num_classes)[labels]
+    idx = jax.random.choice(key, labels.shape[0], (num_samples,), p=w / jnp.sum(w))
+    return idx.astype(jnp.int32)
+
+
+def _per_class(key, labels, num_classes, target_fn, replace_fn):
+    check_labels(labels, num_classes)
+    labels = np.asarray(labels)
+    counts = np.bincount(labels, minlength=num_classes)
+    present = np.flatnonzero(counts)
+    target = target_fn(counts[present])
+    keys = jax.random.split(key, num_classes + 1)
+    out = []
+    for c in present:
+        members = np.flatnonzero(labels == c)
+        out.append(replace_fn(keys[c], members, target))
+    idx = np.concatenate(out)
+    return jnp.asarray(np.asarray(jax.random.permutation(keys[-1], idx)), dtype=jnp.int32)
+
+
+def oversample(key: jax.Array, labels: ArrayLike, num_classes: int) -> jax.Array:
+    """Indices that repeat the rarer classes up to the size of the largest class.
+
+    Every example is kept once; each smaller class is topped up with examples drawn
+    from it with replacement. Combine with augmentation so the repeats differ.
+
+    Args:
+      key: a PRNG key.
+      labels: integer class indices of shape ``(n,)`` (concrete: the output size
+        depends on the class counts).
+      num_classes: the number of classes.
+
+    Returns:
+      Shuffled int32 indices with ``max_count`` examples of every present class.
+
+    Example:
+      >>> idx = oversample(key, y_train, 10); x_bal, y_bal = x_train[idx], y_train[idx]
+    """
+    num_classes = check_int("num_classes", num_classes, lo=1)
+
+    def top_up(k, members, target):
+        extra = jax.random.choice(k, members.size, (target - members.size,), replace=True)
+        return np.concatenate([members, members[np.asarray(extra)]])
+
+    return _per_class(key, labels, num_classes, np.max, top_up)
+
+
+def undersample(key: jax.Array, labels: ArrayLike, num_classes: int) -> jax.Array:
+    """Indices that keep a random subset of each class, the size of the smallest class.
+
+    Args:
+      key: a PRNG key.
+      labels: integer class indices of shape ``(n,)`` (concrete).
+      num_classes: the number of classes.
+
+    Returns:
+      Shuffled int32 indices with ``min_count`` examples of every present class,
+      drawn without replacement.
+
+    Example:
+      >>> idx = undersample(key, y_train, 10)
+    """
+    num_classes = check_int("num_classes", num_classes, lo=1)
+
+    def subset(k, members, target):
+        return members[np.asarray(jax.random.permutation(k, members.size))[:target]]
+
+    return _per_class(key, labels, num_classes, np.min, subset)
