@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -271,23 +272,30 @@ def signal_propagation(
     batch_size = check_int("batch_size", batch_size, lo=2)
     key = jax.random.PRNGKey(0) if key is None else key
     k_w, k_x, k_g = jax.random.split(key, 3)
-    weights = [initializer(k, (width, width), dtype) for k in jax.random.split(k_w, depth)]
+    dtype = jnp.dtype(dtype)
+    weights = jax.vmap(lambda k: initializer(k, (width, width), dtype))(jax.random.split(k_w, depth))
     x = jax.random.normal(k_x, (batch_size, width), dtype)
+    g = jax.random.normal(k_g, (batch_size, width), dtype)
+    return _propagate(weights, x, g, activation)
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _propagate(weights, x, g, activation):
+    """Forward through the stacked square layers, backward from the output gradient ``g``."""
 
     def forward(perturbations):
-        h, zs, hs = x, [], []
-        for w, p in zip(weights, perturbations):
+        def layer(h, inputs):
+            w, p = inputs
             z = h @ w
-            h = activation(z) + p
-            zs.append(z)
-            hs.append(h)
-        return h, (zs, hs)
+            h = activation(z) + p  # p = 0: its gradient is dL/dh
+            return h, (z, h)
 
-    zeros = [jnp.zeros((batch_size, width), dtype) for _ in range(depth)]
-    out, vjp, (zs, hs) = jax.vjp(forward, zeros, has_aux=True)
-    (grads,) = vjp(jax.random.normal(k_g, out.shape, out.dtype))
+        return jax.lax.scan(layer, x, (weights, perturbations))
 
-    def stds(arrays):
-        return jnp.stack([jnp.std(_f32(a)) for a in arrays])
+    _, vjp, (zs, hs) = jax.vjp(forward, jnp.zeros(weights.shape[:1] + x.shape, x.dtype), has_aux=True)
+    (grads,) = vjp(g)
+
+    def stds(a):
+        return jnp.std(_f32(a), axis=(1, 2))
 
     return SignalPropagation(stds(zs), stds(hs), stds(grads))
