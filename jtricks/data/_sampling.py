@@ -100,19 +100,24 @@ def balanced_sample(
     return idx.astype(jnp.int32)
 
 
-def _per_class(key, labels, num_classes, target_fn, replace_fn):
+def _host_rng(key: jax.Array) -> np.random.Generator:
+    """A NumPy generator seeded by the key: keyed and reproducible, without one XLA
+    compilation per class size (the output sizes here depend on the data anyway)."""
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.random.default_rng(np.asarray(key).astype(np.uint64).ravel().tolist())
+
+
+def _per_class(key, labels, num_classes, target_fn, resample):
     check_labels(labels, num_classes)
     labels = np.asarray(labels)
     counts = np.bincount(labels, minlength=num_classes)
-    present = np.flatnonzero(counts)
-    target = target_fn(counts[present])
-    keys = jax.random.split(key, num_classes + 1)
-    out = []
-    for c in present:
-        members = np.flatnonzero(labels == c)
-        out.append(replace_fn(keys[c], members, target))
-    idx = np.concatenate(out)
-    return jnp.asarray(np.asarray(jax.random.permutation(keys[-1], idx)), dtype=jnp.int32)
+    target = target_fn(counts[counts > 0])
+    rng = _host_rng(key)
+    idx = np.concatenate([resample(rng, np.flatnonzero(labels == c), target)
+                          for c in np.flatnonzero(counts)])
+    return jnp.asarray(rng.permutation(idx), dtype=jnp.int32)
 
 
 def oversample(key: jax.Array, labels: ArrayLike, num_classes: int) -> jax.Array:
@@ -135,9 +140,8 @@ def oversample(key: jax.Array, labels: ArrayLike, num_classes: int) -> jax.Array
     """
     num_classes = check_int("num_classes", num_classes, lo=1)
 
-    def top_up(k, members, target):
-        extra = jax.random.choice(k, members.size, (target - members.size,), replace=True)
-        return np.concatenate([members, members[np.asarray(extra)]])
+    def top_up(rng, members, target):
+        return np.concatenate([members, rng.choice(members, target - members.size, replace=True)])
 
     return _per_class(key, labels, num_classes, np.max, top_up)
 
@@ -159,7 +163,7 @@ def undersample(key: jax.Array, labels: ArrayLike, num_classes: int) -> jax.Arra
     """
     num_classes = check_int("num_classes", num_classes, lo=1)
 
-    def subset(k, members, target):
-        return members[np.asarray(jax.random.permutation(k, members.size))[:target]]
+    def subset(rng, members, target):
+        return rng.choice(members, target, replace=False)
 
     return _per_class(key, labels, num_classes, np.min, subset)
