@@ -94,6 +94,11 @@ def gradient_health(
     """
     check_positive("explode_threshold", explode_threshold)
     check_positive("vanish_threshold", vanish_threshold)
+    return _gradient_health(grads, explode_threshold, vanish_threshold)
+
+
+@jax.jit
+def _gradient_health(grads, explode_threshold, vanish_threshold) -> GradientHealth:
     layer_sq = jax.tree.map(lambda g: jnp.sum(jnp.square(_f32(g))), grads)
     sq = jax.tree.leaves(layer_sq)
     global_norm = jnp.sqrt(sum(sq, jnp.zeros((), jnp.float32)))
@@ -127,9 +132,13 @@ def dead_fraction(activations: ArrayLike) -> jax.Array:
     Example:
       >>> dead_fraction(jax.nn.relu(x @ w))
     """
-    a = jnp.asarray(activations)
-    dead = jnp.all(a.reshape(-1, a.shape[-1]) <= 0, axis=0)
-    return jnp.mean(dead, dtype=jnp.float32)
+    return _dead_fraction(jnp.asarray(activations) <= 0)
+
+
+@jax.jit
+def _dead_fraction(flat: jax.Array) -> jax.Array:
+    """Fraction of units (last axis) flat for every example."""
+    return jnp.mean(jnp.all(flat.reshape(-1, flat.shape[-1]), axis=0), dtype=jnp.float32)
 
 
 _FLAT = {
@@ -160,6 +169,11 @@ def saturated_fraction(activations: ArrayLike, activation: str = "tanh", margin:
     """
     check_choice("activation", activation, tuple(_FLAT))
     check_unit_interval("margin", margin)
+    return _saturated(activations, activation, margin)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _saturated(activations, activation: str, margin) -> jax.Array:
     distance = _FLAT[activation](_f32(activations))
     return jnp.mean(distance < margin, dtype=jnp.float32)
 
@@ -194,17 +208,18 @@ def activation_health(activations: Any, activation: str = "relu", margin: float 
       >>> health = activation_health({"h1": h1, "h2": h2}, "relu")
     """
     check_choice("activation", activation, ("relu", *_FLAT))
+    check_unit_interval("margin", margin)
+    return _activation_health(activations, activation, margin)
 
+
+@functools.partial(jax.jit, static_argnums=1)
+def _activation_health(activations, activation: str, margin) -> ActivationHealth:
     def flat(a):
         a = _f32(a)
         return a <= 0 if activation == "relu" else _FLAT[activation](a) < margin
 
-    def dead(a):
-        f = flat(a)
-        return jnp.mean(jnp.all(f.reshape(-1, f.shape[-1]), axis=0), dtype=jnp.float32)
-
     return ActivationHealth(
-        jax.tree.map(dead, activations),
+        jax.tree.map(lambda a: _dead_fraction(flat(a)), activations),
         jax.tree.map(lambda a: jnp.mean(flat(a), dtype=jnp.float32), activations),
     )
 
@@ -271,9 +286,12 @@ def signal_propagation(
     width = check_int("width", width, lo=1)
     batch_size = check_int("batch_size", batch_size, lo=2)
     key = jax.random.PRNGKey(0) if key is None else key
-    k_w, k_x, k_g = jax.random.split(key, 3)
     dtype = jnp.dtype(dtype)
-    weights = jax.vmap(lambda k: initializer(k, (width, width), dtype))(jax.random.split(k_w, depth))
+    k_w, k_x, k_g = jax.random.split(key, 3)
+    # Eager calls: the initializer's random draws compile once per shape and are
+    # reused by every initializer, whereas a jit over the initializer would
+    # recompile the PRNG for each new initializer object.
+    weights = jnp.stack([initializer(k, (width, width), dtype) for k in jax.random.split(k_w, depth)])
     x = jax.random.normal(k_x, (batch_size, width), dtype)
     g = jax.random.normal(k_g, (batch_size, width), dtype)
     return _propagate(weights, x, g, activation)

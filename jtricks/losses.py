@@ -52,6 +52,18 @@ def cross_entropy(
             f"shape {logits.shape} (labels are class indices, not one-hot)"
         )
     check_labels(labels, num_classes)
+    if class_weights is not None:
+        class_weights = jnp.asarray(class_weights)
+        if class_weights.shape != (num_classes,):
+            raise ValueError(
+                f"class_weights has shape {class_weights.shape}, expected ({num_classes},)"
+            )
+    return _cross_entropy(logits, labels, class_weights)
+
+
+@jax.jit
+def _cross_entropy(logits, labels, class_weights):
+    num_classes = logits.shape[-1]
     dtype = jnp.promote_types(logits.dtype, jnp.float32)
     log_probs = jax.nn.log_softmax(logits.astype(dtype), axis=-1)
     valid = (labels >= 0) & (labels < num_classes)
@@ -60,10 +72,7 @@ def cross_entropy(
     nll = jnp.where(valid, nll, jnp.nan)
     if class_weights is None:
         return jnp.mean(nll)
-    w = jnp.asarray(class_weights, dtype)
-    if w.shape != (num_classes,):
-        raise ValueError(f"class_weights has shape {w.shape}, expected ({num_classes},)")
-    wi = w[safe]
+    wi = class_weights.astype(dtype)[safe]
     return jnp.sum(wi * nll) / jnp.sum(wi)
 
 

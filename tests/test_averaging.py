@@ -71,9 +71,9 @@ def test_bad_decay():
 
 
 def test_ensemble_predict_averages_probabilities():
-    keys = jax.random.split(jax.random.PRNGKey(0), 4)
-    stacked = jax.vmap(lambda k: jax.random.normal(k, (5, 3)))(keys)
-    x = jax.random.normal(jax.random.PRNGKey(1), (7, 5))
+    rng = np.random.default_rng(0)
+    stacked = jnp.asarray(rng.normal(size=(4, 5, 3)), jnp.float32)  # 4 models
+    x = jnp.asarray(rng.normal(size=(7, 5)), jnp.float32)
     apply_fn = lambda w, x: x @ w  # noqa: E731
     probs = jax.jit(ensemble_predict, static_argnums=0)(apply_fn, stacked, x)
     logits = np.einsum("nd,mdk->mnk", np.asarray(x, np.float64), np.asarray(stacked, np.float64))

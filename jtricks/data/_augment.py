@@ -15,6 +15,8 @@ Hyperparameters may be traced, so a sweep can ``vmap`` over them.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.scipy.ndimage import map_coordinates
@@ -41,7 +43,7 @@ def affine_transform(
       matrix: the 2x2 map from output to input coordinates (inverse transform).
       offset: shift of the content in pixels ``(dy, dx)``.
       mode: boundary mode of ``map_coordinates``.
-      cval: fill value for ``mode="constant"``.
+      cval: fill value for ``mode="constant"`` (a Python number).
 
     Returns:
       The transformed image, same shape and dtype.
@@ -52,11 +54,16 @@ def affine_transform(
             f"image has shape {image.shape}; expected one image (H, W) or (H, W, C) — "
             "vmap over a batch with one key per example"
         )
+    return _affine(image, jnp.asarray(matrix), jnp.asarray(offset), mode, float(cval))
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _affine(image, matrix, offset, mode, cval):
     h, w = image.shape[:2]
     dtype = image.dtype
     work = jnp.promote_types(dtype, jnp.float32) if jnp.issubdtype(dtype, jnp.floating) else jnp.float32
-    matrix = jnp.asarray(matrix, work)
-    offset = jnp.asarray(offset, work)
+    matrix = matrix.astype(work)
+    offset = offset.astype(work)
     centre = jnp.array([(h - 1) / 2.0, (w - 1) / 2.0], work)
     rows, cols = jnp.meshgrid(jnp.arange(h, dtype=work), jnp.arange(w, dtype=work), indexing="ij")
     out = jnp.stack([rows.ravel(), cols.ravel()])  # (2, H*W)

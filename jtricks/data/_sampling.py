@@ -8,6 +8,8 @@ on the imbalanced set equals the expected loss on a balanced resampling.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,10 +38,6 @@ def check_labels(labels: ArrayLike, num_classes: int, name: str = "labels") -> N
         )
 
 
-def _counts(labels: jax.Array, num_classes: int) -> jax.Array:
-    return jnp.bincount(labels.reshape(-1), length=num_classes)
-
-
 def class_weights(labels: ArrayLike, num_classes: int) -> jax.Array:
     """Balanced class weights ``w_c = n / (num_classes * n_c)``.
 
@@ -64,8 +62,12 @@ def class_weights(labels: ArrayLike, num_classes: int) -> jax.Array:
     """
     num_classes = check_int("num_classes", num_classes, lo=1)
     check_labels(labels, num_classes)
-    labels = jnp.asarray(labels)
-    counts = _counts(labels, num_classes).astype(jnp.float32)
+    return _class_weights(jnp.asarray(labels), num_classes)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _class_weights(labels: jax.Array, num_classes: int) -> jax.Array:
+    counts = jnp.bincount(labels.reshape(-1), length=num_classes).astype(jnp.float32)
     n = jnp.float32(labels.size)
     return jnp.where(counts > 0, n / (num_classes * jnp.maximum(counts, 1)), 0.0)
 
@@ -94,8 +96,14 @@ def balanced_sample(
       >>> batch = x_train[idx], y_train[idx]
     """
     num_samples = check_int("num_samples", num_samples, lo=0)
-    labels = jnp.asarray(labels)
-    w = class_weights(labels, num_classes)[labels]
+    num_classes = check_int("num_classes", num_classes, lo=1)
+    check_labels(labels, num_classes)
+    return _balanced_sample(key, jnp.asarray(labels), num_classes, num_samples)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _balanced_sample(key, labels, num_classes, num_samples):
+    w = _class_weights(labels, num_classes)[labels]
     idx = jax.random.choice(key, labels.shape[0], (num_samples,), p=w / jnp.sum(w))
     return idx.astype(jnp.int32)
 
