@@ -86,6 +86,13 @@ def test_digits_per_pixel_raises_but_global_works():
     assert float(scaled.min()) == -1.0 and float(scaled.max()) == 1.0
 
 
+def test_non_finite_training_data():
+    data = _data()
+    data[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        jd.standardize(data)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="feature_range"):
         jd.minmax_scale(_data(), (1.0, 1.0))

@@ -54,6 +54,10 @@ def _check_nonzero(name: str, spread: jax.Array, axis, what: str) -> None:
     arr = concrete_value(spread)
     if arr is None:
         return
+    if not np.isfinite(arr).all():
+        raise ValueError(
+            f"{name}: the training data contains NaN or inf, so its statistics are not finite"
+        )
     bad = ~(arr > 0)
     if not bad.any():
         return
