@@ -50,3 +50,10 @@ def test_bad_arguments():
         jd.random_zoom(jax.random.PRNGKey(0), IMAGE, (1.2, 0.8))
     with pytest.raises(ValueError, match="one image"):
         jd.random_shift(jax.random.PRNGKey(0), jnp.stack([IMAGE] * 2))
+
+
+def test_traced_hyperparameter_sweep():
+    key = jax.random.PRNGKey(3)
+    out = jax.jit(jax.vmap(lambda m: jd.random_shift(key, IMAGE, m)))(jnp.array([0.0, 2.0]))
+    np.testing.assert_allclose(out[0], IMAGE, atol=1e-6)  # max_shift 0: unchanged
+    assert not np.allclose(out[1], IMAGE)
