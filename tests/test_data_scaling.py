@@ -73,14 +73,14 @@ def test_zero_range_raises(fit):
         fit(np.full((5, 3), 0.1, np.float32))
     data = _data()
     data[:, 2] = 7.0
-    with pytest.raises(ValueError, match=r"1 feature\(s\).*\(0, 2\)"):
+    with pytest.raises(ValueError, match=r"1 feature\(s\).*index \(2,\) "):
         fit(data, axis=0)
     fit(data)  # global statistics are fine
 
 
 def test_digits_per_pixel_raises_but_global_works():
     images, _ = jd.load_digits()
-    with pytest.raises(ValueError, match="zero range"):
+    with pytest.raises(ValueError, match=r"zero range.*\(0, 0, 0\), \(4, 0, 0\)"):
         jd.minmax_scale(images, axis=0)
     scaled = jd.minmax_scale(images)(images)
     assert float(scaled.min()) == -1.0 and float(scaled.max()) == 1.0

@@ -49,11 +49,13 @@ def _normalise_axis(axis, ndim: int):
     return tuple(out)
 
 
-def _check_nonzero(name: str, spread: jax.Array, axis, what: str) -> None:
+def _check_nonzero(name: str, spread: jax.Array, axis, axes, what: str) -> None:
     """Raises if a concrete ``spread`` (range or std) is zero anywhere."""
     arr = concrete_value(spread)
     if arr is None:
         return
+    if axes is not None:
+        arr = arr.squeeze(axis=axes)  # index features by the axes that were kept
     if not np.isfinite(arr).all():
         raise ValueError(
             f"{name}: the training data contains NaN or inf, so its statistics are not finite"
@@ -70,7 +72,7 @@ def _check_nonzero(name: str, spread: jax.Array, axis, what: str) -> None:
     shown = ", ".join(map(str, where[:10])) + (" ..." if len(where) > 10 else "")
     raise ValueError(
         f"{name}: {len(where)} feature(s) have zero {what} in the training data (axis={axis}), "
-        f"at index {shown} (indices into the statistics of shape {arr.shape}); scaling them "
+        f"at index {shown} (of the feature shape {arr.shape}); scaling them "
         "would divide by zero. Use axis=None for global statistics, or drop those features"
     )
 
@@ -177,7 +179,7 @@ def minmax_scale(
     x = train.astype(dtype)
     data_min = jnp.min(x, axis=axes, keepdims=axes is not None)
     data_max = jnp.max(x, axis=axes, keepdims=axes is not None)
-    _check_nonzero("minmax_scale", data_max - data_min, axis, "range (max == min)")
+    _check_nonzero("minmax_scale", data_max - data_min, axis, axes, "range (max == min)")
     return MinMaxScaler(data_min, data_max, jnp.asarray(low, dtype), jnp.asarray(high, dtype))
 
 
@@ -218,6 +220,6 @@ def standardize(
     span = jnp.max(x, axis=axes, keepdims=axes is not None) - jnp.min(
         x, axis=axes, keepdims=axes is not None
     )
-    _check_nonzero("standardize", span, axis, "standard deviation (max == min)")
+    _check_nonzero("standardize", span, axis, axes, "standard deviation (max == min)")
     std = jnp.where(span > 0, std, 0)
     return StandardScaler(mean, std)
