@@ -77,7 +77,14 @@ def _cross_entropy(logits, labels, class_weights):
 
 
 def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
-    """Fraction of examples whose largest logit is the label (float32 scalar).
+    """Fraction of examples whose largest logit is the label.
+
+    Args:
+      logits: ``(..., num_classes)`` scores.
+      labels: integer class indices of shape ``logits.shape[:-1]``.
+
+    Returns:
+      A float32 scalar in ``[0, 1]``.
 
     Example:
       >>> acc = accuracy(model_logits, y)

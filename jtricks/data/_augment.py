@@ -47,6 +47,12 @@ def affine_transform(
 
     Returns:
       The transformed image, same shape and dtype.
+
+    Raises:
+      ValueError: if ``image`` is not one 2-d or 3-d image.
+
+    Example:
+      >>> flipped = affine_transform(image, jnp.array([[1.0, 0.0], [0.0, -1.0]]))  # mirror
     """
     image = jnp.asarray(image)
     if image.ndim not in (2, 3):

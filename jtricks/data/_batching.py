@@ -25,7 +25,20 @@ def _num_examples(data: Any) -> int:
 
 
 def num_batches(n: int, batch_size: int, *, drop_last: bool = False) -> int:
-    """The number of batches ``batches`` yields for ``n`` examples."""
+    """The number of batches ``batches`` yields for ``n`` examples.
+
+    Args:
+      n: the number of examples.
+      batch_size: examples per batch.
+      drop_last: whether the final, smaller batch is dropped.
+
+    Returns:
+      ``n // batch_size`` with ``drop_last``, else ``ceil(n / batch_size)``.
+
+    Example:
+      >>> num_batches(10, 4), num_batches(10, 4, drop_last=True)
+      (3, 2)
+    """
     n = check_int("n", n, lo=0)
     batch_size = check_int("batch_size", batch_size, lo=1)
     return n // batch_size if drop_last else -(-n // batch_size)

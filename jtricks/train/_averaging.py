@@ -53,6 +53,13 @@ def _init(params: Any) -> AveragingState:
 def params_like(average: Any, params: Any) -> Any:
     """Casts averaged parameters back to the dtypes of ``params``.
 
+    Args:
+      average: the averaged parameters (``state.average``).
+      params: parameters with the wanted dtypes.
+
+    Returns:
+      ``average`` with every leaf cast to the dtype of the matching leaf of ``params``.
+
     Example:
       >>> eval_params = params_like(ema_state.average, state.params)
     """
