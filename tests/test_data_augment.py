@@ -20,11 +20,16 @@ def test_rotate_90_degrees_and_zoom_identity():
     np.testing.assert_allclose(rot[..., 0], np.rot90(IMAGE[..., 0], -1), atol=1e-5)
     np.testing.assert_allclose(jd.random_zoom(jax.random.PRNGKey(0), IMAGE, (1.0, 1.0)), IMAGE, atol=1e-6)
     np.testing.assert_allclose(jd.random_rotate(jax.random.PRNGKey(0), IMAGE, 0.0), IMAGE, atol=1e-6)
+    np.testing.assert_allclose(jd.random_affine(jax.random.PRNGKey(0), IMAGE), IMAGE, atol=1e-6)
+
+
+def _all_three(key, image, _):
+    return jd.random_affine(key, image, max_shift=1.0, max_degrees=10.0, zoom_range=(0.9, 1.1))
 
 
 @pytest.mark.parametrize(
     "fn, arg",
-    [(jd.random_shift, 1.5), (jd.random_rotate, 20.0), (jd.random_zoom, (0.8, 1.2))],
+    [(jd.random_shift, 1.5), (jd.random_rotate, 20.0), (jd.random_zoom, (0.8, 1.2)), (_all_three, None)],
 )
 def test_vmap_per_example_keys(fn, arg):
     images = jnp.stack([IMAGE] * 4)

@@ -3,6 +3,7 @@ classes, keyed augmentation, batching, and the datasets (the embedded digits and
 MNIST IDX files)."""
 
 from ._augment import affine_transform as affine_transform
+from ._augment import random_affine as random_affine
 from ._augment import random_rotate as random_rotate
 from ._augment import random_shift as random_shift
 from ._augment import random_zoom as random_zoom
@@ -34,6 +35,7 @@ __all__ = [
     "load_mnist_idx",
     "num_batches",
     "oversample",
+    "random_affine",
     "random_rotate",
     "random_shift",
     "random_zoom",
