@@ -88,6 +88,7 @@ def gradient_penalty(
     Args:
       fn: maps the batch ``x`` of shape ``(n, ...)`` to per-example scalars ``(n,)``
         (e.g. the per-example loss, or one logit), with the parameters closed over.
+        Not the mean loss: that would scale every input gradient by ``1/n``.
       x: the input batch.
       target: the desired gradient norm (may be traced).
 

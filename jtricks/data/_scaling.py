@@ -152,6 +152,7 @@ def minmax_scale(
       feature_range: ``(low, high)`` with ``low < high``.
       axis: axes reduced to compute the statistics. ``None`` (default): one global
         minimum and maximum. ``0``: per-feature statistics over the examples.
+        ``(0, 1, 2)`` on NHWC images: per-channel statistics.
 
     Returns:
       A fitted ``MinMaxScaler``; call it on any array: ``scaler(x_test)``.
