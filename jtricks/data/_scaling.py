@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -97,12 +99,7 @@ class MinMaxScaler(NamedTuple):
 
     def __call__(self, x: ArrayLike) -> jax.Array:
         """Scales ``x`` with the training statistics (floating dtypes are kept)."""
-        x = jnp.asarray(x)
-        dtype = _out_dtype(x)
-        span = self.data_max - self.data_min
-        span = jnp.where(span > 0, span, 1)  # only reachable with traced statistics
-        y = self.low + (x.astype(span.dtype) - self.data_min) * ((self.high - self.low) / span)
-        return y.astype(dtype)
+        return _minmax_apply(self, jnp.asarray(x))
 
     def inverse(self, y: ArrayLike) -> jax.Array:
         """Maps scaled values back to the original units."""
@@ -125,14 +122,45 @@ class StandardScaler(NamedTuple):
 
     def __call__(self, x: ArrayLike) -> jax.Array:
         """Standardises ``x`` with the training statistics (floating dtypes are kept)."""
-        x = jnp.asarray(x)
-        std = jnp.where(self.std > 0, self.std, 1)  # only reachable with traced statistics
-        return ((x.astype(std.dtype) - self.mean) / std).astype(_out_dtype(x))
+        return _standard_apply(self, jnp.asarray(x))
 
     def inverse(self, y: ArrayLike) -> jax.Array:
         """Maps standardised values back to the original units."""
         y = jnp.asarray(y)
         return (y.astype(self.std.dtype) * self.std + self.mean).astype(_out_dtype(y))
+
+
+@jax.jit
+def _minmax_apply(scaler: MinMaxScaler, x: jax.Array) -> jax.Array:
+    span = scaler.data_max - scaler.data_min
+    span = jnp.where(span > 0, span, 1)  # only reachable with traced statistics
+    y = scaler.low + (x.astype(span.dtype) - scaler.data_min) * ((scaler.high - scaler.low) / span)
+    return y.astype(_out_dtype(x))
+
+
+@jax.jit
+def _standard_apply(scaler: StandardScaler, x: jax.Array) -> jax.Array:
+    std = jnp.where(scaler.std > 0, scaler.std, 1)  # only reachable with traced statistics
+    return ((x.astype(std.dtype) - scaler.mean) / std).astype(_out_dtype(x))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _range_stats(train: jax.Array, axes):
+    x = train.astype(_stat_dtype(train.dtype))
+    keep = axes is not None
+    return jnp.min(x, axis=axes, keepdims=keep), jnp.max(x, axis=axes, keepdims=keep)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _moment_stats(train: jax.Array, axes):
+    x = train.astype(_stat_dtype(train.dtype))
+    keep = axes is not None
+    mean = jnp.mean(x, axis=axes, keepdims=keep)
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=keep)
+    # Exact zero test on the range: a constant feature can get a rounding-noise std.
+    span = jnp.max(x, axis=axes, keepdims=keep) - jnp.min(x, axis=axes, keepdims=keep)
+    std = jnp.where(span > 0, jnp.sqrt(jnp.maximum(var, 0)), 0)
+    return mean, std, span
 
 
 def minmax_scale(
@@ -177,9 +205,7 @@ def minmax_scale(
     train = jnp.asarray(train)
     dtype = _stat_dtype(train.dtype)
     axes = _normalise_axis(axis, train.ndim)
-    x = train.astype(dtype)
-    data_min = jnp.min(x, axis=axes, keepdims=axes is not None)
-    data_max = jnp.max(x, axis=axes, keepdims=axes is not None)
+    data_min, data_max = _range_stats(train, axes)
     _check_nonzero("minmax_scale", data_max - data_min, axis, axes, "range (max == min)")
     return MinMaxScaler(data_min, data_max, jnp.asarray(low, dtype), jnp.asarray(high, dtype))
 
@@ -211,16 +237,7 @@ def standardize(
       >>> x_val = scaler(x[val_idx])
     """
     train = jnp.asarray(train)
-    dtype = _stat_dtype(train.dtype)
     axes = _normalise_axis(axis, train.ndim)
-    x = train.astype(dtype)
-    mean = jnp.mean(x, axis=axes, keepdims=axes is not None)
-    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=axes is not None)
-    std = jnp.sqrt(jnp.maximum(var, 0))
-    # Exact test on the range: a constant feature can get a rounding-noise std.
-    span = jnp.max(x, axis=axes, keepdims=axes is not None) - jnp.min(
-        x, axis=axes, keepdims=axes is not None
-    )
+    mean, std, span = _moment_stats(train, axes)
     _check_nonzero("standardize", span, axis, axes, "standard deviation (max == min)")
-    std = jnp.where(span > 0, std, 0)
     return StandardScaler(mean, std)
