@@ -281,7 +281,7 @@ def signal_propagation(
       https://arxiv.org/abs/1502.01852, 2015.
 
     Example:
-      >>> sp = signal_propagation(jax.nn.initializers.he_normal(), jax.nn.relu, 20, 256)
+      >>> sp = signal_propagation(jtricks.init.he_normal(), jax.nn.relu, 20, 256)
       >>> sp.activation_std[-1] / sp.activation_std[0]   # about 1
     """
     depth = check_int("depth", depth, lo=1)

@@ -5,9 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jtricks.init
 from jtricks import diagnose
 
-INIT = jax.nn.initializers
+INIT = jtricks.init
 
 
 def test_all_is_complete():
