@@ -42,9 +42,10 @@ def class_weights(labels: ArrayLike, num_classes: int) -> jax.Array:
     """Balanced class weights ``w_c = n / (num_classes * n_c)``.
 
     The same rule as scikit-learn's ``class_weight="balanced"``: a class twice as
-    rare weighs twice as much, and the weights average to 1 over the examples
-    (``sum_i w[y_i] = n``). Classes absent from ``labels`` get weight 0 (not inf).
-    Works under ``jit``.
+    rare weighs twice as much, and when every class is present the weights
+    average to 1 over the examples (``sum_i w[y_i] = n``). Classes absent from
+    ``labels`` get weight 0 (not inf). Works under ``jit`` (traced labels cannot
+    be checked; out-of-range ones are then left out of the counts).
 
     Args:
       labels: integer class indices, any shape.
