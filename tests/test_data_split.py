@@ -3,8 +3,11 @@
 import jax
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import jtricks.data as jd
+from jtricks.data._split import _part_sizes, _stratified_table
 
 KEY = jax.random.PRNGKey(0)
 
@@ -74,3 +77,20 @@ def test_stratified_class_too_small():
         jd.split(KEY, labels.size, stratify=labels)
     with pytest.raises(ValueError, match="shape"):
         jd.split(KEY, 10, stratify=labels)
+
+
+@given(
+    counts=st.lists(st.integers(1, 300), min_size=1, max_size=8),
+    raw=st.lists(st.integers(0, 10), min_size=1, max_size=4).filter(lambda r: sum(r) > 0),
+)
+def test_stratified_table_property(counts, raw):
+    # pure NumPy part of the stratified split: row sums are the class counts,
+    # column sums the unstratified part sizes, cells close to count * fraction
+    counts = np.asarray(counts)
+    f = np.asarray(raw, np.float64) / sum(raw)
+    totals = _part_sizes(int(counts.sum()), f)
+    table = _stratified_table(counts, f, totals)
+    np.testing.assert_array_equal(table.sum(axis=1), counts)
+    np.testing.assert_array_equal(table.sum(axis=0), totals)
+    assert (table >= 0).all()
+    assert np.abs(table - counts[:, None] * f).max() < 2
