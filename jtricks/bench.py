@@ -69,15 +69,29 @@ def _compile(fn, *args):
     return compiled, time.perf_counter() - t0
 
 
-def _time_step(compiled, params, state, grads, repeats: int) -> float:
-    """Median seconds of ``params, state = compiled(params, state, grads)``."""
+def _interleaved_medians(runs: dict, repeats: int, warmup: int = 2) -> dict:
+    """Median seconds of each of ``runs``, timed in turn so that load drifts hit all alike."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _stepper(compiled, params, state, grads):
+    """A closure running ``params, state = compiled(params, state, grads)`` to completion."""
     carry = [params, state]
 
     def run():
         carry[0], carry[1] = compiled(carry[0], carry[1], grads)
         jax.block_until_ready(carry)
 
-    return _median_time(run, repeats)
+    return run
 
 
 def describe_machine() -> dict:
@@ -111,8 +125,8 @@ def describe_machine() -> dict:
     return info
 
 
-def copy_bandwidth(n: int, repeats: int) -> float:
-    """Bytes per second of a jitted in-place ``x + 1`` on ``n`` float32 (read + write)."""
+def _copy_runner(n: int):
+    """A closure running a jitted in-place ``x + 1`` on ``n`` float32 (reads and writes 8n bytes)."""
     f = jax.jit(lambda x: x + 1.0, donate_argnums=0)
     box = [jnp.zeros((n,), jnp.float32)]
 
@@ -120,7 +134,12 @@ def copy_bandwidth(n: int, repeats: int) -> float:
         box[0] = f(box[0])
         box[0].block_until_ready()
 
-    return 8 * n / _median_time(run, repeats, warmup=3)
+    return run
+
+
+def copy_bandwidth(n: int, repeats: int) -> float:
+    """Bytes per second of a jitted in-place ``x + 1`` on ``n`` float32 (read + write)."""
+    return 8 * n / _median_time(_copy_runner(n), repeats, warmup=3)
 
 
 def _optimizers():
@@ -158,8 +177,13 @@ def _jtricks_steps(jo, tx):
     return flat_step, tree_grads_step
 
 
-def bench_steps(shapes, repeats: int, copy_bw: float) -> list[dict]:
-    """Per-step time of clip + Adam + apply on each tree shape."""
+def bench_steps(shapes, repeats: int, copy_n: int) -> list[dict]:
+    """Per-step time of clip + Adam + apply on each tree shape.
+
+    A copy of ``copy_n`` floats is timed in turn with the steps, so every
+    shape's bandwidth fraction is against a copy measured under the same load.
+    """
+    copy_run = _copy_runner(copy_n)
     jo, ours, optax, theirs = _optimizers()
     flat_step, tree_grads_step = _jtricks_steps(jo, ours)
     rows = []
@@ -170,29 +194,37 @@ def bench_steps(shapes, repeats: int, copy_bw: float) -> list[dict]:
 
         _log(f"[bench] step {label}: optax compile ...")
         params = _tree(num_leaves, size, 0.1)
-        state = theirs.init(params)
-        compiled, optax_compile = _compile(_optax_step(optax, theirs), params, state, grads)
-        _log(f"[bench] step {label}: optax compiled in {optax_compile:.1f} s, timing ...")
-        t_optax = _time_step(compiled, params, state, grads, repeats)
-        del compiled, params, state
+        compiled, optax_compile = _compile(
+            _optax_step(optax, theirs), params, theirs.init(params), grads
+        )
+        runs = {
+            "copy": copy_run,
+            "optax": _stepper(compiled, params, theirs.init(params), grads),
+        }
+        _log(f"[bench] step {label}: optax compiled in {optax_compile:.1f} s; jtricks ...")
 
         flat_params, _ = ravel(_tree(num_leaves, size, 0.1))
         flat_grads, _ = ravel(grads)
-        state = ours.init(flat_params)
-        compiled, flat_compile = _compile(flat_step, flat_params, state, flat_grads)
-        t_flat = _time_step(compiled, flat_params, state, flat_grads, repeats)
-        del compiled, flat_params, state
-
-        _log(f"[bench] step {label}: jtricks with a gradient tree ...")
+        compiled, flat_compile = _compile(
+            flat_step, flat_params, ours.init(flat_params), flat_grads
+        )
+        runs["flat"] = _stepper(compiled, flat_params, ours.init(flat_params), flat_grads)
         flat_params, _ = ravel(_tree(num_leaves, size, 0.1))
-        state = ours.init(flat_params)
-        compiled, tree_compile = _compile(tree_grads_step, flat_params, state, grads)
-        t_tree = _time_step(compiled, flat_params, state, grads, repeats)
-        del compiled, flat_params, state, grads
+        compiled, tree_compile = _compile(
+            tree_grads_step, flat_params, ours.init(flat_params), grads
+        )
+        runs["tree"] = _stepper(compiled, flat_params, ours.init(flat_params), grads)
+        del compiled, params, flat_params, flat_grads
+        _log(f"[bench] step {label}: timing ...")
+        t = _interleaved_medians(runs, repeats)
+        t_optax, t_flat, t_tree = t["optax"], t["flat"], t["tree"]
+        copy_bw = 8 * copy_n / t["copy"]
+        del runs
 
         rows.append(
             dict(
                 shape=label,
+                copy_bw=copy_bw,
                 leaves=num_leaves,
                 params=n,
                 optax_ms=1e3 * t_optax,
@@ -257,8 +289,13 @@ def _digits(n_batch: int):
 
 
 def _cross_entropy(logits, labels):
-    logp = jax.nn.log_softmax(logits)
-    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
+    """Mean cross-entropy, ``jtricks.losses.cross_entropy`` when it is there."""
+    try:
+        from jtricks.losses import cross_entropy
+    except ImportError:  # pragma: no cover
+        logp = jax.nn.log_softmax(logits)
+        return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
+    return cross_entropy(logits, labels)
 
 
 def _jtricks_mlp(features, dropout):
@@ -365,8 +402,6 @@ def bench_train_step(features, batch: int, repeats: int) -> dict:
         box[0], metrics = step(box[0], (x, y))
         jax.block_until_ready((box[0], metrics))
 
-    t_ours = _median_time(run_ours, repeats, warmup=3)
-
     # flax + optax: the same model and optimizer, parameters as a tree.
     fmodel = _flax_mlp(features, dropout)
     key = jax.random.key(0)  # the first one was donated with the jtricks state
@@ -400,7 +435,8 @@ def bench_train_step(features, batch: int, repeats: int) -> dict:
         fbox[0], value = fstep(fbox[0], (x, y))
         jax.block_until_ready((fbox[0], value))
 
-    t_theirs = _median_time(run_theirs, repeats, warmup=3)
+    t = _interleaved_medians({"ours": run_ours, "theirs": run_theirs}, repeats, warmup=3)
+    t_ours, t_theirs = t["ours"], t["theirs"]
     n_params = int(sum(np.size(leaf) for leaf in jax.tree.leaves(params)))
     return dict(
         features=features,
@@ -423,15 +459,17 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def format_report(command: str, machine: dict, sections: list[tuple[str, float, list, list]], train) -> str:
+def format_report(command: str, machine: dict, sections: list[tuple], train) -> str:
     lines = ["# jtricks benchmarks", "", f"Made by: `{command}`", "", "## Machine", ""]
     lines += [f"- {k}: {v}" for k, v in machine.items()]
-    for device, copy_bw, steps, compiles in sections:
+    for device, copy_n, copy_bw, steps, compiles in sections:
         lines += [
             "",
             f"## Adam + global-norm clipping, update + apply ({device})",
             "",
-            f"Copy bandwidth (jitted donated `x + 1`, read + write): **{copy_bw / 1e9:.1f} GB/s**. "
+            f"Copy bandwidth (jitted donated `x + 1` on {_human(copy_n)} floats, read + write, "
+            f"timed in turn with the steps of each row): median **{copy_bw / 1e9:.1f} GB/s** "
+            f"(rows: {', '.join(format(r['copy_bw'] / 1e9, '.1f') for r in steps)}). "
             "Effective bandwidth counts 7 x 4 bytes per parameter. `jtricks` keeps the "
             "parameters and the Adam state flat (`jtricks.optim.ravel`) and gets flat "
             "gradients, as the backward pass of `unravel` produces them; `jtricks (grad tree)` "
@@ -486,12 +524,10 @@ def format_report(command: str, machine: dict, sections: list[tuple[str, float, 
 
 def _section(device, shapes, compile_counts, compile_size, copy_n, repeats):
     with jax.default_device(device):
-        _log(f"[bench] copy bandwidth on {device} ...")
-        copy_bw = copy_bandwidth(copy_n, max(repeats, 10))
-        _log(f"[bench] copy bandwidth {copy_bw / 1e9:.1f} GB/s")
-        steps = bench_steps(shapes, repeats, copy_bw)
+        steps = bench_steps(shapes, repeats, copy_n)
         compiles = bench_compile(compile_counts, compile_size)
-    return (f"{device.platform}: {device.device_kind}", copy_bw, steps, compiles)
+        copy_bw = statistics.median(r["copy_bw"] for r in steps)
+    return (f"{device.platform}: {device.device_kind}", copy_n, copy_bw, steps, compiles)
 
 
 def main(argv=None) -> int:
