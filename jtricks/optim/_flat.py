@@ -42,10 +42,9 @@ class _Layout(NamedTuple):
 
     treedef: Any
     shapes: tuple  # per leaf
-    dtypes: tuple  # per leaf, dtype name
-    groups: tuple  # per leaf, dtype name of its buffer
-    offsets: tuple  # per leaf, start in its buffer
-    sizes: tuple  # per buffer name, in sorted order: (name, total size)
+    dtypes: tuple  # per leaf: dtype name, which is also the name of its buffer
+    offsets: tuple  # per leaf: where it starts in its buffer
+    sizes: tuple  # per buffer, sorted by name: (name, total size)
 
 
 def _layout(tree: PyTree) -> _Layout:
@@ -60,37 +59,27 @@ def _layout(tree: PyTree) -> _Layout:
         offsets.append(totals.get(dtype, 0))
         totals[dtype] = totals.get(dtype, 0) + int(np.prod(shape, dtype=np.int64))
     return _Layout(
-        treedef,
-        tuple(shapes),
-        tuple(dtypes),
-        tuple(dtypes),
-        tuple(offsets),
-        tuple(sorted(totals.items())),
+        treedef, tuple(shapes), tuple(dtypes), tuple(offsets), tuple(sorted(totals.items()))
     )
 
 
 def _concat(layout: _Layout, leaves) -> dict:
     """The flat buffers of ``leaves`` (one concatenate per dtype)."""
     parts: dict[str, list] = {name: [] for name, _ in layout.sizes}
-    for leaf, group in zip(leaves, layout.groups):
-        parts[group].append(jnp.ravel(leaf))
-    out = {}
-    for name, total in layout.sizes:
-        if len(parts[name]) == 1:
-            out[name] = parts[name][0]
-        elif total == 0 or not parts[name]:
-            out[name] = jnp.zeros((0,), name)
-        else:
-            out[name] = jnp.concatenate(parts[name])
-    return out
+    for leaf, name in zip(leaves, layout.dtypes):
+        parts[name].append(jnp.ravel(leaf))
+    return {
+        name: parts[name][0] if len(parts[name]) == 1 else jnp.concatenate(parts[name])
+        for name, _ in layout.sizes
+    }
 
 
 def _split(layout: _Layout, flat: dict) -> list:
     """The leaves stored in ``flat`` (static slices, reshaped)."""
     leaves = []
-    for shape, group, offset in zip(layout.shapes, layout.groups, layout.offsets):
+    for shape, name, offset in zip(layout.shapes, layout.dtypes, layout.offsets):
         size = int(np.prod(shape, dtype=np.int64))
-        buf = flat[group]
+        buf = flat[name]
         if size == buf.shape[0]:
             leaves.append(buf.reshape(shape))
         else:
@@ -223,7 +212,10 @@ def flatten(tx) -> GradientTransformation:
             flat_updates, inner = tx.update(flat_updates, state.inner, flat_params, **extra_args)
         else:
             flat_updates, inner = tx.update(flat_updates, state.inner, flat_params)
-        leaves = _split(layout, flat_updates)
+        # Materialise the flat updates once: otherwise XLA fuses the whole inner
+        # computation into every leaf's slice, and a step over thousands of
+        # leaves recomputes it (and re-gathers the concatenation) leaf by leaf.
+        leaves = _split(layout, jax.lax.optimization_barrier(flat_updates))
         return jax.tree.unflatten(layout.treedef, leaves), FlatState(inner)
 
     return GradientTransformation(init_fn, update_fn)
