@@ -40,7 +40,7 @@ BYTES_PER_PARAM = 7 * 4  # read p, g, m, v; write p, m, v (float32)
 FULL_SHAPES = ((1, 16 << 20), (64, 256 << 10), (2048, 1024), (8192, 512))
 QUICK_SHAPES = ((32, 128),)
 FULL_COMPILE = (256, 1024, 4096)
-QUICK_COMPILE = (8,)
+QUICK_COMPILE = ()  # the quick run's compile table has the step rows only
 
 
 def _log(msg: str) -> None:
@@ -614,6 +614,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per median")
     parser.add_argument("--out", default="BENCHMARKS.md", help="report path ('-': none)")
     parser.add_argument("--no-train", action="store_true", help="skip the training step")
+    parser.add_argument(
+        "--compile-leaves",
+        default=None,
+        help="comma-separated leaf counts of the compile table (default 256,1024,4096)",
+    )
     args = parser.parse_args(argv)
     command = "jtricks bench " + " ".join(sys.argv[1:] if argv is None else argv)
 
@@ -626,6 +631,8 @@ def main(argv=None) -> int:
         repeats = args.repeats or 10
         features, batch = (256, 256, 10), 128
 
+    if args.compile_leaves:
+        counts = tuple(int(c) for c in args.compile_leaves.split(",") if c)
     machine = describe_machine()
     sections = [_section(jax.devices("cpu")[0], shapes, counts, size, copy_n, repeats)]
     try:

@@ -47,7 +47,6 @@ TXS = [
     ),
     ("sgd+nesterov", jo.sgd(0.1, momentum=0.9, nesterov=True), optax.sgd(0.1, 0.9, True)),
     ("adamw", jo.adamw(1e-2, weight_decay=0.1), optax.adamw(1e-2, weight_decay=0.1)),
-    ("rmsprop-centered", jo.rmsprop(1e-2, centered=True), optax.rmsprop(1e-2, centered=True)),
 ]
 
 

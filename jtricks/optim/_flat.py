@@ -5,16 +5,18 @@ gradients and the state and writes them back. Run leaf by leaf, a tree of
 thousands of small leaves costs thousands of small kernels per step and
 thousands of fusions to compile. Two tools here remove the tree from the step:
 
-* :func:`flatten` wraps any gradient transformation (jtricks or optax) so that
-  its state lives in ONE flat buffer per dtype. Each update concatenates the
-  gradient leaves of a dtype, runs the inner transformation on that single big
-  leaf, and splits the result back into the tree. It is still a
-  ``GradientTransformation``, so it chains, and it gives the same numbers as
-  the inner transformation run on the tree.
-* :func:`ravel` goes one step further and keeps the *parameters* flat: the
-  model reads its tree of parameters from ``unravel(flat)``, whose backward
-  pass is one ``concatenate`` per dtype, so the gradient arrives flat and any
-  transformation runs on a few big buffers with no gather or scatter at all.
+* :func:`ravel` keeps the *parameters* flat: the model reads its tree of
+  parameters from ``unravel(flat)``, whose backward pass is one
+  ``concatenate`` per dtype (not one zero-padded scatter per leaf), so the
+  gradient arrives flat and any transformation (jtricks or optax) runs on a
+  few big buffers; the step's time and compile time no longer depend on the
+  number of leaves. This is the fast path.
+* :func:`flatten` wraps any gradient transformation so that its state lives in
+  ONE flat buffer per dtype while parameters and updates stay trees. Each
+  update concatenates the gradient leaves of a dtype, runs the inner
+  transformation on that single big leaf, and splits the result back. It is
+  still a ``GradientTransformation``, so it chains, and it gives the same
+  numbers as the inner transformation run on the tree.
 
 Leaves are grouped by dtype (``bfloat16`` leaves are never promoted), in the
 order of the tree's leaves. A flat tree is a ``dict`` mapping the dtype name to
@@ -168,10 +170,11 @@ def flatten(tx) -> GradientTransformation:
     leaf per dtype instead, which changes their meaning: apply them outside,
     e.g. ``masked(flatten(tx), mask)`` or ``chain(flatten(adam), clip_by_norm)``.
 
-    A tree of thousands of small leaves then costs a few big kernels per step
-    and compiles in a fraction of the time. For the fastest step also keep the
+    The optimizer's own work then runs as a few big kernels whatever the tree,
+    but the updates still leave as a tree, one slice per leaf, so the step and
+    its compile time keep a per-leaf part. For the fastest step keep the
     parameters flat with :func:`ravel`: then there is nothing to concatenate or
-    split, and ``tx`` itself already runs on the flat buffers.
+    split, and any transformation runs directly on the flat buffers.
 
     Args:
       tx: any gradient transformation (jtricks or optax).
