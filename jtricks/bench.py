@@ -461,6 +461,13 @@ def bench_train_step(features, batch: int, repeats: int) -> dict:
 # ----------------------------------------------------------------------------- report
 
 
+def _parse_shape(text: str) -> tuple[int, int]:
+    """``"2048x1K"`` -> ``(2048, 1024)``."""
+    leaves, size = text.lower().split("x")
+    scale = {"k": 1 << 10, "m": 1 << 20}.get(size[-1], 1)
+    return int(leaves), int(size.rstrip("km")) * scale
+
+
 def _human(n: int) -> str:
     for unit, div in (("M", 1 << 20), ("K", 1 << 10)):
         if n >= div and n % div == 0:
@@ -615,6 +622,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="BENCHMARKS.md", help="report path ('-': none)")
     parser.add_argument("--no-train", action="store_true", help="skip the training step")
     parser.add_argument(
+        "--shapes",
+        default=None,
+        help="comma-separated trees of the step table, LEAVESxSIZE with K/M suffixes "
+        "(default 1x16M,64x256K,2048x1K,8192x512)",
+    )
+    parser.add_argument(
         "--compile-leaves",
         default=None,
         help="comma-separated leaf counts of the compile table (default 256,1024,4096)",
@@ -631,6 +644,8 @@ def main(argv=None) -> int:
         repeats = args.repeats or 10
         features, batch = (256, 256, 10), 128
 
+    if args.shapes:
+        shapes = tuple(_parse_shape(text) for text in args.shapes.split(",") if text)
     if args.compile_leaves:
         counts = tuple(int(c) for c in args.compile_leaves.split(",") if c)
     machine = describe_machine()
