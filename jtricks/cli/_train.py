@@ -268,7 +268,7 @@ def run(args) -> int:
         return 1
     params = result.state.params
     if averager is not None:
-        params = getattr(result.avg_state, "params", result.avg_state)
+        params = jt.averaged_params(result.avg_state, params)
     test = jt.evaluate(jt.classifier_eval(model), params, result.state.model_state, (xte, yte))
     summary = {
         "data": data["name"], "epochs_run": len(result.history),

@@ -9,6 +9,7 @@ from ._history import write_history as write_history
 from ._history import write_jsonl as write_jsonl
 from ._loop import FitResult as FitResult
 from ._loop import ReduceLROnPlateau as ReduceLROnPlateau
+from ._loop import averaged_params as averaged_params
 from ._loop import fit as fit
 from ._state import TrainState as TrainState
 from ._state import train_step as train_step
@@ -24,6 +25,7 @@ __all__ = [
     "FitResult",
     "ReduceLROnPlateau",
     "TrainState",
+    "averaged_params",
     "classifier_eval",
     "classifier_loss",
     "evaluate",

@@ -280,8 +280,9 @@ def fit(
             row = {"epoch": epoch, "step": int(state.step)}
             losses = np.asarray(metrics["loss"], np.float64)
             ok = np.isfinite(losses)
-            for name, values in metrics.items():
-                values = np.asarray(values, np.float64)
+            names = ["loss"] + sorted(set(metrics) - {"loss", "grad_norm"}) + ["grad_norm"]
+            for name in names:
+                values = np.asarray(metrics[name], np.float64)
                 row[f"train_{name}" if name != "grad_norm" else name] = (
                     float(values[ok].mean()) if ok.any() else math.nan)
             if not ok.all():
@@ -290,7 +291,7 @@ def fit(
                 for name, value in eval_jit(state.params, state.model_state, val_data).items():
                     row[f"val_{name}"] = float(value)
                 if averager is not None:
-                    avg_params = getattr(avg_state, "params", avg_state)
+                    avg_params = averaged_params(avg_state, state.params)
                     for name, value in eval_jit(avg_params, state.model_state,
                                                 val_data).items():
                         row[f"avg_val_{name}"] = float(value)
@@ -305,7 +306,7 @@ def fit(
                 plateau = reduce_lr.step(plateau, value, mode)
             if early_stopping is not None:
                 es_state = early_stopping.update(es_state, jnp.asarray(value), state.params)
-                row["best_epoch"] = int(es_state.best_epoch)
+                row["best_epoch"] = int(es_state.best_epoch) + 1  # 1-based, as "epoch"
                 if bool(es_state.stop):
                     stop_reason = (f"early stopping after epoch {epoch}: {monitor} stopped "
                                    f"improving (best {float(es_state.best_value):.4g})")
@@ -327,6 +328,12 @@ def fit(
     if checkpointer is not None:
         checkpointer.close()
     return FitResult(state, history, stop_reason, avg_state, es_state)
+
+
+def averaged_params(avg_state, params):
+    """The parameters held by an ``ema`` / ``swa`` state, in the dtypes of ``params``."""
+    average = getattr(avg_state, "average", avg_state)
+    return jax.tree.map(lambda a, p: jnp.asarray(a).astype(jnp.asarray(p).dtype), average, params)
 
 
 def _postfix(row: dict) -> dict:
