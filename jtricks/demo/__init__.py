@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import sys
 import time
@@ -37,7 +38,7 @@ __all__ = ["EXPERIMENTS", "Result", "run_demo"]
 
 
 def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
-             progress: bool = True, seed: int = 0) -> list[Result]:
+             progress: bool = True, seed: int = 0, workers: int = 2) -> list[Result]:
     """Runs the experiments and writes the report into ``out_dir``.
 
     Args:
@@ -46,6 +47,7 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
       only: names of the experiments to run (default: all, see ``EXPERIMENTS``).
       progress: show a progress bar on stderr.
       seed: seeds the data split.
+      workers: experiments run at the same time (threads).
 
     Returns:
       The :class:`Result` of every experiment.
@@ -65,15 +67,22 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
     os.makedirs(out_dir, exist_ok=True)
     start = time.perf_counter()
     data = load(seed)
-    results = []
-    bar = tqdm(names, desc="demo", unit="experiment", file=sys.stderr, disable=not progress,
-               dynamic_ncols=True)
-    for name in bar:
-        bar.set_postfix_str(name)
-        result = EXPERIMENTS[name](data, out_dir, quick)
-        results.append(result)
-        bar.write(f"  {result.title} ({result.seconds:.1f} s): {result.verdict}",
-                  file=sys.stderr)
+    bar = tqdm(total=len(names), desc="demo", unit="experiment", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    # Two experiments at a time: while one traces Python, the other compiles (XLA
+    # releases the GIL), which keeps both cores of a small machine busy.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(EXPERIMENTS[name], data, out_dir, quick): name
+                   for name in names}
+        done = {}
+        for future in concurrent.futures.as_completed(futures):
+            result = future.result()
+            done[futures[future]] = result
+            bar.update(1)
+            bar.set_postfix_str(result.name)
+            bar.write(f"  {result.title} ({result.seconds:.1f} s): {result.verdict}",
+                      file=sys.stderr)
     bar.close()
+    results = [done[name] for name in names]
     write_report(out_dir, results, quick=quick, total_seconds=time.perf_counter() - start)
     return results

@@ -10,8 +10,8 @@ import jtricks.init as ji
 import jtricks.nn as nn
 import jtricks.optim as jo
 
-from ._common import (Result, Setup, Timer, curve_rows, epochs_axis, figure, fmt, save,
-                      train_sweep)
+from ._common import (_FAST_COMPILE, Result, Setup, Timer, curve_rows, epochs_axis, figure, fmt, save,
+                      train_sweep, train_sweeps)
 
 
 def scaling(data, out_dir, quick):
@@ -61,18 +61,27 @@ def scaling(data, out_dir, quick):
                   {"val_accuracy": dict(zip(labels, map(float, final)))}, t.seconds)
 
 
-def _activation_std(init, activation, depth: int, width: int) -> np.ndarray:
+def _activation_stds(inits: dict, activations, depth: int, width: int) -> dict:
     """Std of the activations after each of ``depth`` square layers (no bias) for 256
-    N(0, 1) inputs: the forward half of ``jtricks.diagnose.signal_propagation``, run
-    eagerly because one compiled program per initializer costs more than it saves."""
-    key = jax.random.PRNGKey(1)
-    h = jax.random.normal(jax.random.fold_in(key, depth), (256, width))
-    stds = []
-    with np.errstate(all="ignore"):
-        for layer in range(depth):
-            h = activation(h @ init(jax.random.fold_in(key, layer), (width, width)))
-            stds.append(float(jnp.std(h)))
-    return np.asarray(stds)
+    N(0, 1) inputs, for every initializer and activation: the forward half of
+    ``jtricks.diagnose.signal_propagation``, compiled once for all of them."""
+
+    def run():
+        key = jax.random.PRNGKey(1)
+        x = jax.random.normal(jax.random.fold_in(key, depth), (256, width))
+        out = {}
+        for label, init in inits.items():
+            weights = jax.vmap(lambda k: init(k, (width, width)))(jax.random.split(key, depth))
+            out[label] = []
+            for activation in activations:
+                def layer(h, w, activation=activation):
+                    h = activation(h @ w)
+                    return h, jnp.std(h)
+
+                out[label].append(jax.lax.scan(layer, x, weights)[1])
+        return out
+
+    return jax.tree.map(np.asarray, jax.jit(run, compiler_options=_FAST_COMPILE)())
 
 
 _INITS = {
@@ -91,16 +100,14 @@ def initializers(data, out_dir, quick):
     depth, width = 20, 128
     epochs = 5 if quick else 20
     with Timer() as t:
-        signal = {label: [_activation_std(init, act, depth, width)
-                          for act in (jax.nn.relu, jnp.tanh)]
-                  for label, init in _INITS.items() if label != "zeros"}
+        signal = _activation_stds({k: v for k, v in _INITS.items() if k != "zeros"},
+                                  (jax.nn.relu, jnp.tanh), depth, width)
         # Training: a 6-hidden-layer ReLU MLP, same shape for every initializer, so the
         # initial weights are stacked and the seven runs are one vmapped program.
         labels = list(_INITS)
-        starts = [nn.mlp((64,) * 6 + (10,), kernel_init=init).init(jax.random.PRNGKey(0),
-                                                                     (8, 8, 1))
-                  for init in _INITS.values()]
-        stacked = jax.tree.map(lambda *a: jnp.stack(a), *starts)
+        stacked = jax.jit(lambda: jax.tree.map(lambda *a: jnp.stack(a), *[
+            nn.mlp((64,) * 6 + (10,), kernel_init=init).init(jax.random.PRNGKey(0), (8, 8, 1))
+            for init in _INITS.values()]), compiler_options=_FAST_COMPILE)()
 
         def make(_):
             return Setup(nn.mlp((64,) * 6 + (10,)), jo.sgd(0.01, momentum=0.9))
@@ -162,16 +169,14 @@ def batch_norm(data, out_dir, quick):
     epochs = 5 if quick else 20
     seeds = 3
     features = (64, 64, 64, 64, 10)
-    curves = {}
+    labels = ("without batch norm", "with batch norm")
     with Timer() as t:
-        for label, bn in (("without batch norm", False), ("with batch norm", True)):
-            def make(_, bn=bn):
-                return Setup(nn.mlp(features, activation=jax.nn.sigmoid, batch_norm=bn),
-                             jo.sgd(0.05, momentum=0.9))
-
-            keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-            curves[label] = train_sweep(make, jnp.zeros(seeds), data.train, data.val,
-                                        epochs=epochs, keys=keys)
+        sweeps = [(lambda _, bn=bn: Setup(nn.mlp(features, activation=jax.nn.sigmoid,
+                                                 batch_norm=bn), jo.sgd(0.05, momentum=0.9)),
+                   jnp.zeros(seeds)) for bn in (False, True)]
+        keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+        curves = dict(zip(labels, train_sweeps(sweeps, data.train, data.val, epochs=epochs,
+                                               keys=keys)))
     fig, (a1, a2) = figure("Batch normalisation: 4 sigmoid layers of 64, SGD+momentum "
                            f"(mean of {seeds} seeds)", 2)
     x = range(1, epochs + 1)

@@ -12,7 +12,7 @@ import jtricks.optim as jo
 import jtricks.optim.schedules as sch
 
 from ._common import (Result, Setup, Timer, curve_rows, epochs_axis, figure, fmt, save,
-                      train_sweep)
+                      train_sweep, train_sweeps)
 
 # Each optimizer with its customary default learning rate (PyTorch / Keras defaults).
 OPTIMIZERS = {
@@ -35,11 +35,11 @@ def optimizers(data, out_dir, quick):
     """Claim 9: SGD, momentum, Nesterov, the normalised step, Adagrad, RMSProp, Adadelta,
     Adam (and AdamW) at equal steps."""
     epochs = 5 if quick else 20
-    curves = {}
-    with Timer() as t:
-        for label, make_tx in OPTIMIZERS.items():
-            curves[label] = train_sweep(lambda _, m=make_tx: Setup(nn.mlp((128, 64, 10)), m()),
-                                        jnp.zeros(1), data.train, data.val, epochs=epochs)
+    with Timer() as t:  # nine optimizer states of different shapes: one program, no vmap
+        sweeps = [(lambda _, m=make_tx: Setup(nn.mlp((128, 64, 10)), m()), jnp.zeros(1))
+                  for make_tx in OPTIMIZERS.values()]
+        curves = dict(zip(OPTIMIZERS, train_sweeps(sweeps, data.train, data.val,
+                                                   epochs=epochs)))
     fig, (a1, a2) = figure("Optimizers at equal steps: MLP 128-64 on digits, "
                            "each with its usual learning rate", 2)
     x = range(1, epochs + 1)
