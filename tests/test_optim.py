@@ -283,7 +283,9 @@ def _mask_all(p):
 BAD = [
     (lambda: jo.sgd(-0.1), "learning_rate", "-0.1"),
     (lambda: jo.adam(-1e-3), "learning_rate", "-0.001"),
-    (lambda: jo.sgd(0.1, momentum=1.0), "decay", "1.0"),
+    (lambda: jo.sgd(0.1, momentum=1.0), "momentum", "1.0"),
+    (lambda: jo.rmsprop(0.1, momentum=-0.5), "momentum", "-0.5"),
+    (lambda: jo.trace(decay=2.0), "decay", "2.0"),
     (lambda: jo.rmsprop(0.1, decay=1.5), "decay", "1.5"),
     (lambda: jo.adam(1e-3, b1=1.0), "b1", "1.0"),
     (lambda: jo.adam(1e-3, b2=-0.1), "b2", "-0.1"),
@@ -350,3 +352,39 @@ def test_all_is_complete_and_importable():
         assert getattr(jtricks.optim, name) is not None
     public = {n for n in dir(jtricks.optim) if not n.startswith("_")}
     assert public <= set(jtricks.optim.__all__) | {"annotations"}
+
+
+# ----------------------------------------------------------------------------- inject_hyperparams
+
+
+def test_inject_hyperparams_equals_plain_and_edits_without_recompiling():
+    sched = jo.schedules.per_epoch(0.05, 0.5, steps_per_epoch=10)
+    injected = jo.inject_hyperparams(jo.adamw)(sched, b1=0.8, weight_decay=0.1, mask=_decay_matrices)
+    plain = jo.adamw(sched, b1=0.8, weight_decay=0.1, mask=_decay_matrices)
+
+    @jax.jit
+    def both(params):
+        return _run(injected, params, 30), _run(plain, params, 30)
+
+    (p, la), (p_ref, lb) = both(_mlp_params())
+    np.testing.assert_allclose(la, lb, rtol=1e-6)
+    traces = []
+
+    @jax.jit
+    def step(params, state):
+        traces.append(1)
+        updates, state = injected.update(jax.grad(_mlp_loss)(params), state, params)
+        return jo.apply_updates(params, updates), state
+
+    params = _mlp_params()
+    params, state = step(params, injected.init(params))
+    np.testing.assert_allclose(state.hyperparams["learning_rate"], 0.05)
+    np.testing.assert_allclose(state.hyperparams["b1"], 0.8)
+    state = state._replace(hyperparams={**state.hyperparams, "b1": jnp.float32(0.5)})
+    params, state = step(params, state)
+    assert len(traces) == 1 and float(state.hyperparams["b1"]) == 0.5
+
+
+def test_inject_hyperparams_validates_now():
+    with pytest.raises(ValueError, match="b2=1.5"):
+        jo.inject_hyperparams(jo.adam)(1e-3, b2=1.5)

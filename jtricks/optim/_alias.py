@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import jax
 
+from .. import _validate as v
 from ._base import GradientTransformation, chain, identity
 from ._transforms import (
     ScalarOrSchedule,
@@ -54,6 +55,7 @@ def sgd(
     Example:
       >>> tx = sgd(0.1, momentum=0.9, nesterov=True)
     """
+    v.check_unit_interval("momentum", momentum, allow_none=True)
     return chain(
         trace(momentum, nesterov) if momentum is not None else identity(),
         scale_by_learning_rate(learning_rate),
@@ -129,6 +131,7 @@ def rmsprop(
     Example:
       >>> tx = rmsprop(1e-3, centered=True, momentum=0.9)
     """
+    v.check_unit_interval("momentum", momentum, allow_none=True)
     return chain(
         scale_by_rms(decay, eps, eps_in_sqrt, centered, initial_scale=initial_scale),
         scale_by_learning_rate(learning_rate),
