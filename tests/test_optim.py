@@ -170,6 +170,34 @@ def test_no_recompile_on_second_update_or_new_learning_rate():
     np.testing.assert_allclose(params2["l1"]["w"], params["l1"]["w"] + ref["l1"]["w"], atol=1e-6)
 
 
+def test_no_recompile_when_any_array_hyperparameter_changes():
+    traces = []
+
+    @jax.jit
+    def step(params, state, hp):
+        traces.append(1)
+        tx = jo.apply_if_finite(jo.chain(
+            jo.clip_by_global_norm(hp["max_norm"]),
+            jo.adamw(hp["lr"], b1=hp["b1"], b2=hp["b2"], eps=hp["eps"],
+                     weight_decay=hp["wd"]),
+            jo.reduce_on_plateau(factor=hp["factor"], patience=hp["patience"])),
+            hp["max_errors"])
+        grads = jax.grad(_mlp_loss)(params)
+        updates, state = tx.update(grads, state, params, value=_mlp_loss(params))
+        return jo.apply_updates(params, updates), state
+
+    hp = {"max_norm": 1.0, "lr": 1e-2, "b1": 0.9, "b2": 0.99, "eps": 1e-8, "wd": 1e-3,
+          "factor": 0.5, "patience": 3, "max_errors": 2}
+    params = _mlp_params()
+    tx = jo.apply_if_finite(jo.chain(jo.clip_by_global_norm(1.0), jo.adamw(1e-2),
+                                     jo.reduce_on_plateau()), 2)
+    state = tx.init(params)
+    for scale in (1.0, 0.5, 0.25):
+        arrays = {k: jnp.asarray(v * scale if isinstance(v, float) else v) for k, v in hp.items()}
+        params, state = step(params, state, arrays)
+    assert len(traces) == 1
+
+
 def test_vmap_over_learning_rates_equals_separate_runs():
     make = jo.adam
     lrs = jnp.geomspace(1e-3, 1e-1, 8).astype(jnp.float32)
