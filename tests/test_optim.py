@@ -74,11 +74,12 @@ OPTIMIZERS = [
      lambda: jo.chain(jo.clip_by_global_norm(1.0), jo.adam(1e-2))),
     ("optax_in_jtricks_chain", lambda: jo.chain(optax.clip_by_global_norm(1.0), jo.adam(1e-2)),
      lambda: jo.chain(jo.clip_by_global_norm(1.0), jo.adam(1e-2))),
-    # Hyperparameters in the state change nothing.
+    # Hyperparameters in the state equal the same float32 arrays passed directly.
     ("inject_hyperparams", lambda: jo.inject_hyperparams(jo.adamw)(
         jo.schedules.per_epoch(0.05, 0.5, 10), b1=0.8, weight_decay=0.1, mask=_decay_matrices),
-     lambda: jo.adamw(jo.schedules.per_epoch(0.05, 0.5, 10), b1=0.8, weight_decay=0.1,
-                      mask=_decay_matrices)),
+     lambda: jo.adamw(jo.schedules.per_epoch(0.05, 0.5, 10), **{
+         k: jnp.float32(v) for k, v in dict(b1=0.8, b2=0.999, eps=1e-8, eps_root=0.0,
+                                            weight_decay=0.1).items()}, mask=_decay_matrices)),
 ]
 IDS = [o[0] for o in OPTIMIZERS]
 
@@ -368,6 +369,8 @@ def test_inject_hyperparams_state_is_editable_without_recompiling():
     params, state = step(params, injected.init(params))
     np.testing.assert_allclose(state.hyperparams["learning_rate"], 0.05)
     np.testing.assert_allclose(state.hyperparams["b1"], 0.8)
+    np.testing.assert_allclose(state.hyperparams["b2"], 0.999)  # defaults are injected too
+    assert "amsgrad" not in state.hyperparams and "mu_dtype" not in state.hyperparams
     state = state._replace(hyperparams={**state.hyperparams, "b1": jnp.float32(0.5)})
     params, state = step(params, state)
     assert len(traces) == 1 and float(state.hyperparams["b1"]) == 0.5

@@ -57,6 +57,8 @@ BLOCKS = [
     ("add_decayed_weights", jo.add_decayed_weights(0.1), optax.add_decayed_weights(0.1)),
     ("add_decayed_weights_mask", jo.add_decayed_weights(0.1, _weight_mask),
      optax.add_decayed_weights(0.1, _weight_mask)),
+    ("add_decayed_weights_schedule", jo.add_decayed_weights(jo.schedules.linear(0.1, 0.0, 10)),
+     optax.add_decayed_weights(optax.linear_schedule(0.1, 0.0, 10))),
     ("clip", jo.clip(0.5), optax.clip(0.5)),
     ("clip_by_global_norm", jo.clip_by_global_norm(1.0), optax.clip_by_global_norm(1.0)),
 ]

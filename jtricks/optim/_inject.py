@@ -33,7 +33,8 @@ def inject_hyperparams(
 ) -> Callable[..., GradientTransformation]:
     """Wraps an optimizer factory so that its numeric hyperparameters are state.
 
-    Numbers and arrays become float arrays in ``state.hyperparams``; schedules
+    Numbers and arrays (given or default) become float32 arrays in
+    ``state.hyperparams``; schedules
     (callables, except ``mask``) are evaluated at ``state.count`` every step and
     their current value is stored there too. Booleans, strings, ``None`` and
     ``static_args`` stay fixed. The state can then be inspected (log the current
@@ -60,6 +61,7 @@ def inject_hyperparams(
 
     def wrapped(*args, **kwargs) -> GradientTransformation:
         bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()  # default hyperparameters are state too
         fixed, numbers, schedules = {}, {}, {}
         for name, value in bound.arguments.items():
             if name in static or name == "mask" or value is None or isinstance(value, (bool, str)):
