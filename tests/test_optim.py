@@ -302,7 +302,8 @@ BAD = [
     (lambda: jo.schedules.cosine_decay(0.1, decay_steps=0), "decay_steps", "0"),
     (lambda: jo.schedules.warmup_cosine_decay(0.0, 0.1, 0, 100), "warmup_steps", "0"),
     (lambda: jo.schedules.one_cycle(0, 0.1), "transition_steps", "0"),
-    (lambda: jo.schedules.join([jo.schedules.constant(1.0)] * 3, [20, 10]), "boundaries", "[20, 10]"),
+    (lambda: jo.schedules.join([jo.schedules.constant(1.0)] * 3, [20, 10]),
+     "boundaries", "[20, 10]"),
     (lambda: jo.schedules.piecewise_constant(0.1, [(200, 0.1), (100, 0.1)]),
      "boundaries_and_scales", "(200, 0.1), (100, 0.1)"),
 ]

@@ -1,7 +1,6 @@
 """jtricks.optim wrappers: masked, apply_if_finite, accumulate_gradients, reduce_on_plateau."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest

@@ -475,7 +475,8 @@ def scale_by_adam(
             if amsgrad:
                 n_hat = jnp.maximum(n_max_old.astype(cdt), n_hat)
                 n_max = n_hat.astype(n_max_old.dtype)
-            u = (m / bc1.astype(cdt)) / (jnp.sqrt(n_hat + as_dtype(eps_root, cdt)) + as_dtype(eps, cdt))
+            denom = jnp.sqrt(n_hat + as_dtype(eps_root, cdt)) + as_dtype(eps, cdt)
+            u = (m / bc1.astype(cdt)) / denom
             return u.astype(g.dtype), m.astype(m_old.dtype), n.astype(n_old.dtype), n_max
 
         trees = (state.mu, state.nu) + ((state.nu_max,) if amsgrad else ())

@@ -108,7 +108,9 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def apply_if_finite(tx: GradientTransformation, max_consecutive_errors: int) -> GradientTransformation:
+def apply_if_finite(
+    tx: GradientTransformation, max_consecutive_errors: int
+) -> GradientTransformation:
     """Skips steps whose updates contain NaN or Inf (zero updates, inner state kept).
 
     After more than ``max_consecutive_errors`` non-finite steps in a row the
@@ -329,7 +331,8 @@ def reduce_on_plateau(
             raise TypeError("reduce_on_plateau.update needs the monitored value: "
                             "update(updates, state, params, value=loss)")
         count = safe_increment(state.count)
-        avg = (state.count * state.avg_value + jnp.asarray(value).astype(state.avg_value.dtype)) / count
+        value = jnp.asarray(value).astype(state.avg_value.dtype)
+        avg = (state.count * state.avg_value + value) / count
         state = state._replace(avg_value=avg.astype(state.avg_value.dtype), count=count)
         state = jax.lax.cond(count == accumulation_size, evaluate, lambda s: s, state)
 
