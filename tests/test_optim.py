@@ -74,6 +74,10 @@ OPTIMIZERS = [
      lambda: jo.chain(jo.clip_by_global_norm(1.0), jo.adam(1e-2))),
     ("optax_in_jtricks_chain", lambda: jo.chain(optax.clip_by_global_norm(1.0), jo.adam(1e-2)),
      lambda: jo.chain(jo.clip_by_global_norm(1.0), jo.adam(1e-2))),
+    ("jtricks_in_optax_inject_hyperparams",
+     lambda: optax.inject_hyperparams(jo.adam)(learning_rate=1e-2, b1=0.8),
+     lambda: jo.adam(1e-2, **{k: jnp.float32(v) for k, v in
+                              dict(b1=0.8, b2=0.999, eps=1e-8, eps_root=0.0).items()})),
     # Hyperparameters in the state equal the same float32 arrays passed directly.
     ("inject_hyperparams", lambda: jo.inject_hyperparams(jo.adamw)(
         jo.schedules.per_epoch(0.05, 0.5, 10), b1=0.8, weight_decay=0.1, mask=_decay_matrices),
