@@ -91,27 +91,40 @@ IDS = [o[0] for o in OPTIMIZERS]
 # ----------------------------------------------------------------------------- equal to optax
 
 
-@pytest.fixture(scope="module")
-def mlp_runs():
-    """Every optimizer and its optax twin, 100 steps each, compiled as one program
-    (one compilation costs far less than twelve on a loaded 2-core machine)."""
+def _mismatches(check, names):
+    """Runs ``check(name)`` for every name; returns the failures' messages (all of them)."""
+    failures = []
+    for name in names:
+        try:
+            check(name)
+        except AssertionError as err:
+            failures.append(f"{name}: {err}")
+    return failures
+
+
+def test_matches_optax_on_mlp():
+    """100 steps on a small MLP: every parameter within 1e-6 relative of optax's.
+
+    The whole table is one compiled program (one compilation costs far less than
+    seventeen on a loaded 2-core machine, and pytest-xdist cannot split it); every
+    row is checked and every failing row reported.
+    """
 
     @jax.jit
     def all_runs(params):
         return {name: (_run(make(), params, 100), _run(make_ref(), params, 100))
                 for name, make, make_ref in OPTIMIZERS}
 
-    return all_runs(_mlp_params())
+    runs = all_runs(_mlp_params())
 
+    def check(name):
+        (p, losses), (p_ref, losses_ref) = runs[name]
+        assert float(losses[-1]) < float(losses[0])  # it trains at all
+        for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(p_ref)):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(losses, losses_ref, rtol=1e-6, atol=1e-7)
 
-@pytest.mark.parametrize("name", IDS)
-def test_matches_optax_on_mlp(name, mlp_runs):
-    """100 steps on a small MLP: every parameter within 1e-6 relative of optax's."""
-    (p, losses), (p_ref, losses_ref) = mlp_runs[name]
-    assert float(losses[-1]) < float(losses[0])  # it trains at all
-    for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(p_ref)):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(losses, losses_ref, rtol=1e-6, atol=1e-7)
+    assert not (failures := _mismatches(check, IDS)), "\n".join(failures)
 
 
 # ----------------------------------------------------------------------------- convergence
@@ -145,22 +158,23 @@ CONVERGENCE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def convergence_runs():
+def test_converges_on_quadratic_and_rosenbrock():
+    """Every optimizer reaches both minima (one compiled program for the whole table)."""
+
     @jax.jit
     def all_runs():
         return {name: (_run(tx_quad, jnp.zeros(2), 500, _quadratic)[0],
                        _run(tx_rosen, jnp.array([-1.0, 1.5]), steps, _rosenbrock)[0])
                 for name, tx_quad, tx_rosen, steps in CONVERGENCE}
 
-    return all_runs()
+    runs = all_runs()
 
+    def check(name):
+        xq, xr = runs[name]
+        np.testing.assert_allclose(xq, [1.0, -2.0], atol=1e-2, err_msg="quadratic")
+        np.testing.assert_allclose(xr, [1.0, 1.0], atol=3e-2, err_msg="rosenbrock")
 
-@pytest.mark.parametrize("name", [c[0] for c in CONVERGENCE])
-def test_converges_on_quadratic_and_rosenbrock(name, convergence_runs):
-    xq, xr = convergence_runs[name]
-    np.testing.assert_allclose(xq, [1.0, -2.0], atol=1e-2)
-    np.testing.assert_allclose(xr, [1.0, 1.0], atol=3e-2)
+    assert not (failures := _mismatches(check, [c[0] for c in CONVERGENCE])), "\n".join(failures)
 
 
 # ----------------------------------------------------------------------------- jit / vmap
