@@ -144,12 +144,14 @@ def adadelta(
     rho: jax.typing.ArrayLike = 0.9,
     eps: jax.typing.ArrayLike = 1e-6,
 ) -> GradientTransformation:
-    r"""Adadelta; with ``learning_rate=None`` the step is the raw Adadelta
-    step :math:`-\sqrt{E[\Delta x^2]+\epsilon}/\sqrt{E[g^2]+\epsilon}\, g`.
+    r"""Adadelta:
+    :math:`w \leftarrow w - \eta \sqrt{E[\Delta x^2]+\epsilon}/\sqrt{E[g^2]+\epsilon}\, g`.
 
     Args:
-      learning_rate: number, array, schedule or ``None`` (then the updates are
-        Adadelta's rescaled gradients, not negated, exactly as optax).
+      learning_rate: number, array, schedule or ``None``. With ``None`` the
+        updates are Adadelta's rescaled gradients *not negated*, exactly as
+        ``optax.adadelta()``, so ``apply_updates`` would climb the loss; pass
+        ``learning_rate=1.0`` for Zeiler's descent step.
       rho: moving-average decay in ``[0, 1)``.
       eps: ``>= 0``.
 
