@@ -398,3 +398,30 @@ def test_inject_hyperparams_state_is_editable_without_recompiling():
 def test_inject_hyperparams_validates_now():
     with pytest.raises(ValueError, match="b2=1.5"):
         jo.inject_hyperparams(jo.adam)(1e-3, b2=1.5)
+
+
+# ----------------------------------------------------------------------------- multi-device
+
+
+def test_sharded_params_over_8_devices_give_the_same_updates():
+    """Params sharded over the 8 forced CPU devices: same numbers, sharding kept."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    mesh = jax.make_mesh((8,), ("data",))
+    shard = NamedSharding(mesh, PartitionSpec("data"))
+    rng = np.random.default_rng(5)
+    params = {"w": jnp.asarray(rng.normal(size=(16, 3)), jnp.float32)}
+    grads = {"w": jnp.asarray(rng.normal(size=(16, 3)), jnp.float32)}
+    tx = jo.chain(jo.clip_by_global_norm(1.0), jo.adamw(1e-2, weight_decay=0.1))
+
+    @jax.jit
+    def step(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return jo.apply_updates(params, updates), state
+
+    sharded = jax.device_put((params, grads), shard)
+    new, state = step(sharded[0], tx.init(sharded[0]), sharded[1])
+    ref, ref_state = step(params, tx.init(params), grads)
+    assert new["w"].sharding.is_equivalent_to(shard, 2)
+    np.testing.assert_allclose(new["w"], ref["w"], rtol=1e-6)
+    np.testing.assert_allclose(state[0].global_norm, ref_state[0].global_norm, rtol=1e-6)
