@@ -9,6 +9,8 @@ import numpy as np
 import optax
 import pytest
 
+import jtricks.optim as jo
+
 from jtricks.train import (ReduceLROnPlateau, TrainState, classifier_eval, classifier_loss,
                            fit, make_epoch)
 
@@ -87,7 +89,7 @@ def test_bad_arguments_raise(bad):
 
 def test_nan_loss_stops_with_epoch_and_gradient_norm(capsys):
     tx = optax.sgd(1e6)  # diverges within a few steps
-    result = _fit(tx, 5)
+    result = _fit(tx, 5, progress=True)
     assert result.stop_reason is not None
     assert "epoch 1" in result.stop_reason and "gradient norm" in result.stop_reason
     assert "diverged in epoch 1" in capsys.readouterr().err
@@ -99,7 +101,7 @@ def test_apply_if_finite_skips_nan_steps():
     bad_x = X[:180].copy()
     bad_x[5] = np.nan  # one poisoned example: every batch holding it has a NaN loss
     model = tiny_mlp()
-    tx = optax.apply_if_finite(optax.adam(1e-2), max_consecutive_errors=1000)
+    tx = jo.apply_if_finite(jo.adam(1e-2), max_consecutive_errors=1000)
     result = fit(_state(model, tx), tx, classifier_loss(model), (bad_x, Y[:180]), epochs=3,
                  batch_size=32, data_key=7, val_data=VAL, eval_fn=classifier_eval(model),
                  progress=False)

@@ -49,7 +49,8 @@ def register(subparsers) -> None:
                    help="scale of --init uniform (default 0.05) or stddev of --init normal "
                         "(default 1.0)")
     g.add_argument("--activation", choices=ACTIVATIONS, default="relu")
-    g.add_argument("--dropout", type=rate, default=0.0, help="drop probability in [0, 1)")
+    g.add_argument("--dropout", type=rate, default=0.1,
+                   help="drop probability after each hidden layer, in [0, 1) (default 0.1)")
     g.add_argument("--drop-path", type=rate, default=0.0,
                    help="stochastic depth of the resnet's residual branches")
     g.add_argument("--batch-norm", action=_BooleanFlag, default=None,
@@ -83,7 +84,7 @@ def register(subparsers) -> None:
     g.add_argument("--apply-if-finite", action="store_true",
                    help="skip steps whose gradients are not finite instead of stopping")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=positive_int, default=40)
+    g.add_argument("--epochs", type=positive_int, default=30)
     g.add_argument("--batch-size", type=positive_int, default=32)
     g.add_argument("--seed", type=non_negative_int, default=0,
                    help="seeds the split, the initialization, dropout and the data order")

@@ -1,8 +1,17 @@
 """Training: the ``TrainState`` pytree, step builders, loops and the tricks
 around them (early stopping, model averaging)."""
 
+from ._averaging import Averaging as Averaging
+from ._averaging import AveragingState as AveragingState
+from ._averaging import ema as ema
+from ._averaging import ensemble_predict as ensemble_predict
+from ._averaging import params_like as params_like
+from ._averaging import swa as swa
 from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import Checkpointer as Checkpointer
+from ._early_stopping import EarlyStopping as EarlyStopping
+from ._early_stopping import EarlyStoppingState as EarlyStoppingState
+from ._early_stopping import early_stopping as early_stopping
 from ._history import read_jsonl as read_jsonl
 from ._history import write_csv as write_csv
 from ._history import write_history as write_history
@@ -20,19 +29,28 @@ from ._steps import make_epoch as make_epoch
 from ._steps import predict as predict
 
 __all__ = [
+    "Averaging",
+    "AveragingState",
     "CheckpointError",
     "Checkpointer",
+    "EarlyStopping",
+    "EarlyStoppingState",
     "FitResult",
     "ReduceLROnPlateau",
     "TrainState",
     "averaged_params",
     "classifier_eval",
     "classifier_loss",
+    "early_stopping",
+    "ema",
+    "ensemble_predict",
     "evaluate",
     "fit",
     "make_epoch",
+    "params_like",
     "predict",
     "read_jsonl",
+    "swa",
     "train_step",
     "write_csv",
     "write_history",

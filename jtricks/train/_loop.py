@@ -273,7 +273,8 @@ def fit(
             seconds = time.perf_counter() - t0
             if not finite:
                 stop_reason = _divergence_message(epoch, metrics, steps_per_epoch)
-                bar.write(f"jtricks: {stop_reason}", file=sys.stderr)
+                if progress:
+                    bar.write(f"jtricks: {stop_reason}", file=sys.stderr)
                 epoch -= 1
                 break
             state, avg_state = new_state, new_avg
@@ -310,7 +311,8 @@ def fit(
                 if bool(es_state.stop):
                     stop_reason = (f"early stopping after epoch {epoch}: {monitor} stopped "
                                    f"improving (best {float(es_state.best_value):.4g})")
-                    bar.write(f"jtricks: {stop_reason}", file=sys.stderr)
+                    if progress:
+                        bar.write(f"jtricks: {stop_reason}", file=sys.stderr)
             history.append(row)
             if history_dir is not None:
                 write_history(history, history_dir)
@@ -332,8 +334,9 @@ def fit(
 
 def averaged_params(avg_state, params):
     """The parameters held by an ``ema`` / ``swa`` state, in the dtypes of ``params``."""
-    average = getattr(avg_state, "average", avg_state)
-    return jax.tree.map(lambda a, p: jnp.asarray(a).astype(jnp.asarray(p).dtype), average, params)
+    from ._averaging import params_like
+
+    return params_like(getattr(avg_state, "average", avg_state), params)
 
 
 def _postfix(row: dict) -> dict:

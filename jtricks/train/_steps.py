@@ -23,19 +23,15 @@ import jax.numpy as jnp
 import optax
 
 from jtricks._validate import check_int
+from jtricks.losses import cross_entropy
 from jtricks.optim import GradientTransformation
 
 from ._state import TrainState, train_step
 
 
-def _cross_entropy(logits, labels, class_weights=None):
-    """Per-example softmax cross-entropy in float32, optionally weighted by class."""
-    losses = optax.softmax_cross_entropy_with_integer_labels(
-        logits.astype(jnp.float32), labels
-    )
-    if class_weights is None:
-        return losses, jnp.ones_like(losses)
-    return losses, jnp.asarray(class_weights, jnp.float32)[labels]
+def _per_example_cross_entropy(logits, labels):
+    """Per-example softmax cross-entropy in float32 (for evaluation)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
 
 
 def classifier_loss(model, *, class_weights=None, augment: Callable | None = None):
@@ -63,8 +59,7 @@ def classifier_loss(model, *, class_weights=None, augment: Callable | None = Non
         if augment is not None:
             x = augment(aug_key, x)
         logits, new_state = model.apply(params, model_state, x, training=True, key=model_key)
-        losses, weights = _cross_entropy(logits, y, class_weights)
-        loss = jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1e-12)
+        loss = cross_entropy(logits, y, class_weights=class_weights)
         accuracy = jnp.mean(jnp.argmax(logits, -1) == y)
         return loss, (new_state, {"accuracy": accuracy})
 
@@ -82,7 +77,7 @@ def classifier_eval(model):
     def eval_fn(params, model_state, batch):
         x, y = batch
         logits, _ = model.apply(params, model_state, x, training=False)
-        losses, _ = _cross_entropy(logits, y)
+        losses = _per_example_cross_entropy(logits, y)
         return {"loss": losses, "accuracy": (jnp.argmax(logits, -1) == y).astype(jnp.float32)}
 
     return eval_fn
