@@ -225,7 +225,7 @@ def run(args) -> int:
     if args.resume and not args.checkpoint_dir:
         raise CliError("--resume needs --checkpoint-dir DIR (the folder of the checkpoints "
                        "to continue from)")
-    if args.model != "mlp" and args.data[0] == "digits" and args.hidden != (256, 128):
+    if args.model != "mlp" and args.hidden != (256, 128):
         say("note: --hidden only applies to --model mlp")
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out!r} exists and is not a directory")

@@ -116,9 +116,10 @@ def initializers(data, out_dir, quick):
                         init_params=stacked)
     fig, (a1, a2, a3) = figure("Weight initialisation: signal through depth and training", 3,
                                width=5.0)
+    colors = {label: f"C{i}" for i, label in enumerate(_INITS)}  # same colour per panel
     for label, (relu, tanh) in signal.items():
-        a1.plot(range(1, depth + 1), relu, label=label)
-        a2.plot(range(1, depth + 1), tanh, label=label)
+        a1.plot(range(1, depth + 1), relu, label=label, color=colors[label])
+        a2.plot(range(1, depth + 1), tanh, label=label, color=colors[label])
     for ax, act in ((a1, "ReLU"), (a2, "tanh")):
         ax.set_yscale("log")
         ax.set_xlabel("layer")
@@ -127,8 +128,11 @@ def initializers(data, out_dir, quick):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for i, label in enumerate(labels):
-        a3.plot(range(1, epochs + 1), c["val_accuracy"][i], label=label)
-    a3.set_title("6-layer ReLU MLP, SGD+momentum", fontsize=9)
+        a3.plot(range(1, epochs + 1), c["val_accuracy"][i], label=label, color=colors[label],
+                linestyle=":" if label == "zeros" else "-")
+    a3.set_title("6-layer ReLU MLP, SGD+momentum (N(0, 1): NaN, not drawn)"
+                 if not np.isfinite(c["val_loss"][0]).all() else
+                 "6-layer ReLU MLP, SGD+momentum", fontsize=9)
     epochs_axis(a3, "validation accuracy")
     name = save(fig, out_dir, "initializers")
     final = dict(zip(labels, map(float, c["val_accuracy"][:, -1])))
@@ -139,14 +143,15 @@ def initializers(data, out_dir, quick):
         rows.append([label, f"{relu_last:.3g}", f"{tanh_last:.3g}", fmt(final[label])])
     he_std = float(signal["He normal"][0][-1])
     n01 = float(signal["N(0, 1)"][0][-1])
-    verdict = (f"Supported: with ReLU, N(0, 1) weights blow the signal up to std {n01:.3g} "
+    n01_text = f"std {n01:.3g}" if np.isfinite(n01) else "beyond float32 (inf)"
+    verdict = (f"Supported: with ReLU, N(0, 1) weights blow the signal up to {n01_text} "
                f"after {depth} layers while He keeps it at {he_std:.3g}; for tanh Glorot keeps "
                f"it in range. All-zero weights never learn ({fmt(final['zeros'])} accuracy, "
                f"chance is 0.1); He reaches {fmt(final['He normal'])}, N(0, 1) "
                f"{fmt(final['N(0, 1)'])}.")
     if final["He normal"] < final["N(0, 1)"]:
         verdict = ("Partly supported: the signal explodes with N(0, 1) weights (std "
-                   f"{n01:.3g} after {depth} ReLU layers vs {he_std:.3g} with He), but in "
+                   f"{n01_text} after {depth} ReLU layers vs {he_std:.3g} with He), but in "
                    f"this short training N(0, 1) still reached {fmt(final['N(0, 1)'])} vs He "
                    f"{fmt(final['He normal'])}.")
     return Result("initializers", "Weight initialisation", "Initialisation should preserve "
@@ -238,14 +243,14 @@ def dropout(data, out_dir, quick):
     rows = [[label, fmt(final[i]), fmt(best_loss[i]), fmt(c["train_loss"][i, -1])]
             for i, label in enumerate(labels)]
     best = int(np.argmax(final))
-    verdict = (f"The best final validation accuracy is at dropout {rates[best]:.1f} "
-               f"({fmt(final[best])}; no dropout: {fmt(final[0])}). ")
+    detail = (f"the best final validation accuracy is at dropout {rates[best]:.1f} "
+              f"({fmt(final[best])}; no dropout: {fmt(final[0])}).")
     if final[best] > final[0] + 0.005:
-        verdict += "Supported: some dropout helps on this data."
+        verdict = f"Supported: some dropout helps on this data; {detail}"
     else:
-        verdict += ("Not clearly supported on digits: the differences are within about one "
-                    "validation example in 200, and dropout slows the fall of the training "
-                    "loss.")
+        verdict = (f"Not clearly supported on digits: {detail} The differences are within "
+                   "about one validation example in 200, and dropout slows the fall of the "
+                   "training loss.")
     return Result("dropout", "Dropout", "Dropout (typically 10-50%) regularises; the lesson's "
                   "notebook reports faster training to higher accuracy with it.",
                   f"MLP 256-256 with dropout after each hidden layer, Adam lr 1e-3, "

@@ -248,8 +248,11 @@ def save(fig, out_dir: str, name: str) -> str:
 
 def epochs_axis(ax, ylabel: str, *, log: bool = False, legend: bool = True) -> None:
     """Labels an axis whose x is the epoch."""
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if log:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)

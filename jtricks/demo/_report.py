@@ -24,6 +24,12 @@ def machine() -> dict:
     }
 
 
+def _status(verdict: str) -> str:
+    """The verdict's lead ("Supported", "Partly supported", ...) for the summary table."""
+    head = verdict.split(":", 1)[0]
+    return head if len(head) < 70 else "see below"
+
+
 def _table(headers, rows) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -66,7 +72,7 @@ def write_report(out_dir: str, results, *, quick: bool, total_seconds: float) ->
         "## Summary",
         "",
         _table(["experiment", "verdict", "time (s)"],
-               [[f"[{r.title}](#{r.name.replace('_', '-')})", r.verdict.split(":")[0],
+               [[f"[{r.title}](#{r.name.replace('_', '-')})", _status(r.verdict),
                  f"{r.seconds:.1f}"] for r in results]),
         "",
         "Times include JIT compilation, which dominates on digits: one epoch is a few "

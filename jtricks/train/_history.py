@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from typing import Iterable, Mapping
 
 
 def _plain(value):
-    """A JSON-friendly Python scalar (NaN and infinities kept as floats)."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return value
-    return value
+    """A Python scalar for JSON / CSV (0-d arrays unwrapped; NaN stays a float)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def write_jsonl(rows: Iterable[Mapping], path: str | os.PathLike) -> None:
