@@ -85,7 +85,7 @@ def mlp(
     features: Sequence[int],
     *,
     activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-    kernel_init=None,
+    kernel_init=_init.he_normal(),
     batch_norm: bool = False,
     dropout=0.0,
     param_dtype=jnp.float32,
@@ -125,7 +125,6 @@ def mlp(
     """
     features = _check_features("features", features)
     check_number("dropout", dropout, lo=0, hi=1)
-    kernel_init = _init.he_normal() if kernel_init is None else kernel_init
     use_dropout = not _is_zero(dropout)
 
     def init(key, input_shape):
@@ -164,7 +163,7 @@ def cnn(
     dense_features: Sequence[int] = (64,),
     kernel_size: int = 3,
     activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-    kernel_init=None,
+    kernel_init=_init.he_normal(),
     batch_norm: bool = False,
     dropout=0.0,
     param_dtype=jnp.float32,
@@ -203,7 +202,6 @@ def cnn(
     dense_features = tuple(check_int("dense_features", f, lo=1) for f in dense_features)
     kernel_size = check_int("kernel_size", kernel_size, lo=1)
     check_number("dropout", dropout, lo=0, hi=1)
-    kernel_init = _init.he_normal() if kernel_init is None else kernel_init
     use_dropout = not _is_zero(dropout)
     widths = dense_features + (num_classes,)
 
@@ -254,7 +252,7 @@ def resnet(
     stage_channels: Sequence[int] = (16, 32),
     blocks_per_stage: int = 2,
     activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-    kernel_init=None,
+    kernel_init=_init.he_normal(),
     batch_norm: bool = True,
     drop_path=0.0,
     param_dtype=jnp.float32,
@@ -306,7 +304,6 @@ def resnet(
     stage_channels = _check_features("stage_channels", stage_channels)
     blocks_per_stage = check_int("blocks_per_stage", blocks_per_stage, lo=1)
     check_number("drop_path", drop_path, lo=0, hi=1)
-    kernel_init = _init.he_normal() if kernel_init is None else kernel_init
     use_drop_path = not _is_zero(drop_path)
     # (stride, in_channels, out_channels) of every block.
     blocks = []
