@@ -90,7 +90,7 @@ def mlp(
     dropout=0.0,
     param_dtype=jnp.float32,
 ) -> Model:
-    """A multilayer perceptron: ``dense -> [batch_norm] -> activation -> [dropout]`` per hidden layer.
+    """A multilayer perceptron: ``dense -> [batch_norm] -> activation -> [dropout]`` per layer.
 
     The input's non-batch axes are flattened. ``features[:-1]`` are the widths of
     the hidden layers (so depth and width are configurable); ``features[-1]``
@@ -132,7 +132,9 @@ def mlp(
         params, state = {}, {}
         keys = jax.random.split(key, len(features))
         for i, (k, out) in enumerate(zip(keys, features)):
-            params[f"dense_{i}"] = init_dense(k, in_features, out, kernel_init=kernel_init, dtype=param_dtype)
+            params[f"dense_{i}"] = init_dense(
+                k, in_features, out, kernel_init=kernel_init, dtype=param_dtype
+            )
             if batch_norm and i < len(features) - 1:
                 params[f"bn_{i}"], state[f"bn_{i}"] = init_batch_norm(out, param_dtype)
             in_features = out
@@ -207,7 +209,9 @@ def cnn(
 
     def init(key, input_shape):
         if len(input_shape) != 3:
-            raise ValueError(f"cnn: input_shape={tuple(input_shape)} must be (height, width, channels)")
+            raise ValueError(
+                f"cnn: input_shape={tuple(input_shape)} must be (height, width, channels)"
+            )
         h, w, c = input_shape
         params, state = {}, {}
         keys = iter(jax.random.split(key, len(channels) + len(widths)))
@@ -221,7 +225,9 @@ def cnn(
             h, w, c = -(-h // 2), -(-w // 2), out
         in_features = h * w * c
         for j, out in enumerate(widths):
-            params[f"dense_{j}"] = init_dense(next(keys), in_features, out, kernel_init=kernel_init, dtype=param_dtype)
+            params[f"dense_{j}"] = init_dense(
+                next(keys), in_features, out, kernel_init=kernel_init, dtype=param_dtype
+            )
             in_features = out
         return params, state
 
@@ -321,7 +327,9 @@ def resnet(
 
     def init(key, input_shape):
         if len(input_shape) != 3:
-            raise ValueError(f"resnet: input_shape={tuple(input_shape)} must be (height, width, channels)")
+            raise ValueError(
+                f"resnet: input_shape={tuple(input_shape)} must be (height, width, channels)"
+            )
         keys = jax.random.split(key, 2 + 3 * num_blocks)
         params, state = {"stem": {}}, {"stem": {}}
         conv_bn_init(keys[0], input_shape[-1], stage_channels[0], 3, "conv", "bn",
@@ -334,7 +342,9 @@ def resnet(
             if stride != 1 or c != out:
                 conv_bn_init(keys[3 + 3 * k], c, out, 1, "shortcut_conv", "shortcut_bn", p, s)
             c = out
-        params["head"] = init_dense(keys[-1], c, num_classes, kernel_init=kernel_init, dtype=param_dtype)
+        params["head"] = init_dense(
+            keys[-1], c, num_classes, kernel_init=kernel_init, dtype=param_dtype
+        )
         return params, (state if batch_norm else {})
 
     def apply(params, state, x, *, training, key=None, axis_name=None):

@@ -166,8 +166,8 @@ def batch_norm(
             )
     axes = tuple(range(x.ndim - 1))
     if not training:
-        y = _normalize(x, state["mean"], state["var"], eps, params.get("scale"), params.get("bias"), axes)
-        return y, state
+        mean, var = state["mean"], state["var"]
+        return _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes), state
     mean, var = _moments(x, axes, axis_name)
     y = _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes)
     m = jnp.asarray(momentum, mean.dtype)
