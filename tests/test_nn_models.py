@@ -25,6 +25,8 @@ def test_mlp_params_state_and_shapes():
     assert set(params["bn_1"]) == {"scale", "bias"}
     assert set(state) == {"bn_0", "bn_1"} and set(state["bn_0"]) == {"mean", "var"}
     assert jax.eval_shape(lambda k: nn.mlp((32, 10)).init(k, (64,)), KEY)[1] == {}
+    params, _ = jax.eval_shape(lambda k: nn.mlp((32, 10)).init(k, 64), KEY)  # int: a vector
+    assert params["dense_0"]["kernel"].shape == (64, 32)
 
 
 def test_mlp_equals_hand_written_network():

@@ -66,6 +66,13 @@ def _check_features(name: str, features) -> tuple[int, ...]:
     return tuple(check_int(name, f, lo=1) for f in features)
 
 
+def _input_shape(input_shape) -> tuple[int, ...]:
+    """One example's shape as a tuple (an int is a vector's length)."""
+    if isinstance(input_shape, int):
+        return (input_shape,)
+    return tuple(int(d) for d in input_shape)
+
+
 def _require_key(model: str, key, training: bool, random: bool) -> None:
     if training and random and key is None:
         raise ValueError(
@@ -128,7 +135,7 @@ def mlp(
     use_dropout = not _is_zero(dropout)
 
     def init(key, input_shape):
-        in_features = math.prod(input_shape)
+        in_features = math.prod(_input_shape(input_shape))
         params, state = {}, {}
         keys = jax.random.split(key, len(features))
         for i, (k, out) in enumerate(zip(keys, features)):
@@ -208,6 +215,7 @@ def cnn(
     widths = dense_features + (num_classes,)
 
     def init(key, input_shape):
+        input_shape = _input_shape(input_shape)
         if len(input_shape) != 3:
             raise ValueError(
                 f"cnn: input_shape={tuple(input_shape)} must be (height, width, channels)"
@@ -326,6 +334,7 @@ def resnet(
             params[bn], state[bn] = init_batch_norm(c_out, param_dtype)
 
     def init(key, input_shape):
+        input_shape = _input_shape(input_shape)
         if len(input_shape) != 3:
             raise ValueError(
                 f"resnet: input_shape={tuple(input_shape)} must be (height, width, channels)"
