@@ -190,3 +190,16 @@ def test_batch_norm_under_vmap_of_hyperparameters():
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_half_precision_statistics_are_computed_in_float32():
+    # bf16 has 8 significant bits: around 256 its spacing is 2, so summing in bf16
+    # would lose the spread entirely; the statistics must be taken in float32.
+    x = (256.0 + 8.0 * _data((64, 4), seed=3)).astype(jnp.bfloat16)
+    params, state = nn.init_batch_norm(4)
+    y, new_state = jax.jit(lambda x: nn.batch_norm(params, state, x, training=True))(x)
+    exact = np.asarray(x, np.float64)
+    mean, var = exact.mean(0), exact.var(0)
+    np.testing.assert_allclose(new_state["mean"], 0.1 * mean, rtol=1e-5)
+    np.testing.assert_allclose(new_state["var"], 0.9 + 0.1 * var, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(y, np.float64), (exact - mean) / np.sqrt(var + 1e-5), atol=2e-2)
