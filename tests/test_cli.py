@@ -108,3 +108,13 @@ def test_bench_dispatches_to_jtricks_bench(monkeypatch):
     monkeypatch.setattr(jtricks, "bench", fake, raising=False)
     assert main(["bench", "--quick", "--only", "adam"]) == 0
     assert seen["argv"] == ["--quick", "--only", "adam"]
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
+    common = ["train", "--hidden", "32", "--quiet", "--checkpoint-dir", str(tmp_path / "ck"),
+              "--checkpoint-every", "1", "--out", str(tmp_path / "out")]
+    assert run(common + ["--epochs", "2"], capsys)[0] == 0
+    code, out, err = run(common + ["--epochs", "3", "--resume"], capsys)
+    assert code == 0 and out.startswith("test accuracy"), err
+    history = (tmp_path / "out" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in history] == [1, 2, 3]
