@@ -21,6 +21,7 @@ from ._pmap import unreplicate as unreplicate
 from ._sharded import data_mesh as data_mesh
 from ._sharded import replicate_on_mesh as replicate_on_mesh
 from ._sharded import shard_batch as shard_batch
+from ._sharded import shard_loss as shard_loss
 from ._sharded import sharded_step as sharded_step
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "replicate",
     "replicate_on_mesh",
     "shard_batch",
+    "shard_loss",
     "sharded_step",
     "split_batch",
     "unreplicate",

@@ -5,7 +5,8 @@ The state lives replicated on every device of a one-axis mesh
 (:func:`shard_batch`), and :func:`sharded_step` compiles one step for the
 whole mesh, in one of two forms:
 
-* ``per_device=False`` (default): ``jit`` over the *global* batch. The loss is
+* ``per_device=False`` (default): ``jit`` over the *global* batch
+  (:func:`shard_loss`). The loss is
   written as on one device (no ``axis_name``); XLA partitions it and inserts
   the all-reduces, so batch-norm statistics are those of the global batch, and
   dropout masks drawn for the global batch shape are partitioned element by
@@ -121,6 +122,40 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
     )
 
 
+def shard_loss(loss_fn, mesh: Mesh):
+    """Makes any jitted loop over ``loss_fn`` data-parallel over ``mesh``.
+
+    The wrapped loss constrains its batch to be split along the mesh's data
+    axis (``with_sharding_constraint``); with the state replicated on the mesh
+    (:func:`replicate_on_mesh`), XLA then partitions the forward and backward
+    pass over the devices and averages the gradients itself. Nothing else
+    changes: the loss is written as on one device, over the global batch, so
+    an existing training loop (e.g. :func:`jtricks.train.fit`) becomes
+    data-parallel without touching its step.
+
+    Args:
+      loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss, aux)``.
+      mesh: a one-axis mesh (:func:`data_mesh`); the batch size must divide
+        by its size.
+
+    Returns:
+      The loss function with the same signature.
+
+    Example:
+      >>> mesh = data_mesh(8)
+      >>> result = jtricks.train.fit(replicate_on_mesh(state, mesh), tx,
+      ...                            shard_loss(loss_fn, mesh), (x, y), epochs=10, batch_size=64)
+    """
+    split = NamedSharding(mesh, P(_data_axis(mesh)))
+
+    def sharded(params, model_state, batch, key):
+        check_divisible(batch_size(batch), mesh.size)
+        batch = jax.lax.with_sharding_constraint(batch, split)
+        return loss_fn(params, model_state, batch, key)
+
+    return sharded
+
+
 def sharded_step(
     loss_fn,
     tx,
@@ -176,7 +211,7 @@ def sharded_step(
     else:
 
         def body(state, batch):
-            return train_step(state, batch, loss_fn=loss_fn, tx=tx)
+            return train_step(state, batch, loss_fn=shard_loss(loss_fn, mesh), tx=tx)
 
     return jax.jit(
         body,
