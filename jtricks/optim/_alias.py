@@ -1,0 +1,250 @@
+"""Optimizers: short chains of the building blocks, equal to optax's of the same name.
+
+Every optimizer takes ``learning_rate`` first: a non-negative number, a JAX
+array (also a traced one, so a jitted step does not recompile when it changes
+and ``jax.vmap`` over a vector of learning rates runs a sweep), or a schedule
+``step -> value``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import jax
+
+from ._base import GradientTransformation, chain, identity
+from ._transforms import (
+    ScalarOrSchedule,
+    add_decayed_weights,
+    scale_by_adadelta,
+    scale_by_adagrad,
+    scale_by_adam,
+    scale_by_learning_rate,
+    scale_by_rms,
+    trace,
+)
+
+
+def sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: Optional[jax.typing.ArrayLike] = None,
+    nesterov: bool = False,
+) -> GradientTransformation:
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    :math:`t \leftarrow g + \gamma t`, :math:`w \leftarrow w - \eta t`
+    (Nesterov: :math:`w \leftarrow w - \eta (g + \gamma t)`); without momentum
+    :math:`w \leftarrow w - \eta g`.
+
+    Args:
+      learning_rate: :math:`\eta`, number, array or schedule.
+      momentum: :math:`\gamma` in ``[0, 1)``, or ``None`` for none.
+      nesterov: whether to use Nesterov momentum.
+
+    Returns:
+      ``chain(trace(momentum, nesterov), scale_by_learning_rate(learning_rate))``.
+
+    Raises:
+      ValueError: for a negative ``learning_rate`` or ``momentum`` outside ``[0, 1)``.
+
+    References:
+      Robbins, Monro, "A Stochastic Approximation Method",
+      https://doi.org/10.1214/aoms/1177729586, 1951.
+
+    Example:
+      >>> tx = sgd(0.1, momentum=0.9, nesterov=True)
+    """
+    return chain(
+        trace(momentum, nesterov) if momentum is not None else identity(),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def adagrad(
+    learning_rate: ScalarOrSchedule,
+    initial_accumulator_value: jax.typing.ArrayLike = 0.1,
+    eps: jax.typing.ArrayLike = 1e-7,
+) -> GradientTransformation:
+    r"""Adagrad: :math:`w \leftarrow w - \eta g / \sqrt{\sum g^2 + \epsilon}`.
+
+    Args:
+      learning_rate: :math:`\eta`, number, array or schedule.
+      initial_accumulator_value: starting value of the sum of squares.
+      eps: added inside the square root.
+
+    Returns:
+      ``chain(scale_by_adagrad(...), scale_by_learning_rate(learning_rate))``.
+
+    Raises:
+      ValueError: for negative arguments.
+
+    References:
+      Duchi, Hazan, Singer, "Adaptive Subgradient Methods for Online Learning and
+      Stochastic Optimization", https://jmlr.org/papers/v12/duchi11a.html, 2011.
+
+    Example:
+      >>> tx = adagrad(0.1)
+    """
+    return chain(
+        scale_by_adagrad(initial_accumulator_value, eps),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def rmsprop(
+    learning_rate: ScalarOrSchedule,
+    decay: jax.typing.ArrayLike = 0.9,
+    eps: jax.typing.ArrayLike = 1e-8,
+    centered: bool = False,
+    momentum: Optional[jax.typing.ArrayLike] = None,
+    nesterov: bool = False,
+    eps_in_sqrt: bool = True,
+    *,
+    initial_scale: jax.typing.ArrayLike = 0.0,
+) -> GradientTransformation:
+    r"""RMSprop: divides by the root of a moving average of squared gradients.
+
+    The momentum (if any) is applied after the learning rate, as in optax.
+
+    Args:
+      learning_rate: number, array or schedule.
+      decay: moving-average decay in ``[0, 1)``.
+      eps: see :func:`scale_by_rms` (``eps_in_sqrt=False`` matches PyTorch).
+      centered: whether to divide by the root of the variance instead.
+      momentum: optional momentum in ``[0, 1)``.
+      nesterov: whether to use Nesterov momentum.
+      eps_in_sqrt: where ``eps`` goes.
+      initial_scale: starting value of the average of squares.
+
+    Returns:
+      ``chain(scale_by_rms(...), scale_by_learning_rate(lr), trace(momentum))``.
+
+    Raises:
+      ValueError: for bad arguments.
+
+    References:
+      Hinton, Srivastava, Swersky, "Neural Networks for Machine Learning, lecture 6e",
+      https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf, 2012.
+
+    Example:
+      >>> tx = rmsprop(1e-3, centered=True, momentum=0.9)
+    """
+    return chain(
+        scale_by_rms(decay, eps, eps_in_sqrt, centered, initial_scale=initial_scale),
+        scale_by_learning_rate(learning_rate),
+        trace(momentum, nesterov) if momentum is not None else identity(),
+    )
+
+
+def adadelta(
+    learning_rate: Optional[ScalarOrSchedule] = None,
+    rho: jax.typing.ArrayLike = 0.9,
+    eps: jax.typing.ArrayLike = 1e-6,
+) -> GradientTransformation:
+    r"""Adadelta; with ``learning_rate=None`` the step is the raw Adadelta
+    step :math:`-\sqrt{E[\Delta x^2]+\epsilon}/\sqrt{E[g^2]+\epsilon}\, g`.
+
+    Args:
+      learning_rate: number, array, schedule or ``None`` (then the updates are
+        Adadelta's rescaled gradients, not negated, exactly as optax).
+      rho: moving-average decay in ``[0, 1)``.
+      eps: ``>= 0``.
+
+    Returns:
+      ``chain(scale_by_adadelta(rho, eps), scale_by_learning_rate(learning_rate))``.
+
+    Raises:
+      ValueError: for bad arguments.
+
+    References:
+      Zeiler, "ADADELTA: An Adaptive Learning Rate Method",
+      https://arxiv.org/abs/1212.5701, 2012.
+
+    Example:
+      >>> tx = adadelta(1.0)
+    """
+    return chain(scale_by_adadelta(rho, eps), scale_by_learning_rate(learning_rate))
+
+
+def adam(
+    learning_rate: ScalarOrSchedule,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    amsgrad: bool = False,
+    *,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    nu_dtype: Optional[jax.typing.DTypeLike] = None,
+) -> GradientTransformation:
+    r"""Adam (``amsgrad=True``: AMSGrad, equal to ``optax.amsgrad``).
+
+    Args:
+      learning_rate: number, array or schedule.
+      b1, b2: moment decays in ``[0, 1)``.
+      eps: added outside the square root.
+      amsgrad: whether to divide by the running maximum of the second moment.
+      eps_root: added inside the square root.
+      mu_dtype, nu_dtype: dtypes of the moment buffers (default: params' dtype).
+
+    Returns:
+      ``chain(scale_by_adam(...), scale_by_learning_rate(learning_rate))``.
+
+    Raises:
+      ValueError: for bad arguments.
+
+    References:
+      Kingma, Ba, "Adam: A Method for Stochastic Optimization",
+      https://arxiv.org/abs/1412.6980, 2014.
+
+    Example:
+      >>> tx = adam(1e-3)
+      >>> state = tx.init(params)                       # doctest: +SKIP
+      >>> updates, state = tx.update(grads, state)      # doctest: +SKIP
+    """
+    return chain(
+        scale_by_adam(b1, b2, eps, amsgrad, mu_dtype, nu_dtype, eps_root=eps_root),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def adamw(
+    learning_rate: ScalarOrSchedule,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Any = None,
+    *,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    nu_dtype: Optional[jax.typing.DTypeLike] = None,
+) -> GradientTransformation:
+    r"""Adam with decoupled weight decay: :math:`w \leftarrow w - \eta(\text{adam}(g) + \lambda w)`.
+
+    Args:
+      learning_rate: number, array or schedule.
+      b1, b2, eps, eps_root, mu_dtype, nu_dtype: as :func:`adam`.
+      weight_decay: :math:`\lambda \ge 0`, number, array or schedule.
+      mask: optional pytree of bools (or function of the params) selecting the
+        leaves to decay, e.g. no decay on biases and norm scales.
+
+    Returns:
+      ``chain(scale_by_adam(...), add_decayed_weights(weight_decay, mask),
+      scale_by_learning_rate(learning_rate))``.
+
+    Raises:
+      ValueError: for bad arguments.
+
+    References:
+      Loshchilov, Hutter, "Decoupled Weight Decay Regularization",
+      https://arxiv.org/abs/1711.05101, 2019.
+
+    Example:
+      >>> tx = adamw(1e-3, weight_decay=1e-2, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
+    """
+    return chain(
+        scale_by_adam(b1, b2, eps, False, mu_dtype, nu_dtype, eps_root=eps_root),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )

@@ -1,0 +1,144 @@
+"""Gradient clipping: by value, by per-leaf norm and by global norm."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _validate as v
+from ._base import EmptyState, GradientTransformation
+from ._common import as_dtype, compute_dtype, global_norm
+
+
+def _empty_init(params):
+    del params
+    return EmptyState()
+
+
+def clip(max_abs: jax.typing.ArrayLike) -> GradientTransformation:
+    """Clips every update element to ``[-max_abs, max_abs]``.
+
+    Args:
+      max_abs: the largest absolute value, ``> 0``.
+
+    Returns:
+      A stateless ``GradientTransformation``.
+
+    Raises:
+      ValueError: for a non-positive ``max_abs``.
+
+    Example:
+      >>> tx = clip(1.0)
+    """
+    v.check_positive("max_abs", max_abs)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+
+        def leaf(g):
+            m = as_dtype(max_abs, compute_dtype(g.dtype))
+            return jnp.clip(g.astype(m.dtype), -m, m).astype(g.dtype)
+
+        return jax.tree.map(leaf, updates), state
+
+    return GradientTransformation(_empty_init, update_fn)
+
+
+def clip_by_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformation:
+    r"""Rescales each leaf separately so that its L2 norm is at most ``max_norm``:
+    :math:`g \cdot \min(1, c / \lVert g \rVert)`.
+
+    Args:
+      max_norm: the largest norm of a leaf, ``> 0``.
+
+    Returns:
+      A stateless ``GradientTransformation``.
+
+    Raises:
+      ValueError: for a non-positive ``max_norm``.
+
+    References:
+      Pascanu, Mikolov, Bengio, "On the difficulty of training recurrent neural
+      networks", https://arxiv.org/abs/1211.5063, 2013.
+
+    Example:
+      >>> tx = clip_by_norm(1.0)
+    """
+    v.check_positive("max_norm", max_norm)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+
+        def leaf(g):
+            cdt = compute_dtype(g.dtype)
+            g32, c = g.astype(cdt), as_dtype(max_norm, cdt)
+            norm = jnp.sqrt(jnp.sum(g32 * g32))
+            clipped = (g32 / jnp.where(norm > 0, norm, 1.0)) * c
+            return jnp.where(norm < c, g32, clipped).astype(g.dtype)
+
+        return jax.tree.map(leaf, updates), state
+
+    return GradientTransformation(_empty_init, update_fn)
+
+
+class ClipByGlobalNormState(NamedTuple):
+    """What the last step saw, for logging exploding gradients.
+
+    Attributes:
+      global_norm: the global L2 norm of the last updates, before clipping (float32).
+      clipped: whether the last updates were rescaled.
+    """
+
+    global_norm: jax.Array
+    clipped: jax.Array
+
+
+def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformation:
+    r"""Rescales all updates together so that their global L2 norm is at most
+    ``max_norm``: :math:`g \cdot c / \lVert g \rVert` when :math:`\lVert g \rVert \ge c`
+    (as ``optax.clip_by_global_norm``).
+
+    The state keeps the last pre-clip norm and whether it clipped, so a training
+    loop can log exploding gradients.
+
+    Args:
+      max_norm: the largest global norm :math:`c`, ``> 0``.
+
+    Returns:
+      A ``GradientTransformation`` with state :class:`ClipByGlobalNormState`.
+
+    Raises:
+      ValueError: for a non-positive ``max_norm``.
+
+    References:
+      Pascanu, Mikolov, Bengio, "On the difficulty of training recurrent neural
+      networks", https://arxiv.org/abs/1211.5063, 2013.
+
+    Example:
+      >>> tx = chain(clip_by_global_norm(1.0), adam(1e-3))
+      >>> # after an update: state[0].global_norm, state[0].clipped
+    """
+    v.check_positive("max_norm", max_norm)
+
+    def init_fn(params):
+        del params
+        return ClipByGlobalNormState(jnp.zeros([], jnp.float32), jnp.zeros([], jnp.bool_))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        norm = global_norm(updates)
+        c = as_dtype(max_norm, norm.dtype)
+        keep = norm < c
+
+        def leaf(g):
+            cdt = compute_dtype(g.dtype)
+            g32 = g.astype(cdt)
+            return jnp.where(keep, g32, (g32 / norm.astype(cdt)) * c.astype(cdt)).astype(g.dtype)
+
+        new_state = ClipByGlobalNormState(
+            norm.astype(state.global_norm.dtype), jnp.logical_not(keep))
+        return jax.tree.map(leaf, updates), new_state
+
+    return GradientTransformation(init_fn, update_fn)

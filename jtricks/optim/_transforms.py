@@ -1,0 +1,626 @@
+"""Building blocks: scaling, momentum, adaptive rescaling and weight decay.
+
+Each unit is a ``NamedTuple`` state and a factory returning a
+:class:`GradientTransformation`. The per-leaf maths of a unit is one fused
+function applied in a single pass over the leaves; it runs in the leaf's dtype
+promoted to at least float32, and the updates come back in the dtype of the
+gradients. Hyperparameters may be Python numbers, JAX arrays or tracers (and a
+schedule where noted), so they can be ``jit`` arguments or ``vmap``-ed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+from .. import _validate as v
+from ._base import EmptyState, GradientTransformation, identity
+from ._common import (
+    as_dtype,
+    check_structure,
+    compute_dtype,
+    full_like,
+    global_norm,
+    map_leaves,
+    safe_increment,
+    zero_count,
+    zeros_like,
+)
+
+ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]
+
+
+def _empty_init(params):
+    del params
+    return EmptyState()
+
+
+def _scale_leaves(updates, factor):
+    """``updates * factor`` leaf by leaf, computed in >= f32, in the updates' dtype."""
+
+    def leaf(g):
+        cdt = compute_dtype(g.dtype)
+        return (g.astype(cdt) * as_dtype(factor, cdt)).astype(g.dtype)
+
+    return jax.tree.map(leaf, updates)
+
+
+# ----------------------------------------------------------------------------- scaling
+
+
+def scale(factor: jax.typing.ArrayLike) -> GradientTransformation:
+    """Multiplies the updates by ``factor``.
+
+    Args:
+      factor: a number, array or tracer (any sign).
+
+    Returns:
+      A stateless ``GradientTransformation``.
+
+    Raises:
+      TypeError: if ``factor`` is not numeric.
+      ValueError: if ``factor`` is NaN.
+
+    Example:
+      >>> tx = scale(-0.1)   # plain gradient descent with step 0.1
+    """
+    v.check_number("factor", factor)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        return _scale_leaves(updates, factor), state
+
+    return GradientTransformation(_empty_init, update_fn)
+
+
+class ScaleByScheduleState(NamedTuple):
+    """The step count fed to a schedule (int32, saturating)."""
+
+    count: jax.Array
+
+
+def scale_by_learning_rate(
+    learning_rate: Optional[ScalarOrSchedule], *, flip_sign: bool = True
+) -> GradientTransformation:
+    """Multiplies the updates by ``-learning_rate`` (``+`` with ``flip_sign=False``).
+
+    Args:
+      learning_rate: a non-negative number, array or tracer, or a schedule
+        ``step -> value`` (then the state counts the steps), or ``None`` for
+        no scaling.
+      flip_sign: whether to multiply by ``-learning_rate`` (descent).
+
+    Returns:
+      A ``GradientTransformation``; stateless unless ``learning_rate`` is a schedule.
+
+    Raises:
+      ValueError: if a concrete ``learning_rate`` is negative or NaN.
+
+    Example:
+      >>> tx = scale_by_learning_rate(1e-3)
+    """
+    if learning_rate is None:
+        return identity()
+    v.check_non_negative("learning_rate", learning_rate)
+    sign = -1.0 if flip_sign else 1.0
+    if not callable(learning_rate):
+        return scale(sign * learning_rate)
+
+    def init_fn(params):
+        del params
+        return ScaleByScheduleState(count=zero_count())
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        step = sign * learning_rate(state.count)
+        return _scale_leaves(updates, step), ScaleByScheduleState(safe_increment(state.count))
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+# ----------------------------------------------------------------------------- momentum
+
+
+class TraceState(NamedTuple):
+    """The momentum buffer (the lesson's velocity)."""
+
+    trace: Any
+
+
+def trace(
+    decay: jax.typing.ArrayLike = 0.9,
+    nesterov: bool = False,
+    accumulator_dtype: Optional[jax.typing.DTypeLike] = None,
+) -> GradientTransformation:
+    r"""Momentum: :math:`t \leftarrow g + \gamma t`; the update is :math:`t`
+    (or :math:`g + \gamma t` with Nesterov).
+
+    Args:
+      decay: the momentum coefficient :math:`\gamma` in ``[0, 1)``.
+      nesterov: whether to use Nesterov's look-ahead form.
+      accumulator_dtype: dtype of the buffer; defaults to the params' dtype.
+
+    Returns:
+      A ``GradientTransformation`` with state :class:`TraceState`.
+
+    Raises:
+      ValueError: if a concrete ``decay`` is outside ``[0, 1)``.
+
+    References:
+      Polyak, "Some methods of speeding up the convergence of iteration methods",
+      https://doi.org/10.1016/0041-5553(64)90137-5, 1964.
+      Sutskever, Martens, Dahl, Hinton, "On the importance of initialization and
+      momentum in deep learning", https://proceedings.mlr.press/v28/sutskever13.html, 2013.
+
+    Example:
+      >>> tx = trace(0.9, nesterov=True)
+    """
+    v.check_unit_interval("decay", decay)
+
+    def init_fn(params):
+        return TraceState(jax.tree.map(lambda p: zeros_like(p, accumulator_dtype), params))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_structure("trace", updates, state.trace)
+
+        def leaf(g, t):
+            cdt = compute_dtype(jnp.result_type(g, t))
+            d = as_dtype(decay, cdt)
+            g32 = g.astype(cdt)
+            new_t = g32 + d * t.astype(cdt)
+            u = g32 + d * new_t if nesterov else new_t
+            return u.astype(g.dtype), new_t.astype(t.dtype)
+
+        updates, new_trace = map_leaves(leaf, 2, updates, state.trace)
+        return updates, TraceState(new_trace)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+# ----------------------------------------------------------------------------- adaptive
+
+
+class ScaleByAdagradState(NamedTuple):
+    """The running sum of squared gradients."""
+
+    sum_of_squares: Any
+
+
+def scale_by_adagrad(
+    initial_accumulator_value: jax.typing.ArrayLike = 0.1, eps: jax.typing.ArrayLike = 1e-7
+) -> GradientTransformation:
+    r"""Adagrad's rescaling :math:`g / \sqrt{s + \epsilon}` with :math:`s \mathrel{+}= g^2`.
+
+    Where the sum is zero the update is zero (no ``0/0``).
+
+    Args:
+      initial_accumulator_value: starting value of ``s``, ``>= 0``.
+      eps: added inside the square root, ``>= 0``.
+
+    Returns:
+      A ``GradientTransformation`` with state :class:`ScaleByAdagradState`.
+
+    Raises:
+      ValueError: for a negative ``initial_accumulator_value`` or ``eps``.
+
+    References:
+      Duchi, Hazan, Singer, "Adaptive Subgradient Methods for Online Learning and
+      Stochastic Optimization", https://jmlr.org/papers/v12/duchi11a.html, 2011.
+
+    Example:
+      >>> tx = scale_by_adagrad(0.1, 1e-7)
+    """
+    v.check_non_negative("initial_accumulator_value", initial_accumulator_value)
+    v.check_non_negative("eps", eps)
+
+    def init_fn(params):
+        return ScaleByAdagradState(
+            jax.tree.map(lambda p: full_like(p, initial_accumulator_value), params))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_structure("scale_by_adagrad", updates, state.sum_of_squares)
+
+        def leaf(g, s):
+            cdt = compute_dtype(jnp.result_type(g, s))
+            g32 = g.astype(cdt)
+            s_new = g32 * g32 + s.astype(cdt)
+            inv = jnp.where(s_new > 0, jax.lax.rsqrt(s_new + as_dtype(eps, cdt)), 0.0)
+            return (inv * g32).astype(g.dtype), s_new.astype(s.dtype)
+
+        updates, sums = map_leaves(leaf, 2, updates, state.sum_of_squares)
+        return updates, ScaleByAdagradState(sums)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+class ScaleByRmsState(NamedTuple):
+    """The exponential moving average of squared gradients."""
+
+    nu: Any
+
+
+class ScaleByCenteredRmsState(NamedTuple):
+    """Moving averages of the gradients (``mu``) and their squares (``nu``)."""
+
+    mu: Any
+    nu: Any
+
+
+def scale_by_rms(
+    decay: jax.typing.ArrayLike = 0.9,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    *,
+    initial_scale: jax.typing.ArrayLike = 0.0,
+) -> GradientTransformation:
+    r"""RMSprop's rescaling by the root of a moving average of squared gradients.
+
+    :math:`\nu \leftarrow \rho\nu + (1-\rho) g^2`; the update is
+    :math:`g / \sqrt{\nu + \epsilon}` (``eps_in_sqrt=True``, optax's default)
+    or :math:`g / (\sqrt{\nu} + \epsilon)` (PyTorch's). ``centered`` also
+    tracks :math:`\mu \leftarrow \rho\mu + (1-\rho) g` and divides by the root
+    of the variance estimate :math:`\nu - \mu^2` (clamped at 0).
+
+    Args:
+      decay: :math:`\rho` in ``[0, 1)``.
+      eps: ``>= 0``.
+      eps_in_sqrt: where ``eps`` goes, see above.
+      centered: whether to subtract the squared mean.
+      initial_scale: starting value of :math:`\nu`.
+
+    Returns:
+      A ``GradientTransformation`` with state :class:`ScaleByRmsState` or
+      :class:`ScaleByCenteredRmsState`.
+
+    Raises:
+      ValueError: for ``decay`` outside ``[0, 1)`` or a negative ``eps``.
+
+    References:
+      Hinton, Srivastava, Swersky, "Neural Networks for Machine Learning, lecture 6e",
+      https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf, 2012.
+      Graves, "Generating Sequences With Recurrent Neural Networks" (centered),
+      https://arxiv.org/abs/1308.0850, 2013.
+
+    Example:
+      >>> tx = scale_by_rms(0.9, 1e-8, centered=True)
+    """
+    v.check_unit_interval("decay", decay)
+    v.check_non_negative("eps", eps)
+    v.check_non_negative("initial_scale", initial_scale)
+
+    def init_fn(params):
+        nu = jax.tree.map(lambda p: full_like(p, initial_scale), params)
+        if centered:
+            return ScaleByCenteredRmsState(mu=jax.tree.map(zeros_like, params), nu=nu)
+        return ScaleByRmsState(nu=nu)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_structure("scale_by_rms", updates, state.nu)
+
+        def leaf(g, nu, mu=None):
+            cdt = compute_dtype(jnp.result_type(g, nu))
+            d, e, d1 = as_dtype(decay, cdt), as_dtype(eps, cdt), as_dtype(1 - decay, cdt)
+            g32 = g.astype(cdt)
+            nu = d1 * (g32 * g32) + d * nu.astype(cdt)
+            var = nu
+            if centered:
+                mu = d1 * g32 + d * mu.astype(cdt)
+                var = jnp.maximum(nu - mu * mu, 0.0)
+            s = jax.lax.rsqrt(var + e) if eps_in_sqrt else 1 / (jnp.sqrt(var) + e)
+            return (s * g32).astype(g.dtype), nu, mu
+
+        if centered:
+            updates, nu, mu = map_leaves(leaf, 3, updates, state.nu, state.mu)
+            cast = lambda t, o: jax.tree.map(lambda a, b: a.astype(b.dtype), t, o)  # noqa: E731
+            return updates, ScaleByCenteredRmsState(cast(mu, state.mu), cast(nu, state.nu))
+        updates, nu, _ = map_leaves(leaf, 3, updates, state.nu)
+        return updates, ScaleByRmsState(jax.tree.map(lambda a, b: a.astype(b.dtype), nu, state.nu))
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+class ScaleByAdadeltaState(NamedTuple):
+    """Moving averages of squared gradients (``e_g``) and squared updates (``e_x``)."""
+
+    e_g: Any
+    e_x: Any
+
+
+def scale_by_adadelta(
+    rho: jax.typing.ArrayLike = 0.9, eps: jax.typing.ArrayLike = 1e-6
+) -> GradientTransformation:
+    r"""Adadelta's rescaling :math:`\sqrt{E[\Delta x^2] + \epsilon} / \sqrt{E[g^2] + \epsilon}`.
+
+    Args:
+      rho: decay of both moving averages, in ``[0, 1)``.
+      eps: ``>= 0``.
+
+    Returns:
+      A ``GradientTransformation`` with state :class:`ScaleByAdadeltaState`.
+
+    Raises:
+      ValueError: for ``rho`` outside ``[0, 1)`` or a negative ``eps``.
+
+    References:
+      Zeiler, "ADADELTA: An Adaptive Learning Rate Method",
+      https://arxiv.org/abs/1212.5701, 2012.
+
+    Example:
+      >>> tx = scale_by_adadelta(0.9, 1e-6)
+    """
+    v.check_unit_interval("rho", rho)
+    v.check_non_negative("eps", eps)
+
+    def init_fn(params):
+        zeros = lambda: jax.tree.map(zeros_like, params)  # noqa: E731
+        return ScaleByAdadeltaState(e_g=zeros(), e_x=zeros())
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_structure("scale_by_adadelta", updates, state.e_g)
+
+        def leaf(g, e_g, e_x):
+            cdt = compute_dtype(jnp.result_type(g, e_g))
+            r, e, r1 = as_dtype(rho, cdt), as_dtype(eps, cdt), as_dtype(1 - rho, cdt)
+            g32 = g.astype(cdt)
+            new_e_g = r1 * (g32 * g32) + r * e_g.astype(cdt)
+            u = (jnp.sqrt(e_x.astype(cdt) + e) / jnp.sqrt(new_e_g + e)) * g32
+            new_e_x = r1 * (u * u) + r * e_x.astype(cdt)
+            return u.astype(g.dtype), new_e_g.astype(e_g.dtype), new_e_x.astype(e_x.dtype)
+
+        updates, e_g, e_x = map_leaves(leaf, 3, updates, state.e_g, state.e_x)
+        return updates, ScaleByAdadeltaState(e_g=e_g, e_x=e_x)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+class ScaleByAdamState(NamedTuple):
+    """Adam's step count and first / second moment estimates."""
+
+    count: jax.Array
+    mu: Any
+    nu: Any
+
+
+class ScaleByAmsgradState(NamedTuple):
+    """AMSGrad's state: Adam's plus the running maximum of the corrected ``nu``."""
+
+    count: jax.Array
+    mu: Any
+    nu: Any
+    nu_max: Any
+
+
+def scale_by_adam(
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    amsgrad: bool = False,
+    mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    nu_dtype: Optional[jax.typing.DTypeLike] = None,
+    *,
+    eps_root: jax.typing.ArrayLike = 0.0,
+) -> GradientTransformation:
+    r"""Adam's rescaling :math:`\hat m / (\sqrt{\hat v + \epsilon_{root}} + \epsilon)`.
+
+    :math:`m \leftarrow \beta_1 m + (1-\beta_1) g`,
+    :math:`v \leftarrow \beta_2 v + (1-\beta_2) g^2`, bias-corrected
+    :math:`\hat m = m / (1-\beta_1^t)`, :math:`\hat v = v / (1-\beta_2^t)`.
+    With ``amsgrad`` the denominator uses the running maximum of :math:`\hat v`
+    (as ``optax.scale_by_amsgrad``). ``m``, ``v`` and the update are computed
+    together in one pass per leaf.
+
+    Args:
+      b1: decay of the first moment, in ``[0, 1)``.
+      b2: decay of the second moment, in ``[0, 1)``.
+      eps: added outside the square root, ``>= 0``.
+      amsgrad: whether to use the AMSGrad maximum.
+      mu_dtype: dtype of ``m`` (default: the params' dtype).
+      nu_dtype: dtype of ``v`` (default: the params' dtype).
+      eps_root: added inside the square root, ``>= 0``.
+
+    Returns:
+      A ``GradientTransformation`` with state :class:`ScaleByAdamState` or
+      :class:`ScaleByAmsgradState`.
+
+    Raises:
+      ValueError: for ``b1``/``b2`` outside ``[0, 1)`` or a negative ``eps``/``eps_root``.
+
+    References:
+      Kingma, Ba, "Adam: A Method for Stochastic Optimization",
+      https://arxiv.org/abs/1412.6980, 2014.
+      Reddi, Kale, Kumar, "On the Convergence of Adam and Beyond",
+      https://openreview.net/forum?id=ryQu7f-RZ, 2018.
+
+    Example:
+      >>> tx = scale_by_adam(0.9, 0.999, mu_dtype=jnp.bfloat16)
+    """
+    v.check_unit_interval("b1", b1)
+    v.check_unit_interval("b2", b2)
+    v.check_non_negative("eps", eps)
+    v.check_non_negative("eps_root", eps_root)
+    mu_dtype = None if mu_dtype is None else jnp.dtype(mu_dtype)
+    nu_dtype = None if nu_dtype is None else jnp.dtype(nu_dtype)
+
+    def init_fn(params):
+        mu = jax.tree.map(lambda p: zeros_like(p, mu_dtype), params)
+        nu = jax.tree.map(lambda p: zeros_like(p, nu_dtype), params)
+        if amsgrad:
+            return ScaleByAmsgradState(zero_count(), mu, nu, jax.tree.map(zeros_like, nu))
+        return ScaleByAdamState(zero_count(), mu, nu)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        check_structure("scale_by_adam", updates, state.mu)
+        count = safe_increment(state.count)
+        # Bias corrections once per step, in >= float32 (a low-precision b**t rounds to 1).
+        bdt = compute_dtype(jnp.result_type(*jax.tree.leaves(updates), jnp.float32))
+        bc1 = 1 - as_dtype(b1, bdt) ** count
+        bc2 = 1 - as_dtype(b2, bdt) ** count
+
+        def leaf(g, m, n, n_max=None):
+            cdt = compute_dtype(jnp.result_type(g, m, n))
+            d1, d2 = as_dtype(b1, cdt), as_dtype(b2, cdt)
+            c1, c2 = as_dtype(1 - b1, cdt), as_dtype(1 - b2, cdt)
+            g32 = g.astype(cdt)
+            m = c1 * g32 + d1 * m.astype(cdt)
+            n = c2 * (g32 * g32) + d2 * n.astype(cdt)
+            n_hat = n / bc2.astype(cdt)
+            if amsgrad:
+                n_max = jnp.maximum(n_max.astype(cdt), n_hat)
+                n_hat = n_max
+            u = (m / bc1.astype(cdt)) / (jnp.sqrt(n_hat + as_dtype(eps_root, cdt)) + as_dtype(eps, cdt))
+            return u.astype(g.dtype), m, n, n_max
+
+        trees = (state.mu, state.nu) + ((state.nu_max,) if amsgrad else ())
+        updates, mu, nu, nu_max = map_leaves(leaf, 4, updates, *trees)
+        cast = lambda t, o: jax.tree.map(lambda a, b: a.astype(b.dtype), t, o)  # noqa: E731
+        mu, nu = cast(mu, state.mu), cast(nu, state.nu)
+        if amsgrad:
+            return updates, ScaleByAmsgradState(count, mu, nu, cast(nu_max, state.nu_max))
+        return updates, ScaleByAdamState(count, mu, nu)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+# ----------------------------------------------------------------------------- normalising
+
+
+def normalize_by_norm(
+    scale_factor: jax.typing.ArrayLike = 1.0, eps: jax.typing.ArrayLike = 1e-6
+) -> GradientTransformation:
+    r"""Divides the updates by their global L2 norm: :math:`s\,g / (\lVert g \rVert + \epsilon)`.
+
+    Followed by ``scale_by_learning_rate(lr)`` this is the lesson's normalised
+    step :math:`w \leftarrow w - \eta \nabla / \lVert\nabla\rVert`. A zero
+    gradient gives a zero update (never NaN, even with ``eps=0``). Equal to
+    ``optax.normalize_by_update_norm``.
+
+    Args:
+      scale_factor: multiplies the normalised updates.
+      eps: added to the norm, ``>= 0``.
+
+    Returns:
+      A stateless ``GradientTransformation``.
+
+    Raises:
+      ValueError: for a negative ``eps``.
+
+    Example:
+      >>> tx = chain(normalize_by_norm(), scale_by_learning_rate(0.1))
+    """
+    v.check_number("scale_factor", scale_factor)
+    v.check_non_negative("eps", eps)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        norm = global_norm(updates)
+        denom = (norm + as_dtype(eps, norm.dtype)) / as_dtype(scale_factor, norm.dtype)
+        denom = jnp.where(norm > 0, denom, 1.0)  # zero gradient -> zero update
+
+        def leaf(g):
+            cdt = compute_dtype(g.dtype)
+            return (g.astype(cdt) / denom.astype(cdt)).astype(g.dtype)
+
+        return jax.tree.map(leaf, updates), state
+
+    return GradientTransformation(_empty_init, update_fn)
+
+
+# ----------------------------------------------------------------------------- weight decay
+
+
+class WeightDecayScheduleState(NamedTuple):
+    """The step count fed to a weight-decay schedule."""
+
+    count: jax.Array
+
+
+def _decay_transform(name: str, coeff, leaf_term: Callable, mask) -> GradientTransformation:
+    """``g + coeff * leaf_term(p)``, with ``coeff`` a number, array or schedule."""
+
+    def init_fn(params):
+        del params
+        return WeightDecayScheduleState(zero_count()) if callable(coeff) else EmptyState()
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError(f"{name} needs the params: call update(updates, state, params)")
+        check_structure(name, updates, params, what="the params given to update")
+        if callable(coeff):
+            c, state = coeff(state.count), WeightDecayScheduleState(safe_increment(state.count))
+        else:
+            c = coeff
+
+        def leaf(g, p):
+            cdt = compute_dtype(g.dtype)
+            return (g.astype(cdt) + as_dtype(c, cdt) * leaf_term(p.astype(cdt))).astype(g.dtype)
+
+        return jax.tree.map(leaf, updates, params), state
+
+    tx = GradientTransformation(init_fn, update_fn)
+    if mask is not None:
+        from ._wrappers import masked  # local: _wrappers builds on this module's helpers
+
+        return masked(tx, mask)
+    return tx
+
+
+def add_decayed_weights(
+    weight_decay: ScalarOrSchedule = 0.0, mask: Any = None
+) -> GradientTransformation:
+    r"""L2 weight decay: adds :math:`\lambda w` to the updates (decoupled when
+    placed after an adaptive rescaling, as in AdamW).
+
+    Args:
+      weight_decay: :math:`\lambda \ge 0`, a number, array or schedule.
+      mask: optional pytree of bools (or a function of the params returning
+        one) selecting the leaves to decay.
+
+    Returns:
+      A ``GradientTransformation`` (it needs ``params`` in ``update``).
+
+    Raises:
+      ValueError: for a negative ``weight_decay``; in ``update`` when ``params`` is missing.
+
+    References:
+      Loshchilov, Hutter, "Decoupled Weight Decay Regularization",
+      https://arxiv.org/abs/1711.05101, 2019.
+
+    Example:
+      >>> tx = add_decayed_weights(1e-4, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
+    """
+    v.check_non_negative("weight_decay", weight_decay)
+    return _decay_transform("add_decayed_weights", weight_decay, lambda p: p, mask)
+
+
+def add_l1_decay(l1: ScalarOrSchedule = 0.0, mask: Any = None) -> GradientTransformation:
+    r"""L1 decay: adds :math:`\lambda_1 \operatorname{sign}(w)` (the subgradient of
+    :math:`\lambda_1 \lVert w \rVert_1`) to the updates.
+
+    Args:
+      l1: :math:`\lambda_1 \ge 0`, a number, array or schedule.
+      mask: optional pytree of bools (or a function of the params) selecting leaves.
+
+    Returns:
+      A ``GradientTransformation`` (it needs ``params`` in ``update``).
+
+    Raises:
+      ValueError: for a negative ``l1``; in ``update`` when ``params`` is missing.
+
+    References:
+      Tibshirani, "Regression Shrinkage and Selection via the Lasso",
+      https://doi.org/10.1111/j.2517-6161.1996.tb02080.x, 1996.
+
+    Example:
+      >>> tx = chain(add_l1_decay(1e-5), sgd(0.1))
+    """
+    v.check_non_negative("l1", l1)
+    return _decay_transform("add_l1_decay", l1, jnp.sign, mask)

@@ -1,0 +1,331 @@
+"""Wrappers around transformations: masking, skipping non-finite steps,
+gradient accumulation and reduce-on-plateau."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _validate as v
+from ._base import GradientTransformation
+from ._common import call_update, check_structure, compute_dtype, safe_increment, zero_count
+
+
+def _check_transform(name: str, tx: Any) -> None:
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise TypeError(f"{name} must be a gradient transformation with init and update, "
+                        f"got {type(tx).__name__}: {tx!r}")
+
+
+# ----------------------------------------------------------------------------- masked
+
+
+class MaskedNode(NamedTuple):
+    """Stands in for a leaf that a mask leaves out (a pytree node with no leaves)."""
+
+
+class MaskedState(NamedTuple):
+    """The inner state, built for the selected leaves only."""
+
+    inner_state: Any
+
+
+def _is_mask_fn(mask) -> bool:
+    leaves = jax.tree.leaves(jax.tree.map(callable, mask))
+    return bool(leaves) and all(leaves)
+
+
+def masked(tx: GradientTransformation, mask: Any) -> GradientTransformation:
+    """Applies ``tx`` to the leaves where ``mask`` is True; the others pass through.
+
+    Args:
+      tx: the inner transformation (jtricks or optax).
+      mask: a pytree of bools with the params' structure (or a prefix of it),
+        or a function ``params -> such a pytree``. It must be static (Python bools).
+
+    Returns:
+      A ``GradientTransformation`` with state :class:`MaskedState`.
+
+    Raises:
+      TypeError: if ``tx`` is not a gradient transformation.
+
+    Example:
+      >>> decay_matrices = masked(add_decayed_weights(1e-4),
+      ...                         lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
+    """
+    _check_transform("tx", tx)
+
+    def select(tree, mask_tree):
+        return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask_tree, tree)
+
+    def init_fn(params):
+        mask_tree = mask(params) if _is_mask_fn(mask) else mask
+        return MaskedState(tx.init(select(params, mask_tree)))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        mask_tree = mask(updates) if _is_mask_fn(mask) else mask
+        inner_params = None if params is None else select(params, mask_tree)
+        new, inner_state = call_update(
+            tx, select(updates, mask_tree), state.inner_state, inner_params, extra_args)
+        merged = jax.tree.map(lambda m, n, o: n if m else o, mask_tree, new, updates)
+        return merged, MaskedState(inner_state)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+# ----------------------------------------------------------------------------- apply_if_finite
+
+
+class ApplyIfFiniteState(NamedTuple):
+    """Bookkeeping of non-finite steps.
+
+    Attributes:
+      notfinite_count: consecutive non-finite steps so far (int32).
+      last_finite: whether the last updates were all finite.
+      total_notfinite: non-finite steps in total (int32, saturating).
+      inner_state: the wrapped transformation's state.
+    """
+
+    notfinite_count: jax.Array
+    last_finite: jax.Array
+    total_notfinite: jax.Array
+    inner_state: Any
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def apply_if_finite(tx: GradientTransformation, max_consecutive_errors: int) -> GradientTransformation:
+    """Skips steps whose updates contain NaN or Inf (zero updates, inner state kept).
+
+    After more than ``max_consecutive_errors`` non-finite steps in a row the
+    updates are applied anyway (as ``optax.apply_if_finite``), so that a
+    diverged run shows up instead of stalling silently.
+
+    Args:
+      tx: the inner transformation.
+      max_consecutive_errors: how many non-finite steps in a row to skip, ``>= 0``.
+
+    Returns:
+      A ``GradientTransformation`` with state :class:`ApplyIfFiniteState`.
+
+    Raises:
+      TypeError / ValueError: for a bad ``tx`` or ``max_consecutive_errors``.
+
+    Example:
+      >>> tx = apply_if_finite(adam(1e-3), max_consecutive_errors=5)
+    """
+    _check_transform("tx", tx)
+    max_consecutive_errors = v.check_int("max_consecutive_errors", max_consecutive_errors, lo=0)
+
+    def init_fn(params):
+        return ApplyIfFiniteState(zero_count(), jnp.array(True), zero_count(), tx.init(params))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        finite = _all_finite(updates)
+        bad_run = jnp.where(finite, 0, safe_increment(state.notfinite_count)).astype(jnp.int32)
+
+        def apply(_):
+            return call_update(tx, updates, state.inner_state, params, extra_args)
+
+        def skip(_):
+            shapes = jax.eval_shape(apply, None)[0]
+            return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), state.inner_state
+
+        new_updates, inner = jax.lax.cond(
+            jnp.logical_or(finite, bad_run > max_consecutive_errors), apply, skip, None)
+        total = jnp.where(finite, state.total_notfinite, safe_increment(state.total_notfinite))
+        return new_updates, ApplyIfFiniteState(bad_run, finite, total, inner)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+# ----------------------------------------------------------------------------- accumulation
+
+
+class AccumulateGradientsState(NamedTuple):
+    """Gradient-accumulation bookkeeping.
+
+    Attributes:
+      mini_step: micro-batches accumulated since the last applied step (int32).
+      gradient_step: steps applied so far (int32, saturating).
+      acc_grads: the running mean of the micro-batch gradients (>= float32).
+      inner_state: the wrapped transformation's state.
+    """
+
+    mini_step: jax.Array
+    gradient_step: jax.Array
+    acc_grads: Any
+    inner_state: Any
+
+
+def accumulate_gradients(tx: GradientTransformation, every_k: int) -> GradientTransformation:
+    """Applies ``tx`` to the mean of ``every_k`` micro-batch gradients.
+
+    On the first ``every_k - 1`` calls of every group the updates are zeros and
+    the inner state does not move; on the ``every_k``-th call ``tx`` sees the
+    mean gradient of the group (as ``optax.MultiSteps`` with ``use_grad_mean``).
+    The mean is kept with Welford's update ``a += (g - a) / (n + 1)``.
+
+    Args:
+      tx: the inner transformation.
+      every_k: micro-batches per applied step, an integer ``>= 1``.
+
+    Returns:
+      A ``GradientTransformation`` with state :class:`AccumulateGradientsState`.
+
+    Raises:
+      ValueError: for ``every_k < 1``. TypeError: for a non-integer ``every_k``.
+
+    Example:
+      >>> tx = accumulate_gradients(adam(1e-3), every_k=4)   # 4x larger batches
+    """
+    _check_transform("tx", tx)
+    every_k = v.check_int("every_k", every_k, lo=1)
+
+    def init_fn(params):
+        acc = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(jnp.result_type(p))),
+                           params)
+        return AccumulateGradientsState(zero_count(), zero_count(), acc, tx.init(params))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        check_structure("accumulate_gradients", updates, state.acc_grads)
+        n = state.mini_step
+        acc = jax.tree.map(lambda g, a: a + (g.astype(a.dtype) - a) / (n + 1).astype(a.dtype),
+                           updates, state.acc_grads)
+        emit = n == every_k - 1
+
+        def apply(_):
+            mean = jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
+            return call_update(tx, mean, state.inner_state, params, extra_args)
+
+        def wait(_):
+            shapes = jax.eval_shape(apply, None)[0]
+            return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), state.inner_state
+
+        new_updates, inner = jax.lax.cond(emit, apply, wait, None)
+        new_state = AccumulateGradientsState(
+            mini_step=jnp.where(emit, 0, n + 1).astype(jnp.int32),
+            gradient_step=jnp.where(emit, safe_increment(state.gradient_step), state.gradient_step),
+            acc_grads=jax.tree.map(lambda a: jnp.where(emit, jnp.zeros_like(a), a), acc),
+            inner_state=inner,
+        )
+        return new_updates, new_state
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+# ----------------------------------------------------------------------------- reduce on plateau
+
+
+class ReduceOnPlateauState(NamedTuple):
+    """Reduce-on-plateau bookkeeping (the fields of optax's ``ReduceLROnPlateauState``).
+
+    Attributes:
+      scale: the current multiplier of the updates.
+      best_value: the best (lowest) averaged monitored value so far.
+      plateau_count: evaluations without improvement (int32).
+      cooldown_count: evaluations left in the cooldown (int32).
+      count: values accumulated into ``avg_value`` (int32).
+      avg_value: the running mean of the monitored values.
+    """
+
+    scale: jax.Array
+    best_value: jax.Array
+    plateau_count: jax.Array
+    cooldown_count: jax.Array
+    count: jax.Array
+    avg_value: jax.Array
+
+
+def reduce_on_plateau(
+    factor: float = 0.1,
+    patience: int = 10,
+    rtol: float = 1e-4,
+    atol: float = 0.0,
+    cooldown: int = 0,
+    accumulation_size: int = 1,
+    min_scale: float = 0.0,
+) -> GradientTransformation:
+    """Multiplies the updates by a scale that drops by ``factor`` when the
+    monitored value stops improving (as ``optax.contrib.reduce_on_plateau``).
+
+    Call ``update(updates, state, params, value=loss)``. Every
+    ``accumulation_size`` calls the mean of the values is compared with the
+    best so far; it improves when ``mean < (1 - rtol) * best - atol``. After
+    ``patience`` evaluations without improvement the scale is multiplied by
+    ``factor`` (not below ``min_scale``) and ``cooldown`` evaluations are ignored.
+
+    Args:
+      factor: in ``(0, 1)``.
+      patience: evaluations without improvement before reducing, ``>= 1``.
+      rtol: relative improvement threshold, in ``[0, 1]``.
+      atol: absolute improvement threshold, ``>= 0`` (not both zero).
+      cooldown: evaluations to wait after a reduction, ``>= 0``.
+      accumulation_size: values averaged per evaluation, ``>= 1``.
+      min_scale: lower bound of the scale, ``>= 0``.
+
+    Returns:
+      A ``GradientTransformation`` with state :class:`ReduceOnPlateauState`.
+
+    Raises:
+      ValueError / TypeError: for a bad argument.
+
+    Example:
+      >>> tx = chain(adam(1e-3), reduce_on_plateau(factor=0.5, patience=5))
+      >>> # updates, state = tx.update(grads, state, params, value=loss)
+    """
+    v.check_number("factor", factor, lo=0, hi=1, lo_open=True, hi_open=True)
+    patience = v.check_int("patience", patience, lo=1)
+    v.check_unit_interval("rtol", rtol, closed_right=True)
+    v.check_non_negative("atol", atol)
+    cooldown = v.check_int("cooldown", cooldown, lo=0)
+    accumulation_size = v.check_int("accumulation_size", accumulation_size, lo=1)
+    v.check_non_negative("min_scale", min_scale)
+    r, a = v.concrete_value(rtol), v.concrete_value(atol)
+    if r is not None and a is not None and float(r) == 0.0 and float(a) == 0.0:
+        raise ValueError(f"rtol={rtol!r} and atol={atol!r}: at least one must be > 0")
+
+    def init_fn(params):
+        leaves = jax.tree.leaves(params)
+        high = compute_dtype(jnp.result_type(*leaves)) if leaves else jnp.dtype(jnp.float32)
+        return ReduceOnPlateauState(
+            scale=jnp.ones([], jnp.float32), best_value=jnp.full([], jnp.inf, high),
+            plateau_count=zero_count(), cooldown_count=zero_count(), count=zero_count(),
+            avg_value=jnp.zeros([], high))
+
+    def evaluate(s: ReduceOnPlateauState) -> ReduceOnPlateauState:
+        improved = s.avg_value < (1 - rtol) * s.best_value - atol
+        best = jnp.where(improved, s.avg_value, s.best_value)
+        plateau = jnp.where(improved, 0, safe_increment(s.plateau_count))
+        in_cooldown = s.cooldown_count > 0
+        reduce = jnp.logical_and(jnp.logical_not(in_cooldown), plateau == patience)
+        scale_ = jnp.where(reduce, s.scale * factor, s.scale)
+        scale_ = jnp.where(in_cooldown, s.scale, jnp.maximum(scale_, min_scale))
+        plateau = jnp.where(jnp.logical_or(in_cooldown, reduce), 0, plateau)
+        cool = jnp.where(in_cooldown, s.cooldown_count - 1, jnp.where(reduce, cooldown, 0))
+        return ReduceOnPlateauState(
+            scale=scale_.astype(s.scale.dtype), best_value=best.astype(s.best_value.dtype),
+            plateau_count=plateau.astype(jnp.int32), cooldown_count=cool.astype(jnp.int32),
+            count=zero_count(), avg_value=jnp.zeros_like(s.avg_value))
+
+    def update_fn(updates, state, params=None, *, value=None, **extra_args):
+        del params, extra_args
+        if value is None:
+            raise TypeError("reduce_on_plateau.update needs the monitored value: "
+                            "update(updates, state, params, value=loss)")
+        count = safe_increment(state.count)
+        avg = (state.count * state.avg_value + jnp.asarray(value).astype(state.avg_value.dtype)) / count
+        state = state._replace(avg_value=avg.astype(state.avg_value.dtype), count=count)
+        state = jax.lax.cond(count == accumulation_size, evaluate, lambda s: s, state)
+
+        def leaf(g):
+            return (g.astype(compute_dtype(g.dtype)) * state.scale).astype(g.dtype)
+
+        return jax.tree.map(leaf, updates), state
+
+    return GradientTransformation(init_fn, update_fn)
