@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 
+import jtricks
 from jtricks import parallel
 from jtricks.train import TrainState, train_step
 
@@ -60,7 +61,7 @@ def _make_model(dropout=0.3):
 
 
 def _tx():
-    return optax.sgd(0.1, momentum=0.9)
+    return jtricks.optim.sgd(0.1, momentum=0.9)
 
 
 # --------------------------------------------------------------------------------------
@@ -251,7 +252,7 @@ def test_device_dropout_keys_differ_across_devices():
     def loss_fn(params, model_state, batch, key):
         return jnp.sum(params * 0.0), (model_state, {"key": key.astype(jnp.float32)})
 
-    tx = optax.sgd(0.1)
+    tx = jtricks.optim.sgd(0.1)
     state = TrainState.create(params=jnp.zeros(()), tx=tx, key=jax.random.PRNGKey(0))
     step = parallel.pmap_step(loss_fn, tx, num_devices=4, dropout_keys="device")
     # pmean of the keys is their mean: equal to device 0's key only if all coincide.

@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 
+import jtricks
 from jtricks import sweep
 
 FEATURES, CLASSES, EPOCHS, BATCH = 6, 3, 12, 32
@@ -43,7 +44,7 @@ def _mlp(hidden, classes, *, dropout, init_scale):
 def build(h):
     TRACES["build"] += 1
     model = _mlp(16, CLASSES, dropout=h["dropout"], init_scale=h["init_scale"])
-    tx = optax.chain(optax.add_decayed_weights(h["weight_decay"]), optax.sgd(h["learning_rate"]))
+    tx = jtricks.optim.adamw(h["learning_rate"], weight_decay=h["weight_decay"])
     return model, tx
 
 
@@ -60,7 +61,7 @@ def _data():
 
 
 HPARAMS = {
-    "learning_rate": [0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 3.0, 8.0],
+    "learning_rate": [1e-3, 3e-3, 0.01, 0.02, 0.05, 0.1, 0.3, 1.0],
     "weight_decay": [0.0, 1e-4, 1e-3, 0.0, 1e-2, 0.0, 1e-3, 0.0],
     "dropout": [0.0, 0.1, 0.2, 0.3, 0.0, 0.5, 0.1, 0.0],
     "init_scale": [1.0, 0.5, 2.0, 1.0, 1.5, 1.0, 0.7, 3.0],
