@@ -1,0 +1,65 @@
+"""Pure neural-network layers and small models.
+
+Normalisation (:func:`batch_norm` with explicit running statistics,
+:func:`layer_norm`, :func:`group_norm`, :func:`instance_norm`,
+:func:`rms_norm`, :func:`weight_norm`), :func:`dropout` and :func:`drop_path`,
+dense and convolution layers, and the small models :func:`mlp`, :func:`cnn`
+and :func:`resnet` as :class:`Model` ``(init, apply)`` pairs.
+
+Example:
+  >>> import jax, jtricks
+  >>> model = jtricks.nn.mlp((64, 10), batch_norm=True, dropout=0.2)
+  >>> params, state = model.init(jax.random.key(0), (8, 8, 1))
+"""
+
+from jtricks.nn._dropout import drop_path as drop_path
+from jtricks.nn._dropout import dropout as dropout
+from jtricks.nn._layers import conv2d as conv2d
+from jtricks.nn._layers import dense as dense
+from jtricks.nn._layers import global_avg_pool as global_avg_pool
+from jtricks.nn._layers import init_conv2d as init_conv2d
+from jtricks.nn._layers import init_dense as init_dense
+from jtricks.nn._layers import max_pool as max_pool
+from jtricks.nn._models import Model as Model
+from jtricks.nn._models import cnn as cnn
+from jtricks.nn._models import mlp as mlp
+from jtricks.nn._models import resnet as resnet
+from jtricks.nn._normalization import batch_norm as batch_norm
+from jtricks.nn._normalization import group_norm as group_norm
+from jtricks.nn._normalization import init_batch_norm as init_batch_norm
+from jtricks.nn._normalization import init_group_norm as init_group_norm
+from jtricks.nn._normalization import init_instance_norm as init_instance_norm
+from jtricks.nn._normalization import init_layer_norm as init_layer_norm
+from jtricks.nn._normalization import init_rms_norm as init_rms_norm
+from jtricks.nn._normalization import init_weight_norm as init_weight_norm
+from jtricks.nn._normalization import instance_norm as instance_norm
+from jtricks.nn._normalization import layer_norm as layer_norm
+from jtricks.nn._normalization import rms_norm as rms_norm
+from jtricks.nn._normalization import weight_norm as weight_norm
+
+__all__ = [
+    "Model",
+    "batch_norm",
+    "cnn",
+    "conv2d",
+    "dense",
+    "drop_path",
+    "dropout",
+    "global_avg_pool",
+    "group_norm",
+    "init_batch_norm",
+    "init_conv2d",
+    "init_dense",
+    "init_group_norm",
+    "init_instance_norm",
+    "init_layer_norm",
+    "init_rms_norm",
+    "init_weight_norm",
+    "instance_norm",
+    "layer_norm",
+    "max_pool",
+    "mlp",
+    "resnet",
+    "rms_norm",
+    "weight_norm",
+]

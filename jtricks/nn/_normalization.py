@@ -1,0 +1,379 @@
+"""Normalisation layers as pure functions with explicit parameters and state.
+
+Every statistic is computed in at least float32 (float64 inputs stay float64),
+with the two-pass variance ``mean((x - mean)**2)``, which is never negative, so
+a constant input gives ``var = 0`` and, with ``eps > 0``, no NaN. Outputs keep
+the input's dtype.
+
+The stateful layer, :func:`batch_norm`, takes and returns its running
+statistics; the others only have parameters (``init_*`` returns the params
+dict). Normalisations with a learned affine map use ``scale`` (ones) and
+``bias`` (zeros) of shape ``(num_features,)`` acting on the last axis.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jtricks._validate import check_int, check_positive, check_unit_interval
+
+
+def _stats_dtype(x):
+    return jnp.promote_types(x.dtype, jnp.float32)
+
+
+def _moments(x, axes, axis_name=None):
+    """Mean and (biased) variance over ``axes`` in >= float32, optionally across devices."""
+    x = x.astype(_stats_dtype(x))
+    mean = jnp.mean(x, axes)
+    if axis_name is not None:
+        mean = lax.pmean(mean, axis_name)
+    centered = x - jnp.expand_dims(mean, axes)
+    var = jnp.mean(jnp.square(centered), axes)
+    if axis_name is not None:
+        var = lax.pmean(var, axis_name)
+    return mean, var
+
+
+def _normalize(x, mean, var, eps, scale, bias, axes):
+    """``(x - mean) / sqrt(var + eps) * scale + bias`` in >= float32, cast back."""
+    work = _stats_dtype(x)
+    mean, var = jnp.expand_dims(mean, axes), jnp.expand_dims(var, axes)
+    y = (x.astype(work) - mean) * lax.rsqrt(var + jnp.asarray(eps, work))
+    if scale is not None:
+        y = y * scale.astype(work)
+    if bias is not None:
+        y = y + bias.astype(work)
+    return y.astype(x.dtype)
+
+
+def _affine_params(num_features, dtype, *, bias=True):
+    num_features = check_int("num_features", num_features, lo=1)
+    params = {"scale": jnp.ones((num_features,), dtype)}
+    if bias:
+        params["bias"] = jnp.zeros((num_features,), dtype)
+    return params
+
+
+def _check_features(name, params, x):
+    if x.ndim < 1:
+        raise ValueError(f"{name}: input of shape {x.shape} has no feature axis")
+    for k in ("scale", "bias"):
+        p = params.get(k) if params is not None else None
+        if p is not None and p.shape != (x.shape[-1],):
+            raise ValueError(
+                f"{name}: params[{k!r}] has shape {p.shape} but the input has "
+                f"{x.shape[-1]} features (last axis of shape {x.shape})"
+            )
+
+
+# --------------------------------------------------------------------- batch norm
+
+
+def init_batch_norm(num_features: int, dtype=jnp.float32, *, stats_dtype=jnp.float32):
+    """Parameters and state of :func:`batch_norm`.
+
+    Args:
+      num_features: size of the last (feature) axis.
+      dtype: dtype of ``scale`` and ``bias``.
+      stats_dtype: dtype of the running statistics (default float32).
+
+    Returns:
+      ``(params, state)``: ``params = {"scale": ones, "bias": zeros}`` and
+      ``state = {"mean": zeros, "var": ones}``, each of shape ``(num_features,)``.
+
+    Example:
+      >>> params, state = init_batch_norm(16)
+    """
+    params = _affine_params(num_features, dtype)
+    state = {
+        "mean": jnp.zeros((num_features,), stats_dtype),
+        "var": jnp.ones((num_features,), stats_dtype),
+    }
+    return params, state
+
+
+def batch_norm(
+    params: dict,
+    state: dict,
+    x: jax.Array,
+    *,
+    training: bool,
+    momentum=0.9,
+    eps=1e-5,
+    axis_name: str | None = None,
+):
+    """Batch normalisation over every axis but the last (features).
+
+    In training the batch statistics are used: ``mean`` and the biased variance
+    ``var = mean((x - mean)**2)`` over all axes except the last (and over the
+    devices of ``axis_name``), and ``y = (x - mean) / sqrt(var + eps) * scale +
+    bias``. The running statistics are updated as in flax's ``BatchNorm``::
+
+        running = momentum * running + (1 - momentum) * batch
+
+    (flax also uses the biased batch variance for the running variance; PyTorch
+    uses the unbiased one and calls ``1 - momentum`` its momentum). In
+    evaluation the running statistics are used and the state is returned
+    unchanged.
+
+    Args:
+      params: ``{"scale", "bias"}`` from :func:`init_batch_norm`.
+      state: ``{"mean", "var"}`` running statistics.
+      x: input ``(..., num_features)``, e.g. ``(batch, features)`` or NHWC.
+      training: use (and update with) the batch statistics.
+      momentum: decay of the running statistics, in ``[0, 1)``.
+      eps: added to the variance, ``> 0``.
+      axis_name: inside ``pmap`` / ``shard_map``, the mapped axis whose devices
+        share statistics (``lax.pmean``), so that the result equals batch norm
+        on the whole global batch (for equal per-device batches).
+
+    Returns:
+      ``(y, new_state)`` with ``y`` in ``x``'s dtype and ``new_state`` in the
+      state's dtype.
+
+    Raises:
+      ValueError: if the state or params do not match the input's features, or
+        ``momentum`` / ``eps`` is out of range.
+
+    References:
+      Ioffe, Szegedy. "Batch Normalization: Accelerating Deep Network Training by
+      Reducing Internal Covariate Shift". https://arxiv.org/abs/1502.03167, 2015.
+
+    Example:
+      >>> params, state = init_batch_norm(3)
+      >>> x = jnp.arange(12.0).reshape(4, 3)
+      >>> y, state = batch_norm(params, state, x, training=True)
+    """
+    check_unit_interval("momentum", momentum)
+    check_positive("eps", eps)
+    x = jnp.asarray(x)
+    _check_features("batch_norm", params, x)
+    for k in ("mean", "var"):
+        if k not in state or jnp.shape(state[k]) != (x.shape[-1],):
+            got = jnp.shape(state[k]) if k in state else "missing"
+            raise ValueError(
+                f"batch_norm: state[{k!r}] has shape {got} but the input has "
+                f"{x.shape[-1]} features (last axis of shape {x.shape}); build the state "
+                f"with init_batch_norm({x.shape[-1]})"
+            )
+    axes = tuple(range(x.ndim - 1))
+    if not training:
+        y = _normalize(x, state["mean"], state["var"], eps, params.get("scale"), params.get("bias"), axes)
+        return y, state
+    mean, var = _moments(x, axes, axis_name)
+    y = _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes)
+    m = jnp.asarray(momentum, mean.dtype)
+    new_state = {
+        "mean": (m * state["mean"] + (1 - m) * mean).astype(state["mean"].dtype),
+        "var": (m * state["var"] + (1 - m) * var).astype(state["var"].dtype),
+    }
+    return y, new_state
+
+
+# ------------------------------------------------------------- stateless norms
+
+
+def init_layer_norm(num_features: int, dtype=jnp.float32) -> dict:
+    """Parameters of :func:`layer_norm`: ``{"scale": ones, "bias": zeros}``."""
+    return _affine_params(num_features, dtype)
+
+
+def layer_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
+    """Layer normalisation over the last axis, per example.
+
+    ``y = (x - mean) / sqrt(var + eps) * scale + bias`` with the mean and biased
+    variance of each example's features (equal to flax ``LayerNorm`` with
+    ``epsilon=eps``). ``params=None`` skips the affine map.
+
+    References:
+      Ba, Kiros, Hinton. "Layer Normalization". https://arxiv.org/abs/1607.06450, 2016.
+
+    Example:
+      >>> y = layer_norm(init_layer_norm(3), jnp.arange(6.0).reshape(2, 3))
+    """
+    check_positive("eps", eps)
+    x = jnp.asarray(x)
+    _check_features("layer_norm", params, x)
+    params = params or {}
+    mean, var = _moments(x, (-1,))
+    return _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), (-1,))
+
+
+def init_group_norm(num_features: int, dtype=jnp.float32) -> dict:
+    """Parameters of :func:`group_norm`: ``{"scale": ones, "bias": zeros}``."""
+    return _affine_params(num_features, dtype)
+
+
+def group_norm(params: dict | None, x: jax.Array, num_groups: int, *, eps=1e-5) -> jax.Array:
+    """Group normalisation: statistics per example over each group of channels.
+
+    The channels (last axis) are split into ``num_groups`` consecutive groups;
+    mean and biased variance are taken per example (first axis) over all
+    other axes and the channels of a group (equal to flax ``GroupNorm``).
+    ``num_groups = 1`` normalises each example as a whole; ``num_groups =
+    channels`` is :func:`instance_norm`.
+
+    Args:
+      params: ``{"scale", "bias"}`` over the channels, or ``None``.
+      x: input ``(batch, ..., channels)``, e.g. NHWC.
+      num_groups: number of groups; must divide the number of channels.
+      eps: added to the variance.
+
+    Raises:
+      ValueError: if ``num_groups`` does not divide the channels, or ``x`` has
+        fewer than two axes.
+
+    References:
+      Wu, He. "Group Normalization". https://arxiv.org/abs/1803.08494, 2018.
+
+    Example:
+      >>> x = jnp.ones((2, 4, 4, 8))
+      >>> y = group_norm(init_group_norm(8), x, num_groups=4)
+    """
+    check_positive("eps", eps)
+    x = jnp.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"group_norm: input of shape {x.shape} needs (batch, ..., channels)")
+    num_groups = check_int("num_groups", num_groups, lo=1)
+    channels = x.shape[-1]
+    if channels % num_groups:
+        raise ValueError(
+            f"num_groups={num_groups} must divide the number of channels {channels}"
+        )
+    _check_features("group_norm", params, x)
+    params = params or {}
+    grouped = x.reshape(x.shape[:-1] + (num_groups, channels // num_groups))
+    axes = tuple(range(1, x.ndim - 1)) + (x.ndim,)  # all but batch and group axes
+    mean, var = _moments(grouped, axes)
+    y = _normalize(grouped, mean, var, eps, None, None, axes).reshape(x.shape)
+    return _affine(y, params)
+
+
+def _affine(y, params):
+    if not params:
+        return y
+    work = _stats_dtype(y)
+    out = y.astype(work)
+    if params.get("scale") is not None:
+        out = out * params["scale"].astype(work)
+    if params.get("bias") is not None:
+        out = out + params["bias"].astype(work)
+    return out.astype(y.dtype)
+
+
+def init_instance_norm(num_features: int, dtype=jnp.float32) -> dict:
+    """Parameters of :func:`instance_norm`: ``{"scale": ones, "bias": zeros}``."""
+    return _affine_params(num_features, dtype)
+
+
+def instance_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
+    """Instance normalisation: statistics per example and channel over the spatial axes.
+
+    For NHWC input the mean and biased variance are taken over H and W (every
+    axis but the first and the last), equal to flax ``InstanceNorm``.
+
+    References:
+      Ulyanov, Vedaldi, Lempitsky. "Instance Normalization: The Missing Ingredient
+      for Fast Stylization". https://arxiv.org/abs/1607.08022, 2016.
+
+    Example:
+      >>> y = instance_norm(init_instance_norm(3), jnp.ones((2, 4, 4, 3)))
+    """
+    check_positive("eps", eps)
+    x = jnp.asarray(x)
+    if x.ndim < 3:
+        raise ValueError(
+            f"instance_norm: input of shape {x.shape} needs (batch, spatial..., channels)"
+        )
+    _check_features("instance_norm", params, x)
+    params = params or {}
+    axes = tuple(range(1, x.ndim - 1))
+    mean, var = _moments(x, axes)
+    return _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes)
+
+
+def init_rms_norm(num_features: int, dtype=jnp.float32) -> dict:
+    """Parameters of :func:`rms_norm`: ``{"scale": ones}``."""
+    return _affine_params(num_features, dtype, bias=False)
+
+
+def rms_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
+    """Root-mean-square normalisation over the last axis (no centring).
+
+    ``y = x / sqrt(mean(x**2) + eps) * scale`` (flax ``RMSNorm`` with
+    ``epsilon=eps``).
+
+    References:
+      Zhang, Sennrich. "Root Mean Square Layer Normalization".
+      https://arxiv.org/abs/1910.07467, 2019.
+
+    Example:
+      >>> y = rms_norm(init_rms_norm(3), jnp.arange(6.0).reshape(2, 3))
+    """
+    check_positive("eps", eps)
+    x = jnp.asarray(x)
+    _check_features("rms_norm", params, x)
+    params = params or {}
+    work = _stats_dtype(x)
+    ms = jnp.mean(jnp.square(x.astype(work)), -1, keepdims=True)
+    y = x.astype(work) * lax.rsqrt(ms + jnp.asarray(eps, work))
+    if params.get("scale") is not None:
+        y = y * params["scale"].astype(work)
+    return y.astype(x.dtype)
+
+
+def init_weight_norm(kernel: jax.Array) -> dict:
+    """Weight-norm parameters that reproduce ``kernel`` (up to ``eps``).
+
+    Returns:
+      ``{"direction": kernel, "scale": g}`` with ``g`` the norm of each output
+      column (over every axis but the last), shape ``(out,)``.
+
+    Example:
+      >>> w = jnp.ones((3, 2))
+      >>> jnp.allclose(weight_norm(init_weight_norm(w)), w)
+      Array(True, dtype=bool)
+    """
+    kernel = jnp.asarray(kernel)
+    if kernel.ndim < 2:
+        raise ValueError(f"init_weight_norm: kernel of shape {kernel.shape} needs (..., in, out)")
+    work = _stats_dtype(kernel)
+    axes = tuple(range(kernel.ndim - 1))
+    g = jnp.sqrt(jnp.sum(jnp.square(kernel.astype(work)), axes))
+    return {"direction": kernel, "scale": g.astype(kernel.dtype)}
+
+
+def weight_norm(params: dict, *, eps=1e-12) -> jax.Array:
+    """The kernel of a weight-normalised layer: ``w = scale * v / ||v||``.
+
+    ``||v||`` is the Euclidean norm of each output column of ``v =
+    params["direction"]`` (over every axis but the last), so the length of each
+    column is learned by ``scale`` and its direction by ``v``. Computed as
+    ``v * scale / sqrt(sum(v**2) + eps)``: a zero column gives zeros, not NaN.
+
+    Use the result as the ``kernel`` of :func:`dense` or :func:`conv2d`.
+
+    References:
+      Salimans, Kingma. "Weight Normalization: A Simple Reparameterization to
+      Accelerate Training of Deep Neural Networks". https://arxiv.org/abs/1602.07868, 2016.
+
+    Example:
+      >>> p = init_weight_norm(jnp.ones((3, 2)))
+      >>> weight_norm(p).shape
+      (3, 2)
+    """
+    check_positive("eps", eps)
+    v = jnp.asarray(params["direction"])
+    if params["scale"].shape != (v.shape[-1],):
+        raise ValueError(
+            f"weight_norm: scale of shape {params['scale'].shape} does not match the "
+            f"direction's {v.shape[-1]} output columns"
+        )
+    work = _stats_dtype(v)
+    axes = tuple(range(v.ndim - 1))
+    sq = jnp.sum(jnp.square(v.astype(work)), axes, keepdims=True)
+    w = v.astype(work) * (params["scale"].astype(work) * lax.rsqrt(sq + jnp.asarray(eps, work)))
+    return w.astype(v.dtype)

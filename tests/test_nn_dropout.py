@@ -1,0 +1,114 @@
+"""Tests of jtricks.nn.dropout and drop_path: statistics, rate 1, jit/vmap, errors."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jtricks import nn
+
+N = 20_000
+RATES = [0.1, 0.5, 0.9]
+
+
+@pytest.fixture(scope="module")
+def dropped():
+    """One compiled program: dropout of ones for every rate (a traced, vmapped rate) and two keys."""
+    rates = jnp.array(RATES)
+    keys = jax.random.split(jax.random.key(0), 2)
+    fn = jax.jit(jax.vmap(jax.vmap(lambda k, r: nn.dropout(k, jnp.ones(N), r, training=True),
+                                   (None, 0)), (0, None)))
+    return np.asarray(fn(keys, rates))  # (key, rate, N)
+
+
+@pytest.mark.parametrize("i", range(len(RATES)), ids=[f"rate={r}" for r in RATES])
+def test_kept_fraction_and_mean(dropped, i):
+    rate, y = RATES[i], dropped[0, i]
+    keep = 1 - rate
+    kept = (y != 0).mean()
+    assert abs(kept - keep) < 4 * math.sqrt(keep * rate / N)
+    np.testing.assert_allclose(y[y != 0], 1 / keep, rtol=1e-6)  # survivors scaled by 1/(1-rate)
+    # mean preserved: y is 1/keep w.p. keep, so Var(y) = rate / keep
+    assert abs(y.mean() - 1) < 4 * math.sqrt(rate / keep / N)
+
+
+def test_masks_differ_across_keys_and_repeat_for_a_key(dropped):
+    assert not np.array_equal(dropped[0] != 0, dropped[1] != 0)
+    again = nn.dropout(jax.random.split(jax.random.key(0), 2)[0], jnp.ones(N), RATES[0], training=True)
+    np.testing.assert_array_equal(again, dropped[0, 0])
+
+
+def test_traced_rate_does_not_recompile():
+    traces = []
+
+    @jax.jit
+    def f(key, x, rate):
+        traces.append(None)
+        return nn.dropout(key, x, rate, training=True)
+
+    x = jnp.ones((4, 8))
+    f(jax.random.key(0), x, 0.2)
+    f(jax.random.key(0), x, 0.7)
+    f(jax.random.key(1), x, 0.3)
+    assert len(traces) == 1
+
+
+@pytest.mark.parametrize("fn", [nn.dropout, nn.drop_path])
+def test_rate_one_gives_zeros_and_finite_gradients(fn):
+    x = jnp.arange(1.0, 25.0).reshape(4, 6)
+    key = jax.random.key(0)
+
+    @jax.jit
+    def run(x, rate):
+        loss = lambda x, rate: jnp.sum(fn(key, x, rate, training=True) ** 2)
+        return fn(key, x, rate, training=True), jax.grad(loss, argnums=(0, 1))(x, rate)
+
+    y, (gx, grate) = run(x, 1.0)
+    np.testing.assert_array_equal(y, 0.0)
+    assert np.all(np.isfinite(gx)) and np.isfinite(grate)
+    np.testing.assert_array_equal(gx, 0.0)
+    y, _ = run(x, 0.0)  # rate 0: identity
+    np.testing.assert_array_equal(y, x)
+    np.testing.assert_array_equal(fn(None, x, 0.9, training=False), x)  # evaluation: identity, no key
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32])
+def test_dtype_preserved(dtype):
+    x = jnp.ones((16, 16), dtype)
+    assert nn.dropout(jax.random.key(0), x, 0.5, training=True).dtype == dtype
+    assert nn.drop_path(jax.random.key(0), x, 0.5, training=True).dtype == dtype
+
+
+def test_drop_path_drops_whole_examples():
+    x = jnp.ones((4000, 3, 3, 2))
+    rate = 0.25
+    y = np.asarray(jax.jit(lambda k: nn.drop_path(k, x, rate, training=True))(jax.random.key(1)))
+    per_example = y.reshape(len(y), -1)
+    kept = per_example[:, 0] != 0
+    # each example is either all zero or all scaled by 1/(1-rate)
+    np.testing.assert_allclose(per_example[kept], 1 / (1 - rate), rtol=1e-6)
+    np.testing.assert_array_equal(per_example[~kept], 0.0)
+    assert abs(kept.mean() - (1 - rate)) < 4 * math.sqrt(rate * (1 - rate) / len(y))
+
+
+def test_vmap_over_keys():
+    keys = jax.random.split(jax.random.key(3), 8)
+    ys = jax.vmap(lambda k: nn.dropout(k, jnp.ones(64), 0.5, training=True))(keys)
+    assert len({tuple(np.asarray(y != 0)) for y in ys}) == 8
+
+
+@pytest.mark.parametrize("fn", [nn.dropout, nn.drop_path])
+@pytest.mark.parametrize(
+    "rate, training, key, match",
+    [
+        (-0.1, True, jax.random.key(0), "rate=-0.1 must be >= 0"),
+        (1.5, False, jax.random.key(0), "rate=1.5 must be <= 1"),
+        (float("nan"), True, jax.random.key(0), "must not be NaN"),
+        (0.5, True, None, "key=None but training=True"),
+    ],
+)
+def test_bad_input_raises(fn, rate, training, key, match):
+    with pytest.raises(ValueError, match=match):
+        fn(key, jnp.ones((2, 3)), rate, training=training)

@@ -1,0 +1,223 @@
+"""Tests of jtricks.nn layers and models: interface, oracles, tracers, pmap, training."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jtricks
+from jtricks import init, nn
+
+KEY = jax.random.key(0)
+
+
+def test_mlp_params_state_and_shapes():
+    model = nn.mlp((32, 16, 10), batch_norm=True)
+    params, state = jax.eval_shape(lambda k: model.init(k, (8, 8, 1)), KEY)
+    assert set(params) == {"dense_0", "dense_1", "dense_2", "bn_0", "bn_1"}
+    assert params["dense_0"]["kernel"].shape == (64, 32)
+    assert params["dense_2"]["kernel"].shape == (16, 10)
+    assert set(params["bn_1"]) == {"scale", "bias"}
+    assert set(state) == {"bn_0", "bn_1"} and set(state["bn_0"]) == {"mean", "var"}
+    assert jax.eval_shape(lambda k: nn.mlp((32, 10)).init(k, (64,)), KEY)[1] == {}
+
+
+def test_mlp_equals_hand_written_network():
+    model = nn.mlp((6, 3), activation=jnp.tanh, batch_norm=True, kernel_init=init.glorot_normal())
+    params, state = model.init(KEY, (2, 2))
+    x = jax.random.normal(jax.random.key(1), (5, 2, 2))
+
+    @jax.jit
+    def both(params, state, x):
+        ys = model.apply(params, state, x, training=True)
+        h = x.reshape(5, 4) @ params["dense_0"]["kernel"] + params["dense_0"]["bias"]
+        mean, var = h.mean(0), h.var(0)
+        h = jnp.tanh((h - mean) / jnp.sqrt(var + 1e-5) * params["bn_0"]["scale"] + params["bn_0"]["bias"])
+        ref = h @ params["dense_1"]["kernel"] + params["dense_1"]["bias"]
+        return ys, ref, mean, var
+
+    (y, new_state), ref, mean, var = both(params, state, x)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(new_state["bn_0"]["mean"], 0.1 * mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new_state["bn_0"]["var"], 0.9 + 0.1 * var, rtol=1e-5)
+
+
+def test_hyperparameters_may_be_traced_inside_vmap():
+    """A sweep builds the model inside the vmapped function (dropout rate, init scale)."""
+    x = jnp.ones((4, 8))
+
+    def run(rate, scale):
+        model = nn.mlp((16, 3), dropout=rate, kernel_init=init.variance_scaling(scale, "fan_in", "normal"))
+        params, state = model.init(KEY, (8,))
+        y, _ = model.apply(params, state, x, training=True, key=jax.random.key(1))
+        return jnp.var(params["dense_0"]["kernel"]), jnp.mean(y == 0), y
+
+    variances, _, ys = jax.jit(jax.vmap(run))(jnp.array([0.0, 0.5]), jnp.array([1.0, 4.0]))
+    np.testing.assert_allclose(variances[1] / variances[0], 4.0, rtol=1e-5)
+    assert not np.allclose(ys[0], ys[1])
+
+
+@pytest.mark.parametrize(
+    "model",
+    [nn.mlp((8, 3), dropout=0.5), nn.cnn(3, dropout=0.5), nn.resnet(3, drop_path=0.5)],
+    ids=["mlp", "cnn", "resnet"],
+)
+def test_missing_key_when_training_raises(model):
+    # checked before the parameters are touched
+    with pytest.raises(ValueError, match="key=None but training=True"):
+        model.apply({}, {}, jnp.ones((2, 4, 4, 1)), training=True)
+
+
+def test_no_key_needed_without_randomness():
+    model = nn.mlp((8, 3), batch_norm=True)
+    params, state = model.init(KEY, (5,))
+    y, _ = model.apply(params, state, jnp.ones((2, 5)), training=True)
+    assert y.shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: nn.mlp(()), "features=()"),
+        (lambda: nn.mlp((8, 0)), "features=0"),
+        (lambda: nn.mlp((8, 3), dropout=1.5), "dropout=1.5"),
+        (lambda: nn.cnn(0), "num_classes=0"),
+        (lambda: nn.resnet(10, drop_path=-0.1), "drop_path=-0.1"),
+        (lambda: nn.cnn(10).init(KEY, (8, 8)), "input_shape"),
+    ],
+)
+def test_bad_construction_raises(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_batch_norm_model_under_pmap_equals_whole_batch():
+    n = jax.local_device_count()
+    model = nn.mlp((16, 4), batch_norm=True)
+    params, state = model.init(KEY, (6,))
+    x = jax.random.normal(jax.random.key(2), (n * 4, 6)) * 3 + 1
+    y, new_state = model.apply(params, state, x, training=True)
+    step = jax.pmap(functools.partial(model.apply, training=True, axis_name="batch"),
+                    axis_name="batch", in_axes=(None, None, 0))
+    ys, states = step(params, state, x.reshape(n, 4, 6))
+    np.testing.assert_allclose(ys.reshape(y.shape), y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(states["bn_0"]["mean"][3], new_state["bn_0"]["mean"], rtol=1e-5, atol=1e-6)
+
+
+def _digits(n=512):
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.images[:n, :, :, None] / 8.0 - 1.0).astype(np.float32)
+    return jnp.asarray(x), jnp.asarray(data.target[:n], jnp.int32)
+
+
+def test_mlp_with_dropout_and_batch_norm_learns_digits():
+    x, labels = _digits()
+    model = nn.mlp((64, 10), batch_norm=True, dropout=0.1)
+    params, state = model.init(KEY, x.shape[1:])
+    tx = optax.adam(1e-2)
+
+    def loss_fn(params, state, key):
+        logits, state = model.apply(params, state, x, training=True, key=key)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), state
+
+    def step(carry, key):
+        params, state, opt_state = carry
+        (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state, key)
+        updates, opt_state = tx.update(grads, opt_state)
+        return (optax.apply_updates(params, updates), state, opt_state), loss
+
+    (params, state, _), losses = jax.jit(
+        lambda c, k: jax.lax.scan(step, c, jax.random.split(k, 60))
+    )((params, state, tx.init(params)), KEY)
+    logits, _ = model.apply(params, state, x, training=False)
+    assert losses[-1] < 0.3 * losses[0]
+    assert float(jnp.mean(jnp.argmax(logits, -1) == labels)) > 0.9
+
+
+CONV_MODELS = {
+    "cnn": nn.cnn(10),
+    "cnn_bn_dropout": nn.cnn(10, batch_norm=True, dropout=0.2),
+    "resnet": nn.resnet(10, drop_path=0.2),
+    "resnet_plain": nn.resnet(10, batch_norm=False, stage_channels=(8, 8, 16)),
+}
+
+
+@pytest.mark.parametrize("input_shape", [(8, 8, 1), (28, 28, 1), (5, 7, 3)])
+@pytest.mark.parametrize("name", sorted(CONV_MODELS))
+def test_conv_model_shapes(name, input_shape):
+    """Shapes and structure only: jax.eval_shape compiles nothing."""
+    model = CONV_MODELS[name]
+    params, state = jax.eval_shape(lambda k: model.init(k, input_shape), KEY)
+    x = jax.ShapeDtypeStruct((3,) + input_shape, jnp.float32)
+    apply = functools.partial(model.apply, training=True, key=KEY)
+    y, new_state = jax.eval_shape(apply, params, state, x)
+    assert y.shape == (3, 10)
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    assert (state == {}) == (name in ("cnn", "resnet_plain"))
+
+
+def test_conv_models_gradients():
+    variables = jax.jit(lambda k: {m: CONV_MODELS[m].init(k, (8, 8, 1)) for m in CONV_MODELS})(KEY)
+    x = jax.random.normal(jax.random.key(4), (2, 8, 8, 1))
+
+    @jax.jit
+    def run(variables):
+        out = {}
+        for m, (params, state) in variables.items():
+
+            def loss(params):
+                y, new_state = CONV_MODELS[m].apply(params, state, x, training=True, key=jax.random.key(5))
+                return jnp.sum(y**2), new_state
+
+            (_, new_state), grads = jax.value_and_grad(loss, has_aux=True)(params)
+            out[m] = (new_state, grads)
+        return out
+
+    for m, (new_state, grads) in run(variables).items():
+        params, state = variables[m]
+        assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads)), m
+        assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(grads)), m
+    params, state = variables["resnet"]
+    assert set(params) == {"stem", "block_0", "block_1", "block_2", "block_3", "head"}
+    assert set(params["block_2"]) == {"conv_0", "bn_0", "conv_1", "bn_1", "shortcut_conv", "shortcut_bn"}
+    assert set(state["block_2"]) == {"bn_0", "bn_1", "shortcut_bn"}
+    assert "shortcut_conv" not in params["block_1"]
+
+
+def test_resnet_drop_path_is_random_in_training_only():
+    model = nn.resnet(4, drop_path=0.5, stage_channels=(8,), blocks_per_stage=2)
+    params, state = jax.jit(model.init, static_argnums=1)(KEY, (6, 6, 1))
+    x = jax.random.normal(KEY, (16, 6, 6, 1))
+    apply = jax.jit(functools.partial(model.apply, training=True))
+    a, _ = apply(params, state, x, key=jax.random.key(1))
+    b, _ = apply(params, state, x, key=jax.random.key(2))
+    assert not np.allclose(a, b)
+    evaluate = jax.jit(functools.partial(model.apply, training=False))
+    c, _ = evaluate(params, state, x, key=jax.random.key(1))
+    d, _ = evaluate(params, state, x)
+    np.testing.assert_array_equal(c, d)
+
+
+def test_layers():
+    p = nn.init_dense(KEY, 3, 2, kernel_init=init.ones)
+    np.testing.assert_allclose(nn.dense(p, jnp.ones((1, 3))), [[3.0, 3.0]])
+    c = nn.init_conv2d(KEY, 2, 4, (3, 1), use_bias=False)
+    assert c["kernel"].shape == (3, 1, 2, 4) and "bias" not in c
+    y = nn.conv2d(c, jnp.ones((1, 5, 5, 2), jnp.bfloat16), stride=2)
+    assert y.shape == (1, 3, 3, 4) and y.dtype == jnp.bfloat16
+    assert nn.max_pool(jnp.ones((1, 5, 5, 3))).shape == (1, 3, 3, 3)
+
+
+@pytest.mark.parametrize("module", [nn, init], ids=["nn", "init"])
+def test_all_is_complete_and_importable(module):
+    for name in module.__all__:
+        assert hasattr(module, name), name
+    public = {n for n in vars(module) if not n.startswith("_")
+              and getattr(getattr(module, n), "__module__", "").startswith(module.__name__)}
+    assert public <= set(module.__all__)
+    assert jtricks.nn is nn and jtricks.init is init
