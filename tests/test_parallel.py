@@ -1,7 +1,6 @@
 """Tests for jtricks.parallel: pmap, jit + NamedSharding and shard_map data parallelism."""
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,54 +16,13 @@ BATCH, FEATURES, CLASSES = 16, 6, 4
 RTOL, ATOL = 2e-5, 2e-6
 
 
-# --- stand-in model until jtricks.nn lands -------------------------------------------
-class Model(NamedTuple):
-    init: object
-    apply: object
-
-
-def _mlp(hidden, classes, *, dropout):
-    def init(key, input_shape):
-        k1, k2 = jax.random.split(key)
-        params = {
-            "w1": jax.random.normal(k1, (input_shape[-1], hidden)) / np.sqrt(input_shape[-1]),
-            "b1": jnp.zeros(hidden),
-            "gamma": jnp.ones(hidden),
-            "beta": jnp.zeros(hidden),
-            "w2": jax.random.normal(k2, (hidden, classes)) / np.sqrt(hidden),
-            "b2": jnp.zeros(classes),
-        }
-        return params, {"mean": jnp.zeros(hidden), "var": jnp.ones(hidden)}
-
-    def apply(params, state, x, *, training, key=None, axis_name=None):
-        h = x @ params["w1"] + params["b1"]
-        if training:
-            mean, sq = h.mean(0), (h * h).mean(0)
-            if axis_name is not None:
-                mean, sq = jax.lax.pmean((mean, sq), axis_name)
-            var = jnp.maximum(sq - mean * mean, 0.0)
-            state = {"mean": 0.9 * state["mean"] + 0.1 * mean, "var": 0.9 * state["var"] + 0.1 * var}
-        else:
-            mean, var = state["mean"], state["var"]
-        h = (h - mean) * jax.lax.rsqrt(var + 1e-5) * params["gamma"] + params["beta"]
-        h = jax.nn.relu(h)
-        if training and dropout > 0:
-            keep = jax.random.bernoulli(key, 1.0 - dropout, h.shape)
-            h = jnp.where(keep, h / (1.0 - dropout), 0.0)
-        return h @ params["w2"] + params["b2"], state
-
-    return Model(init, apply)
-
-
 def _make_model(dropout=0.3):
-    return _mlp(16, CLASSES, dropout=dropout)
+    """The model under test: dense -> batch norm -> relu -> dropout -> dense."""
+    return jtricks.nn.mlp([16, CLASSES], batch_norm=True, dropout=dropout)
 
 
 def _tx():
     return jtricks.optim.sgd(0.1, momentum=0.9)
-
-
-# --------------------------------------------------------------------------------------
 
 
 def _loss(model, axis_name, *, per_example=True):
@@ -179,7 +137,8 @@ def test_data_parallel_step_equals_single_device_step(form, n):
     _assert_trees_close(metrics, expected_metrics)
     assert int(state.step) == 2
     # The parameters really moved: the comparison is not between two initial states.
-    assert not np.allclose(expected.params["w1"], _state(MODEL, TX).params["w1"], atol=1e-3)
+    initial = _state(MODEL, TX).params["dense_0"]["kernel"]
+    assert not np.allclose(expected.params["dense_0"]["kernel"], initial, atol=1e-3)
 
 
 def test_jit_form_equals_single_device_step():
@@ -206,7 +165,7 @@ def test_shard_loss_makes_a_plain_jitted_loop_data_parallel():
     expected, expected_metrics = _reference(_batches(), per_example=False)
     _assert_trees_close((state.params, state.model_state), (expected.params, expected.model_state))
     _assert_trees_close(metrics, expected_metrics)
-    assert state.params["w1"].sharding.is_fully_replicated
+    assert state.params["dense_0"]["kernel"].sharding.is_fully_replicated
 
 
 def test_apply_per_example_equals_whole_batch_model():
@@ -223,8 +182,7 @@ def test_apply_per_example_equals_whole_batch_model():
 
 def _dropout_only(params, state, x, *, key, axis_name):
     del params, axis_name
-    keep = jax.random.bernoulli(key, 0.5, x.shape)
-    return jnp.where(keep, x, 0.0), state
+    return jtricks.nn.dropout(key, x, 0.5, training=True), state
 
 
 def _masks(x, key, axis_name=None):

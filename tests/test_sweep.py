@@ -1,7 +1,6 @@
 """Tests for jtricks.sweep: K configurations as one vmapped, jitted program."""
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,39 +15,12 @@ FEATURES, CLASSES, EPOCHS, BATCH = 6, 3, 12, 32
 TRACES = {"build": 0}
 
 
-# --- stand-in model until jtricks.nn lands -------------------------------------------
-class Model(NamedTuple):
-    init: object
-    apply: object
-
-
-def _mlp(hidden, classes, *, dropout, init_scale):
-    def init(key, input_shape):
-        k1, k2 = jax.random.split(key)
-        n = input_shape[-1]
-        return {
-            "w1": init_scale * jax.random.normal(k1, (n, hidden)) / np.sqrt(n),
-            "w2": init_scale * jax.random.normal(k2, (hidden, classes)) / np.sqrt(hidden),
-        }, {}
-
-    def apply(params, state, x, *, training, key=None):
-        h = jax.nn.relu(x @ params["w1"])
-        if training:
-            keep = jax.random.bernoulli(key, 1.0 - dropout, h.shape)
-            h = jnp.where(keep, h / (1.0 - dropout), 0.0)
-        return h @ params["w2"], state
-
-    return Model(init, apply)
-
-
 def build(h):
     TRACES["build"] += 1
-    model = _mlp(16, CLASSES, dropout=h["dropout"], init_scale=h["init_scale"])
+    kernel_init = jtricks.init.variance_scaling(2.0 * h["init_scale"] ** 2, "fan_in", "normal")
+    model = jtricks.nn.mlp([16, CLASSES], kernel_init=kernel_init, dropout=h["dropout"])
     tx = jtricks.optim.adamw(h["learning_rate"], weight_decay=h["weight_decay"])
     return model, tx
-
-
-# --------------------------------------------------------------------------------------
 
 
 @functools.cache
