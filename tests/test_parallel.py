@@ -142,30 +142,18 @@ def test_data_parallel_step_equals_single_device_step(form, n):
 
 
 def test_jit_form_equals_single_device_step():
-    expected, expected_metrics = _reference(_batches())
-    state, metrics = _run_sharded(_batches(), 8, per_device=False)
-    _assert_trees_close((state.params, state.model_state), (expected.params, expected.model_state))
-    _assert_trees_close(metrics, expected_metrics)
-
-
-def test_shard_loss_makes_a_plain_jitted_loop_data_parallel():
-    """A loop of the user's own: replicated state, wrapped loss, unplaced batches.
-
-    Over the global batch even a plain model (one dropout key for the whole
-    batch) is device-count free: the masks are partitioned element by element.
-    """
-    mesh = parallel.data_mesh(8)
-    loss_fn = parallel.shard_loss(_loss(MODEL, None, per_example=False), mesh)
-    step = jax.jit(lambda s, b: train_step(s, b, loss_fn=loss_fn, tx=TX))
-    state = parallel.replicate_on_mesh(_state(MODEL, TX), mesh)
-    for batch in _batches():
-        state, metrics = step(state, batch)
-    # XLA really split the work: the gradients are summed across devices.
-    assert "all-reduce" in step.lower(state, _batch(0)).compile().as_text()
+    """jit over the global batch, written as on one device: even a plain model (one
+    dropout key for the whole batch) is device-count free, since its masks are
+    partitioned element by element."""
+    state, metrics = _run_sharded(_batches(), 8, per_device=False, per_example=False)
     expected, expected_metrics = _reference(_batches(), per_example=False)
     _assert_trees_close((state.params, state.model_state), (expected.params, expected.model_state))
     _assert_trees_close(metrics, expected_metrics)
-    assert state.params["dense_0"]["kernel"].sharding.is_fully_replicated
+    # XLA really split the work: the gradients are summed across the devices.
+    step = _sharded_step(8, False, False)
+    mesh = parallel.data_mesh(8)
+    args = parallel.replicate_on_mesh(_state(MODEL, TX), mesh), parallel.shard_batch(_batch(0), mesh)
+    assert "all-reduce" in step.lower(*args).compile().as_text()
 
 
 def test_apply_per_example_equals_whole_batch_model():
