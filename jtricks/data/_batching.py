@@ -1,0 +1,81 @@
+"""Mini-batches: a keyed, reproducible iterator over a pytree of arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import numpy as np
+
+from jtricks._validate import check_int
+
+
+def _num_examples(data: Any) -> int:
+    leaves = jax.tree.leaves(data)
+    if not leaves:
+        raise ValueError("data has no arrays to batch")
+    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
+    if None in sizes or len(sizes) != 1:
+        shapes = [np.shape(leaf) for leaf in leaves]
+        raise ValueError(
+            f"every array in data needs the same leading (example) axis; got shapes {shapes}"
+        )
+    return sizes.pop()
+
+
+def num_batches(n: int, batch_size: int, *, drop_last: bool = False) -> int:
+    """The number of batches ``batches`` yields for ``n`` examples.
+
+    Args:
+      n: the number of examples.
+      batch_size: examples per batch.
+      drop_last: whether the final, smaller batch is dropped.
+
+    Returns:
+      ``n // batch_size`` with ``drop_last``, else ``ceil(n / batch_size)``.
+
+    Example:
+      >>> num_batches(10, 4), num_batches(10, 4, drop_last=True)
+      (3, 2)
+    """
+    n = check_int("n", n, lo=0)
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def batches(
+    key: jax.Array | None,
+    data: Any,
+    batch_size: int,
+    *,
+    drop_last: bool = False,
+) -> Iterator[Any]:
+    """Iterates over one epoch of mini-batches.
+
+    Args:
+      key: a PRNG key to shuffle the examples (a new key each epoch, e.g.
+        ``jax.random.fold_in(key, epoch)``), or ``None`` to keep their order.
+      data: a pytree of arrays (NumPy or JAX) sharing the leading axis, e.g.
+        ``(images, labels)`` or ``{"x": x, "y": y}``.
+      batch_size: examples per batch.
+      drop_last: drop the final, smaller batch (keeps shapes static under ``jit``).
+
+    Yields:
+      Pytrees with the structure of ``data`` holding ``batch_size`` examples each
+      (the last one may be smaller unless ``drop_last``). Arrays keep their type.
+
+    Raises:
+      ValueError: if the arrays do not share the leading axis.
+
+    Example:
+      >>> for epoch in range(10):
+      ...     for x, y in batches(jax.random.fold_in(key, epoch), (x_train, y_train), 128):
+      ...         state, metrics = step(state, (x, y))
+    """
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    n = _num_examples(data)
+    order = np.arange(n) if key is None else np.asarray(jax.random.permutation(key, n))
+    for b in range(num_batches(n, batch_size, drop_last=drop_last)):
+        idx = order[b * batch_size : (b + 1) * batch_size]
+        yield jax.tree.map(lambda leaf: leaf[idx], data)

@@ -1,0 +1,198 @@
+"""Datasets: the real 8x8 digits bundled with scikit-learn, and MNIST IDX files.
+
+Both loaders return host (NumPy) arrays in the NHWC layout the models take:
+``images`` float32 ``(n, height, width, 1)`` with the raw pixel values (0..16 for
+the digits, 0..255 for MNIST; scale them with ``minmax_scale`` fitted on the
+training part) and ``labels`` int32 ``(n,)``. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+
+import numpy as np
+
+from jtricks._validate import check_choice
+
+# IDX type codes (http://yann.lecun.com/exdb/mnist/): data are big-endian.
+_IDX_DTYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+class IdxFormatError(ValueError):
+    """A file is not a valid IDX file (wrong magic, truncated, corrupt)."""
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 real 8x8 handwritten digits bundled with scikit-learn.
+
+    The UCI optical-recognition digits (Alpaydin & Kaynak), shipped inside the
+    scikit-learn wheel, so no download is ever needed. Pixel values are counts
+    0..16 (not scaled).
+
+    Returns:
+      ``(images, labels)``: float32 ``(1797, 8, 8, 1)`` raw values 0..16 and int32
+      ``(1797,)`` class indices 0..9.
+
+    Raises:
+      ImportError: if scikit-learn (the ``demo`` extra) is not installed.
+
+    References:
+      E. Alpaydin, C. Kaynak, "Optical Recognition of Handwritten Digits", UCI
+      Machine Learning Repository, https://doi.org/10.24432/C50P49, 1998.
+
+    Example:
+      >>> images, labels = load_digits()
+      >>> images.shape, labels[:5]
+      ((1797, 8, 8, 1), array([0, 1, 2, 3, 4], dtype=int32))
+    """
+    try:
+        from sklearn.datasets import load_digits as _sk_load_digits
+    except ImportError as err:
+        raise ImportError(
+            "jtricks.data.load_digits needs scikit-learn, which bundles the digits "
+            'dataset; install it with: pip install "jtricks[demo]"'
+        ) from err
+    bunch = _sk_load_digits()
+    images = np.asarray(bunch.images, dtype=np.float32)[..., None]
+    labels = np.asarray(bunch.target, dtype=np.int32)
+    return images, labels
+
+
+def _read_bytes(path: str | os.PathLike) -> bytes:
+    path = os.fspath(path)
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as err:
+        raise IdxFormatError(f"{path}: corrupt or truncated gzip stream ({err})") from err
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Reads one IDX file (plain, or gzipped — detected from its content).
+
+    Format: two zero bytes, a type byte (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C
+    int32, 0x0D float32, 0x0E float64), a byte with the number of dimensions, one
+    big-endian uint32 per dimension, then the data, big-endian, row-major.
+
+    Args:
+      path: the file.
+
+    Returns:
+      A NumPy array with the stored shape, in native byte order.
+
+    Raises:
+      IdxFormatError: (a ``ValueError``) for a wrong magic number, a truncated
+        header or data (saying how many bytes were expected and found), trailing
+        bytes, or a corrupt gzip stream.
+
+    Example:
+      >>> labels = read_idx("mnist/t10k-labels-idx1-ubyte.gz")
+    """
+    path = os.fspath(path)
+    raw = _read_bytes(path)
+    if len(raw) < 4:
+        raise IdxFormatError(
+            f"{path}: truncated IDX header: expected at least 4 bytes (magic), got {len(raw)}"
+        )
+    zero, code, ndim = raw[:2], raw[2], raw[3]
+    if zero != b"\x00\x00" or code not in _IDX_DTYPES:
+        raise IdxFormatError(
+            f"{path}: wrong magic number 0x{raw[:4].hex()}: an IDX file starts with two zero "
+            "bytes and a type byte in {0x08, 0x09, 0x0b, 0x0c, 0x0d, 0x0e}"
+        )
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise IdxFormatError(
+            f"{path}: truncated IDX header: expected {header} bytes for {ndim} dimension(s), "
+            f"got {len(raw)}"
+        )
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    dtype = _IDX_DTYPES[code]
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    got = len(raw) - header
+    if got < expected:
+        raise IdxFormatError(
+            f"{path}: truncated IDX data: shape {shape} of {dtype.name} needs {expected} bytes "
+            f"after the {header}-byte header, got {got}"
+        )
+    if got > expected:
+        raise IdxFormatError(
+            f"{path}: corrupt IDX file: {got - expected} unexpected trailing byte(s) after the "
+            f"{expected} bytes of data for shape {shape}"
+        )
+    data = np.frombuffer(raw, dtype, offset=header).reshape(shape)
+    return data.astype(dtype.newbyteorder("="))
+
+
+_PREFIX = {"train": "train", "test": "t10k"}
+
+
+def _find(directory: str, stem: str) -> str:
+    """Finds ``stem`` with '-' or '.' before 'idx' and an optional '.gz'."""
+    candidates = []
+    for name in (stem, stem.replace("-idx", ".idx")):
+        for suffix in ("", ".gz"):
+            candidates.append(os.path.join(directory, name + suffix))
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(
+        f"no {stem}[.gz] in {directory!r}; looked for: "
+        + ", ".join(os.path.basename(c) for c in candidates)
+    )
+
+
+def load_mnist_idx(path: str | os.PathLike, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Loads MNIST (or Fashion-MNIST) from the standard IDX files a user already has.
+
+    ``path`` is the directory holding the files under their standard names:
+    ``train-images-idx3-ubyte`` / ``train-labels-idx1-ubyte`` for ``split="train"``
+    and ``t10k-images-idx3-ubyte`` / ``t10k-labels-idx1-ubyte`` for ``split="test"``,
+    each optionally gzipped (``.gz``); the variant ``train-images.idx3-ubyte`` is
+    also found. Nothing is downloaded.
+
+    Args:
+      path: the directory with the IDX files.
+      split: ``"train"`` or ``"test"``.
+
+    Returns:
+      ``(images, labels)``: float32 ``(n, 28, 28, 1)`` raw values 0..255 and int32 ``(n,)``.
+
+    Raises:
+      FileNotFoundError: if a file is missing.
+      IdxFormatError: (a ``ValueError``) for a corrupt file (see ``read_idx``), images
+        that are not 3-d, labels that are not 1-d, or counts that differ.
+
+    Example:
+      >>> x_train, y_train = load_mnist_idx("~/data/mnist")
+      >>> x_test, y_test = load_mnist_idx("~/data/mnist", split="test")
+    """
+    check_choice("split", split, tuple(_PREFIX))
+    directory = os.path.expanduser(os.fspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"path={directory!r} is not a directory with MNIST IDX files")
+    image_file = _find(directory, f"{_PREFIX[split]}-images-idx3-ubyte")
+    label_file = _find(directory, f"{_PREFIX[split]}-labels-idx1-ubyte")
+    images, labels = read_idx(image_file), read_idx(label_file)
+    if images.ndim != 3:
+        raise IdxFormatError(f"{image_file}: images must have 3 dimensions, got shape {images.shape}")
+    if labels.ndim != 1:
+        raise IdxFormatError(f"{label_file}: labels must have 1 dimension, got shape {labels.shape}")
+    if images.shape[0] != labels.shape[0]:
+        raise IdxFormatError(
+            f"{image_file} holds {images.shape[0]} images but {label_file} holds "
+            f"{labels.shape[0]} labels"
+        )
+    return images.astype(np.float32)[..., None], labels.astype(np.int32)

@@ -1,0 +1,243 @@
+"""Input scaling fitted on training data: min-max scaling and standardisation.
+
+Both scalers are fitted once, on the training part only, and then applied to
+every part (training, validation, test) with the same statistics, so the
+validation and test data never influence the transformation.
+
+Statistics are *global* by default (``axis=None``: one minimum / maximum or one
+mean / standard deviation over every value of the training array). This is the
+right default for images, where per-pixel statistics are meaningless and often
+undefined: in the 8x8 digits some border pixels are zero in every image, so a
+per-pixel range is zero there. Pass ``axis=0`` for per-feature statistics
+(tabular data); features whose range or standard deviation is zero then raise a
+``ValueError`` naming them instead of dividing by zero.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jtricks._validate import check_number, concrete_value
+
+
+def _stat_dtype(dtype) -> jnp.dtype:
+    """At least float32 for statistics (float64 stays float64)."""
+    if jnp.issubdtype(dtype, jnp.floating):
+        return jnp.promote_types(dtype, jnp.float32)
+    return jnp.dtype(jnp.float32)
+
+
+def _out_dtype(x: jax.Array) -> jnp.dtype:
+    """Floating inputs keep their dtype; integer inputs (raw pixels) become float32."""
+    return x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.dtype(jnp.float32)
+
+
+def _normalise_axis(axis, ndim: int):
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis={axis!r} is out of range for training data with {ndim} dims")
+        out.append(int(a) % ndim)
+    return tuple(out)
+
+
+def _check_nonzero(name: str, spread: jax.Array, axis, axes, what: str) -> None:
+    """Raises if a concrete ``spread`` (range or std) is zero anywhere."""
+    arr = concrete_value(spread)
+    if arr is None:
+        return
+    if axes is not None:
+        arr = arr.squeeze(axis=axes)  # index features by the axes that were kept
+    if not np.isfinite(arr).all():
+        raise ValueError(
+            f"{name}: the training data contains NaN or inf, so its statistics are not finite"
+        )
+    bad = ~(arr > 0)
+    if not bad.any():
+        return
+    if axis is None:
+        raise ValueError(
+            f"{name}: the training data has zero {what} (every value is equal), so it "
+            "cannot be scaled; check that the training array is not constant"
+        )
+    where = [tuple(int(i) for i in idx) for idx in np.argwhere(bad)]
+    shown = ", ".join(map(str, where[:10])) + (" ..." if len(where) > 10 else "")
+    raise ValueError(
+        f"{name}: {len(where)} feature(s) have zero {what} in the training data (axis={axis}), "
+        f"at index {shown} (of the feature shape {arr.shape}); scaling them "
+        "would divide by zero. Use axis=None for global statistics, or drop those features"
+    )
+
+
+class MinMaxScaler(NamedTuple):
+    """A fitted min-max scaler: ``low + (x - data_min) * (high - low) / (data_max - data_min)``.
+
+    A pytree (``jit`` / ``vmap`` / checkpoint friendly) and callable on any array
+    that broadcasts against the statistics: ``scaler(x_test)``.
+
+    Attributes:
+      data_min: minimum of the training data (scalar, or per feature with kept dims).
+      data_max: maximum of the training data.
+      low: lower end of the target range.
+      high: upper end of the target range.
+    """
+
+    data_min: jax.Array
+    data_max: jax.Array
+    low: jax.Array
+    high: jax.Array
+
+    def __call__(self, x: ArrayLike) -> jax.Array:
+        """Scales ``x`` with the training statistics (floating dtypes are kept)."""
+        return _minmax_apply(self, jnp.asarray(x))
+
+    def inverse(self, y: ArrayLike) -> jax.Array:
+        """Maps scaled values back to the original units."""
+        y = jnp.asarray(y)
+        span = self.data_max - self.data_min
+        x = self.data_min + (y.astype(span.dtype) - self.low) * (span / (self.high - self.low))
+        return x.astype(_out_dtype(y))
+
+
+class StandardScaler(NamedTuple):
+    """A fitted standardiser: ``(x - mean) / std``.
+
+    Attributes:
+      mean: mean of the training data (scalar, or per feature with kept dims).
+      std: population standard deviation (``ddof=0``) of the training data.
+    """
+
+    mean: jax.Array
+    std: jax.Array
+
+    def __call__(self, x: ArrayLike) -> jax.Array:
+        """Standardises ``x`` with the training statistics (floating dtypes are kept)."""
+        return _standard_apply(self, jnp.asarray(x))
+
+    def inverse(self, y: ArrayLike) -> jax.Array:
+        """Maps standardised values back to the original units."""
+        y = jnp.asarray(y)
+        return (y.astype(self.std.dtype) * self.std + self.mean).astype(_out_dtype(y))
+
+
+@jax.jit
+def _minmax_apply(scaler: MinMaxScaler, x: jax.Array) -> jax.Array:
+    span = scaler.data_max - scaler.data_min
+    span = jnp.where(span > 0, span, 1)  # only reachable with traced statistics
+    y = scaler.low + (x.astype(span.dtype) - scaler.data_min) * ((scaler.high - scaler.low) / span)
+    return y.astype(_out_dtype(x))
+
+
+@jax.jit
+def _standard_apply(scaler: StandardScaler, x: jax.Array) -> jax.Array:
+    std = jnp.where(scaler.std > 0, scaler.std, 1)  # only reachable with traced statistics
+    return ((x.astype(std.dtype) - scaler.mean) / std).astype(_out_dtype(x))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _range_stats(train: jax.Array, axes):
+    x = train.astype(_stat_dtype(train.dtype))
+    keep = axes is not None
+    return jnp.min(x, axis=axes, keepdims=keep), jnp.max(x, axis=axes, keepdims=keep)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _moment_stats(train: jax.Array, axes):
+    x = train.astype(_stat_dtype(train.dtype))
+    keep = axes is not None
+    mean = jnp.mean(x, axis=axes, keepdims=keep)
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=keep)
+    # Exact zero test on the range: a constant feature can get a rounding-noise std.
+    span = jnp.max(x, axis=axes, keepdims=keep) - jnp.min(x, axis=axes, keepdims=keep)
+    std = jnp.where(span > 0, jnp.sqrt(jnp.maximum(var, 0)), 0)
+    return mean, std, span
+
+
+def minmax_scale(
+    train: ArrayLike,
+    feature_range: tuple[float, float] = (-1.0, 1.0),
+    *,
+    axis: int | tuple[int, ...] | None = None,
+) -> MinMaxScaler:
+    """Fits a min-max scaler on training data.
+
+    The returned scaler maps the training data exactly onto ``feature_range``
+    (``[-1, 1]`` by default, ``(0, 1)`` for ``[0, 1]``); other data is mapped
+    with the same statistics and may fall slightly outside the range.
+
+    Args:
+      train: the training data only (never the validation or test part).
+      feature_range: ``(low, high)`` with ``low < high``.
+      axis: axes reduced to compute the statistics. ``None`` (default): one global
+        minimum and maximum. ``0``: per-feature statistics over the examples.
+        ``(0, 1, 2)`` on NHWC images: per-channel statistics.
+
+    Returns:
+      A fitted ``MinMaxScaler``; call it on any array: ``scaler(x_test)``.
+
+    Raises:
+      ValueError: if ``feature_range`` is not increasing, ``axis`` is out of range,
+        or the training data has a zero range (globally, or for the named features).
+
+    Example:
+      >>> scaler = minmax_scale(x[train_idx])          # fitted on training data only
+      >>> x_train, x_test = scaler(x[train_idx]), scaler(x[test_idx])
+    """
+    try:
+        low, high = feature_range
+    except (TypeError, ValueError):
+        raise TypeError(f"feature_range={feature_range!r} must be a pair (low, high)") from None
+    check_number("feature_range[0]", low)
+    check_number("feature_range[1]", high)
+    lo_c, hi_c = concrete_value(low), concrete_value(high)
+    if lo_c is not None and hi_c is not None and not lo_c < hi_c:
+        raise ValueError(f"feature_range={feature_range!r} must have low < high")
+    train = jnp.asarray(train)
+    dtype = _stat_dtype(train.dtype)
+    axes = _normalise_axis(axis, train.ndim)
+    data_min, data_max = _range_stats(train, axes)
+    _check_nonzero("minmax_scale", data_max - data_min, axis, axes, "range (max == min)")
+    return MinMaxScaler(data_min, data_max, jnp.asarray(low, dtype), jnp.asarray(high, dtype))
+
+
+def standardize(
+    train: ArrayLike,
+    *,
+    axis: int | tuple[int, ...] | None = None,
+) -> StandardScaler:
+    """Fits a standardiser (zero mean, unit variance) on training data.
+
+    After scaling, the training data has mean 0 and variance 1; for roughly normal
+    data about 68% of the values then lie in ``[-1, 1]``.
+
+    Args:
+      train: the training data only.
+      axis: axes reduced to compute the statistics; ``None`` (default) for one
+        global mean and standard deviation, ``0`` for per-feature statistics.
+
+    Returns:
+      A fitted ``StandardScaler``; call it on any array.
+
+    Raises:
+      ValueError: if the training data has zero standard deviation (globally, or for
+        the named features) or ``axis`` is out of range.
+
+    Example:
+      >>> scaler = standardize(x[train_idx], axis=0)   # per-feature statistics
+      >>> x_val = scaler(x[val_idx])
+    """
+    train = jnp.asarray(train)
+    axes = _normalise_axis(axis, train.ndim)
+    mean, std, span = _moment_stats(train, axes)
+    _check_nonzero("standardize", span, axis, axes, "standard deviation (max == min)")
+    return StandardScaler(mean, std)

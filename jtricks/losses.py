@@ -1,0 +1,93 @@
+"""Losses: cross-entropy with optional class weights, and accuracy."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jtricks.data._sampling import check_labels
+
+__all__ = ["accuracy", "cross_entropy"]
+
+
+def cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    class_weights: ArrayLike | None = None,
+) -> jax.Array:
+    """Mean softmax cross-entropy with integer labels, optionally class-weighted.
+
+    Without weights: ``mean_i [-log softmax(logits_i)[y_i]]`` (equal to the mean of
+    ``optax.losses.softmax_cross_entropy_with_integer_labels``). With weights ``w``
+    (one per class), the weighted mean ``sum_i w[y_i] l_i / sum_i w[y_i]`` (PyTorch's
+    ``CrossEntropyLoss(weight=w)``): it does not depend on the scale of ``w``, and
+    with ``w = jtricks.data.class_weights(labels, num_classes)`` it equals the mean
+    over classes of each class's mean loss, i.e. the expected loss on a balanced
+    resampling. Computed in at least float32 (bf16 / f16 logits give a float32 loss).
+
+    Args:
+      logits: ``(..., num_classes)`` unnormalised scores.
+      labels: integer class indices of shape ``logits.shape[:-1]``.
+      class_weights: optional ``(num_classes,)`` non-negative weights.
+
+    Returns:
+      A scalar loss. Under ``jit``, labels outside ``[0, num_classes)`` give NaN (so
+      ``apply_if_finite`` or ``jtricks.diagnose`` notice) instead of a silent 0.
+
+    Raises:
+      ValueError: if concrete labels fall outside ``[0, num_classes)`` or shapes do
+        not match.
+
+    Example:
+      >>> loss = cross_entropy(model_logits, y, class_weights=class_weights(y_train, 10))
+    """
+    logits = jnp.asarray(logits)
+    labels = jnp.asarray(labels)
+    num_classes = logits.shape[-1]
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"labels have shape {labels.shape}, expected {logits.shape[:-1]} for logits of "
+            f"shape {logits.shape} (labels are class indices, not one-hot)"
+        )
+    check_labels(labels, num_classes)
+    if class_weights is not None:
+        class_weights = jnp.asarray(class_weights)
+        if class_weights.shape != (num_classes,):
+            raise ValueError(
+                f"class_weights has shape {class_weights.shape}, expected ({num_classes},)"
+            )
+    return _cross_entropy(logits, labels, class_weights)
+
+
+@jax.jit
+def _cross_entropy(logits, labels, class_weights):
+    num_classes = logits.shape[-1]
+    dtype = jnp.promote_types(logits.dtype, jnp.float32)
+    log_probs = jax.nn.log_softmax(logits.astype(dtype), axis=-1)
+    valid = (labels >= 0) & (labels < num_classes)
+    safe = jnp.where(valid, labels, 0)
+    nll = -jnp.take_along_axis(log_probs, safe[..., None], axis=-1)[..., 0]
+    nll = jnp.where(valid, nll, jnp.nan)
+    if class_weights is None:
+        return jnp.mean(nll)
+    wi = class_weights.astype(dtype)[safe]
+    return jnp.sum(wi * nll) / jnp.sum(wi)
+
+
+def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
+    """Fraction of examples whose largest logit is the label.
+
+    Args:
+      logits: ``(..., num_classes)`` scores.
+      labels: integer class indices of shape ``logits.shape[:-1]``.
+
+    Returns:
+      A float32 scalar in ``[0, 1]``.
+
+    Example:
+      >>> acc = accuracy(model_logits, y)
+    """
+    logits = jnp.asarray(logits)
+    return jnp.mean(jnp.argmax(logits, axis=-1) == jnp.asarray(labels), dtype=jnp.float32)

@@ -1,0 +1,176 @@
+"""Model averaging: exponential moving average (EMA), stochastic weight averaging
+(SWA) of parameters, and ensemble prediction of independently trained models."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jtricks._validate import check_unit_interval
+
+_INT32_MAX = jnp.iinfo(jnp.int32).max
+
+
+def _inc(counter: jax.Array) -> jax.Array:
+    return jnp.where(counter < _INT32_MAX, counter + 1, counter)
+
+
+def _acc(x: jax.Array) -> jax.Array:
+    """The average is kept in at least float32 (bf16 / f16 params lose too much)."""
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    return x
+
+
+class AveragingState(NamedTuple):
+    """State of ``ema`` / ``swa``.
+
+    Attributes:
+      count: int32, the number of ``update`` calls (saturates at ``2**31 - 1``).
+      average: the averaged parameters, same structure as the params, floating
+        leaves in at least float32 (cast back with ``params_like``).
+    """
+
+    count: jax.Array
+    average: Any
+
+
+class Averaging(NamedTuple):
+    """A pair of pure functions ``init(params)`` / ``update(state, params)``."""
+
+    init: Callable[[Any], AveragingState]
+    update: Callable[[AveragingState, Any], AveragingState]
+
+
+def _init(params: Any) -> AveragingState:
+    return AveragingState(jnp.zeros((), jnp.int32), jax.tree.map(_acc, params))
+
+
+def params_like(average: Any, params: Any) -> Any:
+    """Casts averaged parameters back to the dtypes of ``params``.
+
+    Args:
+      average: the averaged parameters (``state.average``).
+      params: parameters with the wanted dtypes.
+
+    Returns:
+      ``average`` with every leaf cast to the dtype of the matching leaf of ``params``.
+
+    Example:
+      >>> eval_params = params_like(ema_state.average, state.params)
+    """
+    return jax.tree.map(lambda a, p: jnp.asarray(a).astype(jnp.asarray(p).dtype), average, params)
+
+
+def ema(decay: float | ArrayLike = 0.999) -> Averaging:
+    """Exponential moving average of the parameters (Polyak-style averaging).
+
+    ``init(params)`` starts the average at the parameters themselves (so no bias
+    correction is needed); every ``update(state, params)`` computes
+    ``average <- decay * average + (1 - decay) * params``. Evaluate with
+    ``state.average``, train with the raw parameters.
+
+    Args:
+      decay: in ``[0, 1]``; may be an array or tracer. ``0`` tracks the parameters,
+        ``1`` freezes the initial ones. Typical: 0.99 - 0.9999.
+
+    Returns:
+      An ``Averaging`` with ``init`` and ``update``.
+
+    Raises:
+      ValueError: if a concrete ``decay`` is outside ``[0, 1]``.
+
+    References:
+      B. T. Polyak, A. B. Juditsky, "Acceleration of Stochastic Approximation by
+      Averaging", SIAM J. Control Optim., https://doi.org/10.1137/0330046, 1992.
+
+    Example:
+      >>> averager = ema(0.99)
+      >>> avg = averager.init(state.params)
+      >>> avg = averager.update(avg, state.params)      # after every step
+    """
+    check_unit_interval("decay", decay, closed_right=True)
+
+    def update(state: AveragingState, params: Any) -> AveragingState:
+        average = jax.tree.map(
+            lambda a, p: a + (1 - decay) * (_acc(p).astype(a.dtype) - a)
+            if jnp.issubdtype(a.dtype, jnp.floating) else jnp.asarray(p),
+            state.average, params,
+        )
+        return AveragingState(_inc(state.count), average)
+
+    return Averaging(_init, update)
+
+
+def swa() -> Averaging:
+    """Stochastic weight averaging: the running equal-weight mean of the parameters.
+
+    Every ``update(state, params)`` adds one snapshot: after ``k`` updates
+    ``average = (p_1 + ... + p_k) / k`` (computed incrementally as ``average +
+    (p - average) / k``). Before the first update the average is the ``init``
+    parameters. Call ``update`` at the snapshots you choose, typically once per
+    epoch in the last part of training with a constant or cyclic learning rate.
+    With batch norm, recompute its statistics for the averaged weights.
+
+    Returns:
+      An ``Averaging`` with ``init`` and ``update``.
+
+    References:
+      P. Izmailov, D. Podoprikhin, T. Garipov, D. Vetrov, A. G. Wilson, "Averaging
+      Weights Leads to Wider Optima and Better Generalization", UAI,
+      https://arxiv.org/abs/1803.05407, 2018.
+
+    Example:
+      >>> averager = swa()
+      >>> avg = averager.init(state.params)
+      >>> for epoch in range(75, 100):
+      ...     state = train_one_epoch(state)
+      ...     avg = averager.update(avg, state.params)
+    """
+
+    def update(state: AveragingState, params: Any) -> AveragingState:
+        count = _inc(state.count)
+        average = jax.tree.map(
+            lambda a, p: a + (_acc(p).astype(a.dtype) - a) / count.astype(a.dtype)
+            if jnp.issubdtype(a.dtype, jnp.floating) else jnp.asarray(p),
+            state.average, params,
+        )
+        return AveragingState(count, average)
+
+    return Averaging(_init, update)
+
+
+def ensemble_predict(
+    apply_fn: Callable[[Any, jax.Array], jax.Array],
+    stacked_params: Any,
+    x: ArrayLike,
+) -> jax.Array:
+    """Averaged class probabilities of several models, computed with one ``vmap``.
+
+    ``mean_m softmax(apply_fn(params_m, x))``: the lesson's model averaging (train
+    several models independently, average their predictions).
+
+    Args:
+      apply_fn: ``apply_fn(params, x) -> logits`` for one model.
+      stacked_params: the models' parameters stacked on a leading axis, e.g.
+        ``jax.tree.map(lambda *p: jnp.stack(p), *params_list)`` or the result of a
+        ``vmap``-ed initialisation / training.
+      x: the inputs, shared by every model.
+
+    Returns:
+      float32 (or wider) probabilities of shape ``logits.shape``.
+
+    Example:
+      >>> params = jax.vmap(lambda k: model.init(k, (8, 8, 1))[0])(jax.random.split(key, 5))
+      >>> probs = ensemble_predict(lambda p, x: model.apply(p, {}, x, training=False)[0],
+      ...                          params, x_test)
+    """
+    def probs(params):
+        logits = jnp.asarray(apply_fn(params, x))
+        return jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
+
+    return jnp.mean(jax.vmap(probs)(stacked_params), axis=0)

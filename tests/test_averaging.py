@@ -1,0 +1,83 @@
+"""Tests for jtricks.train._averaging: ema, swa, ensemble_predict."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jtricks.train._averaging import ema, ensemble_predict, params_like, swa
+
+SNAPSHOTS = [{"w": jnp.full((2, 3), float(i)), "b": jnp.array([i**2, -i], jnp.float32)} for i in range(1, 6)]
+
+
+def _feed(averager, snapshots, init):
+    update = jax.jit(averager.update)
+    state = averager.init(init)
+    for p in snapshots:
+        state = update(state, p)
+    return state
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.5, 0.9, 1.0])
+def test_ema_closed_form_and_optax(decay):
+    init = jax.tree.map(jnp.zeros_like, SNAPSHOTS[0])
+    state = _feed(ema(decay), SNAPSHOTS, init)
+    # closed form: average = sum_k (1 - d) d^(K - k) p_k  (+ d^K * init = 0)
+    K = len(SNAPSHOTS)
+    expected = jax.tree.map(lambda *ps: sum((1 - decay) * decay ** (K - 1 - k) * p for k, p in enumerate(ps)),
+                            *SNAPSHOTS)
+    jax.tree.map(lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-6, atol=1e-6), state.average, expected)
+    # oracle: optax.ema without debiasing (its state starts at zeros, like ``init`` here)
+    tx = optax.ema(decay, debias=False)
+    opt_state = tx.init(init)
+    for p in SNAPSHOTS:
+        ref, opt_state = tx.update(p, opt_state)
+    jax.tree.map(lambda a, r: np.testing.assert_allclose(a, r, rtol=1e-6, atol=1e-6), state.average, ref)
+    assert int(state.count) == K
+
+
+def test_swa_is_the_mean_of_snapshots():
+    state = _feed(swa(), SNAPSHOTS, SNAPSHOTS[0])
+    expected = jax.tree.map(lambda *ps: jnp.mean(jnp.stack(ps), axis=0), *SNAPSHOTS)
+    jax.tree.map(lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-6), state.average, expected)
+    # before any update: the init params
+    jax.tree.map(np.testing.assert_array_equal, swa().init(SNAPSHOTS[2]).average, SNAPSHOTS[2])
+
+
+def test_low_precision_params_average_in_float32():
+    p = {"w": jnp.ones((3,), jnp.bfloat16)}
+    state = _feed(ema(0.999), [p] * 3, p)
+    assert state.average["w"].dtype == jnp.float32
+    assert params_like(state.average, p)["w"].dtype == jnp.bfloat16
+
+
+def test_traced_decay_vmap_sweep():
+    def run(decay):
+        averager = ema(decay)
+        state = averager.init(jnp.zeros(()))
+        for i in range(1, 4):
+            state = averager.update(state, jnp.float32(i))
+        return state.average
+
+    decays = jnp.array([0.0, 0.5, 1.0])
+    out = jax.jit(jax.vmap(run))(decays)
+    np.testing.assert_allclose(out, [3.0, 0.5 * 3 + 0.25 * 2 + 0.125 * 1, 0.0], rtol=1e-6)
+
+
+def test_bad_decay():
+    with pytest.raises(ValueError, match="decay=1.5"):
+        ema(1.5)
+
+
+def test_ensemble_predict_averages_probabilities():
+    rng = np.random.default_rng(0)
+    stacked = jnp.asarray(rng.normal(size=(4, 5, 3)), jnp.float32)  # 4 models
+    x = jnp.asarray(rng.normal(size=(7, 5)), jnp.float32)
+    apply_fn = lambda w, x: x @ w  # noqa: E731
+    probs = jax.jit(ensemble_predict, static_argnums=0)(apply_fn, stacked, x)
+    logits = np.einsum("nd,mdk->mnk", np.asarray(x, np.float64), np.asarray(stacked, np.float64))
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    expected = (e / e.sum(-1, keepdims=True)).mean(0)
+    np.testing.assert_allclose(probs, expected, rtol=1e-5)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
