@@ -22,7 +22,7 @@ Example:
   >>> hparams = grid(learning_rate=[1e-3, 1e-2], weight_decay=[0.0, 1e-4], dropout=[0.0, 0.3])
   >>> result = train(build, hparams, (x, y, x_val, y_val), key=jax.random.PRNGKey(0),
   ...                epochs=50, batch_size=64, patience=5)
-  >>> result.best, result.best_value[result.best]
+  >>> result.best, result.member(result.best).best_value
 """
 
 from __future__ import annotations
@@ -36,16 +36,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtricks._validate import check_int
+from jtricks.losses import cross_entropy
 from jtricks.train import TrainState, train_step
+# Not yet re-exported by jtricks.train (its __init__ is shared with the fit loop).
+from jtricks.train._early_stopping import early_stopping
 
 # build(hparams) -> (model, tx); model has init(key, input_shape) and
 # apply(params, state, x, *, training, key=None).
 Build = Callable[[Mapping[str, jax.Array]], tuple[Any, Any]]
-
-
-def _cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    log_p = jax.nn.log_softmax(logits.astype(jnp.float32))
-    return -jnp.take_along_axis(log_p, labels[:, None], axis=-1).mean()
 
 
 class MemberResult(NamedTuple):
@@ -117,42 +115,6 @@ def grid(**values: Sequence[float]) -> dict[str, jax.Array]:
     return {name: jnp.asarray([c[i] for c in combos], jnp.float32) for i, name in enumerate(values)}
 
 
-def _early_stopping(patience: int):
-    try:
-        from jtricks.train import early_stopping
-    except ImportError:  # TEMPORARY until jtricks.train.early_stopping is merged
-        return _interim_early_stopping(patience)
-    return early_stopping(patience)
-
-
-def _interim_early_stopping(patience):  # TEMPORARY: same contract as jtricks.train's
-    class State(NamedTuple):
-        best_value: Any
-        best_params: Any
-        best_epoch: Any
-        wait: Any
-        epoch: Any
-        stop: Any
-
-    def init(params):
-        z = jnp.zeros((), jnp.int32)
-        return State(jnp.asarray(jnp.inf, jnp.float32), params, z - 1, z, z, jnp.zeros((), bool))
-
-    def update(s, value, params):
-        better = (value < s.best_value) & ~s.stop
-        wait = jnp.where(better, 0, jnp.where(s.stop, s.wait, s.wait + 1))
-        return State(
-            jnp.where(better, value, s.best_value),
-            jax.tree.map(lambda n, o: jnp.where(better, n, o), params, s.best_params),
-            jnp.where(better, s.epoch, s.best_epoch),
-            wait,
-            s.epoch + 1,
-            s.stop | (~better & (wait >= patience)),
-        )
-
-    return type("ES", (), {"init": staticmethod(init), "update": staticmethod(update)})
-
-
 def fit_member(
     build: Build,
     hparams: Mapping[str, Any],
@@ -193,14 +155,14 @@ def fit_member(
     x, y, x_val, y_val = data
     if batch_size > x.shape[0]:
         raise ValueError(f"batch_size={batch_size} exceeds the {x.shape[0]} training examples")
-    loss_fn = _cross_entropy if loss_fn is None else loss_fn
+    loss_fn = cross_entropy if loss_fn is None else loss_fn
     steps = x.shape[0] // batch_size
 
     model, tx = build(hparams)
     init_key, train_key, data_key = jax.random.split(key, 3)
     params, model_state = model.init(init_key, x.shape[1:])
     state = TrainState.create(params=params, tx=tx, key=train_key, model_state=model_state)
-    stopper = _early_stopping(epochs if patience is None else patience)
+    stopper = early_stopping(epochs if patience is None else patience)
 
     def batch_loss(params, model_state, batch, key):
         xb, yb = batch

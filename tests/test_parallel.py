@@ -5,7 +5,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import jtricks
@@ -36,7 +35,7 @@ def _loss(model, axis_name, *, per_example=True):
             logits, new_state = model.apply(
                 params, model_state, x, training=True, key=key, axis_name=axis_name
             )
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        loss = jtricks.losses.cross_entropy(logits, y)
         return loss, (new_state, {"accuracy": (logits.argmax(-1) == y).mean()})
 
     return loss_fn
