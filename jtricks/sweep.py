@@ -35,11 +35,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtricks._validate import check_int
-from jtricks.losses import cross_entropy
-from jtricks.train import TrainState, train_step
+from jtricks import _validate
+from jtricks import losses as _losses
+from jtricks import train as _train
+
 # Not yet re-exported by jtricks.train (its __init__ is shared with the fit loop).
-from jtricks.train._early_stopping import early_stopping
+from jtricks.train._early_stopping import early_stopping as _early_stopping
 
 # build(hparams) -> (model, tx); model has init(key, input_shape) and
 # apply(params, state, x, *, training, key=None).
@@ -149,20 +150,20 @@ def fit_member(
       ValueError: for a non-positive ``epochs`` / ``batch_size``, a negative
         ``patience``, or a batch larger than the training set.
     """
-    epochs = check_int("epochs", epochs, lo=1)
-    batch_size = check_int("batch_size", batch_size, lo=1)
-    patience = check_int("patience", patience, lo=0, allow_none=True)
+    epochs = _validate.check_int("epochs", epochs, lo=1)
+    batch_size = _validate.check_int("batch_size", batch_size, lo=1)
+    patience = _validate.check_int("patience", patience, lo=0, allow_none=True)
     x, y, x_val, y_val = data
     if batch_size > x.shape[0]:
         raise ValueError(f"batch_size={batch_size} exceeds the {x.shape[0]} training examples")
-    loss_fn = cross_entropy if loss_fn is None else loss_fn
+    loss_fn = _losses.cross_entropy if loss_fn is None else loss_fn
     steps = x.shape[0] // batch_size
 
     model, tx = build(hparams)
     init_key, train_key, data_key = jax.random.split(key, 3)
     params, model_state = model.init(init_key, x.shape[1:])
-    state = TrainState.create(params=params, tx=tx, key=train_key, model_state=model_state)
-    stopper = early_stopping(epochs if patience is None else patience)
+    state = _train.TrainState.create(params=params, tx=tx, key=train_key, model_state=model_state)
+    stopper = _early_stopping(epochs if patience is None else patience)
 
     def batch_loss(params, model_state, batch, key):
         xb, yb = batch
@@ -170,7 +171,7 @@ def fit_member(
         return loss_fn(logits, yb), (model_state, {})
 
     def one_step(state, index):
-        state, metrics = train_step(state, (x[index], y[index]), loss_fn=batch_loss, tx=tx)
+        state, metrics = _train.train_step(state, (x[index], y[index]), loss_fn=batch_loss, tx=tx)
         return state, metrics["loss"]
 
     def one_epoch(carry):
@@ -266,9 +267,6 @@ def train(
             "hparams must map names to 1-d arrays of one length K, got shapes "
             f"{ {name: value.shape for name, value in hparams.items()} }"
         )
-    epochs = check_int("epochs", epochs, lo=1)
-    batch_size = check_int("batch_size", batch_size, lo=1)
-    patience = check_int("patience", patience, lo=0, allow_none=True)
     run = _compiled_sweep(build, loss_fn, epochs, batch_size, patience)
     members = run(hparams, tuple(jnp.asarray(a) for a in data), jnp.asarray(key))
     best = int(np.nanargmin(np.asarray(members.best_value)))
