@@ -83,11 +83,9 @@ def build(h):
     """The swept member: an MLP and AdamW, built from (possibly traced) hyperparameters."""
     import jtricks
 
-    model = jtricks.nn.mlp(
-        [128, 10],
-        dropout=h["dropout"],
-        kernel_init=jtricks.init.variance_scaling(h["init_scale"], "fan_in", "normal"),
-    )
+    # init_scale multiplies the He-normal standard deviation, as in `jtricks sweep`.
+    kernel_init = jtricks.init.variance_scaling(2.0 * h["init_scale"] ** 2, "fan_in", "normal")
+    model = jtricks.nn.mlp([128, 10], dropout=h["dropout"], kernel_init=kernel_init)
     return model, jtricks.optim.adamw(h["learning_rate"], weight_decay=h["weight_decay"])
 
 
