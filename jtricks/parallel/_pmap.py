@@ -17,19 +17,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jtricks._validate import check_int
-
-from ._step import batch_size, check_divisible, local_step
+from ._step import batch_size, check_divisible, device_count, local_step
 
 
 def _device_count(num_devices) -> int:
-    n = check_int("num_devices", num_devices, lo=1, allow_none=True)
-    available = jax.local_device_count()
-    if n is None:
-        return available
-    if n > available:
-        raise ValueError(f"num_devices={n} exceeds the {available} local devices")
-    return n
+    return device_count(num_devices, jax.local_device_count(), "local devices")
 
 
 def replicate(tree: Any, num_devices: int | None = None) -> Any:

@@ -28,10 +28,10 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jtricks._validate import check_choice, check_int
+from jtricks._validate import check_choice
 from jtricks.train import train_step
 
-from ._step import DROPOUT_KEYS, batch_size, check_divisible, local_step
+from ._step import DROPOUT_KEYS, batch_size, check_divisible, device_count, local_step
 
 
 def data_mesh(num_devices: int | None = None, *, axis_name: str = "data") -> Mesh:
@@ -51,12 +51,8 @@ def data_mesh(num_devices: int | None = None, *, axis_name: str = "data") -> Mes
     Example:
       >>> mesh = data_mesh(8)
     """
-    n = check_int("num_devices", num_devices, lo=1, allow_none=True)
     devices = jax.devices()
-    if n is None:
-        n = len(devices)
-    if n > len(devices):
-        raise ValueError(f"num_devices={n} exceeds the {len(devices)} devices")
+    n = device_count(num_devices, len(devices), "devices")
     return jax.make_mesh((n,), (axis_name,), (AxisType.Auto,), devices=devices[:n])
 
 

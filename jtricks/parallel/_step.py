@@ -6,7 +6,7 @@ from typing import Any
 
 import jax
 
-from jtricks._validate import check_choice
+from jtricks._validate import check_choice, check_int
 from jtricks.train import train_step
 
 DROPOUT_KEYS = ("example", "device")
@@ -38,6 +38,16 @@ def local_step(loss_fn, tx, axis_name, dropout_keys: str):
         return train_step(state, batch, loss_fn=shared_key_loss, tx=tx, axis_name=axis_name)
 
     return step
+
+
+def device_count(num_devices: int | None, available: int, what: str) -> int:
+    """``num_devices`` checked against the ``available`` devices (all of them if ``None``)."""
+    n = check_int("num_devices", num_devices, lo=1, allow_none=True)
+    if n is None:
+        return available
+    if n > available:
+        raise ValueError(f"num_devices={n} exceeds the {available} {what}")
+    return n
 
 
 def batch_size(batch: Any) -> int:
