@@ -255,6 +255,10 @@ def train(
       ValueError: if ``hparams`` is empty or its arrays are not all of one
         length ``K``, and for the bad arguments of :func:`fit_member`.
 
+    References:
+      J. Bergstra, Y. Bengio, "Random Search for Hyper-Parameter Optimization",
+      https://jmlr.org/papers/v13/bergstra12a.html, 2012 (grids and their cost).
+
     Example:
       >>> result = train(build, grid(learning_rate=[1e-3, 1e-2]), data,
       ...                key=jax.random.PRNGKey(0), epochs=20, batch_size=32)

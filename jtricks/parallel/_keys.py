@@ -90,6 +90,10 @@ def apply_per_example(
       ``(y, new_state)``: outputs with the batch axis first, and the model state
       (the same for every example, since its statistics are synchronised).
 
+    References:
+      C. Peng, T. Xiao, Z. Li et al., "MegDet: A Large Mini-Batch Object
+      Detector" (cross-device batch norm), https://arxiv.org/abs/1711.07240, 2018.
+
     Example:
       >>> logits, state = apply_per_example(model.apply, params, state, x, key,
       ...                                   training=True, axis_name="data")

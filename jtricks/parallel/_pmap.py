@@ -115,6 +115,10 @@ def pmap_step(
     Raises:
       ValueError: for an unknown ``dropout_keys`` or a bad ``num_devices``.
 
+    References:
+      P. Goyal, P. Dollár, R. Girshick et al., "Accurate, Large Minibatch SGD:
+      Training ImageNet in 1 Hour", https://arxiv.org/abs/1706.02677, 2017.
+
     Example:
       >>> step = pmap_step(loss_fn, jtricks.optim.sgd(0.1))
       >>> state, metrics = step(replicate(state), split_batch(batch))

@@ -186,6 +186,10 @@ def sharded_step(
     Raises:
       ValueError: for a mesh with more than one axis or a bad ``dropout_keys``.
 
+    References:
+      P. Goyal, P. Dollár, R. Girshick et al., "Accurate, Large Minibatch SGD:
+      Training ImageNet in 1 Hour", https://arxiv.org/abs/1706.02677, 2017.
+
     Example:
       >>> mesh = data_mesh()
       >>> step = sharded_step(loss_fn, jtricks.optim.adam(1e-3), mesh)
