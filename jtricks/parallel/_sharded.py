@@ -6,12 +6,12 @@ The state lives replicated on every device of a one-axis mesh
 whole mesh, in one of two forms:
 
 * ``per_device=False`` (default): ``jit`` over the *global* batch
-  (:func:`shard_loss`). The loss is
-  written as on one device (no ``axis_name``); XLA partitions it and inserts
-  the all-reduces, so batch-norm statistics are those of the global batch, and
-  dropout masks drawn for the global batch shape are partitioned element by
-  element (``jax_threefry_partitionable``, the default): each device computes
-  its own slice of the very masks one device would draw.
+  (:func:`shard_loss`). The loss is written as on one device (no
+  ``axis_name``); XLA partitions it and inserts the all-reduces, so batch-norm
+  statistics are those of the global batch, and dropout masks drawn for the
+  global batch shape are partitioned element by element
+  (``jax_threefry_partitionable``, the default): each device computes its own
+  slice of the very masks one device would draw.
 * ``per_device=True``: ``shard_map`` runs ``train_step`` on each device's
   shard with manual collectives over ``axis_name``, exactly like
   :func:`~jtricks.parallel.pmap_step` (same loss, same ``dropout_keys``).
