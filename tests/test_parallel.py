@@ -245,3 +245,17 @@ def test_indivisible_batch_is_a_clear_error():
 def test_bad_arguments_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_cli_train_devices_runs_data_parallel(tmp_path, capsys):
+    import json
+
+    from jtricks.cli import main
+
+    argv = ["train", "--hidden", "32", "--epochs", "2", "--lr", "0.01", "--batch-size", "64",
+            "--dropout", "0.2", "--quiet"]
+    assert main([*argv, "--devices", "8", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["devices"] == 8 and summary["test_accuracy"] > 0.5
+    assert main([*argv, "--devices", "3", "--out", str(tmp_path)]) == 2
+    assert "--batch-size 64 does not divide by --devices 3" in capsys.readouterr().err

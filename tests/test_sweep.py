@@ -117,3 +117,29 @@ def test_grid_is_the_cartesian_product():
 def test_bad_arguments_raise(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_cli_sweep_trains_the_grid_and_reports_the_best(tmp_path, capsys):
+    import json
+
+    from jtricks.cli import main
+
+    argv = ["sweep", "--lr", "1e-3,3e-2", "--weight-decay", "0", "--dropout", "0,0.2",
+            "--init-scale", "1", "--hidden", "16", "--epochs", "2", "--batch-size", "128",
+            "--out", str(tmp_path)]
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "sweep.json").read_text())
+    losses = [m["best_val_loss"] for m in summary["members"]]
+    assert len(losses) == 4 and summary["best"] == int(np.argmin(losses))
+    assert [m["dropout"] for m in summary["members"]] == pytest.approx([0.0, 0.2, 0.0, 0.2])
+    assert f"best: #{summary['best']}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag, value", [("--dropout", "1"), ("--lr", "0.1,-1"), ("--patience", "x")])
+def test_cli_sweep_rejects_bad_values(flag, value, capsys):
+    from jtricks.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", flag, value])
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
