@@ -39,9 +39,6 @@ from jtricks import _validate
 from jtricks import losses as _losses
 from jtricks import train as _train
 
-# Not yet re-exported by jtricks.train (its __init__ is shared with the fit loop).
-from jtricks.train._early_stopping import early_stopping as _early_stopping
-
 # build(hparams) -> (model, tx); model has init(key, input_shape) and
 # apply(params, state, x, *, training, key=None).
 Build = Callable[[Mapping[str, jax.Array]], tuple[Any, Any]]
@@ -163,7 +160,7 @@ def fit_member(
     init_key, train_key, data_key = jax.random.split(key, 3)
     params, model_state = model.init(init_key, x.shape[1:])
     state = _train.TrainState.create(params=params, tx=tx, key=train_key, model_state=model_state)
-    stopper = _early_stopping(epochs if patience is None else patience)
+    stopper = _train.early_stopping(epochs if patience is None else patience)
 
     def batch_loss(params, model_state, batch, key):
         xb, yb = batch
