@@ -26,16 +26,14 @@ def local_step(loss_fn, tx, axis_name, dropout_keys: str):
     check_choice("dropout_keys", dropout_keys, DROPOUT_KEYS)
 
     def step(state, batch):
-        if dropout_keys == "device":
-            return train_step(state, batch, loss_fn=loss_fn, tx=tx, axis_name=axis_name)
-        # train_step's own rule for the step key, before it folds in the device.
-        _, step_key = jax.random.split(state.key)
-
-        def shared_key_loss(params, model_state, b, device_key):
-            del device_key
-            return loss_fn(params, model_state, b, step_key)
-
-        return train_step(state, batch, loss_fn=shared_key_loss, tx=tx, axis_name=axis_name)
+        return train_step(
+            state,
+            batch,
+            loss_fn=loss_fn,
+            tx=tx,
+            axis_name=axis_name,
+            per_device_keys=dropout_keys == "device",
+        )
 
     return step
 
