@@ -9,6 +9,7 @@ import os
 from ._common import (CliError, data_spec, decay_factor, int_list, load_dataset,
                       non_negative_float, non_negative_int, positive_float, positive_int, rate,
                       say, unit_open)
+from ._devices import add_devices_argument, data_parallel, request_devices
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "normalized", "adagrad", "rmsprop", "adadelta",
               "adam", "adamw")
@@ -88,6 +89,7 @@ def register(subparsers) -> None:
     g.add_argument("--batch-size", type=positive_int, default=32)
     g.add_argument("--seed", type=non_negative_int, default=0,
                    help="seeds the split, the initialization, dropout and the data order")
+    add_devices_argument(g)
     g.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
                    help="stop when validation loss has not improved for PATIENCE epochs; "
                         "keep the best parameters")
@@ -230,6 +232,7 @@ def run(args) -> int:
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out!r} exists and is not a directory")
 
+    request_devices(args.devices)
     import jax
 
     import jtricks.data as jd
@@ -253,6 +256,7 @@ def run(args) -> int:
     init_key, train_key, data_key = jax.random.split(key, 3)
     params, model_state = model.init(init_key, xtr.shape[1:])
     state = jt.TrainState.create(params=params, tx=tx, key=train_key, model_state=model_state)
+    state, loss_fn = data_parallel(args.devices, args.batch_size, state, loss_fn)
     say(f"jtricks train: {data['name']} ({len(ytr)} train / {len(yva)} validation / "
         f"{len(yte)} test), {args.model}, {args.optimizer}, {args.epochs} epochs of "
         f"{steps_per_epoch} steps")
