@@ -32,8 +32,10 @@ def main(quick: bool = False, mnist_dir=None, plot=None):
     epochs = 2 if quick else 20
     shape = train[0].shape[1:]
 
+    width = 128 if quick else 512
+
     def run(rate):
-        model = jtricks.nn.mlp((256, 256, 10), dropout=rate)   # rate is a tracer
+        model = jtricks.nn.mlp((width, width, 10), dropout=rate)   # rate is a tracer
         params, model_state = model.init(jax.random.PRNGKey(1), shape)
         tx = jtricks.optim.adam(1e-3)
         state = TrainState.create(params=params, tx=tx, key=2, model_state=model_state)

@@ -108,3 +108,41 @@ def test_bench_dispatches_to_jtricks_bench(monkeypatch):
     monkeypatch.setattr(jtricks, "bench", fake, raising=False)
     assert main(["bench", "--quick", "--only", "adam"]) == 0
     assert seen["argv"] == ["--quick", "--only", "adam"]
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
+    common = ["train", "--hidden", "32", "--quiet", "--checkpoint-dir", str(tmp_path / "ck"),
+              "--checkpoint-every", "1", "--out", str(tmp_path / "out")]
+    assert run(common + ["--epochs", "2"], capsys)[0] == 0
+    code, out, err = run(common + ["--epochs", "3", "--resume"], capsys)
+    assert code == 0 and out.startswith("test accuracy"), err
+    history = (tmp_path / "out" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in history] == [1, 2, 3]
+
+
+def _write_idx(path, array):
+    import struct
+
+    import numpy as np
+
+    array = np.asarray(array, np.uint8)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def test_train_on_mnist_idx_files(tmp_path, capsys):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 120), ("t10k", 30)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 50, (n, 28, 28))
+        images[np.arange(n), labels, :] = 255  # a learnable stripe: row = class
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", images)
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", labels)
+    code, out, err = run(["train", "--data", f"mnist:{tmp_path}", "--epochs", "8",
+                          "--hidden", "32", "--quiet", "--out", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    assert "100 train / 20 validation / 30 test" in err
+    assert float(out.split()[2]) > 0.5

@@ -7,16 +7,21 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from jtricks.demo import EXPERIMENTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("report")
+def test_demo_quick_writes_a_sane_report(tmp_path):
+    """One test, so that pytest-xdist runs the demo once."""
+    report = _run_demo(tmp_path)
+    _check_report_files(report)
+    _check_metrics_files(report)
+    _check_numbers(report)
+
+
+def _run_demo(out):
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-m", "jtricks", "demo", "--quick", "--out",
                            str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -25,7 +30,7 @@ def report(tmp_path_factory):
     return out, proc
 
 
-def test_report_files_exist(report):
+def _check_report_files(report):
     out, proc = report
     assert "report written to" in proc.stderr
     readme = (out / "README.md").read_text()
@@ -42,7 +47,7 @@ def test_report_files_exist(report):
     assert str(results["machine"]["cpu_count"]) in readme
 
 
-def test_metrics_files_hold_every_curve(report):
+def _check_metrics_files(report):
     out, _ = report
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     with open(out / "metrics.csv") as f:
@@ -60,7 +65,7 @@ def test_metrics_files_hold_every_curve(report):
             assert 0.0 <= value <= 1.0
 
 
-def test_numbers_are_sane(report):
+def _check_numbers(report):
     out, _ = report
     numbers = {k: v["numbers"] for k, v in
                json.loads((out / "results.json").read_text())["experiments"].items()}

