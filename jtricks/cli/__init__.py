@@ -36,7 +36,7 @@ def build_parser() -> Parser:
 
     parser = Parser(prog="jtricks", description="The deep-learning training tricks in JAX: "
                     "run the lesson's experiments (demo), train one configuration (train), "
-                    "benchmark (bench).")
+                    "train a grid of configurations at once (sweep), benchmark (bench).")
     parser.add_argument("--version", action="version", version=f"jtricks {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _command_modules():
