@@ -114,12 +114,12 @@ def constant(value) -> Initializer:
     return init
 
 
-def _sample(key, shape, dtype, distribution: str, std) -> jax.Array:
-    """Draws zero-mean samples of standard deviation ``std`` (in >= float32)."""
+def _sample(key, shape, dtype, distribution: str, variance) -> jax.Array:
+    """Draws zero-mean samples of exactly ``variance`` (computed in >= float32)."""
     shape = _canonical_shape(shape)
     dtype = _float_dtype(dtype)
     work = jnp.promote_types(dtype, jnp.float32)
-    std = jnp.asarray(std, work)
+    std = jnp.sqrt(jnp.asarray(variance, work))
     if distribution == "normal":
         x = jax.random.normal(key, shape, work)
     elif distribution == "truncated_normal":
@@ -185,7 +185,7 @@ def normal(stddev=1.0, *, truncated: bool = False) -> Initializer:
     distribution = "truncated_normal" if truncated else "normal"
 
     def init(key, shape, dtype=jnp.float32) -> jax.Array:
-        return _sample(key, shape, dtype, distribution, stddev)
+        return _sample(key, shape, dtype, distribution, jnp.square(jnp.asarray(stddev)))
 
     return init
 
@@ -239,8 +239,7 @@ def variance_scaling(
     def init(key, shape, dtype=jnp.float32) -> jax.Array:
         fan_in, fan_out = compute_fans(shape, in_axis, out_axis)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
-        std = jnp.sqrt(jnp.asarray(scale, jnp.float32) / max(n, 1))
-        return _sample(key, shape, dtype, distribution, std)
+        return _sample(key, shape, dtype, distribution, jnp.asarray(scale) / max(n, 1))
 
     return init
 

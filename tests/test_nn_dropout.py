@@ -35,6 +35,7 @@ def test_kept_fraction_and_mean(dropped, i):
 
 
 def test_masks_differ_across_keys_and_repeat_for_a_key(dropped):
+    # the fixture vmaps over the keys: the two masks came from one vmapped program
     assert not np.array_equal(dropped[0] != 0, dropped[1] != 0)
     again = nn.dropout(jax.random.split(jax.random.key(0), 2)[0], jnp.ones(N), RATES[0], training=True)
     np.testing.assert_array_equal(again, dropped[0, 0])
@@ -76,9 +77,10 @@ def test_rate_one_gives_zeros_and_finite_gradients(fn):
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32])
 def test_dtype_preserved(dtype):
-    x = jnp.ones((16, 16), dtype)
-    assert nn.dropout(jax.random.key(0), x, 0.5, training=True).dtype == dtype
-    assert nn.drop_path(jax.random.key(0), x, 0.5, training=True).dtype == dtype
+    x = jax.ShapeDtypeStruct((16, 16), dtype)  # tracing decides the dtype: nothing to compile
+    for fn in (nn.dropout, nn.drop_path):
+        y = jax.eval_shape(lambda k, x, r: fn(k, x, r, training=True), jax.random.key(0), x, 0.5)
+        assert y.dtype == dtype and y.shape == x.shape
 
 
 def test_drop_path_drops_whole_examples():
@@ -91,12 +93,6 @@ def test_drop_path_drops_whole_examples():
     np.testing.assert_allclose(per_example[kept], 1 / (1 - rate), rtol=1e-6)
     np.testing.assert_array_equal(per_example[~kept], 0.0)
     assert abs(kept.mean() - (1 - rate)) < 4 * math.sqrt(rate * (1 - rate) / len(y))
-
-
-def test_vmap_over_keys():
-    keys = jax.random.split(jax.random.key(3), 8)
-    ys = jax.vmap(lambda k: nn.dropout(k, jnp.ones(64), 0.5, training=True))(keys)
-    assert len({tuple(np.asarray(y != 0)) for y in ys}) == 8
 
 
 @pytest.mark.parametrize("fn", [nn.dropout, nn.drop_path])

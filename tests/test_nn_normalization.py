@@ -14,39 +14,48 @@ RTOL, ATOL = 1e-5, 1e-5
 
 
 def _data(shape, seed=0, loc=0.0, scale=1.0):
-    return loc + scale * jax.random.normal(jax.random.key(seed), shape)
+    # NumPy data: a new jax.random shape costs a compilation.
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(loc + scale * rng.standard_normal(shape), jnp.float32)
 
 
 def _affine(num_features, seed=1):
-    k1, k2 = jax.random.split(jax.random.key(seed))
-    return {"scale": 1 + 0.1 * jax.random.normal(k1, (num_features,)),
-            "bias": 0.1 * jax.random.normal(k2, (num_features,))}
+    return {"scale": 1 + 0.1 * _data((num_features,), seed),
+            "bias": 0.1 * _data((num_features,), seed + 1)}
 
 
-@pytest.mark.parametrize("shape", [(32, 6), (4, 5, 5, 6)], ids=["dense", "nhwc"])
-def test_batch_norm_equals_flax_over_several_steps(shape):
-    params = _affine(shape[-1])
-    _, state = nn.init_batch_norm(shape[-1])
+def test_batch_norm_equals_flax_over_several_steps():
+    shapes = {"dense": (32, 6), "nhwc": (4, 5, 5, 6)}
+    params = _affine(6)
+    _, state = nn.init_batch_norm(6)
     module = linen.BatchNorm(momentum=0.9, epsilon=1e-5)
-    variables = module.init(jax.random.key(0), jnp.zeros(shape), use_running_average=False)
-    variables = {"params": params, "batch_stats": variables["batch_stats"]}
+    stats = {"mean": jnp.zeros(6), "var": jnp.ones(6)}  # flax's initial batch_stats
+    carry = {name: (state, {"params": params, "batch_stats": stats}) for name in shapes}
 
     @jax.jit
-    def both(state, variables, x):
-        ours, state = nn.batch_norm(params, state, x, training=True)
-        ref, updates = module.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
-        variables = {"params": params, "batch_stats": updates["batch_stats"]}
-        ours_eval, _ = nn.batch_norm(params, state, x, training=False)
-        ref_eval = module.apply(variables, x, use_running_average=True)
-        return state, variables, (ours, ref, ours_eval, ref_eval)
+    def both(carry, xs):
+        out, new_carry = {}, {}
+        for name, x in xs.items():
+            state, variables = carry[name]
+            ours, state = nn.batch_norm(params, state, x, training=True)
+            ref, upd = module.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
+            variables = {"params": params, "batch_stats": upd["batch_stats"]}
+            ours_eval, _ = nn.batch_norm(params, state, x, training=False)
+            ref_eval = module.apply(variables, x, use_running_average=True)
+            out[name] = (ours, ref, ours_eval, ref_eval)
+            new_carry[name] = (state, variables)
+        return new_carry, out
 
     for step in range(4):  # different statistics every step
-        x = _data(shape, seed=step, loc=step - 1.0, scale=1.0 + step)
-        state, variables, (ours, ref, ours_eval, ref_eval) = both(state, variables, x)
-        np.testing.assert_allclose(ours, ref, rtol=RTOL, atol=ATOL)
-        np.testing.assert_allclose(ours_eval, ref_eval, rtol=RTOL, atol=ATOL)
-        for k in ("mean", "var"):
-            np.testing.assert_allclose(state[k], variables["batch_stats"][k], rtol=RTOL, atol=ATOL)
+        xs = {n: _data(s, seed=step, loc=step - 1.0, scale=1.0 + step) for n, s in shapes.items()}
+        carry, out = both(carry, xs)
+        for name, (ours, ref, ours_eval, ref_eval) in out.items():
+            np.testing.assert_allclose(ours, ref, rtol=RTOL, atol=ATOL, err_msg=name)
+            np.testing.assert_allclose(ours_eval, ref_eval, rtol=RTOL, atol=ATOL, err_msg=name)
+            state, variables = carry[name]
+            for k in ("mean", "var"):
+                np.testing.assert_allclose(state[k], variables["batch_stats"][k], rtol=RTOL,
+                                           atol=ATOL, err_msg=f"{name} {k} step {step}")
 
 
 def test_batch_norm_eval_returns_state_unchanged():
@@ -109,44 +118,47 @@ def _flax_params(module, x, params):
     return jax.tree.map(lambda _, p: p, variables["params"], {k: params[k] for k in variables["params"]})
 
 
-@pytest.mark.parametrize("shape", [(4, 6), (3, 4, 4, 6)], ids=["dense", "nhwc"])
-def test_stateless_norms_equal_flax(shape):
-    x = _data(shape, loc=1.0, scale=2.0)
-    params = _affine(shape[-1])
+def test_stateless_norms_equal_flax():
+    params = _affine(6)
+    xs = {"dense": _data((4, 6), loc=1.0, scale=2.0), "nhwc": _data((3, 4, 4, 6), loc=1.0, scale=2.0)}
     cases = {
         "layer_norm": (lambda x: nn.layer_norm(params, x), linen.LayerNorm(epsilon=1e-5)),
         "group_norm_3": (lambda x: nn.group_norm(params, x, 3), linen.GroupNorm(num_groups=3, epsilon=1e-5)),
         "group_norm_1": (lambda x: nn.group_norm(params, x, 1), linen.GroupNorm(num_groups=1, epsilon=1e-5)),
         "rms_norm": (lambda x: nn.rms_norm({"scale": params["scale"]}, x), linen.RMSNorm(epsilon=1e-5)),
+        "instance_norm": (lambda x: nn.instance_norm(params, x), linen.InstanceNorm(epsilon=1e-5)),
     }
-    if len(shape) == 4:
-        cases["instance_norm"] = (lambda x: nn.instance_norm(params, x), linen.InstanceNorm(epsilon=1e-5))
 
     @jax.jit
-    def run(x):
+    def run(xs):
         out = {}
-        for name, (ours, module) in cases.items():
-            out[name] = (ours(x), module.apply({"params": _flax_params(module, x, params)}, x))
+        for shape, x in xs.items():
+            for name, (ours, module) in cases.items():
+                if name == "instance_norm" and x.ndim == 2:
+                    continue
+                out[name, shape] = (ours(x), module.apply({"params": _flax_params(module, x, params)}, x))
+            if x.ndim == 4:  # group norm with one channel per group is instance norm
+                out["group_norm_6_vs_instance", shape] = (nn.group_norm(None, x, 6), nn.instance_norm(None, x))
         return out
 
-    for name, (ours, ref) in run(x).items():
-        np.testing.assert_allclose(ours, ref, rtol=RTOL, atol=ATOL, err_msg=name)
-
-
-def test_group_norm_with_one_channel_per_group_is_instance_norm():
-    x = _data((2, 3, 3, 4))
-    np.testing.assert_allclose(nn.group_norm(None, x, 4), nn.instance_norm(None, x), rtol=RTOL, atol=ATOL)
+    for name, (ours, ref) in run(xs).items():
+        np.testing.assert_allclose(ours, ref, rtol=RTOL, atol=ATOL, err_msg=str(name))
 
 
 def test_weight_norm():
     kernel = _data((3, 3, 2, 4))
-    params = nn.init_weight_norm(kernel)
-    np.testing.assert_allclose(nn.weight_norm(params), kernel, rtol=1e-5, atol=1e-6)
-    params = {"direction": kernel.at[..., 0].set(0.0), "scale": jnp.array([1.0, 2.0, 3.0, 4.0])}
-    w = nn.weight_norm(params)
-    norms = jnp.sqrt(jnp.sum(w**2, axis=(0, 1, 2)))
-    np.testing.assert_allclose(norms, [0.0, 2.0, 3.0, 4.0], rtol=1e-5)
-    grads = jax.grad(lambda p: nn.weight_norm(p).sum())(params)
+
+    @jax.jit
+    def run(kernel):
+        same = nn.weight_norm(nn.init_weight_norm(kernel))
+        params = {"direction": kernel.at[..., 0].set(0.0), "scale": jnp.array([1.0, 2.0, 3.0, 4.0])}
+        w = nn.weight_norm(params)
+        grads = jax.grad(lambda p: nn.weight_norm(p).sum())(params)
+        return same, jnp.sqrt(jnp.sum(w**2, axis=(0, 1, 2))), grads
+
+    same, norms, grads = run(kernel)
+    np.testing.assert_allclose(same, kernel, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(norms, [0.0, 2.0, 3.0, 4.0], rtol=1e-5)  # zero column: no NaN
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
 
 
@@ -178,3 +190,16 @@ def test_batch_norm_under_vmap_of_hyperparameters():
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_half_precision_statistics_are_computed_in_float32():
+    # bf16 has 8 significant bits: around 256 its spacing is 2, so summing in bf16
+    # would lose the spread entirely; the statistics must be taken in float32.
+    x = (256.0 + 8.0 * _data((64, 4), seed=3)).astype(jnp.bfloat16)
+    params, state = nn.init_batch_norm(4)
+    y, new_state = jax.jit(lambda x: nn.batch_norm(params, state, x, training=True))(x)
+    exact = np.asarray(x, np.float64)
+    mean, var = exact.mean(0), exact.var(0)
+    np.testing.assert_allclose(new_state["mean"], 0.1 * mean, rtol=1e-5)
+    np.testing.assert_allclose(new_state["var"], 0.9 + 0.1 * var, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(y, np.float64), (exact - mean) / np.sqrt(var + 1e-5), atol=2e-2)

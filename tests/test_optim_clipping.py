@@ -20,7 +20,8 @@ def _global_clip(grads, max_norm):
 
 
 def _norm(tree):
-    return float(np.sqrt(sum(np.sum(np.square(np.asarray(x, np.float64))) for x in jax.tree.leaves(tree))))
+    leaves = [np.asarray(x, np.float64) for x in jax.tree.leaves(tree)]
+    return float(np.sqrt(sum(np.sum(np.square(x)) for x in leaves)))
 
 
 _finite = st.floats(-1e3, 1e3, width=32, allow_nan=False, allow_infinity=False)

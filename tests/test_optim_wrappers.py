@@ -1,7 +1,6 @@
 """jtricks.optim wrappers: masked, apply_if_finite, accumulate_gradients, reduce_on_plateau."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -14,12 +13,12 @@ _GRADS = {"w": _RNG.normal(size=(12, 3, 2)).astype(np.float32),
 _PARAMS = {"w": np.ones((3, 2), np.float32), "b": np.ones(2, np.float32)}
 
 
-def _scan_updates(tx, grads=_GRADS, values=None):
-    """Feeds the same gradients (and monitored values) step by step in one jitted scan."""
+def _scan_updates(*txs, grads=_GRADS, values=None):
+    """Feeds each transformation the same gradients (and monitored values) step by step;
+    returns ``(updates, states)`` per transformation, all stacked over steps (one jit)."""
     values = np.zeros(len(grads["w"]), np.float32) if values is None else values
 
-    @jax.jit
-    def run(grads, values):
+    def scan(tx, grads, values):
         def body(state, gv):
             g, v = gv
             u, state = tx.update(g, state, _PARAMS, value=v)
@@ -27,7 +26,7 @@ def _scan_updates(tx, grads=_GRADS, values=None):
 
         return jax.lax.scan(body, tx.init(_PARAMS), (grads, values))[1]
 
-    return run(grads, values)
+    return jax.jit(lambda g, v: [scan(tx, g, v) for tx in txs])(grads, values)
 
 
 def _close(a, b, rtol=1e-6):
@@ -38,8 +37,8 @@ def _close(a, b, rtol=1e-6):
 @pytest.mark.parametrize("mask", [{"w": True, "b": False}, lambda p: {"w": True, "b": False}],
                          ids=["tree", "callable"])
 def test_masked_matches_optax_masked(mask):
-    got, _ = _scan_updates(jo.masked(jo.adam(0.1), mask))
-    want, _ = _scan_updates(optax.masked(optax.adam(0.1), mask))
+    (got, _), (want, _) = _scan_updates(jo.masked(jo.adam(0.1), mask),
+                                        optax.masked(optax.adam(0.1), mask))
     _close(got, want)
     np.testing.assert_array_equal(got["b"], _GRADS["b"])  # passed through untouched
 
@@ -50,8 +49,9 @@ def test_apply_if_finite_skips_and_counts_like_optax():
     grads["b"][3, 1] = np.inf
     for step in (6, 7, 8):  # three in a row: the third goes through (max 2)
         grads["w"][step, 1, 1] = np.nan
-    got, state = _scan_updates(jo.apply_if_finite(jo.sgd(0.1, 0.9), 2), grads)
-    want, ref_state = _scan_updates(optax.apply_if_finite(optax.sgd(0.1, 0.9), 2), grads)
+    (got, state), (want, ref_state) = _scan_updates(
+        jo.apply_if_finite(jo.sgd(0.1, 0.9), 2), optax.apply_if_finite(optax.sgd(0.1, 0.9), 2),
+        grads=grads)
     np.testing.assert_array_equal(np.isnan(got["w"]), np.isnan(want["w"]))
     _close(jax.tree.map(np.nan_to_num, got), jax.tree.map(np.nan_to_num, want))
     np.testing.assert_array_equal(got["w"][2], 0.0)  # skipped step: zero update
@@ -62,12 +62,13 @@ def test_apply_if_finite_skips_and_counts_like_optax():
 
 def test_accumulate_gradients_matches_multisteps_and_the_mean():
     k = 3
-    got, state = _scan_updates(jo.accumulate_gradients(jo.adam(0.1), k))
-    want, _ = _scan_updates(optax.MultiSteps(optax.adam(0.1), k).gradient_transformation())
+    (got, state), (want, _) = _scan_updates(
+        jo.accumulate_gradients(jo.adam(0.1), k),
+        optax.MultiSteps(optax.adam(0.1), k).gradient_transformation())
     _close(got, want, rtol=1e-5)
     # The applied steps equal adam on the mean of each group of k gradients.
     means = jax.tree.map(lambda g: g.reshape(-1, k, *g.shape[1:]).mean(axis=1), _GRADS)
-    direct, _ = _scan_updates(jo.adam(0.1), means)
+    [(direct, _)] = _scan_updates(jo.adam(0.1), grads=means)
     _close(jax.tree.map(lambda u: u[k - 1::k], got), direct, rtol=1e-5)
     for i in range(len(_GRADS["w"])):
         if i % k != k - 1:
@@ -76,16 +77,16 @@ def test_accumulate_gradients_matches_multisteps_and_the_mean():
 
 
 def test_accumulate_gradients_every_1_is_the_inner_optimizer():
-    got, _ = _scan_updates(jo.accumulate_gradients(jo.sgd(0.1, 0.9), 1))
-    want, _ = _scan_updates(jo.sgd(0.1, 0.9))
+    (got, _), (want, _) = _scan_updates(jo.accumulate_gradients(jo.sgd(0.1, 0.9), 1),
+                                        jo.sgd(0.1, 0.9))
     _close(got, want)
 
 
 def test_reduce_on_plateau_matches_optax():
     values = np.array([5, 4, 4, 4, 4, 3, 3, 3, 3, 3, 3, 3], np.float32)
     kw = dict(factor=0.5, patience=2, rtol=1e-4, atol=0.0, cooldown=1, accumulation_size=1)
-    got, state = _scan_updates(jo.reduce_on_plateau(**kw), values=values)
-    want, ref_state = _scan_updates(optax.contrib.reduce_on_plateau(**kw), values=values)
+    (got, state), (want, ref_state) = _scan_updates(
+        jo.reduce_on_plateau(**kw), optax.contrib.reduce_on_plateau(**kw), values=values)
     _close(got, want)
     np.testing.assert_allclose(state.scale, ref_state.scale)
     np.testing.assert_allclose(state.best_value, ref_state.best_value)

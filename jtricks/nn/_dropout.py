@@ -18,7 +18,9 @@ from jtricks._validate import check_number
 def _check(name: str, key, rate, training: bool) -> None:
     check_number("rate", rate, lo=0, hi=1)
     if training and key is None:
-        raise ValueError(f"{name}: key=None but training=True; pass a PRNG key (e.g. from jax.random.split)")
+        raise ValueError(
+            f"{name}: key=None but training=True; pass a PRNG key (e.g. from jax.random.split)"
+        )
 
 
 def _masked(key, x, rate, mask_shape):

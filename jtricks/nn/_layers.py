@@ -31,7 +31,7 @@ def init_dense(
     in_features: int,
     out_features: int,
     *,
-    kernel_init=None,
+    kernel_init=_init.he_normal(),
     bias_init=_init.zeros,
     dtype=jnp.float32,
 ) -> dict:
@@ -56,7 +56,6 @@ def init_dense(
     """
     in_features = check_int("in_features", in_features, lo=1)
     out_features = check_int("out_features", out_features, lo=1)
-    kernel_init = _init.he_normal() if kernel_init is None else kernel_init
     k_key, b_key = jax.random.split(key)
     return {
         "kernel": kernel_init(k_key, (in_features, out_features), dtype),
@@ -79,7 +78,7 @@ def init_conv2d(
     kernel_size: int | Sequence[int] = 3,
     *,
     use_bias: bool = True,
-    kernel_init=None,
+    kernel_init=_init.he_normal(),
     bias_init=_init.zeros,
     dtype=jnp.float32,
 ) -> dict:
@@ -108,7 +107,6 @@ def init_conv2d(
     in_channels = check_int("in_channels", in_channels, lo=1)
     out_channels = check_int("out_channels", out_channels, lo=1)
     kh, kw = _pair("kernel_size", kernel_size)
-    kernel_init = _init.he_normal() if kernel_init is None else kernel_init
     k_key, b_key = jax.random.split(key)
     params = {"kernel": kernel_init(k_key, (kh, kw, in_channels, out_channels), dtype)}
     if use_bias:

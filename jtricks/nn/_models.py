@@ -66,6 +66,13 @@ def _check_features(name: str, features) -> tuple[int, ...]:
     return tuple(check_int(name, f, lo=1) for f in features)
 
 
+def _input_shape(input_shape) -> tuple[int, ...]:
+    """One example's shape as a tuple (an int is a vector's length)."""
+    if isinstance(input_shape, int):
+        return (input_shape,)
+    return tuple(int(d) for d in input_shape)
+
+
 def _require_key(model: str, key, training: bool, random: bool) -> None:
     if training and random and key is None:
         raise ValueError(
@@ -85,12 +92,12 @@ def mlp(
     features: Sequence[int],
     *,
     activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-    kernel_init=None,
+    kernel_init=_init.he_normal(),
     batch_norm: bool = False,
     dropout=0.0,
     param_dtype=jnp.float32,
 ) -> Model:
-    """A multilayer perceptron: ``dense -> [batch_norm] -> activation -> [dropout]`` per hidden layer.
+    """A multilayer perceptron: ``dense -> [batch_norm] -> activation -> [dropout]`` per layer.
 
     The input's non-batch axes are flattened. ``features[:-1]`` are the widths of
     the hidden layers (so depth and width are configurable); ``features[-1]``
@@ -125,15 +132,16 @@ def mlp(
     """
     features = _check_features("features", features)
     check_number("dropout", dropout, lo=0, hi=1)
-    kernel_init = _init.he_normal() if kernel_init is None else kernel_init
     use_dropout = not _is_zero(dropout)
 
     def init(key, input_shape):
-        in_features = math.prod(input_shape)
+        in_features = math.prod(_input_shape(input_shape))
         params, state = {}, {}
         keys = jax.random.split(key, len(features))
         for i, (k, out) in enumerate(zip(keys, features)):
-            params[f"dense_{i}"] = init_dense(k, in_features, out, kernel_init=kernel_init, dtype=param_dtype)
+            params[f"dense_{i}"] = init_dense(
+                k, in_features, out, kernel_init=kernel_init, dtype=param_dtype
+            )
             if batch_norm and i < len(features) - 1:
                 params[f"bn_{i}"], state[f"bn_{i}"] = init_batch_norm(out, param_dtype)
             in_features = out
@@ -164,7 +172,7 @@ def cnn(
     dense_features: Sequence[int] = (64,),
     kernel_size: int = 3,
     activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-    kernel_init=None,
+    kernel_init=_init.he_normal(),
     batch_norm: bool = False,
     dropout=0.0,
     param_dtype=jnp.float32,
@@ -203,13 +211,15 @@ def cnn(
     dense_features = tuple(check_int("dense_features", f, lo=1) for f in dense_features)
     kernel_size = check_int("kernel_size", kernel_size, lo=1)
     check_number("dropout", dropout, lo=0, hi=1)
-    kernel_init = _init.he_normal() if kernel_init is None else kernel_init
     use_dropout = not _is_zero(dropout)
     widths = dense_features + (num_classes,)
 
     def init(key, input_shape):
+        input_shape = _input_shape(input_shape)
         if len(input_shape) != 3:
-            raise ValueError(f"cnn: input_shape={tuple(input_shape)} must be (height, width, channels)")
+            raise ValueError(
+                f"cnn: input_shape={tuple(input_shape)} must be (height, width, channels)"
+            )
         h, w, c = input_shape
         params, state = {}, {}
         keys = iter(jax.random.split(key, len(channels) + len(widths)))
@@ -223,7 +233,9 @@ def cnn(
             h, w, c = -(-h // 2), -(-w // 2), out
         in_features = h * w * c
         for j, out in enumerate(widths):
-            params[f"dense_{j}"] = init_dense(next(keys), in_features, out, kernel_init=kernel_init, dtype=param_dtype)
+            params[f"dense_{j}"] = init_dense(
+                next(keys), in_features, out, kernel_init=kernel_init, dtype=param_dtype
+            )
             in_features = out
         return params, state
 
@@ -254,7 +266,7 @@ def resnet(
     stage_channels: Sequence[int] = (16, 32),
     blocks_per_stage: int = 2,
     activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-    kernel_init=None,
+    kernel_init=_init.he_normal(),
     batch_norm: bool = True,
     drop_path=0.0,
     param_dtype=jnp.float32,
@@ -306,7 +318,6 @@ def resnet(
     stage_channels = _check_features("stage_channels", stage_channels)
     blocks_per_stage = check_int("blocks_per_stage", blocks_per_stage, lo=1)
     check_number("drop_path", drop_path, lo=0, hi=1)
-    kernel_init = _init.he_normal() if kernel_init is None else kernel_init
     use_drop_path = not _is_zero(drop_path)
     # (stride, in_channels, out_channels) of every block.
     blocks = []
@@ -323,8 +334,11 @@ def resnet(
             params[bn], state[bn] = init_batch_norm(c_out, param_dtype)
 
     def init(key, input_shape):
+        input_shape = _input_shape(input_shape)
         if len(input_shape) != 3:
-            raise ValueError(f"resnet: input_shape={tuple(input_shape)} must be (height, width, channels)")
+            raise ValueError(
+                f"resnet: input_shape={tuple(input_shape)} must be (height, width, channels)"
+            )
         keys = jax.random.split(key, 2 + 3 * num_blocks)
         params, state = {"stem": {}}, {"stem": {}}
         conv_bn_init(keys[0], input_shape[-1], stage_channels[0], 3, "conv", "bn",
@@ -337,7 +351,9 @@ def resnet(
             if stride != 1 or c != out:
                 conv_bn_init(keys[3 + 3 * k], c, out, 1, "shortcut_conv", "shortcut_bn", p, s)
             c = out
-        params["head"] = init_dense(keys[-1], c, num_classes, kernel_init=kernel_init, dtype=param_dtype)
+        params["head"] = init_dense(
+            keys[-1], c, num_classes, kernel_init=kernel_init, dtype=param_dtype
+        )
         return params, (state if batch_norm else {})
 
     def apply(params, state, x, *, training, key=None, axis_name=None):

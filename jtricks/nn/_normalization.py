@@ -8,7 +8,12 @@ the input's dtype.
 The stateful layer, :func:`batch_norm`, takes and returns its running
 statistics; the others only have parameters (``init_*`` returns the params
 dict). Normalisations with a learned affine map use ``scale`` (ones) and
-``bias`` (zeros) of shape ``(num_features,)`` acting on the last axis.
+``bias`` (zeros) of shape ``(num_features,)`` acting on the last axis; the
+batch axis is the first one and NHWC is the image layout, as in flax.
+
+``eps`` defaults to ``1e-5`` everywhere (PyTorch's default and flax's for
+``BatchNorm``; flax uses ``1e-6`` for the other normalisations, so pass
+``eps=1e-6`` to reproduce those exactly).
 """
 
 from __future__ import annotations
@@ -161,8 +166,8 @@ def batch_norm(
             )
     axes = tuple(range(x.ndim - 1))
     if not training:
-        y = _normalize(x, state["mean"], state["var"], eps, params.get("scale"), params.get("bias"), axes)
-        return y, state
+        mean, var = state["mean"], state["var"]
+        return _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes), state
     mean, var = _moments(x, axes, axis_name)
     y = _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes)
     m = jnp.asarray(momentum, mean.dtype)

@@ -21,6 +21,8 @@ from ._clipping import ClipByGlobalNormState as ClipByGlobalNormState
 from ._clipping import clip as clip
 from ._clipping import clip_by_global_norm as clip_by_global_norm
 from ._clipping import clip_by_norm as clip_by_norm
+from ._inject import InjectHyperparamsState as InjectHyperparamsState
+from ._inject import inject_hyperparams as inject_hyperparams
 from ._transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
 from ._transforms import ScaleByAdagradState as ScaleByAdagradState
 from ._transforms import ScaleByAdamState as ScaleByAdamState
@@ -56,6 +58,7 @@ __all__ = [
     "ClipByGlobalNormState",
     "EmptyState",
     "GradientTransformation",
+    "InjectHyperparamsState",
     "MaskedNode",
     "MaskedState",
     "ReduceOnPlateauState",
@@ -82,6 +85,7 @@ __all__ = [
     "clip_by_global_norm",
     "clip_by_norm",
     "identity",
+    "inject_hyperparams",
     "masked",
     "normalize_by_norm",
     "reduce_on_plateau",

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import jax
 
+from .. import _validate as v
 from ._base import GradientTransformation, chain, identity
 from ._transforms import (
     ScalarOrSchedule,
@@ -54,6 +55,7 @@ def sgd(
     Example:
       >>> tx = sgd(0.1, momentum=0.9, nesterov=True)
     """
+    v.check_unit_interval("momentum", momentum, allow_none=True)
     return chain(
         trace(momentum, nesterov) if momentum is not None else identity(),
         scale_by_learning_rate(learning_rate),
@@ -129,6 +131,7 @@ def rmsprop(
     Example:
       >>> tx = rmsprop(1e-3, centered=True, momentum=0.9)
     """
+    v.check_unit_interval("momentum", momentum, allow_none=True)
     return chain(
         scale_by_rms(decay, eps, eps_in_sqrt, centered, initial_scale=initial_scale),
         scale_by_learning_rate(learning_rate),
@@ -141,12 +144,14 @@ def adadelta(
     rho: jax.typing.ArrayLike = 0.9,
     eps: jax.typing.ArrayLike = 1e-6,
 ) -> GradientTransformation:
-    r"""Adadelta; with ``learning_rate=None`` the step is the raw Adadelta
-    step :math:`-\sqrt{E[\Delta x^2]+\epsilon}/\sqrt{E[g^2]+\epsilon}\, g`.
+    r"""Adadelta:
+    :math:`w \leftarrow w - \eta \sqrt{E[\Delta x^2]+\epsilon}/\sqrt{E[g^2]+\epsilon}\, g`.
 
     Args:
-      learning_rate: number, array, schedule or ``None`` (then the updates are
-        Adadelta's rescaled gradients, not negated, exactly as optax).
+      learning_rate: number, array, schedule or ``None``. With ``None`` the
+        updates are Adadelta's rescaled gradients *not negated*, exactly as
+        ``optax.adadelta()``, so ``apply_updates`` would climb the loss; pass
+        ``learning_rate=1.0`` for Zeiler's descent step.
       rho: moving-average decay in ``[0, 1)``.
       eps: ``>= 0``.
 

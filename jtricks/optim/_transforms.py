@@ -303,24 +303,24 @@ def scale_by_rms(
         del params, extra_args
         check_structure("scale_by_rms", updates, state.nu)
 
-        def leaf(g, nu, mu=None):
-            cdt = compute_dtype(jnp.result_type(g, nu))
+        def leaf(g, nu_old, mu_old=None):
+            cdt = compute_dtype(jnp.result_type(g, nu_old))
             d, e, d1 = as_dtype(decay, cdt), as_dtype(eps, cdt), as_dtype(1 - decay, cdt)
             g32 = g.astype(cdt)
-            nu = d1 * (g32 * g32) + d * nu.astype(cdt)
-            var = nu
+            nu = d1 * (g32 * g32) + d * nu_old.astype(cdt)
+            var, mu = nu, None
             if centered:
-                mu = d1 * g32 + d * mu.astype(cdt)
-                var = jnp.maximum(nu - mu * mu, 0.0)
+                mu = d1 * g32 + d * mu_old.astype(cdt)
+                var = jnp.maximum(nu - mu * mu, 0.0)  # a variance is never negative
+                mu = mu.astype(mu_old.dtype)
             s = jax.lax.rsqrt(var + e) if eps_in_sqrt else 1 / (jnp.sqrt(var) + e)
-            return (s * g32).astype(g.dtype), nu, mu
+            return (s * g32).astype(g.dtype), nu.astype(nu_old.dtype), mu
 
         if centered:
             updates, nu, mu = map_leaves(leaf, 3, updates, state.nu, state.mu)
-            cast = lambda t, o: jax.tree.map(lambda a, b: a.astype(b.dtype), t, o)  # noqa: E731
-            return updates, ScaleByCenteredRmsState(cast(mu, state.mu), cast(nu, state.nu))
+            return updates, ScaleByCenteredRmsState(mu, nu)
         updates, nu, _ = map_leaves(leaf, 3, updates, state.nu)
-        return updates, ScaleByRmsState(jax.tree.map(lambda a, b: a.astype(b.dtype), nu, state.nu))
+        return updates, ScaleByRmsState(nu)
 
     return GradientTransformation(init_fn, update_fn)
 
@@ -464,26 +464,25 @@ def scale_by_adam(
         bc1 = 1 - as_dtype(b1, bdt) ** count
         bc2 = 1 - as_dtype(b2, bdt) ** count
 
-        def leaf(g, m, n, n_max=None):
-            cdt = compute_dtype(jnp.result_type(g, m, n))
+        def leaf(g, m_old, n_old, n_max_old=None):
+            cdt = compute_dtype(jnp.result_type(g, m_old, n_old))
             d1, d2 = as_dtype(b1, cdt), as_dtype(b2, cdt)
             c1, c2 = as_dtype(1 - b1, cdt), as_dtype(1 - b2, cdt)
             g32 = g.astype(cdt)
-            m = c1 * g32 + d1 * m.astype(cdt)
-            n = c2 * (g32 * g32) + d2 * n.astype(cdt)
-            n_hat = n / bc2.astype(cdt)
+            m = c1 * g32 + d1 * m_old.astype(cdt)
+            n = c2 * (g32 * g32) + d2 * n_old.astype(cdt)
+            n_hat, n_max = n / bc2.astype(cdt), None
             if amsgrad:
-                n_max = jnp.maximum(n_max.astype(cdt), n_hat)
-                n_hat = n_max
-            u = (m / bc1.astype(cdt)) / (jnp.sqrt(n_hat + as_dtype(eps_root, cdt)) + as_dtype(eps, cdt))
-            return u.astype(g.dtype), m, n, n_max
+                n_hat = jnp.maximum(n_max_old.astype(cdt), n_hat)
+                n_max = n_hat.astype(n_max_old.dtype)
+            denom = jnp.sqrt(n_hat + as_dtype(eps_root, cdt)) + as_dtype(eps, cdt)
+            u = (m / bc1.astype(cdt)) / denom
+            return u.astype(g.dtype), m.astype(m_old.dtype), n.astype(n_old.dtype), n_max
 
         trees = (state.mu, state.nu) + ((state.nu_max,) if amsgrad else ())
         updates, mu, nu, nu_max = map_leaves(leaf, 4, updates, *trees)
-        cast = lambda t, o: jax.tree.map(lambda a, b: a.astype(b.dtype), t, o)  # noqa: E731
-        mu, nu = cast(mu, state.mu), cast(nu, state.nu)
         if amsgrad:
-            return updates, ScaleByAmsgradState(count, mu, nu, cast(nu_max, state.nu_max))
+            return updates, ScaleByAmsgradState(count, mu, nu, nu_max)
         return updates, ScaleByAdamState(count, mu, nu)
 
     return GradientTransformation(init_fn, update_fn)

@@ -7,10 +7,19 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import _validate as v
 from ._base import GradientTransformation
 from ._common import call_update, check_structure, compute_dtype, safe_increment, zero_count
+
+
+def _check_count(name: str, value: Any, lo: int):
+    """An integer count given as a Python int (checked exactly) or an array / tracer."""
+    if isinstance(value, (bool, int, np.integer, float, str)) or value is None:
+        return v.check_int(name, value, lo=lo)
+    v.check_number(name, value, lo=lo)
+    return value
 
 
 def _check_transform(name: str, tx: Any) -> None:
@@ -99,7 +108,9 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def apply_if_finite(tx: GradientTransformation, max_consecutive_errors: int) -> GradientTransformation:
+def apply_if_finite(
+    tx: GradientTransformation, max_consecutive_errors: int
+) -> GradientTransformation:
     """Skips steps whose updates contain NaN or Inf (zero updates, inner state kept).
 
     After more than ``max_consecutive_errors`` non-finite steps in a row the
@@ -108,7 +119,8 @@ def apply_if_finite(tx: GradientTransformation, max_consecutive_errors: int) -> 
 
     Args:
       tx: the inner transformation.
-      max_consecutive_errors: how many non-finite steps in a row to skip, ``>= 0``.
+      max_consecutive_errors: how many non-finite steps in a row to skip, ``>= 0``
+        (an int, or an integer array / tracer).
 
     Returns:
       A ``GradientTransformation`` with state :class:`ApplyIfFiniteState`.
@@ -120,7 +132,7 @@ def apply_if_finite(tx: GradientTransformation, max_consecutive_errors: int) -> 
       >>> tx = apply_if_finite(adam(1e-3), max_consecutive_errors=5)
     """
     _check_transform("tx", tx)
-    max_consecutive_errors = v.check_int("max_consecutive_errors", max_consecutive_errors, lo=0)
+    max_consecutive_errors = _check_count("max_consecutive_errors", max_consecutive_errors, 0)
 
     def init_fn(params):
         return ApplyIfFiniteState(zero_count(), jnp.array(True), zero_count(), tx.init(params))
@@ -262,10 +274,10 @@ def reduce_on_plateau(
 
     Args:
       factor: in ``(0, 1)``.
-      patience: evaluations without improvement before reducing, ``>= 1``.
+      patience: evaluations without improvement before reducing, ``>= 1`` (int or array).
       rtol: relative improvement threshold, in ``[0, 1]``.
       atol: absolute improvement threshold, ``>= 0`` (not both zero).
-      cooldown: evaluations to wait after a reduction, ``>= 0``.
+      cooldown: evaluations to wait after a reduction, ``>= 0`` (int or array).
       accumulation_size: values averaged per evaluation, ``>= 1``.
       min_scale: lower bound of the scale, ``>= 0``.
 
@@ -280,10 +292,10 @@ def reduce_on_plateau(
       >>> # updates, state = tx.update(grads, state, params, value=loss)
     """
     v.check_number("factor", factor, lo=0, hi=1, lo_open=True, hi_open=True)
-    patience = v.check_int("patience", patience, lo=1)
+    patience = _check_count("patience", patience, 1)
     v.check_unit_interval("rtol", rtol, closed_right=True)
     v.check_non_negative("atol", atol)
-    cooldown = v.check_int("cooldown", cooldown, lo=0)
+    cooldown = _check_count("cooldown", cooldown, 0)
     accumulation_size = v.check_int("accumulation_size", accumulation_size, lo=1)
     v.check_non_negative("min_scale", min_scale)
     r, a = v.concrete_value(rtol), v.concrete_value(atol)
@@ -319,7 +331,8 @@ def reduce_on_plateau(
             raise TypeError("reduce_on_plateau.update needs the monitored value: "
                             "update(updates, state, params, value=loss)")
         count = safe_increment(state.count)
-        avg = (state.count * state.avg_value + jnp.asarray(value).astype(state.avg_value.dtype)) / count
+        value = jnp.asarray(value).astype(state.avg_value.dtype)
+        avg = (state.count * state.avg_value + value) / count
         state = state._replace(avg_value=avg.astype(state.avg_value.dtype), count=count)
         state = jax.lax.cond(count == accumulation_size, evaluate, lambda s: s, state)
 

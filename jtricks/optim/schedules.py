@@ -60,11 +60,12 @@ def exponential_decay(
     *,
     transition_begin: int = 0,
 ) -> Schedule:
-    r"""``init_value * decay_rate ** (t / transition_steps)`` for ``t = step - transition_begin > 0``.
+    r"""``init_value * decay_rate ** (t / transition_steps)``, ``t = step - transition_begin``.
 
-    With ``staircase`` the exponent is ``floor(t / transition_steps)``. With
-    ``end_value`` the value is clipped at it (from below when ``decay_rate < 1``,
-    from above otherwise). Equal to ``optax.exponential_decay``.
+    ``init_value`` while ``t <= 0``. With ``staircase`` the exponent is
+    ``floor(t / transition_steps)``. With ``end_value`` the value is clipped at
+    it (from below when ``decay_rate < 1``, from above otherwise). Equal to
+    ``optax.exponential_decay``.
 
     Args:
       init_value: the value before and at ``transition_begin``.
@@ -306,7 +307,8 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
 
 def warmup_cosine_decay(
     init_value: jax.typing.ArrayLike, peak_value: jax.typing.ArrayLike, warmup_steps: int,
-    decay_steps: int, end_value: jax.typing.ArrayLike = 0.0, *, exponent: jax.typing.ArrayLike = 1.0,
+    decay_steps: int, end_value: jax.typing.ArrayLike = 0.0, *,
+    exponent: jax.typing.ArrayLike = 1.0,
 ) -> Schedule:
     """Linear warm-up from ``init_value`` to ``peak_value`` over ``warmup_steps``, then
     cosine decay to ``end_value`` at ``decay_steps`` (total, warm-up included).
@@ -390,7 +392,8 @@ def one_cycle(
             return b + (a - b) / 2.0 * (jnp.cos(jnp.pi * pct) + 1)
         return f
 
-    up, down = cosine_between(start, peak_value, 0, rise), cosine_between(peak_value, end, rise, transition_steps)
+    up = cosine_between(start, peak_value, 0, rise)
+    down = cosine_between(peak_value, end, rise, transition_steps)
 
     def schedule(count):
         t = _step(count)

@@ -1,7 +1,58 @@
 """Training: the ``TrainState`` pytree, step builders, loops and the tricks
 around them (early stopping, model averaging)."""
 
+from ._averaging import Averaging as Averaging
+from ._averaging import AveragingState as AveragingState
+from ._averaging import ema as ema
+from ._averaging import ensemble_predict as ensemble_predict
+from ._averaging import params_like as params_like
+from ._averaging import swa as swa
+from ._checkpoint import CheckpointError as CheckpointError
+from ._checkpoint import Checkpointer as Checkpointer
+from ._early_stopping import EarlyStopping as EarlyStopping
+from ._early_stopping import EarlyStoppingState as EarlyStoppingState
+from ._early_stopping import early_stopping as early_stopping
+from ._history import read_jsonl as read_jsonl
+from ._history import write_csv as write_csv
+from ._history import write_history as write_history
+from ._history import write_jsonl as write_jsonl
+from ._loop import FitResult as FitResult
+from ._loop import ReduceLROnPlateau as ReduceLROnPlateau
+from ._loop import averaged_params as averaged_params
+from ._loop import fit as fit
 from ._state import TrainState as TrainState
 from ._state import train_step as train_step
+from ._steps import classifier_eval as classifier_eval
+from ._steps import classifier_loss as classifier_loss
+from ._steps import evaluate as evaluate
+from ._steps import make_epoch as make_epoch
+from ._steps import predict as predict
 
-__all__ = ["TrainState", "train_step"]
+__all__ = [
+    "Averaging",
+    "AveragingState",
+    "CheckpointError",
+    "Checkpointer",
+    "EarlyStopping",
+    "EarlyStoppingState",
+    "FitResult",
+    "ReduceLROnPlateau",
+    "TrainState",
+    "averaged_params",
+    "classifier_eval",
+    "classifier_loss",
+    "early_stopping",
+    "ema",
+    "ensemble_predict",
+    "evaluate",
+    "fit",
+    "make_epoch",
+    "params_like",
+    "predict",
+    "read_jsonl",
+    "swa",
+    "train_step",
+    "write_csv",
+    "write_history",
+    "write_jsonl",
+]

@@ -70,6 +70,7 @@ def train_step(
     loss_fn: LossFn,
     tx,
     axis_name: str | None = None,
+    per_device_keys: bool = True,
 ) -> tuple[TrainState, dict]:
     """One optimizer step: gradients of ``loss_fn``, ``tx.update``, apply.
 
@@ -80,14 +81,18 @@ def train_step(
         metrics))`` with ``metrics`` a dict of scalars.
       tx: a gradient transformation.
       axis_name: inside ``pmap`` / ``shard_map``, the mapped axis: gradients,
-        loss and metrics are averaged over it with ``lax.pmean``, and every
-        device folds its index into its dropout key so masks differ.
+        loss and metrics are averaged over it with ``lax.pmean``.
+      per_device_keys: with ``axis_name``, whether every device folds its index
+        into the step key, so that each draws its own dropout masks. ``False``
+        gives all devices the same step key, for losses that derive one key per
+        example from its global index (the result is then independent of the
+        number of devices, see :mod:`jtricks.parallel`).
 
     Returns:
       ``(new_state, metrics)`` with ``metrics["loss"]`` set.
     """
     key, step_key = jax.random.split(state.key)
-    if axis_name is not None:
+    if axis_name is not None and per_device_keys:
         step_key = jax.random.fold_in(step_key, jax.lax.axis_index(axis_name))
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, (model_state, metrics)), grads = grad_fn(

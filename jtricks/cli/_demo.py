@@ -1,0 +1,49 @@
+"""``jtricks demo``: run the lesson's experiments on digits and write the report."""
+
+from __future__ import annotations
+
+import os
+
+from ._common import CliError, non_negative_int, say
+
+COMMAND = "demo"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo", help="run one experiment per trick of the lesson and write a report",
+        description="Runs the lesson's experiments (scaling, initializers, batch norm, "
+                    "dropout, optimizers, learning-rate decay, clipping, overfitting and "
+                    "early stopping, L1/L2 decay, class imbalance, model averaging) on the "
+                    "embedded digits and writes a report folder: README.md with tables and "
+                    "verdicts, one PNG per experiment, metrics.jsonl/csv.")
+    p.add_argument("--out", default="jtricks-report",
+                   help="report folder (default: jtricks-report)")
+    p.add_argument("--quick", action="store_true",
+                   help="few epochs per experiment: well under a minute")
+    p.add_argument("--only", default=None, metavar="NAME,NAME",
+                   help="run only these experiments (comma-separated)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the data split")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CliError(f"--out {args.out!r} exists and is not a directory")
+    from jtricks.demo import EXPERIMENTS, run_demo
+
+    only = None
+    if args.only:
+        only = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in only if n not in EXPERIMENTS]
+        if unknown:
+            raise CliError(f"--only: unknown experiment {', '.join(unknown)}; accepted: "
+                           f"{', '.join(EXPERIMENTS)}")
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"--out {args.out!r}: cannot create the report folder ({e.strerror})")
+    run_demo(args.out, quick=args.quick, only=only, progress=not args.quiet, seed=args.seed)
+    say(f"report written to {os.path.join(args.out, 'README.md')}")
+    return 0

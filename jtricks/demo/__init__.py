@@ -1,0 +1,88 @@
+"""``jtricks demo``: one experiment per trick of the lesson, on the embedded digits,
+written up as a report folder (README.md with tables and verdicts, a PNG per
+experiment, metrics JSONL/CSV).
+
+Example:
+  >>> from jtricks.demo import run_demo
+  >>> results = run_demo("jtricks-report", quick=True)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import sys
+import time
+
+from ._basics import batch_norm, dropout, initializers, scaling
+from ._common import Result
+from ._optimization import clipping, optimizers, schedules
+from ._overfitting import averaging, imbalance, overfitting, weight_decay
+from ._report import write_report
+
+EXPERIMENTS = {
+    "scaling": scaling,
+    "initializers": initializers,
+    "batch_norm": batch_norm,
+    "dropout": dropout,
+    "optimizers": optimizers,
+    "schedules": schedules,
+    "clipping": clipping,
+    "overfitting": overfitting,
+    "weight_decay": weight_decay,
+    "imbalance": imbalance,
+    "averaging": averaging,
+}
+
+__all__ = ["EXPERIMENTS", "Result", "run_demo"]
+
+
+def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
+             progress: bool = True, seed: int = 0, workers: int = 2) -> list[Result]:
+    """Runs the experiments and writes the report into ``out_dir``.
+
+    Args:
+      out_dir: the report folder (created).
+      quick: few epochs per experiment (well under a minute in total).
+      only: names of the experiments to run (default: all, see ``EXPERIMENTS``).
+      progress: show a progress bar on stderr.
+      seed: seeds the data split.
+      workers: experiments run at the same time (threads).
+
+    Returns:
+      The :class:`Result` of every experiment.
+
+    Raises:
+      ValueError: for an unknown experiment name.
+    """
+    from tqdm.auto import tqdm
+
+    from ._common import load
+
+    names = list(EXPERIMENTS) if only is None else list(only)
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; accepted: "
+                         f"{', '.join(EXPERIMENTS)}")
+    os.makedirs(out_dir, exist_ok=True)
+    start = time.perf_counter()
+    data = load(seed)
+    bar = tqdm(total=len(names), desc="demo", unit="experiment", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    # Two experiments at a time: while one traces Python, the other compiles (XLA
+    # releases the GIL), which keeps both cores of a small machine busy.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(EXPERIMENTS[name], data, out_dir, quick): name
+                   for name in names}
+        done = {}
+        for future in concurrent.futures.as_completed(futures):
+            result = future.result()
+            done[futures[future]] = result
+            bar.update(1)
+            bar.set_postfix_str(result.name)
+            bar.write(f"  {result.title} ({result.seconds:.1f} s): {result.verdict}",
+                      file=sys.stderr)
+    bar.close()
+    results = [done[name] for name in names]
+    write_report(out_dir, results, quick=quick, total_seconds=time.perf_counter() - start)
+    return results

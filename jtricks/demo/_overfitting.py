@@ -1,0 +1,265 @@
+"""Demo experiments on overfitting: early stopping, L1/L2 decay, class imbalance,
+model averaging."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jtricks.data as jd
+import jtricks.nn as nn
+import jtricks.optim as jo
+from jtricks.train import (classifier_loss, early_stopping as make_early_stopping, ema,
+                           ensemble_predict)
+
+from ._common import (Result, Setup, Timer, curve_rows, epochs_axis, figure, fmt, save,
+                      train_sweep)
+
+
+def _subset(data, per_class: int, seed: int = 0):
+    """A small stratified training subset: ``per_class`` examples of every digit."""
+    rng = np.random.default_rng(seed)
+    idx = np.concatenate([rng.permutation(np.flatnonzero(data.y_train == c))[:per_class]
+                          for c in range(10)])
+    return data.x_train[idx], data.y_train[idx]
+
+
+def overfitting(data, out_dir, quick):
+    """Claims 6-7: overfitting shows as diverging train/validation curves; early stopping
+    on the validation loss stops near the best epoch."""
+    epochs = 20 if quick else 60
+    patience = 5
+    small = _subset(data, 10)
+
+    def make(_):
+        return Setup(nn.mlp((512, 512, 10)), jo.adam(3e-3))
+
+    with Timer() as t:
+        c = train_sweep(make, jnp.zeros(1), small, data.val, epochs=epochs, batch_size=20,
+                        eval_train=True)
+        stopper = make_early_stopping(patience)
+
+        def scan_stop(es, value):
+            es = stopper.update(es, value, {"dummy": jnp.zeros(())})
+            return es, es.stop
+
+        es, stops = jax.lax.scan(scan_stop, stopper.init({"dummy": jnp.zeros(())}),
+                                 jnp.asarray(c["val_loss"][0]))
+    stops = np.asarray(stops)
+    stop_epoch = int(np.argmax(stops)) + 1 if stops.any() else None
+    best_epoch = int(es.best_epoch) + 1
+    x = np.arange(1, epochs + 1)
+    fig, (a1, a2) = figure(f"Overfitting: MLP 512-512 on {len(small[1])} training digits, "
+                           "Adam lr 3e-3", 2)
+    a1.plot(x, c["train_eval_loss"][0], label="training loss")
+    a1.plot(x, c["val_loss"][0], label="validation loss")
+    a2.plot(x, c["train_eval_accuracy"][0], label="training accuracy")
+    a2.plot(x, c["val_accuracy"][0], label="validation accuracy")
+    for ax in (a1, a2):
+        ax.axvline(best_epoch, color="green", linestyle=":",
+                   label=f"best validation loss (epoch {best_epoch})")
+        if stop_epoch:
+            ax.axvline(stop_epoch, color="red", linestyle="--",
+                       label=f"early stopping stops (patience {patience}, epoch {stop_epoch})")
+    epochs_axis(a1, "cross-entropy", log=True)
+    epochs_axis(a2, "accuracy")
+    name = save(fig, out_dir, "overfitting")
+    val_acc = c["val_accuracy"][0]
+    gap = float(c["train_eval_accuracy"][0, -1] - val_acc[-1])
+    rows = [["best epoch (lowest validation loss)", str(best_epoch)],
+            ["early stopping stops at", str(stop_epoch) if stop_epoch else "did not stop"],
+            ["validation accuracy at the best epoch", fmt(val_acc[best_epoch - 1])],
+            [f"validation accuracy after all {epochs} epochs", fmt(val_acc[-1])],
+            ["final training accuracy", fmt(c["train_eval_accuracy"][0, -1])],
+            ["final validation loss / best", f"{fmt(c['val_loss'][0, -1])} / "
+                                            f"{fmt(c['val_loss'][0, best_epoch - 1])}"]]
+    rising = c["val_loss"][0, -1] > c["val_loss"][0, best_epoch - 1] * 1.05
+    verdict = ((f"Supported: the training loss keeps falling while the validation loss turns "
+                f"up after epoch {best_epoch} (train/val accuracy gap {gap:.2f}). Early "
+                f"stopping with patience {patience} "
+                + (f"stops at epoch {stop_epoch} and keeps the parameters of epoch "
+                   f"{best_epoch}." if stop_epoch else "did not trigger."))
+               if rising else
+               (f"Only mildly visible: the validation loss does not rise much after its best "
+                f"epoch {best_epoch} in {epochs} epochs."))
+    return Result("overfitting", "Overfitting and early stopping", "Too many parameters for "
+                  "the training samples overfit: training error keeps falling while validation "
+                  "error rises. Stop early on the validation error (validated after each "
+                  "epoch) and keep the best weights.",
+                  f"MLP 512-512 (about 300k parameters) on {len(small[1])} training images "
+                  f"(10 per digit), Adam lr 3e-3, {epochs} epochs; jtricks.train.early_stopping"
+                  f"(patience={patience}) run over the validation losses.",
+                  (["", "value"], rows), name, verdict, curve_rows("overfitting", ["MLP"], c),
+                  {"best_epoch": best_epoch, "stop_epoch": stop_epoch, "epochs": epochs},
+                  t.seconds)
+
+
+def weight_decay(data, out_dir, quick):
+    """Claim 6: L2 weight decay favours small weights, L1 sparse ones."""
+    epochs = 10 if quick else 40
+    small = _subset(data, 30)
+    configs = [(0.0, 0.0), (0.0, 1e-2), (0.0, 5e-2), (1e-3, 0.0), (5e-3, 0.0)]
+    labels = ["none", "L2 0.01", "L2 0.05", "L1 0.001", "L1 0.005"]
+
+    def make(hp):
+        l1, l2 = hp[0], hp[1]
+        tx = jo.chain(jo.add_l1_decay(l1), jo.add_decayed_weights(l2), jo.sgd(0.05,
+                                                                             momentum=0.9))
+        return Setup(nn.mlp((256, 10)), tx)
+
+    with Timer() as t:
+        c = train_sweep(make, jnp.asarray(configs), small, data.val, epochs=epochs,
+                        batch_size=30, eval_train=True)
+    kernels = np.asarray(c["params"]["dense_0"]["kernel"]).reshape(len(configs), -1)
+    l2_norm = np.sqrt((kernels ** 2).sum(1))
+    sparsity = (np.abs(kernels) < 1e-3).mean(1)
+    fig, (a1, a2) = figure(f"L1 / L2 weight decay: MLP 256 on {len(small[1])} training "
+                           "digits, SGD+momentum", 2)
+    x = range(1, epochs + 1)
+    for i, label in enumerate(labels):
+        a1.plot(x, c["val_loss"][i], label=label)
+    epochs_axis(a1, "validation loss", log=True)
+    bins = np.linspace(-0.4, 0.4, 81)
+    for i in (0, 2, 4):
+        a2.hist(kernels[i], bins=bins, histtype="step", label=labels[i], log=True)
+    a2.set_xlabel("first-layer weight value")
+    a2.set_ylabel("count (log)")
+    a2.legend(fontsize=8)
+    a2.grid(alpha=0.3)
+    name = save(fig, out_dir, "weight_decay")
+    final = c["val_accuracy"][:, -1]
+    rows = [[label, fmt(c["train_eval_accuracy"][i, -1]), fmt(final[i]), f"{l2_norm[i]:.2f}",
+             f"{sparsity[i]:.1%}"] for i, label in enumerate(labels)]
+    smaller = l2_norm[2] < l2_norm[0]
+    sparser = sparsity[4] > max(sparsity[0], sparsity[2])
+    verdict = ("Supported" if smaller and sparser else "Partly supported") + (
+        f": L2 shrinks the first-layer weight norm from {l2_norm[0]:.2f} to {l2_norm[2]:.2f}; "
+        f"L1 makes {sparsity[4]:.0%} of them (near) zero vs {sparsity[0]:.0%} without decay. "
+        f"Validation accuracy: none {fmt(final[0])}, best L2 {fmt(max(final[1:3]))}, best L1 "
+        f"{fmt(max(final[3:]))}.")
+    return Result("weight_decay", "L1 and L2 weight decay", "Explicit regularisation: L2 "
+                  "favours small weights, L1 favours sparse ones.",
+                  f"MLP with one hidden layer of 256, SGD+momentum lr 0.05, "
+                  f"{len(small[1])} training images, {epochs} epochs; "
+                  "add_l1_decay / add_decayed_weights chained before the optimizer, all "
+                  "strengths in one vmapped program.",
+                  (["decay", "final train acc.", "final val. acc.", "‖W₁‖₂",
+                    "|w| < 1e-3"], rows), name, verdict, curve_rows("weight_decay", labels, c),
+                  {"l2_norm": dict(zip(labels, map(float, l2_norm))),
+                   "sparsity": dict(zip(labels, map(float, sparsity)))}, t.seconds)
+
+
+def imbalance(data, out_dir, quick):
+    """Claim 8: penalise errors on the rare classes more (class weights)."""
+    epochs = 8 if quick else 30
+    rare = [3, 8]
+    keep = 8
+    rng = np.random.default_rng(0)
+    idx = np.concatenate([np.flatnonzero(data.y_train == c) if c not in rare else
+                          rng.permutation(np.flatnonzero(data.y_train == c))[:keep]
+                          for c in range(10)])
+    x, y = data.x_train[idx], data.y_train[idx]
+    balanced = jd.class_weights(y, 10)
+    weights = jnp.stack([jnp.ones(10), balanced])
+    labels = ["plain cross-entropy", "class-weighted cross-entropy"]
+
+    def make(w):
+        model = nn.mlp((128, 10))
+        return Setup(model, jo.adam(1e-3), loss_fn=classifier_loss(model, class_weights=w))
+
+    with Timer() as t:
+        c = train_sweep(make, weights, (x, y), data.val, epochs=epochs, val_logits=True)
+    predicted = np.argmax(c["val_logits"][:, -1], -1)
+    recall = np.stack([[np.mean(predicted[i][data.y_val == k] == k) for k in range(10)]
+                       for i in range(2)])
+    fig, (a1,) = figure(f"Class imbalance: digits {rare[0]} and {rare[1]} have only {keep} "
+                        "training examples each", 1, width=8)
+    width = 0.38
+    for i, label in enumerate(labels):
+        a1.bar(np.arange(10) + (i - 0.5) * width, recall[i], width, label=label)
+    a1.set_xticks(range(10))
+    a1.set_xlabel("digit (class)")
+    a1.set_ylabel("validation recall")
+    a1.set_ylim(0, 1.05)
+    a1.legend(fontsize=8, loc="lower left")
+    a1.grid(alpha=0.3, axis="y")
+    name = save(fig, out_dir, "imbalance")
+    rows = [[label, f"{recall[i, rare[0]]:.2f}", f"{recall[i, rare[1]]:.2f}",
+             f"{recall[i].mean():.3f}", fmt(c["val_accuracy"][i, -1])]
+            for i, label in enumerate(labels)]
+    gain = recall[1, rare].mean() - recall[0, rare].mean()
+    verdict = ((f"Supported: class weights raise the mean recall of the rare digits from "
+                f"{recall[0, rare].mean():.2f} to {recall[1, rare].mean():.2f}"
+                f" (balanced recall {recall[0].mean():.3f} → {recall[1].mean():.3f}).")
+               if gain > 0 else
+               (f"Not supported here: the rare digits' recall is {recall[0, rare].mean():.2f} "
+                f"without and {recall[1, rare].mean():.2f} with class weights."))
+    return Result("imbalance", "Imbalanced classes", "With imbalanced data, penalise errors "
+                  "on the rare class more (class weights), or resample.",
+                  f"Training set with all examples of 8 digits but only {keep} of digits "
+                  f"{rare[0]} and {rare[1]} ({len(y)} images); MLP 128, Adam lr 1e-3, {epochs} "
+                  "epochs; jtricks.data.class_weights (n / (classes · n_c)) in the loss; "
+                  "both runs in one vmapped program. Validation set unchanged (balanced).",
+                  (["", f"recall of {rare[0]}", f"recall of {rare[1]}", "mean recall",
+                    "val. accuracy"], rows), name, verdict,
+                  curve_rows("imbalance", labels, c,
+                             ["train_loss", "val_loss", "val_accuracy"]),
+                  {"rare_recall": dict(zip(labels, map(float, recall[:, rare].mean(1))))},
+                  t.seconds)
+
+
+def averaging(data, out_dir, quick):
+    """Claim 6: model averaging — an ensemble of independently trained models, and an EMA
+    of the weights, against a single model."""
+    epochs = 6 if quick else 25
+    members = 5
+    decay = 0.98
+
+    def make(_):
+        model = nn.mlp((128, 10))
+        return Setup(model, jo.sgd(0.1, momentum=0.9), averager=ema(decay))
+
+    keys = jax.random.split(jax.random.PRNGKey(0), members)
+    with Timer() as t:
+        c = train_sweep(make, jnp.zeros(members), data.train, data.val, epochs=epochs,
+                        keys=keys, val_logits=True)
+        probs = jax.nn.softmax(jnp.asarray(c["val_logits"]), -1).mean(0)  # (epochs, n, 10)
+        ensemble = np.asarray(jnp.mean(jnp.argmax(probs, -1) == data.y_val[None], -1))
+        model = nn.mlp((128, 10))
+        final_ensemble = float(jnp.mean(jnp.argmax(ensemble_predict(
+            lambda p, x: model.apply(p, {}, x, training=False)[0], c["params"],
+            data.x_val), -1) == data.y_val))
+    single = c["val_accuracy"]
+    x = np.arange(1, epochs + 1)
+    fig, (a1,) = figure(f"Model averaging: {members} MLPs (128 units, SGD+momentum lr 0.1) "
+                        "from different seeds", 1, width=8)
+    a1.plot(x, single.mean(0), label=f"single model (mean of {members})")
+    a1.fill_between(x, single.min(0), single.max(0), alpha=0.2, label="single models, min-max")
+    a1.plot(x, c["avg_val_accuracy"].mean(0), label=f"EMA of the weights (decay {decay})")
+    a1.plot(x, ensemble, label=f"ensemble of {members} (averaged probabilities)")
+    epochs_axis(a1, "validation accuracy")
+    name = save(fig, out_dir, "averaging")
+    rows = [["single model (mean)", fmt(single[:, -1].mean())],
+            ["single model (best of 5)", fmt(single[:, -1].max())],
+            [f"EMA of weights (mean, decay {decay})", fmt(c["avg_val_accuracy"][:, -1].mean())],
+            [f"ensemble of {members}", fmt(final_ensemble)]]
+    ens_gain = final_ensemble - single[:, -1].mean()
+    ema_gain = c["avg_val_accuracy"][:, -1].mean() - single[:, -1].mean()
+    status = ("Supported" if ens_gain > 1.5 / len(data.y_val) else
+              "Not clearly supported here (within one validation example)"
+              if ens_gain > -1.5 / len(data.y_val) else "Not supported here")
+    verdict = (f"{status}: the ensemble's "
+               f"validation accuracy is {fmt(final_ensemble)} vs {fmt(single[:, -1].mean())} "
+               f"for a single model on average; the EMA of the weights changes it by "
+               f"{ema_gain:+.3f}.")
+    return Result("averaging", "Model averaging", "Train several models and average them "
+                  "(ensembles), or average the weights along training (EMA / SWA).",
+                  f"{members} MLPs with 128 hidden units, SGD+momentum lr 0.1, {epochs} epochs, "
+                  f"trained together with vmap over seeds; jtricks.train.ema({decay}) updated "
+                  "every step; jtricks.train.ensemble_predict for the ensemble.",
+                  (["", "final val. accuracy"], rows), name, verdict,
+                  curve_rows("averaging", [f"seed {s}" for s in range(members)], c,
+                             ["train_loss", "val_loss", "val_accuracy", "avg_val_accuracy"]),
+                  {"ensemble": final_ensemble, "single": float(single[:, -1].mean()),
+                   "ema": float(c["avg_val_accuracy"][:, -1].mean())}, t.seconds)

@@ -1,0 +1,97 @@
+"""Multi-host wiring: ``jax.distributed`` and each process's share of a batch.
+
+The same script runs as ``N`` processes (one per host, or several on one
+machine for testing). Each calls :func:`initialize` first, builds the same
+mesh over *all* devices (:func:`~jtricks.parallel.data_mesh`), feeds its own
+part of the global batch (:func:`process_slice`, then
+:func:`~jtricks.parallel.shard_batch`), and runs the same
+:func:`~jtricks.parallel.sharded_step`; the collectives cross the processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from jtricks._validate import check_int
+
+from ._step import batch_size
+
+
+def initialize(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    local_device_count: int | None = None,
+    cpu_collectives: str | None = "gloo",
+    timeout: int = 300,
+) -> None:
+    """Joins this process to a multi-process JAX run.
+
+    Call it once, before any other JAX call. ``None`` arguments are taken from
+    the environment as ``jax.distributed.initialize`` does
+    (``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``,
+    or a detected cluster such as SLURM).
+
+    Args:
+      coordinator_address: ``"host:port"`` of process 0's coordinator.
+      num_processes: the number of processes.
+      process_id: this process's rank, ``0 <= process_id < num_processes``.
+      local_device_count: on CPU, how many devices this process simulates
+        (sets ``jax_num_cpu_devices``); ``None`` leaves it.
+      cpu_collectives: the cross-process collectives used on CPU
+        (``"gloo"`` or ``"mpi"``; ``None`` leaves JAX's setting).
+      timeout: seconds to wait for all processes to join.
+
+    Raises:
+      ValueError: for a bad ``num_processes``, ``process_id`` or
+        ``local_device_count``.
+
+    Example:
+      >>> initialize("10.0.0.1:1234", num_processes=2, process_id=rank)
+    """
+    num_processes = check_int("num_processes", num_processes, lo=1, allow_none=True)
+    process_id = check_int("process_id", process_id, lo=0, allow_none=True)
+    if num_processes is not None and process_id is not None and process_id >= num_processes:
+        raise ValueError(f"process_id={process_id} must be < num_processes={num_processes}")
+    local_device_count = check_int(
+        "local_device_count", local_device_count, lo=1, allow_none=True
+    )
+    if local_device_count is not None:
+        jax.config.update("jax_num_cpu_devices", local_device_count)
+    if cpu_collectives is not None:
+        jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
+    jax.distributed.initialize(
+        coordinator_address,
+        num_processes,
+        process_id,
+        initialization_timeout=timeout,
+    )
+
+
+def process_slice(batch: Any) -> Any:
+    """This process's equal, contiguous part of a global batch.
+
+    Process ``p`` of ``P`` gets the examples ``p * B/P ... (p + 1) * B/P - 1``;
+    with a mesh from :func:`~jtricks.parallel.data_mesh` (devices in process
+    order) these land on its own devices, so that
+    ``shard_batch(process_slice(batch), mesh)`` is the same global array on
+    every number of processes.
+
+    Args:
+      batch: the global batch, a pytree with a common leading axis.
+
+    Returns:
+      The part of every leaf that this process feeds.
+
+    Raises:
+      ValueError: if the batch size does not divide by the process count.
+    """
+    size, count = batch_size(batch), jax.process_count()
+    if size % count:
+        raise ValueError(f"batch size {size} does not divide by the {count} processes")
+    part = size // count
+    start = jax.process_index() * part
+    return jax.tree.map(lambda x: x[start : start + part], batch)

@@ -1,0 +1,140 @@
+"""Data parallelism with ``pmap``: one replica of the state per local device.
+
+The ``pmap`` layout stacks a leading device axis on every array: the state is
+replicated (:func:`replicate`), the batch is split into equal shards
+(:func:`split_batch`), and :func:`pmap_step` runs ``train_step`` on each shard
+with ``axis_name``, which averages gradients, loss and metrics with
+``lax.pmean``. Under JAX >= 0.8 ``pmap`` is built on ``jit`` + ``shard_map``;
+:mod:`jtricks.parallel._sharded` offers that form directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from ._step import batch_size, check_divisible, device_count, local_step
+
+
+def _device_count(num_devices) -> int:
+    return device_count(num_devices, jax.local_device_count(), "local devices")
+
+
+def replicate(tree: Any, num_devices: int | None = None) -> Any:
+    """Stacks ``num_devices`` copies of every leaf along a new leading axis.
+
+    Args:
+      tree: a pytree (e.g. a ``TrainState``).
+      num_devices: the number of local devices to replicate over (all of
+        them by default).
+
+    Returns:
+      The tree with leaves of shape ``(num_devices, *leaf.shape)``, as
+      read-only NumPy views of one host copy (no device memory is used until
+      :func:`pmap_step` places them on the devices).
+
+    Raises:
+      ValueError: if ``num_devices`` is not positive or exceeds the local
+        device count.
+
+    Example:
+      >>> state = replicate(TrainState.create(params=p, tx=tx, key=0), 8)
+    """
+    n = _device_count(num_devices)
+    return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))), tree)
+
+
+def unreplicate(tree: Any) -> Any:
+    """The first replica of a replicated tree (the inverse of :func:`replicate`)."""
+    return jax.tree.map(lambda x: x[0], tree)
+
+
+def split_batch(batch: Any, num_devices: int | None = None) -> Any:
+    """Reshapes every leaf from ``(B, ...)`` to ``(num_devices, B // num_devices, ...)``.
+
+    Device ``d`` receives the examples ``d * B // n ... (d + 1) * B // n - 1``,
+    in order, which is the layout that :func:`apply_per_example` assumes.
+
+    Args:
+      batch: a pytree of arrays with a common leading batch axis.
+      num_devices: the number of devices (all local devices by default).
+
+    Returns:
+      The batch with a leading device axis.
+
+    Raises:
+      ValueError: if the batch size does not divide by ``num_devices``:
+        jtricks does not pad a batch (padding would change batch statistics
+        and the mean loss); choose a batch size that is a multiple.
+
+    Example:
+      >>> x, y = split_batch((x, y), 8)   # (64, 8, 8, 1) -> (8, 8, 8, 8, 1)
+    """
+    n = _device_count(num_devices)
+    size = batch_size(batch)
+    check_divisible(size, n)
+    return jax.tree.map(lambda x: x.reshape(n, size // n, *x.shape[1:]), batch)
+
+
+def pmap_step(
+    loss_fn,
+    tx,
+    *,
+    axis_name: str = "data",
+    dropout_keys: str = "example",
+    num_devices: int | None = None,
+    donate: bool = False,
+):
+    """A data-parallel ``train_step`` over the local devices, with ``pmap``.
+
+    Args:
+      loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss,
+        (new_model_state, metrics))``, run on each device's shard. It must
+        use ``axis_name`` wherever it needs global statistics (batch norm's
+        ``axis_name``, or :func:`apply_per_example`).
+      tx: the gradient transformation.
+      axis_name: the name of the device axis.
+      dropout_keys: ``"example"`` (default): the loss receives the step key,
+        the same on every device, and draws per-example keys from global
+        example indices (:func:`apply_per_example`); masks differ across
+        devices and do not depend on how many there are, so the step equals
+        the single-device step on the whole batch. ``"device"``: the loss
+        receives ``fold_in(step_key, device index)`` (``train_step``'s rule),
+        cheaper, but the masks then depend on the device count.
+      num_devices: how many local devices to use (all by default).
+      donate: donate the input state's buffers to the output.
+
+    Returns:
+      ``step(state, batch) -> (state, metrics)`` taking a :func:`replicate`-d
+      state and a :func:`split_batch`-ed batch; metrics are replicated.
+
+    Raises:
+      ValueError: for an unknown ``dropout_keys`` or a bad ``num_devices``.
+
+    References:
+      P. Goyal, P. Dollár, R. Girshick et al., "Accurate, Large Minibatch SGD:
+      Training ImageNet in 1 Hour", https://arxiv.org/abs/1706.02677, 2017.
+
+    Example:
+      >>> step = pmap_step(loss_fn, jtricks.optim.sgd(0.1))
+      >>> state, metrics = step(replicate(state), split_batch(batch))
+    """
+    devices = jax.local_devices()[: _device_count(num_devices)]
+    pmapped = jax.pmap(
+        local_step(loss_fn, tx, axis_name, dropout_keys),
+        axis_name=axis_name,
+        devices=devices,
+        donate_argnums=(0,) if donate else (),
+    )
+    # The layout pmap gives its outputs: placing the inputs the same way up
+    # front makes the first and every later call hit one compiled program.
+    layout = NamedSharding(Mesh(np.array(devices), (axis_name,)), P(axis_name))
+
+    def step(state, batch):
+        return pmapped(*jax.device_put((state, batch), layout))
+
+    return step

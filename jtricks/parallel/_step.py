@@ -1,0 +1,70 @@
+"""The step body shared by the ``pmap`` and ``shard_map`` forms, and batch checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from jtricks._validate import check_choice, check_int
+from jtricks.train import train_step
+
+DROPOUT_KEYS = ("example", "device")
+
+
+def local_step(loss_fn, tx, axis_name, dropout_keys: str):
+    """``train_step`` on one device's shard, inside ``pmap`` / ``shard_map``.
+
+    With ``dropout_keys="device"`` this is ``train_step(axis_name=...)`` as is:
+    the loss gets ``fold_in(step_key, device index)``. With ``"example"`` the
+    loss gets the step key itself, the same on every device and the same as
+    ``train_step`` gives on one device, and derives one key per example from
+    its global index (:func:`~jtricks.parallel.apply_per_example`), which
+    makes the result independent of the device count.
+    """
+
+    check_choice("dropout_keys", dropout_keys, DROPOUT_KEYS)
+
+    def step(state, batch):
+        return train_step(
+            state,
+            batch,
+            loss_fn=loss_fn,
+            tx=tx,
+            axis_name=axis_name,
+            per_device_keys=dropout_keys == "device",
+        )
+
+    return step
+
+
+def device_count(num_devices: int | None, available: int, what: str) -> int:
+    """``num_devices`` checked against the ``available`` devices (all of them if ``None``)."""
+    n = check_int("num_devices", num_devices, lo=1, allow_none=True)
+    if n is None:
+        return available
+    if n > available:
+        raise ValueError(f"num_devices={n} exceeds the {available} {what}")
+    return n
+
+
+def batch_size(batch: Any) -> int:
+    """The common leading size of the batch's leaves (``ValueError`` if they differ)."""
+    sizes = {leaf.shape[0] if leaf.ndim else None for leaf in jax.tree.leaves(batch)}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(
+            f"batch leaves must share a leading batch axis, got leading sizes {sorted(map(str, sizes))}"
+        )
+    return sizes.pop()
+
+
+def check_divisible(size: int, num_devices: int) -> None:
+    """Raises unless ``size`` examples split evenly over ``num_devices``."""
+    if size % num_devices:
+        raise ValueError(
+            f"batch size {size} does not divide by the {num_devices} devices; "
+            f"use a batch size that is a multiple of {num_devices} (e.g. "
+            f"{size - size % num_devices} or {size + num_devices - size % num_devices}): "
+            "jtricks does not pad, since padded examples would change the batch "
+            "statistics and the mean loss"
+        )

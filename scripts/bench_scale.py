@@ -1,0 +1,241 @@
+"""Benchmark: vmapped sweeps against sequential runs, and data-parallel scaling.
+
+Two measurements on the embedded digits data (1797 8x8 images):
+
+1. Sweep throughput, in configurations x optimizer steps per second, of
+   ``jtricks.sweep.train`` (K configurations as one vmapped, jitted program)
+   against K sequential runs, each compiled for its own hyperparameters (what a
+   script with Python-number hyperparameters does), and against K sequential
+   runs sharing one compilation (hyperparameters passed as arrays). Early
+   stopping is off so that every configuration does the same work.
+2. Data-parallel scaling of one training step (MLP with batch norm and dropout,
+   fixed global batch) over 1, 2, 4, 8 devices, for the ``jit`` + mesh form and
+   the ``pmap`` form. On CPU the devices are forced (``jax_num_cpu_devices``)
+   and share the machine's cores, so this measures overhead, not speed-up.
+
+Usage::
+
+    PYTHONPATH=. python scripts/bench_scale.py                  # both parts
+    PYTHONPATH=. python scripts/bench_scale.py --part sweep --configs 16
+    PYTHONPATH=. python scripts/bench_scale.py --json out.json
+
+Times are wall-clock seconds with ``block_until_ready``; compile times are the
+first call minus a warm call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import time
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=("all", "sweep", "parallel"), default="all")
+    p.add_argument("--configs", type=int, default=8, help="sweep size K (default 8)")
+    p.add_argument("--epochs", type=int, default=10, help="sweep epochs (default 10)")
+    p.add_argument("--batch-size", type=int, default=64, help="sweep batch size (default 64)")
+    p.add_argument("--devices", default="1,2,4,8", help="device counts (default 1,2,4,8)")
+    p.add_argument("--global-batch", type=int, default=512, help="data-parallel batch (default 512)")
+    p.add_argument("--steps", type=int, default=30, help="timed data-parallel steps (default 30)")
+    p.add_argument("--json", default=None, help="also write the figures to this file")
+    return p.parse_args(argv)
+
+
+def _timed(fn, *args):
+    import jax
+
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return out, time.perf_counter() - start
+
+
+def _digits():
+    import jax
+    import numpy as np
+
+    import jtricks.data as jd
+
+    x, y = jd.load_digits()
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.int32)
+    train, val = jd.split(jax.random.PRNGKey(0), len(y), (0.8, 0.2), stratify=y)
+    scaler = jd.minmax_scale(x[train], feature_range=(-1, 1))
+    return (np.asarray(scaler(x[train])), y[train], np.asarray(scaler(x[val])), y[val])
+
+
+def _hparams(k: int):
+    """K configurations cycling through a grid of the four swept hyperparameters."""
+    import numpy as np
+
+    grid = list(
+        itertools.product([1e-3, 3e-3, 1e-2], [0.0, 1e-4, 1e-2], [0.0, 0.2, 0.5], [0.5, 1.0, 2.0])
+    )
+    rows = [grid[(i * 37) % len(grid)] for i in range(k)]
+    names = ("learning_rate", "weight_decay", "dropout", "init_scale")
+    return {n: np.asarray([r[i] for r in rows], np.float32) for i, n in enumerate(names)}
+
+
+def build(h):
+    """The swept member: an MLP and AdamW, built from (possibly traced) hyperparameters."""
+    import jtricks
+
+    # init_scale multiplies the He-normal standard deviation, as in `jtricks sweep`.
+    kernel_init = jtricks.init.variance_scaling(2.0 * h["init_scale"] ** 2, "fan_in", "normal")
+    model = jtricks.nn.mlp([128, 10], dropout=h["dropout"], kernel_init=kernel_init)
+    return model, jtricks.optim.adamw(h["learning_rate"], weight_decay=h["weight_decay"])
+
+
+def bench_sweep(args) -> dict:
+    import functools
+
+    import jax
+
+    from jtricks import sweep
+
+    data = _digits()
+    hp = _hparams(args.configs)
+    k = args.configs
+    steps = args.epochs * (len(data[1]) // args.batch_size)
+    key = jax.random.PRNGKey(0)
+    settings = dict(epochs=args.epochs, batch_size=args.batch_size)
+
+    def vmapped(h):
+        return sweep.train(build, h, data, key=key, **settings).members
+
+    _, first = _timed(vmapped, hp)
+    _, warm = _timed(vmapped, {n: v * 0.5 for n, v in hp.items()})
+
+    # Sequential, one compilation per configuration: hyperparameters as Python numbers.
+    start = time.perf_counter()
+    for i in range(k):
+        h = {n: float(v[i]) for n, v in hp.items()}
+        jax.block_until_ready(jax.jit(functools.partial(sweep.fit_member, build, h, key=key, **settings))(data))
+    sequential_compiled = time.perf_counter() - start
+
+    # Sequential, one shared compilation: hyperparameters as array arguments.
+    one = jax.jit(lambda h, d: sweep.fit_member(build, h, d, key=key, **settings))
+    start = time.perf_counter()
+    for i in range(k):
+        jax.block_until_ready(one({n: v[i] for n, v in hp.items()}, data))
+    sequential_shared = time.perf_counter() - start
+    start = time.perf_counter()
+    for i in range(k):
+        jax.block_until_ready(one({n: v[i] for n, v in hp.items()}, data))
+    sequential_warm = time.perf_counter() - start
+
+    work = k * steps
+    rows = {
+        "vmapped sweep, first call (1 compile)": first,
+        "vmapped sweep, compiled": warm,
+        f"sequential, {k} compiles": sequential_compiled,
+        "sequential, 1 shared compile": sequential_shared,
+        "sequential, compiled": sequential_warm,
+    }
+    print(f"\nSweep: K={k} configurations x {steps} steps (digits, MLP 64-128-10, AdamW)")
+    print(f"{'':42s} {'seconds':>9s} {'config-steps/s':>15s}")
+    for name, seconds in rows.items():
+        print(f"{name:42s} {seconds:9.2f} {work / seconds:15.0f}")
+    return {"configs": k, "steps_per_config": steps, "seconds": rows,
+            "config_steps_per_s": {n: work / s for n, s in rows.items()}}
+
+
+def bench_parallel(args, counts) -> dict:
+    import jax
+    import numpy as np
+
+    import jtricks
+    from jtricks import parallel
+    from jtricks.train import TrainState
+
+    x, y, _, _ = _digits()
+    rng = np.random.default_rng(0)
+    index = rng.integers(0, len(y), args.global_batch)
+    batch = (x[index], y[index])
+    model = jtricks.nn.mlp([256, 256, 10], batch_norm=True, dropout=0.1)
+    tx = jtricks.optim.adam(1e-3)
+    params, model_state = model.init(jax.random.PRNGKey(0), x.shape[1:])
+    state = TrainState.create(params=params, tx=tx, key=jax.random.PRNGKey(1), model_state=model_state)
+
+    def loss(axis_name):
+        def loss_fn(params, model_state, b, key):
+            logits, model_state = parallel.apply_per_example(
+                model.apply, params, model_state, b[0], key, training=True, axis_name=axis_name
+            )
+            return jtricks.losses.cross_entropy(logits, b[1]), (model_state, {})
+
+        return loss_fn
+
+    def global_loss(params, model_state, b, key):
+        logits, model_state = model.apply(params, model_state, b[0], training=True, key=key)
+        return jtricks.losses.cross_entropy(logits, b[1]), (model_state, {})
+
+    results = {}
+    print(f"\nData parallel: one step, global batch {args.global_batch}, MLP 64-256-256-10 "
+          f"with batch norm and dropout ({jax.default_backend()}, {len(jax.devices())} devices)")
+    print(f"{'form':34s} {'devices':>7s} {'compile s':>9s} {'ms/step':>8s} {'examples/s':>11s}")
+    forms = {
+        "jit + mesh (global batch)": lambda n: (
+            parallel.sharded_step(global_loss, tx, parallel.data_mesh(n)),
+            lambda s: parallel.replicate_on_mesh(s, parallel.data_mesh(n)),
+            lambda b: parallel.shard_batch(b, parallel.data_mesh(n)),
+        ),
+        "shard_map (per-example keys)": lambda n: (
+            parallel.sharded_step(loss("data"), tx, parallel.data_mesh(n), per_device=True),
+            lambda s: parallel.replicate_on_mesh(s, parallel.data_mesh(n)),
+            lambda b: parallel.shard_batch(b, parallel.data_mesh(n)),
+        ),
+        "pmap (per-example keys)": lambda n: (
+            parallel.pmap_step(loss("data"), tx, num_devices=n),
+            lambda s: parallel.replicate(s, n),
+            lambda b: parallel.split_batch(b, n),
+        ),
+    }
+    for form, make in forms.items():
+        for n in counts:
+            step, put_state, put_batch = make(n)
+            s, b = put_state(state), put_batch(batch)
+            (s, _), first = _timed(step, s, b)
+            (s, _), once = _timed(step, s, b)
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                s, metrics = step(s, b)
+            jax.block_until_ready(s)
+            per_step = (time.perf_counter() - start) / args.steps
+            results[f"{form} x{n}"] = {"devices": n, "compile_s": first - once,
+                                      "ms_per_step": 1e3 * per_step,
+                                      "examples_per_s": args.global_batch / per_step}
+            print(f"{form:34s} {n:7d} {first - once:9.2f} {1e3 * per_step:8.2f} "
+                  f"{args.global_batch / per_step:11.0f}")
+    return results
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    counts = [int(c) for c in args.devices.split(",")]
+    import jax
+
+    # Forced CPU devices (ignored by accelerators) must be requested before the backend starts.
+    jax.config.update("jax_num_cpu_devices", max(counts))
+    backend = jax.default_backend()
+    if backend != "cpu":
+        counts = [c for c in counts if c <= jax.local_device_count()]
+    print(f"jax {jax.__version__}, backend {backend}, {jax.device_count()} devices "
+          f"({jax.devices()[0].device_kind}), {os.cpu_count()} CPU cores, {platform.node()}")
+    out = {"backend": backend, "device_kind": jax.devices()[0].device_kind,
+           "cpu_cores": os.cpu_count()}
+    if args.part in ("all", "sweep"):
+        out["sweep"] = bench_sweep(args)
+    if args.part in ("all", "parallel"):
+        out["parallel"] = bench_parallel(args, counts)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

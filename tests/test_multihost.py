@@ -1,0 +1,110 @@
+"""Multi-host data parallelism: two processes on the loopback address agree with one.
+
+The test starts this file twice as a script (``python tests/test_multihost.py
+RANK ...``), each process simulating 2 CPU devices and joining the other
+through ``jtricks.parallel.initialize`` (gloo collectives on CPU). Each feeds
+its half of every global batch; the mesh spans the 4 devices of both
+processes. The final state must equal the single-process run, here in the
+test process.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NUM_PROCESSES, LOCAL_DEVICES, STEPS = 2, 2, 2
+TIMEOUT_S = 240
+
+
+def _train(parallel):
+    """A worker's run: shard_map data-parallel steps on its half of every batch."""
+    import jax
+
+    from test_parallel import MODEL, TX, _batch, _loss, _state
+
+    mesh = parallel.data_mesh()  # all devices of all processes
+    step = parallel.sharded_step(_loss(MODEL, "data"), TX, mesh, per_device=True)
+    state = parallel.replicate_on_mesh(_state(MODEL, TX), mesh)
+    for i in range(STEPS):
+        local = parallel.process_slice(_batch(i))
+        state, _ = step(state, parallel.shard_batch(local, mesh))
+    # The state is replicated: this process's first copy is the whole of it.
+    return [np.asarray(leaf.addressable_data(0)) for leaf in jax.tree.leaves(state)]
+
+
+def _single_process_run():
+    """The same steps in this one process, on one device over the whole batches
+    (the data-parallel step equals it whatever the device count, see test_parallel)."""
+    import jax
+
+    from test_parallel import _batch, _reference
+
+    state, _ = _reference([_batch(i) for i in range(STEPS)])
+    return [np.asarray(leaf) for leaf in jax.tree.leaves(state)]
+
+
+def _worker(rank: int, port: int, out: str) -> None:
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    from jtricks import parallel
+
+    parallel.initialize(
+        f"127.0.0.1:{port}",
+        NUM_PROCESSES,
+        rank,
+        local_device_count=LOCAL_DEVICES,
+        timeout=TIMEOUT_S // 2,
+    )
+    import jax
+
+    assert jax.process_count() == NUM_PROCESSES and jax.device_count() == 4
+    np.savez(out, *_train(parallel))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.multiprocess
+def test_two_processes_match_one(tmp_path):
+    port = _free_port()
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, str(rank), str(port), str(tmp_path / f"rank{rank}.npz")],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(NUM_PROCESSES)
+    ]
+    try:
+        # The single-process run overlaps the workers' start-up and compilation.
+        expected = _single_process_run()
+        logs = [p.communicate(timeout=TIMEOUT_S)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, log[-3000:]
+    for rank in range(NUM_PROCESSES):
+        with np.load(tmp_path / f"rank{rank}.npz") as got:
+            leaves = [got[f"arr_{i}"] for i in range(len(got.files))]
+        assert len(leaves) == len(expected)
+        for a, b in zip(leaves, expected):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+if __name__ == "__main__":
+    _worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])

@@ -1,0 +1,145 @@
+"""Tests for jtricks.sweep: K configurations as one vmapped, jitted program."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jtricks
+from jtricks import sweep
+
+FEATURES, CLASSES, EPOCHS, BATCH = 6, 3, 12, 32
+TRACES = {"build": 0}
+
+
+def build(h):
+    TRACES["build"] += 1
+    kernel_init = jtricks.init.variance_scaling(2.0 * h["init_scale"] ** 2, "fan_in", "normal")
+    model = jtricks.nn.mlp([16, CLASSES], kernel_init=kernel_init, dropout=h["dropout"])
+    tx = jtricks.optim.adamw(h["learning_rate"], weight_decay=h["weight_decay"])
+    return model, tx
+
+
+@functools.cache
+def _data():
+    kx, kw, kv = jax.random.split(jax.random.PRNGKey(0), 3)
+    teacher = jax.random.normal(kw, (FEATURES, CLASSES))
+    x = jax.random.normal(kx, (128, FEATURES))
+    y = (x @ teacher + 0.5 * jax.random.normal(kv, (128, CLASSES))).argmax(-1)
+    return x[:96], y[:96], x[96:], y[96:]
+
+
+HPARAMS = {
+    "learning_rate": [1e-3, 3e-3, 0.01, 0.02, 0.05, 0.1, 0.3, 1.0],
+    "weight_decay": [0.0, 1e-4, 1e-3, 0.0, 1e-2, 0.0, 1e-3, 0.0],
+    "dropout": [0.0, 0.1, 0.2, 0.3, 0.0, 0.5, 0.1, 0.0],
+    "init_scale": [1.0, 0.5, 2.0, 1.0, 1.5, 1.0, 0.7, 3.0],
+}
+SETTINGS = dict(epochs=EPOCHS, batch_size=BATCH, patience=2)
+
+
+def _close(a, b):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_sweep_of_8_equals_8_separate_runs_and_compiles_once():
+    key = jax.random.PRNGKey(1)
+    TRACES["build"] = 0
+    result = sweep.train(build, HPARAMS, _data(), key=key, **SETTINGS)
+    assert TRACES["build"] == 1, "the whole sweep must be traced (and compiled) once"
+
+    one = jax.jit(lambda h: sweep.fit_member(build, h, _data(), key=key, **SETTINGS))
+    for k in range(8):
+        alone = one({name: jnp.float32(values[k]) for name, values in HPARAMS.items()})
+        member = result.member(k)
+        jax.tree.map(_close, member.params, alone.params)
+        _close(member.val_loss, alone.val_loss)  # NaN after stopping in both
+        _close(member.train_loss, alone.train_loss)
+        assert int(member.epochs_run) == int(alone.epochs_run)
+        assert int(member.best_epoch) == int(alone.best_epoch)
+
+    # Members stop on their own: not all after the same number of epochs.
+    runs = np.asarray(result.members.epochs_run)
+    assert len(set(runs.tolist())) > 1 and runs.min() < EPOCHS, runs
+    assert result.best == int(np.nanargmin(result.members.best_value))
+    np.testing.assert_array_equal(
+        np.asarray(result.members.best_value)[result.best], np.nanmin(result.members.best_value)
+    )
+
+    # Other values, same number of members: the compiled program is reused.
+    TRACES["build"] = 0
+    halved = {name: np.asarray(v) * 0.5 for name, v in HPARAMS.items()}
+    again = sweep.train(build, halved, _data(), key=key, **SETTINGS)
+    assert TRACES["build"] == 0
+    assert not np.allclose(again.members.best_value, result.members.best_value)
+
+
+def test_grid_is_the_cartesian_product():
+    g = sweep.grid(learning_rate=[0.1, 0.01], dropout=[0.0, 0.25, 0.5])
+    np.testing.assert_allclose(g["learning_rate"], [0.1, 0.1, 0.1, 0.01, 0.01, 0.01])
+    np.testing.assert_allclose(g["dropout"], [0.0, 0.25, 0.5] * 2)
+    assert all(v.dtype == jnp.float32 for v in g.values())
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: sweep.grid(), ValueError, "at least one hyperparameter"),
+        (lambda: sweep.grid(learning_rate=[]), ValueError, r"learning_rate=\[\] must list"),
+        (
+            lambda: sweep.train(build, {"learning_rate": [0.1, 0.2], "dropout": [0.0]}, _data(),
+                                key=jax.random.PRNGKey(0), epochs=2, batch_size=8),
+            ValueError,
+            "one length K",
+        ),
+        (
+            lambda: sweep.train(build, sweep.grid(learning_rate=[0.1]), _data(),
+                                key=jax.random.PRNGKey(0), epochs=0, batch_size=8),
+            ValueError,
+            "epochs=0 must be >= 1",
+        ),
+        (
+            lambda: sweep.fit_member(build, {}, _data(), key=jax.random.PRNGKey(0), epochs=1,
+                                     batch_size=1000),
+            ValueError,
+            "batch_size=1000 exceeds the 96 training examples",
+        ),
+        (
+            lambda: sweep.train(build, sweep.grid(learning_rate=[0.1]), _data(),
+                                key=jax.random.PRNGKey(0), epochs=1, batch_size=8, patience=1.5),
+            TypeError,
+            "patience=1.5 must be an integer",
+        ),
+    ],
+)
+def test_bad_arguments_raise(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_cli_sweep_trains_the_grid_and_reports_the_best(tmp_path, capsys):
+    import json
+
+    from jtricks.cli import main
+
+    argv = ["sweep", "--lr", "1e-3,3e-2", "--weight-decay", "0", "--dropout", "0,0.2",
+            "--init-scale", "1", "--hidden", "16", "--epochs", "2", "--batch-size", "128",
+            "--out", str(tmp_path)]
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "sweep.json").read_text())
+    losses = [m["best_val_loss"] for m in summary["members"]]
+    assert len(losses) == 4 and summary["best"] == int(np.argmin(losses))
+    assert [m["dropout"] for m in summary["members"]] == pytest.approx([0.0, 0.2, 0.0, 0.2])
+    assert f"best: #{summary['best']}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag, value", [("--dropout", "1"), ("--lr", "0.1,-1"), ("--patience", "x")])
+def test_cli_sweep_rejects_bad_values(flag, value, capsys):
+    from jtricks.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", flag, value])
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
