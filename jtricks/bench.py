@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtricks.optim._flat import ravel
+from jtricks.optim import ravel
 
 BYTES_PER_PARAM = 7 * 4  # read p, g, m, v; write p, m, v (float32)
 FULL_SHAPES = ((1, 16 << 20), (64, 256 << 10), (2048, 1024), (8192, 512))

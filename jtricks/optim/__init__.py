@@ -21,6 +21,9 @@ from ._clipping import ClipByGlobalNormState as ClipByGlobalNormState
 from ._clipping import clip as clip
 from ._clipping import clip_by_global_norm as clip_by_global_norm
 from ._clipping import clip_by_norm as clip_by_norm
+from ._flat import FlatState as FlatState
+from ._flat import flatten as flatten
+from ._flat import ravel as ravel
 from ._inject import InjectHyperparamsState as InjectHyperparamsState
 from ._inject import inject_hyperparams as inject_hyperparams
 from ._transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
@@ -57,6 +60,7 @@ __all__ = [
     "ApplyIfFiniteState",
     "ClipByGlobalNormState",
     "EmptyState",
+    "FlatState",
     "GradientTransformation",
     "InjectHyperparamsState",
     "MaskedNode",
@@ -84,10 +88,12 @@ __all__ = [
     "clip",
     "clip_by_global_norm",
     "clip_by_norm",
+    "flatten",
     "identity",
     "inject_hyperparams",
     "masked",
     "normalize_by_norm",
+    "ravel",
     "reduce_on_plateau",
     "rmsprop",
     "scale",

@@ -132,10 +132,15 @@ def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformatio
         c = as_dtype(max_norm, norm.dtype)
         keep = norm < c
 
+        # The choice is made on scalars, so each element is one ``(g / den) * num``
+        # (exactly optax's ``(g / norm) * c`` when clipping, ``g`` otherwise)
+        # with no parameter-sized select between two computed branches.
+        one = jnp.ones_like(norm)
+        den, num = jnp.where(keep, one, norm), jnp.where(keep, one, c)
+
         def leaf(g):
             cdt = compute_dtype(g.dtype)
-            g32 = g.astype(cdt)
-            return jnp.where(keep, g32, (g32 / norm.astype(cdt)) * c.astype(cdt)).astype(g.dtype)
+            return ((g.astype(cdt) / den.astype(cdt)) * num.astype(cdt)).astype(g.dtype)
 
         new_state = ClipByGlobalNormState(
             norm.astype(state.global_norm.dtype), jnp.logical_not(keep))
