@@ -107,12 +107,6 @@ def check_choice(name: str, value: Any, choices) -> None:
         raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}")
 
 
-def is_finite_number(value: Any) -> bool:
-    """Whether ``value`` is a concrete finite number (used by callers that branch on it)."""
-    arr = concrete_value(value)
-    return arr is not None and bool(np.all(np.isfinite(arr.astype(np.float64))))
-
-
 __all__ = [
     "check_choice",
     "check_int",
@@ -121,6 +115,5 @@ __all__ = [
     "check_positive",
     "check_unit_interval",
     "concrete_value",
-    "is_finite_number",
 ]
 

@@ -56,6 +56,17 @@ def _accepts_extra_args(tx) -> bool:
     return isinstance(tx, optax.GradientTransformationExtraArgs)
 
 
+def call_update(tx, updates, state, params, extra_args: dict):
+    """Calls ``tx.update``, passing ``extra_args`` only where ``tx`` accepts them.
+
+    The one place that decides how a wrapper or a chain forwards extra
+    arguments (such as ``value=loss``) to an inner transformation.
+    """
+    if extra_args and _accepts_extra_args(tx):
+        return tx.update(updates, state, params, **extra_args)
+    return tx.update(updates, state, params)
+
+
 def identity() -> GradientTransformation:
     """The transformation that returns the updates unchanged.
 
@@ -99,7 +110,6 @@ def chain(*transforms) -> GradientTransformation:
                 f"chain argument {i} must be a gradient transformation with init and "
                 f"update, got {type(tx).__name__}: {tx!r}"
             )
-    takes_extra = tuple(_accepts_extra_args(tx) for tx in transforms)
 
     def init_fn(params):
         return tuple(tx.init(params) for tx in transforms)
@@ -111,11 +121,8 @@ def chain(*transforms) -> GradientTransformation:
                 f"tuple of {len(transforms)} inner states: {type(state).__name__}"
             )
         new_state = []
-        for tx, s, extra in zip(transforms, state, takes_extra):
-            if extra:
-                updates, s = tx.update(updates, s, params, **extra_args)
-            else:
-                updates, s = tx.update(updates, s, params)
+        for tx, s in zip(transforms, state):
+            updates, s = call_update(tx, updates, s, params, extra_args)
             new_state.append(s)
         return updates, tuple(new_state)
 

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from ._base import _accepts_extra_args
+from ._base import call_update as call_update  # re-exported for the wrappers
 
 
 def safe_increment(count: jax.Array) -> jax.Array:
@@ -85,13 +85,6 @@ def map_leaves(fn: Callable, n_out: int, tree: Any, *rest: Any) -> tuple:
     if not outs:
         return tuple(treedef.unflatten([]) for _ in range(n_out))
     return tuple(treedef.unflatten(list(col)) for col in zip(*outs))
-
-
-def call_update(tx: Any, updates: Any, state: Any, params: Any, extra_args: dict):
-    """Calls ``tx.update`` passing ``extra_args`` only where ``tx`` accepts them."""
-    if extra_args and _accepts_extra_args(tx):
-        return tx.update(updates, state, params, **extra_args)
-    return tx.update(updates, state, params)
 
 
 def global_norm(tree: Any) -> jax.Array:

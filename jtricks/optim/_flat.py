@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import GradientTransformation, _accepts_extra_args
+from ._base import GradientTransformation, call_update
 
 __all__ = ["FlatState", "flatten", "ravel"]
 
@@ -199,7 +199,6 @@ def flatten(tx) -> GradientTransformation:
             f"flatten expects a gradient transformation with init and update, got "
             f"{type(tx).__name__}: {tx!r}"
         )
-    takes_extra = _accepts_extra_args(tx)
 
     def init_fn(params):
         layout = _layout(params)
@@ -211,10 +210,7 @@ def flatten(tx) -> GradientTransformation:
         flat_params = None
         if params is not None:
             flat_params = _concat(layout, jax.tree.leaves(params))
-        if takes_extra:
-            flat_updates, inner = tx.update(flat_updates, state.inner, flat_params, **extra_args)
-        else:
-            flat_updates, inner = tx.update(flat_updates, state.inner, flat_params)
+        flat_updates, inner = call_update(tx, flat_updates, state.inner, flat_params, extra_args)
         # Materialise the flat updates once: otherwise XLA fuses the whole inner
         # computation into every leaf's slice, and a step over thousands of
         # leaves recomputes it (and re-gathers the concatenation) leaf by leaf.
