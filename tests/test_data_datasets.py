@@ -61,9 +61,13 @@ GOOD = _idx_bytes(LABELS)
         (GOOD[:6], r"truncated IDX header: expected 8 bytes .* got 6"),
         (GOOD[:-2], r"truncated IDX data: shape \(6,\) of uint8 needs 6 bytes .* got 4"),
         (GOOD + b"\x00\x01", r"corrupt IDX file: 2 unexpected trailing byte"),
-        (gzip.compress(GOOD)[:-6], "corrupt or truncated gzip"),
+        # mtime=0: gzip otherwise stamps the current time into the bytes, and the
+        # test id (made from them) would differ between pytest-xdist workers.
+        (gzip.compress(GOOD, mtime=0)[:-6], "corrupt or truncated gzip"),
         (b"\x1f\x8b" + b"garbage!" * 3, "corrupt or truncated gzip"),
     ],
+    ids=["short-header", "wrong-magic", "wrong-magic-type", "truncated-header",
+         "truncated-data", "trailing-bytes", "truncated-gzip", "garbage-gzip"],
 )
 def test_corrupt_idx(tmp_path, data, match):
     path = tmp_path / "bad-idx1-ubyte"
