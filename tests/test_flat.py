@@ -248,14 +248,3 @@ def test_ravel_of_an_empty_tree():
     flat, unravel = ravel({})
     assert flat == {}
     assert unravel(flat) == {}
-
-
-def test_bench_quick_writes_the_report(tmp_path):
-    from jtricks import bench
-
-    out = tmp_path / "BENCHMARKS.md"
-    assert bench.main(["--quick", "--out", str(out)]) == 0
-    text = out.read_text()
-    assert "jtricks bench --quick" in text
-    assert "| tree | optax ms | jtricks ms | ratio" in text
-    assert "Full training step" in text and "flax + optax ms" in text
