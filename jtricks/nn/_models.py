@@ -27,8 +27,7 @@ import jax.numpy as jnp
 
 from jtricks import init as _init
 from jtricks._validate import check_int, check_number, concrete_value
-from jtricks.nn._dropout import drop_path as _drop_path
-from jtricks.nn._dropout import dropout as _dropout
+from jtricks.nn._dropout import apply_mask, keep_and_scale, keep_masks
 from jtricks.nn._layers import (
     conv2d,
     dense,
@@ -86,6 +85,20 @@ def _bn(params, state, name, x, training, axis_name, new_state):
         params[name], state[name], x, training=training, axis_name=axis_name
     )
     return y
+
+
+def _dropouts(key, rates, shapes, dtype):
+    """Draws the masks of every dropout (or drop-path) site of a forward pass at once.
+
+    Returns ``drop(i, x)``, which applies site ``i``'s mask and scale to ``x``.
+    One random draw for the whole pass (see :func:`keep_masks`) instead of one
+    per layer.
+    """
+    if not isinstance(rates, (list, tuple)):
+        rates = [rates] * len(shapes)
+    keeps, scales = zip(*(keep_and_scale(rate, dtype) for rate in rates))
+    masks = keep_masks(key, list(keeps), shapes)
+    return lambda i, x: apply_mask(x, masks[i], scales[i])
 
 
 def mlp(
@@ -151,6 +164,9 @@ def mlp(
         _require_key("mlp", key, training, use_dropout)
         x = jnp.reshape(x, (x.shape[0], -1))
         new_state = {}
+        if use_dropout and training:
+            shapes = [(x.shape[0], width) for width in features[:-1]]
+            drop = _dropouts(key, dropout, shapes, x.dtype)
         for i in range(len(features)):
             x = dense(params[f"dense_{i}"], x)
             if i == len(features) - 1:
@@ -159,7 +175,7 @@ def mlp(
                 x = _bn(params, state, f"bn_{i}", x, training, axis_name, new_state)
             x = activation(x)
             if use_dropout and training:
-                x = _dropout(jax.random.fold_in(key, i), x, dropout, training=True)
+                x = drop(i, x)
         return x, new_state
 
     return Model(init, apply)
@@ -248,13 +264,15 @@ def cnn(
                 x = _bn(params, state, f"bn_{i}", x, training, axis_name, new_state)
             x = max_pool(activation(x))
         x = jnp.reshape(x, (x.shape[0], -1))
+        if use_dropout and training:
+            drop = _dropouts(key, dropout, [(x.shape[0], w) for w in widths[:-1]], x.dtype)
         for j in range(len(widths)):
             x = dense(params[f"dense_{j}"], x)
             if j == len(widths) - 1:
                 break
             x = activation(x)
             if use_dropout and training:
-                x = _dropout(jax.random.fold_in(key, j), x, dropout, training=True)
+                x = drop(j, x)
         return x, new_state
 
     return Model(init, apply)
@@ -369,13 +387,16 @@ def resnet(
             return x
 
         x = activation(conv_bn("stem", "conv", "bn", x, 1))
+        if use_drop_path and training:  # the linear rule: block k drops with drop_path (k+1)/B
+            rates = [drop_path * (k + 1) / num_blocks for k in range(num_blocks)]
+            shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+            drop = _dropouts(key, rates, [shape] * num_blocks, x.dtype)
         for k, (stride, _) in enumerate(blocks):
             name = f"block_{k}"
             branch = activation(conv_bn(name, "conv_0", "bn_0", x, stride))
             branch = conv_bn(name, "conv_1", "bn_1", branch, 1)
             if use_drop_path and training:
-                rate = drop_path * (k + 1) / num_blocks
-                branch = _drop_path(jax.random.fold_in(key, k), branch, rate, training=True)
+                branch = drop(k, branch)
             shortcut = x
             if "shortcut_conv" in params[name]:
                 shortcut = conv_bn(name, "shortcut_conv", "shortcut_bn", x, stride)
