@@ -203,3 +203,38 @@ def test_half_precision_statistics_are_computed_in_float32():
     np.testing.assert_allclose(new_state["mean"], 0.1 * mean, rtol=1e-5)
     np.testing.assert_allclose(new_state["var"], 0.9 + 0.1 * var, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(y, np.float64), (exact - mean) / np.sqrt(var + 1e-5), atol=2e-2)
+
+
+@pytest.mark.parametrize("loc", [0.0, 1e4])
+def test_one_pass_statistics_have_no_cancellation_at_a_large_mean(loc):
+    # E[x^2] - E[x]^2 in float32 loses the variance when |mean| >> std (at 1e4 the
+    # squares are 1e8 and their float32 spacing is 8, against a variance of 1);
+    # the shifted one-pass statistics keep it to float32 rounding.
+    x = _data((256, 8), seed=5, loc=loc)
+    params, state = nn.init_batch_norm(8)
+    y, new_state = nn.batch_norm(params, state, x, training=True, momentum=0.0)
+    exact = np.asarray(x, np.float64)
+    np.testing.assert_allclose(new_state["var"], exact.var(0), rtol=1e-4)
+    np.testing.assert_allclose(new_state["mean"], exact.mean(0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(y, (exact - exact.mean(0)) / np.sqrt(exact.var(0) + 1e-5), atol=1e-3)
+    if loc:
+        naive = jnp.mean(x * x, 0) - jnp.mean(x, 0) ** 2
+        assert np.max(np.abs(np.asarray(naive) / exact.var(0) - 1)) > 0.1
+
+
+def test_batch_norm_gradients_equal_the_two_pass_formula():
+    x, params = _data((32, 6), seed=6, loc=3.0), _affine(6)
+    dy = _data((32, 6), seed=7)
+
+    def two_pass(params, x):
+        mean = jnp.mean(x, 0)
+        var = jnp.mean((x - mean) ** 2, 0)
+        return (x - mean) / jnp.sqrt(var + 1e-5) * params["scale"] + params["bias"]
+
+    def ours(params, x):
+        return nn.batch_norm(params, nn.init_batch_norm(6)[1], x, training=True)[0]
+
+    expected = jax.vjp(two_pass, params, x)[1](dy)
+    got = jax.vjp(ours, params, x)[1](dy)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

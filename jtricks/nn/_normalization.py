@@ -1,9 +1,16 @@
 """Normalisation layers as pure functions with explicit parameters and state.
 
 Every statistic is computed in at least float32 (float64 inputs stay float64),
-with the two-pass variance ``mean((x - mean)**2)``, which is never negative, so
-a constant input gives ``var = 0`` and, with ``eps > 0``, no NaN. Outputs keep
-the input's dtype.
+in one pass over the input with the shifted-data algorithm: with ``k`` one
+sample of ``x`` (the first along the reduced axes, gradient stopped),
+``mean = k + E[x - k]`` and ``var = E[(x - k)**2] - E[x - k]**2``. This is
+exactly ``mean((x - mean)**2)`` in real arithmetic, as fast as flax's
+``E[x**2] - E[x]**2`` (one read of ``x`` for both statistics instead of the
+two-pass variance's two), and, unlike it, free of cancellation when the mean
+is large against the spread, because ``k`` lies within a few standard
+deviations of the mean. The variance is clamped at 0, so a constant input
+gives ``var = 0`` and, with ``eps > 0``, no NaN. Outputs keep the input's
+dtype.
 
 The stateful layer, :func:`batch_norm`, takes and returns its running
 statistics; the others only have parameters (``init_*`` returns the params
@@ -30,15 +37,24 @@ def _stats_dtype(x):
 
 
 def _moments(x, axes, axis_name=None):
-    """Mean and (biased) variance over ``axes`` in >= float32, optionally across devices."""
+    """Mean and (biased) variance over ``axes`` in >= float32, optionally across devices.
+
+    One pass with the shifted-data algorithm (see the module docstring); with
+    ``axis_name`` the shift is averaged over the devices first, so that every
+    device uses the same one.
+    """
     x = x.astype(_stats_dtype(x))
-    mean = jnp.mean(x, axes)
+    axes = tuple(a % x.ndim for a in axes)
+    first = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
+    shift = lax.stop_gradient(x[first])  # a sample of x, kept dims; var does not depend on it
     if axis_name is not None:
-        mean = lax.pmean(mean, axis_name)
-    centered = x - jnp.expand_dims(mean, axes)
-    var = jnp.mean(jnp.square(centered), axes)
+        shift = lax.pmean(shift, axis_name)
+    d = x - shift
+    m1, m2 = jnp.mean(d, axes), jnp.mean(jnp.square(d), axes)
     if axis_name is not None:
-        var = lax.pmean(var, axis_name)
+        m1, m2 = lax.pmean((m1, m2), axis_name)
+    mean = jnp.squeeze(shift, axes) + m1
+    var = jnp.maximum(m2 - jnp.square(m1), 0.0)
     return mean, var
 
 
