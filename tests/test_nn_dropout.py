@@ -108,3 +108,47 @@ def test_drop_path_drops_whole_examples():
 def test_bad_input_raises(fn, rate, training, key, match):
     with pytest.raises(ValueError, match=match):
         fn(key, jnp.ones((2, 3)), rate, training=training)
+
+
+def test_keep_masks_from_one_draw_are_independent_with_their_own_rates():
+    from jtricks.nn._dropout import keep_masks
+
+    # Odd sizes, so the 16-bit halves straddle masks; rates given per mask.
+    shapes, keeps = [(101, 99), (7,), (300, 67)], [0.9, 1.0, 0.25]
+    a, b, c = jax.jit(lambda k: keep_masks(k, keeps, shapes))(jax.random.key(3))
+    assert a.shape == shapes[0] and b.shape == shapes[1] and c.shape == shapes[2]
+    assert bool(b.all())
+    for mask, keep in ((a, 0.9), (c, 0.25)):
+        n = mask.size
+        assert abs(float(mask.mean()) - keep) < 4 * math.sqrt(keep * (1 - keep) / n)
+    # Disjoint bits: the first mask is uncorrelated with the overlapping part of the last.
+    x, y = np.asarray(a, float).ravel(), np.asarray(c, float).ravel()[: a.size]
+    assert abs(np.corrcoef(x, y)[0, 1]) < 4 / math.sqrt(a.size)
+    (none,) = keep_masks(jax.random.key(3), 0.0, [(1000,)])
+    assert not bool(none.any())
+
+
+def test_keep_probability_is_resolved_to_1_in_65536():
+    from jtricks.nn._dropout import keep_masks
+
+    n = 1 << 20
+    (none,) = keep_masks(jax.random.key(0), 1 / (1 << 17), [(n,)])  # rounds to 0 / 65536
+    assert not bool(none.any())
+    (every,) = keep_masks(jax.random.key(0), 1 - 1 / (1 << 17), [(n,)])  # rounds to 1
+    assert bool(every.all())
+    (few,) = keep_masks(jax.random.key(0), 3 / 65536, [(n,)])  # exactly 3 / 65536
+    expected = 3 / 65536 * n  # 48 kept, sd ~7
+    assert abs(int(few.sum()) - expected) < 4 * math.sqrt(expected)
+
+
+def test_model_dropout_sites_get_their_own_masks_and_rates():
+    from jtricks.nn._models import _dropouts
+
+    ones = jnp.ones((256, 64))
+    drop = _dropouts(jax.random.key(4), [0.5, 0.75], [ones.shape, ones.shape], jnp.float32)
+    first, second = np.asarray(drop(0, ones)), np.asarray(drop(1, ones))
+    assert set(np.unique(first)) == {0.0, 2.0} and set(np.unique(second)) == {0.0, 4.0}
+    assert abs((first > 0).mean() - 0.5) < 4 * math.sqrt(0.25 / first.size)
+    assert abs((second > 0).mean() - 0.25) < 4 * math.sqrt(0.1875 / second.size)
+    corr = np.corrcoef((first > 0).ravel(), (second > 0).ravel())[0, 1]
+    assert abs(corr) < 4 / math.sqrt(first.size)

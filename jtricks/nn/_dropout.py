@@ -5,6 +5,10 @@
 rate)`` so the expected value is unchanged. ``rate`` may be a Python number or
 a (traced) array: a sweep can ``vmap`` over it. At ``rate == 1`` everything is
 dropped and the gradients are zeros, not NaN.
+
+Masks are drawn by :func:`keep_masks`: 16-bit uniforms, two per random word,
+so the keep probability is resolved to 1/65536; the models of
+:mod:`jtricks.nn` draw all the masks of a forward pass at once.
 """
 
 from __future__ import annotations
