@@ -43,3 +43,16 @@ def test_every_example_has_a_quick_flag_and_a_test(name):
     text = open(os.path.join(EXAMPLES, name)).read()
     assert "--quick" in text and '__name__ == "__main__"' in text
     assert name.removesuffix(".py") in open(__file__).read()
+
+
+def test_flat_params_trains_like_the_tree():
+    diff, val_acc = _load("flat_params.py")["main"](quick=True)
+    assert diff < 1e-5
+    assert val_acc > 0.3  # 2 epochs of a small resnet; chance is 0.1
+
+
+def test_every_example_is_tested():
+    with open(__file__) as f:
+        source = f.read()
+    untested = [n for n in os.listdir(EXAMPLES) if n.endswith(".py") and f'"{n}"' not in source]
+    assert not untested, f"examples without a test: {untested}"
