@@ -101,3 +101,15 @@ def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
         bench.main(argv)
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_report_marks_a_row_whose_optax_part_failed():
+    failed = _row("8192 x 512", 8192, optax=False)
+    del failed["optax_timeout_s"]
+    failed["optax_failed"] = True
+    section = dict(device="cpu: cpu", copy_n=1 << 20, steps=[_row("2048 x 1K", 2048), failed],
+                   compiles=[])
+    text = format_report("jtricks bench", {"cpu": "x"}, [section], [])
+    assert "| 8192 x 512 | failed (see the log) |" in text
+    assert "| 8192 x 512 (step above) | failed | 0.20 | — |" in text
+    assert ">= 5x faster to compile: met (least 300x" in text

@@ -23,6 +23,8 @@ def _step_table(steps) -> list[str]:
         optax_ms = _num(r.get("optax_ms"), ".2f")
         if "optax_timeout_s" in r:
             optax_ms = f"not compiled in {r['optax_timeout_s']:.0f} s"
+        elif r.get("optax_failed"):
+            optax_ms = "failed (see the log)"
         lines.append(
             f"| {r['shape']} | {optax_ms} | {r['flat_ms']:.2f} | {_num(r.get('ratio'), '.2f')} | "
             f"{r['tree_ms']:.2f} | {_num(r.get('tree_ratio'), '.2f')} | "
@@ -32,6 +34,8 @@ def _step_table(steps) -> list[str]:
 
 
 def _compile_cells(optax_s, timeout, flat_s, tree_s) -> str:
+    if optax_s is None and timeout is None:  # the optax part failed
+        return f"failed | {flat_s:.2f} | — | {tree_s:.2f} | — |"
     if optax_s is None:  # a lower bound: optax had not finished at the time limit
         return (
             f"> {timeout:.0f} | {flat_s:.2f} | > {timeout / flat_s:.0f}x | "
@@ -160,7 +164,7 @@ def targets(sections: list[dict], trains: list[dict]) -> list[str]:
         device, steps = s["device"], s["steps"]
         timed = [r for r in steps if r.get("ratio") is not None]
         untimed = ", ".join(r["shape"] for r in steps if r.get("ratio") is None)
-        missing = f"; **not measured** on {untimed} (optax did not compile)" if untimed else ""
+        missing = f"; **not measured** on {untimed} (no optax figure)" if untimed else ""
         if timed:
             worst = max(timed, key=lambda r: r["ratio"])
             lines.append(
@@ -176,12 +180,13 @@ def targets(sections: list[dict], trains: list[dict]) -> list[str]:
                 f"- ({device}) >= 2048 leaves: >= 3x faster per step: {_mark(step_x >= 3)} "
                 f"(least {step_x:.1f}x){missing}"
             )
-        if many:
-            # A row whose optax compile hit the time limit gives a lower bound.
-            bounds = [
-                (r.get("optax_compile_s") or r["optax_timeout_s"]) / r["flat_compile_s"]
-                for r in many
-            ]
+        # A row whose optax compile hit the time limit gives a lower bound.
+        bounds = [
+            (r.get("optax_compile_s") or r["optax_timeout_s"]) / r["flat_compile_s"]
+            for r in many
+            if not r.get("optax_failed")
+        ]
+        if bounds:
             lines.append(
                 f"- ({device}) >= 2048 leaves: >= 5x faster to compile: "
                 f"{_mark(min(bounds) >= 5)} (least {min(bounds):.0f}x"

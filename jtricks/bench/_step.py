@@ -179,6 +179,15 @@ def _worker(*args: str) -> list[str]:
     return [sys.executable, "-m", "jtricks.bench._step", *args]
 
 
+def _mark_missing_optax(record: dict, timed_out: bool, timeout: float) -> None:
+    """Records why a row has jtricks figures but none for optax: the time limit, or a failure."""
+    if timed_out:
+        record["optax_timeout_s"] = timeout
+    else:  # e.g. killed for memory while compiling; its error went to stderr
+        record["optax_failed"] = True
+        log("[bench] the optax part of this row failed (see its error above); row kept without it")
+
+
 def isolated_step_row(num_leaves, size, *, repeats, copy_n, platform, timeout) -> dict:
     """:func:`step_row` in a worker; ``optax_timeout_s`` is set when optax did not compile in time."""
     args = [f"--repeats={repeats}", f"--copy-n={copy_n}", f"--platform={platform}"]
@@ -189,7 +198,7 @@ def isolated_step_row(num_leaves, size, *, repeats, copy_n, platform, timeout) -
             + (f"within {timeout:.0f} s" if timed_out else "(it failed; see its error above)")
         )
     if "optax_ms" not in record:
-        record["optax_timeout_s"] = timeout
+        _mark_missing_optax(record, timed_out, timeout)
     return record
 
 
@@ -204,7 +213,7 @@ def isolated_compile_row(num_leaves, size, *, platform, timeout) -> dict:
             + (f" within {timeout:.0f} s" if timed_out else " (see its error above)")
         )
     if "optax_s" not in record:
-        record["optax_timeout_s"] = timeout
+        _mark_missing_optax(record, timed_out, timeout)
     return record
 
 
