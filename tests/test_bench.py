@@ -26,7 +26,7 @@ def test_a_worker_past_its_time_limit_keeps_what_it_printed():
         f"print({_TAG!r} + '{{\"flat_ms\": 1.5}}', flush=True); "
         "import time; time.sleep(60)"
     )
-    record, timed_out = run_worker([sys.executable, "-c", script], timeout=5)
+    record, timed_out = run_worker([sys.executable, "-c", script], timeout=5, heartbeat=1)
     assert timed_out
     assert record == {"flat_ms": 1.5}
 

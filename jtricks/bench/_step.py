@@ -150,11 +150,15 @@ def compile_row(num_leaves: int, size: int) -> None:
     log(f"[bench] compile {num_leaves} leaves: optax {row['optax_s']:.2f} s")
 
 
-def run_worker(cmd: list[str], timeout: float) -> tuple[dict | None, bool]:
+def run_worker(
+    cmd: list[str], timeout: float, heartbeat: float = 60.0
+) -> tuple[dict | None, bool]:
     """Runs ``cmd`` (a worker printing tagged JSON lines) with a time limit.
 
-    The worker's stderr (its progress) passes through; ``jtricks`` is put on its
-    ``PYTHONPATH`` so that it imports the same package as this process.
+    The worker's stderr (its progress) passes through, and every ``heartbeat``
+    seconds a line says it is still running (an optax compile can take many
+    minutes); ``jtricks`` is put on its ``PYTHONPATH`` so that it imports the
+    same package as this process.
 
     Returns:
       ``(record, timed_out)``: the last JSON record the worker printed (``None``
@@ -164,13 +168,23 @@ def run_worker(cmd: list[str], timeout: float) -> tuple[dict | None, bool]:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=timeout, env=env)
-        out, timed_out = proc.stdout, False
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        timed_out = True
-        log(f"[bench] worker stopped at its time limit, after {time.perf_counter() - t0:.0f} s")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    timed_out = False
+    while True:
+        left = timeout - (time.perf_counter() - t0)
+        try:
+            out, _ = proc.communicate(timeout=max(0.01, min(heartbeat, left)))
+            break
+        except subprocess.TimeoutExpired:
+            elapsed = time.perf_counter() - t0
+            if elapsed < timeout:
+                log(f"[bench] ... still running ({elapsed:.0f} s of at most {timeout:.0f} s)")
+                continue
+            proc.kill()
+            out, _ = proc.communicate()
+            timed_out = True
+            log(f"[bench] worker stopped at its time limit, after {elapsed:.0f} s")
+            break
     records = [json.loads(line[len(_TAG) :]) for line in out.splitlines() if line.startswith(_TAG)]
     return (records[-1] if records else None), timed_out
 
