@@ -40,7 +40,7 @@ __all__ = ["main"]
 FULL_SHAPES = ((1, 16 << 20), (64, 256 << 10), (2048, 1024), (8192, 512))
 FULL_COMPILE = (256, 1024, 4096)
 QUICK_SHAPES = ((32, 128),)
-DEFAULT_TIMEOUT = 1800.0
+DEFAULT_TIMEOUT = 3600.0
 
 
 def _parse_args(argv):
