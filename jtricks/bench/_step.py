@@ -8,19 +8,17 @@ if optax's compile does not finish in time the worker is stopped and the row
 keeps the jtricks figures with optax marked "did not compile in T s". The
 worker's memory (12 GB for an 8192-leaf optax compile) goes with it.
 
-Run a row by hand with ``python -m jtricks.bench._step step 2048 1024``.
+Run a row by hand with ``python -m jtricks.bench._worker step 2048 1024``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import time
 
-import jax
 import jax.numpy as jnp
 
 from jtricks.bench._measure import (
@@ -190,7 +188,7 @@ def run_worker(
 
 
 def _worker(*args: str) -> list[str]:
-    return [sys.executable, "-m", "jtricks.bench._step", *args]
+    return [sys.executable, "-m", "jtricks.bench._worker", *args]
 
 
 def _mark_missing_optax(record: dict, timed_out: bool, timeout: float) -> None:
@@ -229,24 +227,3 @@ def isolated_compile_row(num_leaves, size, *, platform, timeout) -> dict:
     if "optax_s" not in record:
         _mark_missing_optax(record, timed_out, timeout)
     return record
-
-
-def _worker_main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jtricks.bench._step")
-    parser.add_argument("kind", choices=("step", "compile"))
-    parser.add_argument("leaves", type=int)
-    parser.add_argument("size", type=int)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--copy-n", type=int, default=16 << 20)
-    parser.add_argument("--platform", default="cpu")
-    args = parser.parse_args(argv)
-    with jax.default_device(jax.devices(args.platform)[0]):
-        if args.kind == "step":
-            step_row(args.leaves, args.size, args.repeats, args.copy_n)
-        else:
-            compile_row(args.leaves, args.size)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_worker_main())
