@@ -17,7 +17,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from jtricks._validate import check_number
 
