@@ -17,17 +17,25 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def interleaved_medians(runs: dict, repeats: int, warmup: int = 2) -> dict:
-    """Median seconds of each of ``runs``, timed in turn so that load drifts hit all alike."""
+def interleaved_medians(runs: dict, repeats: int, warmup: int = 2, block: int = 3) -> dict:
+    """Median seconds per call of each of ``runs``, timed in turn so that load drifts hit all alike.
+
+    Each of the ``repeats`` rounds runs every program in turn: one untimed call
+    (the first call after another program pays for that program's leftovers:
+    its dirty cache lines, its threads) and then ``block`` timed calls, the
+    steady state a training loop sees. The median is over all timed calls.
+    """
     for run in runs.values():
         for _ in range(warmup):
             run()
     times = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            t0 = time.perf_counter()
             run()
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(block):
+                t0 = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 

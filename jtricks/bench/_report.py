@@ -131,10 +131,13 @@ def format_report(command: str, machine: dict, sections: list[dict], trains: lis
         "",
         "## Notes",
         "",
-        "- Every step donates its parameters and optimizer state; each figure is the median "
-        "over the repeats after warm-up, and the steps of one row are timed in turn "
-        "(copy, optax, jtricks, ...) so that a change in the machine's load hits them alike. "
-        "On a shared machine, compare the ratios, not the absolute times.",
+        "- Every step donates its parameters and optimizer state. The programs of one row "
+        "are timed in turn, round after round (optax, copy, jtricks, ...), so that a change "
+        "in the machine's load hits them alike; in each round every program makes one "
+        "untimed call (which pays for the previous program's dirty cache and busy threads) "
+        "and then 3 timed calls, the steady state of a training loop. Each figure is the "
+        "median of the timed calls. On a shared machine, compare the ratios, not the "
+        "absolute times.",
         "- Each row of the step and compile tables runs in its own process with a time limit "
         "(`--timeout`): the jtricks figures are taken first, so a row whose optax compile "
         "runs out of time still reports them, with optax's compile time as a lower bound.",
