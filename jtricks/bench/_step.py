@@ -191,39 +191,28 @@ def _worker(*args: str) -> list[str]:
     return [sys.executable, "-m", "jtricks.bench._worker", *args]
 
 
-def _mark_missing_optax(record: dict, timed_out: bool, timeout: float) -> None:
-    """Records why a row has jtricks figures but none for optax: the time limit, or a failure."""
-    if timed_out:
+def _isolated(kind: str, num_leaves: int, size: int, optax_key: str, timeout: float, *args):
+    """Runs one row in a worker; a row without ``optax_key`` says why (time limit or failure)."""
+    record, timed_out = run_worker(_worker(kind, str(num_leaves), str(size), *args), timeout)
+    if record is None:
+        raise RuntimeError(
+            f"the benchmark worker for the {kind} row {num_leaves} x {size} produced no result "
+            + (f"within {timeout:.0f} s" if timed_out else "(it failed; see its error above)")
+        )
+    if optax_key not in record and timed_out:
         record["optax_timeout_s"] = timeout
-    else:  # e.g. killed for memory while compiling; its error went to stderr
+    elif optax_key not in record:  # e.g. killed for memory while compiling; error on stderr
         record["optax_failed"] = True
         log("[bench] the optax part of this row failed (see its error above); row kept without it")
+    return record
 
 
 def isolated_step_row(num_leaves, size, *, repeats, copy_n, platform, timeout) -> dict:
     """:func:`step_row` in a worker; ``optax_timeout_s`` is set when optax did not compile in time."""
-    args = [f"--repeats={repeats}", f"--copy-n={copy_n}", f"--platform={platform}"]
-    record, timed_out = run_worker(_worker("step", str(num_leaves), str(size), *args), timeout)
-    if record is None:
-        raise RuntimeError(
-            f"the benchmark worker for {num_leaves} x {size} produced no result "
-            + (f"within {timeout:.0f} s" if timed_out else "(it failed; see its error above)")
-        )
-    if "optax_ms" not in record:
-        _mark_missing_optax(record, timed_out, timeout)
-    return record
+    args = (f"--repeats={repeats}", f"--copy-n={copy_n}", f"--platform={platform}")
+    return _isolated("step", num_leaves, size, "optax_ms", timeout, *args)
 
 
 def isolated_compile_row(num_leaves, size, *, platform, timeout) -> dict:
     """:func:`compile_row` in a worker; ``optax_timeout_s`` is set when optax did not finish."""
-    record, timed_out = run_worker(
-        _worker("compile", str(num_leaves), str(size), f"--platform={platform}"), timeout
-    )
-    if record is None:
-        raise RuntimeError(
-            f"the compile benchmark worker for {num_leaves} leaves produced no result"
-            + (f" within {timeout:.0f} s" if timed_out else " (see its error above)")
-        )
-    if "optax_s" not in record:
-        _mark_missing_optax(record, timed_out, timeout)
-    return record
+    return _isolated("compile", num_leaves, size, "optax_s", timeout, f"--platform={platform}")
