@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from jtricks.bench._measure import human
 
 
@@ -85,7 +87,7 @@ def format_report(command: str, machine: dict, sections: list[dict], trains: lis
     for s in sections:
         device, steps = s["device"], s["steps"]
         copy_bws = [r["copy_bw"] for r in steps]
-        median_bw = sorted(copy_bws)[len(copy_bws) // 2] if copy_bws else float("nan")
+        median_bw = statistics.median(copy_bws) if copy_bws else float("nan")
         lines += [
             "",
             f"## Adam + global-norm clipping, update + apply ({device})",
