@@ -15,26 +15,25 @@ jtricks ``update`` accepts and ignores the ones it does not use.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 Params = Any
 Updates = Any
 OptState = Any
 
 
-class GradientTransformation(NamedTuple):
-    """A pair of pure functions ``(init, update)``.
+GradientTransformation = optax.GradientTransformationExtraArgs
+"""optax's own ``GradientTransformationExtraArgs``: a ``NamedTuple`` ``(init, update)``.
 
-    Attributes:
-      init: ``init(params) -> state``.
-      update: ``update(updates, state, params=None, **extra_args) -> (updates, state)``.
-    """
-
-    init: Callable[[Params], OptState]
-    update: Callable[..., tuple[Updates, OptState]]
+``init(params) -> state``; ``update(updates, state, params=None, **extra_args) ->
+(updates, state)``. Being optax's type, ``isinstance(tx,
+optax.GradientTransformation)`` holds for every jtricks transformation and
+optax's combinators forward extra arguments (``value=``) to it.
+"""
 
 
 class EmptyState(NamedTuple):
@@ -42,17 +41,8 @@ class EmptyState(NamedTuple):
 
 
 def _accepts_extra_args(tx) -> bool:
-    """Whether ``tx.update`` may be given keyword ``extra_args``.
-
-    jtricks transformations always accept them; optax ones only when they are
-    ``optax.GradientTransformationExtraArgs``.
-    """
-    if isinstance(tx, GradientTransformation):
-        return True
-    try:  # optax is a core dependency, but keep the protocol importable without it
-        import optax
-    except ImportError:  # pragma: no cover
-        return False
+    """Whether ``tx.update`` may be given keyword ``extra_args`` (optax's rule:
+    only ``GradientTransformationExtraArgs`` promise to accept them)."""
     return isinstance(tx, optax.GradientTransformationExtraArgs)
 
 

@@ -1,0 +1,85 @@
+"""The small numeric mechanisms every layer of jtricks shares, each defined once.
+
+Core (``optim``, ``init``, ``nn``, ``data``, ``losses``), the engine (``train``)
+and the front-ends call these; none of them writes its own copy.
+
+* :func:`compute_dtype` — the dtype statistics and updates are computed in:
+  the input dtype promoted to at least float32.
+* :func:`safe_increment` / :func:`zero_count` — step and patience counters
+  that saturate at the top of their integer dtype instead of wrapping.
+* :func:`global_norm` — the L2 norm over every leaf of a pytree.
+* :func:`all_finite` — whether every floating leaf of a pytree is finite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+
+def compute_dtype(dtype) -> jnp.dtype:
+    """``dtype`` promoted to at least float32 (bf16 / f16 -> f32, f64 stays f64).
+
+    Example:
+      >>> compute_dtype(jnp.bfloat16)
+      dtype('float32')
+    """
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def upcast(x: Any) -> jax.Array:
+    """``x`` as an array in :func:`compute_dtype` of its dtype."""
+    x = jnp.asarray(x)
+    return x.astype(compute_dtype(x.dtype))
+
+
+def zero_count() -> jax.Array:
+    """A fresh int32 counter."""
+    return jnp.zeros([], jnp.int32)
+
+
+def safe_increment(count: Any) -> jax.Array:
+    """``count + 1``, saturating at the largest value of ``count``'s integer dtype.
+
+    Example:
+      >>> int(safe_increment(jnp.iinfo(jnp.int32).max))
+      2147483647
+    """
+    count = jnp.asarray(count)
+    top = jnp.iinfo(count.dtype).max
+    return jnp.where(count < top, count + 1, top).astype(count.dtype)
+
+
+def global_norm(tree: Any) -> jax.Array:
+    """The L2 norm of all leaves together, accumulated in at least float32.
+
+    Example:
+      >>> float(global_norm({"a": jnp.array([3.0]), "b": jnp.array([4.0])}))
+      5.0
+    """
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.zeros([], jnp.float32)
+    dtype = compute_dtype(jnp.result_type(*leaves))
+    return jnp.sqrt(sum(jnp.sum(jnp.square(jnp.asarray(x).astype(dtype))) for x in leaves))
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every entry of every inexact (floating or complex) leaf is finite.
+
+    Integer and boolean leaves cannot be non-finite and are ignored; an empty
+    tree is finite.
+
+    Example:
+      >>> bool(all_finite({"w": jnp.array([1.0, jnp.inf]), "step": jnp.array(3)}))
+      False
+    """
+    checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
+
+
+__all__ = ["all_finite", "compute_dtype", "global_norm", "safe_increment", "upcast",
+           "zero_count"]
