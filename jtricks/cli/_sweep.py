@@ -85,6 +85,7 @@ def run(args) -> int:
     import numpy as np
 
     from jtricks import sweep
+    from jtricks.train import classifier_eval, evaluate
 
     data = load_dataset(args.data, args.seed, scale=args.scale)
     (xtr, ytr), (xva, yva), (xte, yte) = data["train"], data["val"], data["test"]
@@ -98,21 +99,19 @@ def run(args) -> int:
         f"validation), up to {args.epochs} epochs each, patience {args.patience}; "
         "compiling once...")
     start = time.perf_counter()
-    result = sweep.train(model_of, hparams, (xtr, ytr, xva, yva), key=jax.random.PRNGKey(args.seed),
-                         epochs=args.epochs, batch_size=args.batch_size, patience=args.patience)
+    result = sweep.train(model_of, hparams, (xtr, ytr), (xva, yva),
+                         key=jax.random.PRNGKey(args.seed), epochs=args.epochs,
+                         batch_size=args.batch_size, patience=args.patience)
     seconds = time.perf_counter() - start
 
-    def accuracy(h, params, model_state, x, y):
-        model, _ = model_of(h)
-        logits, _ = model.apply(params, model_state, x, training=False)
-        return (logits.argmax(-1) == y).mean()
-
     members = result.members
-    val_acc = np.asarray(jax.jit(jax.vmap(accuracy, (0, 0, 0, None, None)))(
-        hparams, members.params, members.model_state, xva, yva))
+    # validation accuracy at each member's best epoch (the parameters it keeps)
+    val_acc = np.take_along_axis(np.asarray(members.curves["val_accuracy"]),
+                                 np.asarray(members.best_epoch)[:, None], 1)[:, 0]
     best = result.member(result.best)
-    best_h = {n: v[result.best] for n, v in hparams.items()}
-    test_acc = float(jax.jit(accuracy)(best_h, best.params, best.model_state, xte, yte))
+    model, _ = model_of({n: v[result.best] for n, v in hparams.items()})
+    test_acc = float(evaluate(classifier_eval(model), best.params, best.model_state,
+                              (xte, yte))["accuracy"])
 
     rows = []
     print(f"{'#':>3s} {'lr':>8s} {'wd':>8s} {'dropout':>7s} {'init':>5s} {'epochs':>6s} "

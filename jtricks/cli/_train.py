@@ -94,8 +94,10 @@ def register(subparsers) -> None:
                    help="stop when validation loss has not improved for PATIENCE epochs; "
                         "keep the best parameters")
     g.add_argument("--reduce-lr-on-plateau", type=unit_open, default=None, metavar="FACTOR",
-                   help="multiply the learning rate by FACTOR when validation loss stalls")
-    g.add_argument("--plateau-patience", type=non_negative_int, default=3)
+                   help="multiply the learning rate by FACTOR when the epoch's mean training "
+                        "loss has not improved for --plateau-patience epochs in a row "
+                        "(jtricks.optim.reduce_on_plateau, optax's meaning)")
+    g.add_argument("--plateau-patience", type=positive_int, default=3)
     g.add_argument("--ema", type=unit_open, default=None, metavar="DECAY",
                    help="keep an exponential moving average of the weights and test it")
     g = p.add_argument_group("output")
@@ -198,6 +200,10 @@ def build_optimizer(args, steps_per_epoch: int):
     if args.weight_decay and name != "adamw":
         parts.append(jo.add_decayed_weights(args.weight_decay))
     tx = jo.chain(*parts, base) if parts else base
+    if args.reduce_lr_on_plateau is not None:
+        # one evaluation per epoch: the epoch's mean training loss (fit passes value=loss)
+        tx = jo.chain(tx, jo.reduce_on_plateau(args.reduce_lr_on_plateau, args.plateau_patience,
+                                               accumulation_size=steps_per_epoch))
     if args.apply_if_finite:
         tx = jo.apply_if_finite(tx, max_consecutive_errors=5)
     return tx
@@ -260,14 +266,12 @@ def run(args) -> int:
     say(f"jtricks train: {data['name']} ({len(ytr)} train / {len(yva)} validation / "
         f"{len(yte)} test), {args.model}, {args.optimizer}, {args.epochs} epochs of "
         f"{steps_per_epoch} steps")
-    reduce_lr = (jt.ReduceLROnPlateau(args.reduce_lr_on_plateau, args.plateau_patience)
-                 if args.reduce_lr_on_plateau is not None else None)
     result = jt.fit(
-        state, tx, loss_fn, (xtr, ytr), epochs=args.epochs, batch_size=args.batch_size,
-        data_key=data_key, val_data=(xva, yva), eval_fn=jt.classifier_eval(model),
-        early_stopping=early, reduce_lr=reduce_lr, averager=averager,
+        state, (xtr, ytr), loss_fn=loss_fn, tx=tx, epochs=args.epochs,
+        batch_size=args.batch_size, data_key=data_key, val_data=(xva, yva),
+        eval_fn=jt.classifier_eval(model), early_stopping=early, averager=averager,
         checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-        resume=args.resume, history_dir=args.out, progress=not args.quiet)
+        resume=args.resume, history_dir=args.out, progress=False if args.quiet else None)
     if result.stop_reason and "diverged" in result.stop_reason:
         say(f"jtricks train: stopped: {result.stop_reason}")
         return 1

@@ -95,7 +95,7 @@ def ema(decay: float | ArrayLike = 0.999) -> Averaging:
     """
     check_unit_interval("decay", decay, closed_right=True)
 
-    def update(state: AveragingState, params: Any) -> AveragingState:
+    def update(params: Any, state: AveragingState) -> AveragingState:
         average = jax.tree.map(
             lambda a, p: a + (1 - decay) * (_acc(p).astype(a.dtype) - a)
             if jnp.issubdtype(a.dtype, jnp.floating) else jnp.asarray(p),
@@ -132,7 +132,7 @@ def swa() -> Averaging:
       ...     avg = averager.update(avg, state.params)
     """
 
-    def update(state: AveragingState, params: Any) -> AveragingState:
+    def update(params: Any, state: AveragingState) -> AveragingState:
         count = _inc(state.count)
         average = jax.tree.map(
             lambda a, p: a + (_acc(p).astype(a.dtype) - a) / count.astype(a.dtype)

@@ -39,7 +39,8 @@ class EarlyStopping(NamedTuple):
     """A pair of pure functions, like a ``GradientTransformation``."""
 
     init: Callable[[Any], EarlyStoppingState]
-    update: Callable[[EarlyStoppingState, ArrayLike, Any], EarlyStoppingState]
+    update: Callable[[ArrayLike, EarlyStoppingState, Any], EarlyStoppingState]
+    mode: str = "min"
 
 
 def _inc(counter: jax.Array) -> jax.Array:
@@ -106,7 +107,7 @@ def early_stopping(patience: int | ArrayLike, min_delta: float | ArrayLike = 0.0
             stop=jnp.zeros((), jnp.bool_),
         )
 
-    def update(state: EarlyStoppingState, value: ArrayLike, params: Any) -> EarlyStoppingState:
+    def update(value: ArrayLike, state: EarlyStoppingState, params: Any) -> EarlyStoppingState:
         value = jnp.asarray(value, jnp.float32)
         active = ~state.stop
         better = sign * value < sign * state.best_value - min_delta
@@ -126,4 +127,4 @@ def early_stopping(patience: int | ArrayLike, min_delta: float | ArrayLike = 0.0
             stop=stop,
         )
 
-    return EarlyStopping(init, update)
+    return EarlyStopping(init, update, mode)
