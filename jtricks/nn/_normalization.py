@@ -29,11 +29,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jtricks._numeric import compute_dtype, upcast
 from jtricks._validate import check_int, check_positive, check_unit_interval
-
-
-def _stats_dtype(x):
-    return jnp.promote_types(x.dtype, jnp.float32)
 
 
 def _moments(x, axes, axis_name=None):
@@ -43,7 +40,7 @@ def _moments(x, axes, axis_name=None):
     ``axis_name`` the shift is averaged over the devices first, so that every
     device uses the same one.
     """
-    x = x.astype(_stats_dtype(x))
+    x = upcast(x)
     axes = tuple(a % x.ndim for a in axes)
     first = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
     shift = lax.stop_gradient(x[first])  # a sample of x, kept dims; var does not depend on it
@@ -60,7 +57,7 @@ def _moments(x, axes, axis_name=None):
 
 def _normalize(x, mean, var, eps, scale, bias, axes):
     """``(x - mean) / sqrt(var + eps) * scale + bias`` in >= float32, cast back."""
-    work = _stats_dtype(x)
+    work = compute_dtype(x.dtype)
     mean, var = jnp.expand_dims(mean, axes), jnp.expand_dims(var, axes)
     y = (x.astype(work) - mean) * lax.rsqrt(var + jnp.asarray(eps, work))
     if scale is not None:
@@ -276,7 +273,7 @@ def group_norm(params: dict | None, x: jax.Array, num_groups: int, *, eps=1e-5) 
 def _affine(y, params):
     if not params:
         return y
-    work = _stats_dtype(y)
+    work = compute_dtype(y.dtype)
     out = y.astype(work)
     if params.get("scale") is not None:
         out = out * params["scale"].astype(work)
@@ -338,7 +335,7 @@ def rms_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
     x = jnp.asarray(x)
     _check_features("rms_norm", params, x)
     params = params or {}
-    work = _stats_dtype(x)
+    work = compute_dtype(x.dtype)
     ms = jnp.mean(jnp.square(x.astype(work)), -1, keepdims=True)
     y = x.astype(work) * lax.rsqrt(ms + jnp.asarray(eps, work))
     if params.get("scale") is not None:
@@ -361,7 +358,7 @@ def init_weight_norm(kernel: jax.Array) -> dict:
     kernel = jnp.asarray(kernel)
     if kernel.ndim < 2:
         raise ValueError(f"init_weight_norm: kernel of shape {kernel.shape} needs (..., in, out)")
-    work = _stats_dtype(kernel)
+    work = compute_dtype(kernel.dtype)
     axes = tuple(range(kernel.ndim - 1))
     g = jnp.sqrt(jnp.sum(jnp.square(kernel.astype(work)), axes))
     return {"direction": kernel, "scale": g.astype(kernel.dtype)}
@@ -393,7 +390,7 @@ def weight_norm(params: dict, *, eps=1e-12) -> jax.Array:
             f"weight_norm: scale of shape {params['scale'].shape} does not match the "
             f"direction's {v.shape[-1]} output columns"
         )
-    work = _stats_dtype(v)
+    work = compute_dtype(v.dtype)
     axes = tuple(range(v.ndim - 1))
     sq = jnp.sum(jnp.square(v.astype(work)), axes, keepdims=True)
     w = v.astype(work) * (params["scale"].astype(work) * lax.rsqrt(sq + jnp.asarray(eps, work)))

@@ -15,19 +15,10 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import jax
 import jax.numpy as jnp
 
+from .._numeric import compute_dtype, global_norm, safe_increment, zero_count
 from .. import _validate as v
 from ._base import EmptyState, GradientTransformation, identity
-from ._common import (
-    as_dtype,
-    check_structure,
-    compute_dtype,
-    full_like,
-    global_norm,
-    map_leaves,
-    safe_increment,
-    zero_count,
-    zeros_like,
-)
+from ._common import as_dtype, check_structure, full_like, map_leaves, zeros_like
 
 ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]
 
