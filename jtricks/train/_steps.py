@@ -181,7 +181,7 @@ def make_epoch(loss_fn, tx, batch_size: int, *, averager=None, axis_name: str | 
                                         axis_name=axis_name)
             metrics = dict(metrics, grad_norm=seen["grad_norm"])
             if averager is not None:
-                avg_state = averager.update(avg_state, state.params)
+                avg_state = averager.update(state.params, avg_state)
             return (state, avg_state), metrics
 
         (state, avg_state), metrics = jax.lax.scan(body, (state, avg_state), order)
