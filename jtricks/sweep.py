@@ -177,7 +177,7 @@ def fit_member(
         state, losses = jax.lax.scan(one_step, state, order[: steps * batch_size].reshape(steps, -1))
         logits, _ = model.apply(state.params, state.model_state, x_val, training=False)
         value = loss_fn(logits, y_val)
-        stop_state = stopper.update(stop_state, value, (state.params, state.model_state))
+        stop_state = stopper.update(value, stop_state, (state.params, state.model_state))
         train_loss = train_loss.at[epoch].set(losses.mean())
         return epoch + 1, state, stop_state, train_loss, val_loss.at[epoch].set(value)
 

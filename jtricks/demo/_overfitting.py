@@ -41,7 +41,7 @@ def overfitting(data, out_dir, quick):
         stopper = make_early_stopping(patience)
 
         def scan_stop(es, value):
-            es = stopper.update(es, value, {"dummy": jnp.zeros(())})
+            es = stopper.update(value, es, {"dummy": jnp.zeros(())})
             return es, es.stop
 
         es, stops = jax.lax.scan(scan_stop, stopper.init({"dummy": jnp.zeros(())}),

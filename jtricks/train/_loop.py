@@ -306,7 +306,7 @@ def fit(
             if reduce_lr is not None:
                 plateau = reduce_lr.step(plateau, value, mode)
             if early_stopping is not None:
-                es_state = early_stopping.update(es_state, jnp.asarray(value), state.params)
+                es_state = early_stopping.update(jnp.asarray(value), es_state, state.params)
                 row["best_epoch"] = int(es_state.best_epoch) + 1  # 1-based, as "epoch"
                 if bool(es_state.stop):
                     stop_reason = (f"early stopping after epoch {epoch}: {monitor} stopped "
