@@ -23,7 +23,7 @@ def test_mlp_params_state_and_shapes():
     assert params["dense_0"]["kernel"].shape == (64, 32)
     assert params["dense_2"]["kernel"].shape == (16, 10)
     assert set(params["bn_1"]) == {"scale", "bias"}
-    assert set(state) == {"bn_0", "bn_1"} and set(state["bn_0"]) == {"mean", "var"}
+    assert set(state) == {"bn_0", "bn_1"} and isinstance(state["bn_0"], nn.BatchNormState)
     assert jax.eval_shape(lambda k: nn.mlp((32, 10)).init(k, (64,)), KEY)[1] == {}
     params, _ = jax.eval_shape(lambda k: nn.mlp((32, 10)).init(k, 64), KEY)  # int: a vector
     assert params["dense_0"]["kernel"].shape == (64, 32)
@@ -45,8 +45,8 @@ def test_mlp_equals_hand_written_network():
 
     (y, new_state), ref, mean, var = both(x)
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(new_state["bn_0"]["mean"], 0.1 * mean, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(new_state["bn_0"]["var"], 0.9 + 0.1 * var, rtol=1e-5)
+    np.testing.assert_allclose(new_state["bn_0"].mean, 0.1 * mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new_state["bn_0"].var, 0.9 + 0.1 * var, rtol=1e-5)
 
 
 def test_hyperparameters_may_be_traced_inside_vmap():
@@ -108,7 +108,7 @@ def test_batch_norm_model_under_pmap_equals_whole_batch():
                     axis_name="batch", in_axes=(None, None, 0))
     ys, states = step(params, state, x.reshape(n, 4, 6))
     np.testing.assert_allclose(ys.reshape(y.shape), y, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(states["bn_0"]["mean"][3], new_state["bn_0"]["mean"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(states["bn_0"].mean[3], new_state["bn_0"].mean, rtol=1e-5, atol=1e-6)
 
 
 def _digits(n=256):

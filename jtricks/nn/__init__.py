@@ -24,6 +24,7 @@ from jtricks.nn._models import Model as Model
 from jtricks.nn._models import cnn as cnn
 from jtricks.nn._models import mlp as mlp
 from jtricks.nn._models import resnet as resnet
+from jtricks.nn._normalization import BatchNormState as BatchNormState
 from jtricks.nn._normalization import batch_norm as batch_norm
 from jtricks.nn._normalization import group_norm as group_norm
 from jtricks.nn._normalization import init_batch_norm as init_batch_norm
@@ -38,6 +39,7 @@ from jtricks.nn._normalization import rms_norm as rms_norm
 from jtricks.nn._normalization import weight_norm as weight_norm
 
 __all__ = [
+    "BatchNormState",
     "Model",
     "batch_norm",
     "cnn",

@@ -7,7 +7,8 @@ Every model follows one interface::
 
 ``params`` is a nested dict with readable names (``{"dense_0": {"kernel",
 "bias"}, "bn_0": {"scale", "bias"}, ...}``); ``state`` holds the batch-norm
-running statistics under the same names and is ``{}`` without batch norm.
+running statistics (a :class:`~jtricks.nn.BatchNormState` per layer) under the
+same names and is ``{}`` without batch norm.
 ``key`` is needed only when ``training`` and the model has dropout or drop
 path; ``axis_name`` is passed on to :func:`batch_norm`. Hyperparameters such
 as the dropout rate may be traced, so a sweep can build the model inside a
@@ -129,7 +130,7 @@ def mlp(
 
     Returns:
       A :class:`Model`. Params: ``{"dense_i": {"kernel", "bias"}, "bn_i":
-      {"scale", "bias"}}``; state: ``{"bn_i": {"mean", "var"}}`` or ``{}``.
+      {"scale", "bias"}}``; state: ``{"bn_i": BatchNormState(mean, var)}`` or ``{}``.
 
     Raises:
       ValueError: for empty or non-positive ``features``, a ``dropout`` outside

@@ -13,8 +13,8 @@ gives ``var = 0`` and, with ``eps > 0``, no NaN. Outputs keep the input's
 dtype.
 
 The stateful layer, :func:`batch_norm`, takes and returns its running
-statistics; the others only have parameters (``init_*`` returns the params
-dict). Normalisations with a learned affine map use ``scale`` (ones) and
+statistics as a :class:`BatchNormState` ``(mean, var)`` NamedTuple; the others
+only have parameters (``init_*`` returns the params dict). Normalisations with a learned affine map use ``scale`` (ones) and
 ``bias`` (zeros) of shape ``(num_features,)`` acting on the last axis; the
 batch axis is the first one and NHWC is the image layout, as in flax.
 
@@ -24,6 +24,8 @@ batch axis is the first one and NHWC is the image layout, as in flax.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -90,6 +92,18 @@ def _check_features(name, params, x):
 # --------------------------------------------------------------------- batch norm
 
 
+class BatchNormState(NamedTuple):
+    """The running statistics of :func:`batch_norm`, a pytree.
+
+    Attributes:
+      mean: the running mean of each feature, shape ``(num_features,)``.
+      var: the running (biased) variance of each feature, shape ``(num_features,)``.
+    """
+
+    mean: jax.Array
+    var: jax.Array
+
+
 def init_batch_norm(num_features: int, dtype=jnp.float32, *, stats_dtype=jnp.float32):
     """Parameters and state of :func:`batch_norm`.
 
@@ -100,22 +114,23 @@ def init_batch_norm(num_features: int, dtype=jnp.float32, *, stats_dtype=jnp.flo
 
     Returns:
       ``(params, state)``: ``params = {"scale": ones, "bias": zeros}`` and
-      ``state = {"mean": zeros, "var": ones}``, each of shape ``(num_features,)``.
+      ``state = BatchNormState(mean=zeros, var=ones)``, each of shape
+      ``(num_features,)``.
 
     Example:
       >>> params, state = init_batch_norm(16)
     """
     params = _affine_params(num_features, dtype)
-    state = {
-        "mean": jnp.zeros((num_features,), stats_dtype),
-        "var": jnp.ones((num_features,), stats_dtype),
-    }
+    state = BatchNormState(
+        mean=jnp.zeros((num_features,), stats_dtype),
+        var=jnp.ones((num_features,), stats_dtype),
+    )
     return params, state
 
 
 def batch_norm(
     params: dict,
-    state: dict,
+    state: BatchNormState,
     x: jax.Array,
     *,
     training: bool,
@@ -139,7 +154,7 @@ def batch_norm(
 
     Args:
       params: ``{"scale", "bias"}`` from :func:`init_batch_norm`.
-      state: ``{"mean", "var"}`` running statistics.
+      state: the running statistics, a :class:`BatchNormState`.
       x: input ``(..., num_features)``, e.g. ``(batch, features)`` or NHWC.
       training: use (and update with) the batch statistics.
       momentum: decay of the running statistics, in ``[0, 1)``.
@@ -149,10 +164,11 @@ def batch_norm(
         on the whole global batch (for equal per-device batches).
 
     Returns:
-      ``(y, new_state)`` with ``y`` in ``x``'s dtype and ``new_state`` in the
-      state's dtype.
+      ``(y, new_state)`` with ``y`` in ``x``'s dtype and ``new_state`` a
+      :class:`BatchNormState` in the state's dtype.
 
     Raises:
+      TypeError: if ``state`` is not a :class:`BatchNormState`.
       ValueError: if the state or params do not match the input's features, or
         ``momentum`` / ``eps`` is out of range.
 
@@ -169,25 +185,30 @@ def batch_norm(
     check_positive("eps", eps)
     x = jnp.asarray(x)
     _check_features("batch_norm", params, x)
-    for k in ("mean", "var"):
-        if k not in state or jnp.shape(state[k]) != (x.shape[-1],):
-            got = jnp.shape(state[k]) if k in state else "missing"
+    if not isinstance(state, BatchNormState):
+        raise TypeError(
+            f"batch_norm: state must be a BatchNormState(mean, var), got "
+            f"{type(state).__name__}; build it with init_batch_norm({x.shape[-1]}) (a flax "
+            "batch_stats dict d converts as BatchNormState(d['mean'], d['var']))"
+        )
+    for k, v in zip(BatchNormState._fields, state):
+        if jnp.shape(v) != (x.shape[-1],):
             raise ValueError(
-                f"batch_norm: state[{k!r}] has shape {got} but the input has "
+                f"batch_norm: state.{k} has shape {jnp.shape(v)} but the input has "
                 f"{x.shape[-1]} features (last axis of shape {x.shape}); build the state "
                 f"with init_batch_norm({x.shape[-1]})"
             )
     axes = tuple(range(x.ndim - 1))
     if not training:
-        mean, var = state["mean"], state["var"]
-        return _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes), state
+        y = _normalize(x, state.mean, state.var, eps, params.get("scale"), params.get("bias"), axes)
+        return y, state
     mean, var = _moments(x, axes, axis_name)
     y = _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes)
     m = jnp.asarray(momentum, mean.dtype)
-    new_state = {
-        "mean": (m * state["mean"] + (1 - m) * mean).astype(state["mean"].dtype),
-        "var": (m * state["var"] + (1 - m) * var).astype(state["var"].dtype),
-    }
+    new_state = BatchNormState(
+        mean=(m * state.mean + (1 - m) * mean).astype(state.mean.dtype),
+        var=(m * state.var + (1 - m) * var).astype(state.var.dtype),
+    )
     return y, new_state
 
 
