@@ -12,6 +12,10 @@ n_out)`` has ``fan_in = n_in`` and a convolution kernel ``(kh, kw, c_in,
 c_out)`` (HWIO) has ``fan_in = kh * kw * c_in`` and ``fan_out = kh * kw *
 c_out``.
 
+``dtype`` is the dtype of the returned array, as in
+:mod:`jax.nn.initializers` (flax passes its ``param_dtype`` there; the random
+draws are computed in at least float32 and cast).
+
 Every random initializer is one case of :func:`variance_scaling`, which draws
 weights of mean 0 and variance exactly ``scale / n`` with ``n`` the fan chosen
 by ``mode``. Normal distributions are plain (not truncated) unless

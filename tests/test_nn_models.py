@@ -230,3 +230,25 @@ def test_all_is_complete_and_importable(module):
               and getattr(getattr(module, n), "__module__", "").startswith(module.__name__)}
     assert public <= set(module.__all__)
     assert jtricks.nn is nn and jtricks.init is init
+
+
+def test_param_dtype_is_the_one_name_for_parameter_dtypes():
+    """flax's convention: ``param_dtype`` sets the parameters, the layers compute in the
+    input's dtype; batch norm's running statistics (state) have ``stats_dtype``."""
+    bf16 = jnp.bfloat16
+    p = jax.eval_shape(lambda k: nn.init_dense(k, 3, 2, param_dtype=bf16), KEY)
+    assert {a.dtype for a in jax.tree.leaves(p)} == {jnp.dtype(bf16)}
+    c = jax.eval_shape(lambda k: nn.init_conv2d(k, 2, 4, param_dtype=bf16), KEY)
+    assert {a.dtype for a in jax.tree.leaves(c)} == {jnp.dtype(bf16)}
+    for model in (nn.mlp((4, 2), batch_norm=True, param_dtype=bf16),
+                  nn.cnn(2, channels=(4,), dense_features=(), batch_norm=True, param_dtype=bf16),
+                  nn.resnet(2, stage_channels=(4,), blocks_per_stage=1, param_dtype=bf16)):
+        params, state = jax.eval_shape(lambda k, m=model: m.init(k, (4, 4, 1)), KEY)
+        assert {a.dtype for a in jax.tree.leaves(params)} == {jnp.dtype(bf16)}
+        assert {a.dtype for a in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
+    params, state = nn.init_batch_norm(3, bf16, stats_dtype=jnp.float16)
+    assert params["scale"].dtype == bf16 and state.var.dtype == jnp.float16
+    for init_norm in (nn.init_layer_norm, nn.init_group_norm, nn.init_instance_norm, nn.init_rms_norm):
+        assert init_norm(3, param_dtype=bf16)["scale"].dtype == bf16
+    with pytest.raises(TypeError, match="dtype"):
+        nn.init_dense(KEY, 3, 2, dtype=bf16)  # the old, flax-contradicting name is gone

@@ -6,6 +6,11 @@ Normalisation (:func:`batch_norm` with explicit running statistics,
 dense and convolution layers, and the small models :func:`mlp`, :func:`cnn`
 and :func:`resnet` as :class:`Model` ``(init, apply)`` pairs.
 
+dtype arguments follow flax: ``param_dtype`` is the dtype of the parameters
+(every ``init_*`` and model), ``dtype`` the computation / output dtype (the
+layers compute in the input's dtype), and a state buffer's dtype is named after
+it (``stats_dtype`` for batch norm's running statistics, a :class:`BatchNormState`).
+
 Example:
   >>> import jax, jtricks
   >>> model = jtricks.nn.mlp((64, 10), batch_norm=True, dropout=0.2)

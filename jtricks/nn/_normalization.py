@@ -18,6 +18,11 @@ only have parameters (``init_*`` returns the params dict). Normalisations with a
 ``bias`` (zeros) of shape ``(num_features,)`` acting on the last axis; the
 batch axis is the first one and NHWC is the image layout, as in flax.
 
+dtype arguments follow flax's names: ``param_dtype`` is the dtype of the
+parameters (every ``init_*``); outputs are in the input's dtype (flax's
+``dtype``), statistics in at least float32; the running statistics of batch
+norm, a state, have their own ``stats_dtype``.
+
 ``eps`` defaults to ``1e-5`` everywhere (PyTorch's default and flax's for
 ``BatchNorm``; flax uses ``1e-6`` for the other normalisations, so pass
 ``eps=1e-6`` to reproduce those exactly).
@@ -69,11 +74,11 @@ def _normalize(x, mean, var, eps, scale, bias, axes):
     return y.astype(x.dtype)
 
 
-def _affine_params(num_features, dtype, *, bias=True):
+def _affine_params(num_features, param_dtype, *, bias=True):
     num_features = check_int("num_features", num_features, lo=1)
-    params = {"scale": jnp.ones((num_features,), dtype)}
+    params = {"scale": jnp.ones((num_features,), param_dtype)}
     if bias:
-        params["bias"] = jnp.zeros((num_features,), dtype)
+        params["bias"] = jnp.zeros((num_features,), param_dtype)
     return params
 
 
@@ -104,12 +109,12 @@ class BatchNormState(NamedTuple):
     var: jax.Array
 
 
-def init_batch_norm(num_features: int, dtype=jnp.float32, *, stats_dtype=jnp.float32):
+def init_batch_norm(num_features: int, param_dtype=jnp.float32, *, stats_dtype=jnp.float32):
     """Parameters and state of :func:`batch_norm`.
 
     Args:
       num_features: size of the last (feature) axis.
-      dtype: dtype of ``scale`` and ``bias``.
+      param_dtype: dtype of ``scale`` and ``bias`` (flax's name).
       stats_dtype: dtype of the running statistics (default float32).
 
     Returns:
@@ -120,7 +125,7 @@ def init_batch_norm(num_features: int, dtype=jnp.float32, *, stats_dtype=jnp.flo
     Example:
       >>> params, state = init_batch_norm(16)
     """
-    params = _affine_params(num_features, dtype)
+    params = _affine_params(num_features, param_dtype)
     state = BatchNormState(
         mean=jnp.zeros((num_features,), stats_dtype),
         var=jnp.ones((num_features,), stats_dtype),
@@ -215,9 +220,9 @@ def batch_norm(
 # ------------------------------------------------------------- stateless norms
 
 
-def init_layer_norm(num_features: int, dtype=jnp.float32) -> dict:
+def init_layer_norm(num_features: int, param_dtype=jnp.float32) -> dict:
     """Parameters of :func:`layer_norm`: ``{"scale": ones, "bias": zeros}``."""
-    return _affine_params(num_features, dtype)
+    return _affine_params(num_features, param_dtype)
 
 
 def layer_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
@@ -241,9 +246,9 @@ def layer_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
     return _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), (-1,))
 
 
-def init_group_norm(num_features: int, dtype=jnp.float32) -> dict:
+def init_group_norm(num_features: int, param_dtype=jnp.float32) -> dict:
     """Parameters of :func:`group_norm`: ``{"scale": ones, "bias": zeros}``."""
-    return _affine_params(num_features, dtype)
+    return _affine_params(num_features, param_dtype)
 
 
 def group_norm(params: dict | None, x: jax.Array, num_groups: int, *, eps=1e-5) -> jax.Array:
@@ -303,9 +308,9 @@ def _affine(y, params):
     return out.astype(y.dtype)
 
 
-def init_instance_norm(num_features: int, dtype=jnp.float32) -> dict:
+def init_instance_norm(num_features: int, param_dtype=jnp.float32) -> dict:
     """Parameters of :func:`instance_norm`: ``{"scale": ones, "bias": zeros}``."""
-    return _affine_params(num_features, dtype)
+    return _affine_params(num_features, param_dtype)
 
 
 def instance_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
@@ -334,9 +339,9 @@ def instance_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
     return _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes)
 
 
-def init_rms_norm(num_features: int, dtype=jnp.float32) -> dict:
+def init_rms_norm(num_features: int, param_dtype=jnp.float32) -> dict:
     """Parameters of :func:`rms_norm`: ``{"scale": ones}``."""
-    return _affine_params(num_features, dtype, bias=False)
+    return _affine_params(num_features, param_dtype, bias=False)
 
 
 def rms_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:

@@ -6,6 +6,9 @@ function applied in a single pass over the leaves; it runs in the leaf's dtype
 promoted to at least float32, and the updates come back in the dtype of the
 gradients. Hyperparameters may be Python numbers, JAX arrays or tracers (and a
 schedule where noted), so they can be ``jit`` arguments or ``vmap``-ed.
+
+State dtypes are named as in optax, after the buffer they set (``mu_dtype``,
+``nu_dtype``, ``accumulator_dtype``; default: the params' dtype).
 """
 
 from __future__ import annotations
