@@ -1,4 +1,4 @@
-"""What every demo experiment shares: the digits data, a vmapped trainer, results.
+"""What every demo experiment shares: a vmapped trainer, results, figures.
 
 Every experiment compares a few configurations. Where they have the same shape
 (dropout rates, learning rates, seeds, class weights, initial weights) they are
@@ -18,41 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jtricks.data as jd
 from jtricks.train import (TrainState, averaged_params, classifier_eval, classifier_loss,
                            evaluate, make_epoch)
-
-
-class Digits(NamedTuple):
-    """The embedded digits, split 70/20/10 (stratified) and min-max scaled to [-1, 1]
-    with statistics of the training part. ``raw_*`` keep the 0..16 pixel values."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    raw_train: np.ndarray
-    raw_val: np.ndarray
-
-    @property
-    def train(self):
-        return self.x_train, self.y_train
-
-    @property
-    def val(self):
-        return self.x_val, self.y_val
-
-
-def load(seed: int = 0) -> Digits:
-    x, y = jd.load_digits()
-    x, y = np.asarray(x, np.float32), np.asarray(y, np.int32)
-    tr, va, te = (np.asarray(i) for i in
-                  jd.split(jax.random.PRNGKey(seed), len(y), (0.7, 0.2, 0.1), stratify=y))
-    scaler = jd.minmax_scale(x[tr], feature_range=(-1, 1))
-    scaled = np.asarray(scaler(x))
-    return Digits(scaled[tr], y[tr], scaled[va], y[va], scaled[te], y[te], x[tr], x[va])
 
 
 class Setup(NamedTuple):
