@@ -30,11 +30,18 @@ def _package(module: str) -> tuple[str, str]:
     return PACKAGES[top]
 
 
-def install_hint(modules, who: str) -> str:
-    """``"<who> needs scikit-learn, tqdm: pip install 'jtricks[demo]'"`` for ``modules``."""
+def install_hint(modules, who: str, *, extra: str | None = None) -> str:
+    """``"<who> needs scikit-learn, tqdm: pip install 'jtricks[demo]'"`` for ``modules``.
+
+    Args:
+      modules: import names (see :data:`PACKAGES`).
+      who: what needs them.
+      extra: the extra to name (default: the extras of the packages, e.g. ``bench``
+        for flax, ``demo`` for scikit-learn); ``bench`` includes ``demo``.
+    """
     names = [_package(m) for m in modules]
     dists = ", ".join(dict.fromkeys(d for d, _ in names))
-    extras = ",".join(dict.fromkeys(e for _, e in names))
+    extras = extra or ",".join(dict.fromkeys(e for _, e in names))
     return f"{who} needs {dists}: pip install 'jtricks[{extras}]'"
 
 

@@ -242,3 +242,79 @@ def test_train_on_mnist_idx_files(tmp_path, capsys):
     assert code == 0, err
     assert "100 train / 20 validation / 30 test" in err
     assert float(out.split()[2]) > 0.5
+
+
+# ---------------------------------------------------------------- optional packages
+# Nothing is uninstalled: a prelude sets sys.modules[name] = None for the blocked
+# packages, which makes every import of them fail as if they were missing.
+
+DEMO_HINT = "pip install 'jtricks[demo]'"
+
+
+def _without(modules, argv, cwd):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prelude = (f"import sys\nfor m in {list(modules)!r}:\n    sys.modules[m] = None\n"
+               "from jtricks.cli import main\nsys.exit(main(sys.argv[1:]))")
+    env = dict(os.environ, PYTHONPATH=root, JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, "-c", prelude, *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _one_line_exit_2(proc, line):
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [line]
+    assert proc.stdout == ""
+
+
+def _mnist_files(directory):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    directory.mkdir()
+    for prefix, n in (("train", 60), ("t10k", 20)):
+        labels = np.arange(n) % 10
+        _write_idx(directory / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(directory / f"{prefix}-labels-idx1-ubyte", labels)
+    return directory
+
+
+def test_demo_without_its_extra_exits_2_naming_it(tmp_path):
+    proc = _without(["sklearn", "matplotlib"], ["demo", "--quick"], tmp_path)
+    _one_line_exit_2(proc, "jtricks demo: error: jtricks demo needs scikit-learn, matplotlib: "
+                           + DEMO_HINT)
+    proc = _without(["tqdm"], ["demo", "--quick"], tmp_path)
+    _one_line_exit_2(proc, "jtricks demo: error: jtricks demo needs tqdm: " + DEMO_HINT)
+    assert not (tmp_path / "jtricks-report").exists()
+
+
+def test_train_and_sweep_on_digits_need_scikit_learn(tmp_path):
+    for command in ("train", "sweep"):
+        proc = _without(["sklearn"], [command, "--epochs", "1"], tmp_path)
+        _one_line_exit_2(proc, f"jtricks {command}: error: jtricks {command} needs "
+                               "scikit-learn: " + DEMO_HINT)
+
+
+def test_train_on_mnist_needs_neither_scikit_learn_nor_matplotlib_nor_orbax(tmp_path):
+    mnist = _mnist_files(tmp_path / "mnist")
+    argv = ["train", "--data", f"mnist:{mnist}", "--epochs", "1", "--hidden", "8", "--quiet",
+            "--out", str(tmp_path / "out")]
+    proc = _without(["sklearn", "matplotlib", "orbax", "orbax.checkpoint"], argv, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("test accuracy: ")
+    # fit's progress bar imports tqdm even with --quiet; checkpoints need orbax
+    proc = _without(["tqdm"], argv, tmp_path)
+    _one_line_exit_2(proc, "jtricks train: error: jtricks train needs tqdm: " + DEMO_HINT)
+    proc = _without(["orbax", "orbax.checkpoint"], argv + ["--checkpoint-dir",
+                                                           str(tmp_path / "ck")], tmp_path)
+    _one_line_exit_2(proc, "jtricks train: error: jtricks train needs orbax-checkpoint: "
+                           + DEMO_HINT)
+
+
+def test_bench_without_flax_exits_2_before_any_row(tmp_path):
+    proc = _without(["flax"], ["bench", "--quick", "--out", "-"], tmp_path)
+    _one_line_exit_2(proc, "jtricks bench: error: the training step needs flax: "
+                           "pip install 'jtricks[bench]' (or skip it: --no-train)")
