@@ -10,7 +10,7 @@ import sys
 
 
 class CliError(Exception):
-    """A bad value on the command line: ``main`` prints ``jtricks: error: <message>``
+    """A bad value on the command line: ``main`` prints ``jtricks <command>: error: <message>``
     on one line and exits with status 2."""
 
 
