@@ -18,41 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jtricks.data as jd
 from jtricks.sweep import Member, fit_member, member_of
 from jtricks.train import evaluate
-
-
-class Digits(NamedTuple):
-    """The embedded digits, split 70/20/10 (stratified) and min-max scaled to [-1, 1]
-    with statistics of the training part. ``raw_*`` keep the 0..16 pixel values."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    raw_train: np.ndarray
-    raw_val: np.ndarray
-
-    @property
-    def train(self):
-        return self.x_train, self.y_train
-
-    @property
-    def val(self):
-        return self.x_val, self.y_val
-
-
-def load(seed: int = 0) -> Digits:
-    x, y = jd.load_digits()
-    x, y = np.asarray(x, np.float32), np.asarray(y, np.int32)
-    tr, va, te = (np.asarray(i) for i in
-                  jd.split(jax.random.PRNGKey(seed), len(y), (0.7, 0.2, 0.1), stratify=y))
-    scaler = jd.minmax_scale(x[tr], feature_range=(-1, 1))
-    scaled = np.asarray(scaler(x))
-    return Digits(scaled[tr], y[tr], scaled[va], y[va], scaled[te], y[te], x[tr], x[va])
 
 
 def train_sweep(make: Callable[[Any], Member], hparams: Any, train, val, **kw) -> dict:
