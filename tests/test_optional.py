@@ -55,3 +55,43 @@ def test_docstring_examples_run():
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
     assert runner.summarize(verbose=False).attempted >= 2
+
+
+_CORE_ONLY = r'''
+import sys
+for name in ("tqdm", "orbax", "matplotlib", "sklearn", "flax", "chex", "keras", "pandas"):
+    sys.modules[name] = None      # the core install: jax, numpy, optax only
+import jax, jax.numpy as jnp
+import jtricks
+from jtricks.train import TrainState, classifier_eval, classifier_loss, fit
+model = jtricks.nn.mlp([16, 2], dropout=0.1)
+params, model_state = model.init(jax.random.key(0), (4,))
+tx = jtricks.optim.adam(1e-2)
+state = TrainState.create(params=params, tx=tx, key=jax.random.key(1), model_state=model_state)
+x = jax.random.normal(jax.random.key(2), (64, 4))
+y = (x[:, 0] > 0).astype(jnp.int32)
+kw = dict(loss_fn=classifier_loss(model), tx=tx, epochs=3, batch_size=16)
+result = fit(state, (x, y), val_data=(x, y), eval_fn=classifier_eval(model), **kw)
+print("trained", len(result.history), result.history[-1]["val_accuracy"] > 0.7)
+for extra in (dict(progress=True), dict(checkpoint_dir="ckpt")):
+    try:
+        fit(state, (x, y), **kw, **extra)
+    except ImportError as e:
+        print("refused:", e)
+'''
+
+
+def test_fit_trains_with_the_core_install_only(tmp_path):
+    """Without tqdm, orbax, matplotlib, scikit-learn (and the test extras) fit trains;
+    asking for a progress bar or checkpoints names the extra that adds them."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", _CORE_ONLY], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0] == "trained 3 True"
+    assert lines[1] == ("refused: fit(progress=True) needs tqdm: pip install 'jtricks[demo]'")
+    assert lines[2] == ("refused: jtricks.train.Checkpointer needs orbax-checkpoint: "
+                        "pip install 'jtricks[demo]'")
+    assert not (tmp_path / "ckpt").exists()

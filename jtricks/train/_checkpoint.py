@@ -17,6 +17,8 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from jtricks._optional import require
+
 
 def _is_typed_key(leaf) -> bool:
     return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
@@ -71,11 +73,7 @@ class Checkpointer:
 
     def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 3,
                  report: Callable[[str], None] = _stderr):
-        try:
-            import orbax.checkpoint as ocp
-        except ImportError:
-            raise ImportError("checkpoints are written with orbax: pip install "
-                              "'jtricks[demo]' (or pip install orbax-checkpoint)") from None
+        ocp = require("orbax.checkpoint", "jtricks.train.Checkpointer")
 
         self._ocp = ocp
         self.directory = os.path.abspath(os.fspath(directory))

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtricks._numeric import all_finite
+from jtricks._optional import missing, require
 from jtricks._validate import check_int
 
 from ._engine import averaged_params, check_mode, epoch_row, make_epoch
@@ -75,17 +76,9 @@ def _divergence_message(epoch: int, metrics: dict, steps_per_epoch: int) -> str:
 
 def _progress_bar(progress: bool | None):
     """tqdm's class when a bar is wanted (``None``: when tqdm is installed)."""
-    if progress is False:
+    if progress is False or (progress is None and missing(["tqdm"])):
         return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        if progress:
-            raise ImportError("fit(progress=True) shows a tqdm progress bar: "
-                              "pip install 'jtricks[demo]' (or pip install tqdm), or pass "
-                              "progress=None / False") from None
-        return None
-    return tqdm
+    return require("tqdm.auto", "fit(progress=True)").tqdm
 
 
 def fit(
