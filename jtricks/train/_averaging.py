@@ -71,7 +71,10 @@ def params_like(average: Any, params: Any) -> Any:
       ``average`` with every leaf cast to the dtype of the matching leaf of ``params``.
 
     Example:
-      >>> eval_params = params_like(ema_state.average, state.params)
+      >>> params = {"w": jnp.ones(2, jnp.bfloat16)}
+      >>> average = ema(0.9).init(params).average      # kept in float32
+      >>> params_like(average, params)["w"].dtype
+      dtype(bfloat16)
     """
     return jax.tree.map(lambda a, p: jnp.asarray(a).astype(jnp.asarray(p).dtype), average, params)
 
@@ -99,9 +102,12 @@ def ema(decay: float | ArrayLike = 0.999) -> Averaging:
       Averaging", SIAM J. Control Optim., https://doi.org/10.1137/0330046, 1992.
 
     Example:
-      >>> averager = ema(0.99)
-      >>> avg = averager.init(state.params)
-      >>> avg = averager.update(state.params, avg)      # after every step
+      >>> averager = ema(0.5)
+      >>> avg = averager.init({"w": jnp.array(0.0)})
+      >>> for w in (1.0, 1.0):                          # after every step
+      ...     avg = averager.update({"w": jnp.array(w)}, avg)
+      >>> float(avg.average["w"])                    # 0 -> 0.5 -> 0.75
+      0.75
     """
     check_unit_interval("decay", decay, closed_right=True)
 
@@ -137,10 +143,11 @@ def swa() -> Averaging:
 
     Example:
       >>> averager = swa()
-      >>> avg = averager.init(state.params)
-      >>> for epoch in range(75, 100):
-      ...     state = train_one_epoch(state)
-      ...     avg = averager.update(state.params, avg)
+      >>> avg = averager.init({"w": jnp.array(0.0)})
+      >>> for w in (1.0, 2.0, 6.0):                     # e.g. once per late epoch
+      ...     avg = averager.update({"w": jnp.array(w)}, avg)
+      >>> float(avg.average["w"])                    # (1 + 2 + 6) / 3
+      3.0
     """
 
     def update(params: Any, state: AveragingState) -> AveragingState:
@@ -177,9 +184,14 @@ def ensemble_predict(
       float32 (or wider) probabilities of shape ``logits.shape``.
 
     Example:
-      >>> params = jax.vmap(lambda k: model.init(k, (8, 8, 1))[0])(jax.random.split(key, 5))
+      >>> model = jtricks.nn.mlp([16, 3])
+      >>> keys = jax.random.split(jax.random.key(0), 5)
+      >>> params = jax.vmap(lambda k: model.init(k, (4,))[0])(keys)   # 5 members
+      >>> x_test = jnp.ones((7, 4))
       >>> probs = ensemble_predict(lambda p, x: model.apply(p, {}, x, training=False)[0],
       ...                          params, x_test)
+      >>> probs.shape, bool(jnp.allclose(probs.sum(-1), 1.0))
+      ((7, 3), True)
     """
     def probs(params):
         logits = jnp.asarray(apply_fn(params, x))

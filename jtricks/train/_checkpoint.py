@@ -66,9 +66,14 @@ class Checkpointer:
         (default: print to stderr).
 
     Example:
-      >>> ckpt = Checkpointer("runs/ckpt")
-      >>> ckpt.save(3, state, {"epoch": 3})
-      >>> epoch, state, meta = ckpt.restore_latest(state)
+      >>> import tempfile
+      >>> ckpt = Checkpointer(tempfile.mkdtemp())
+      >>> tree = {"w": jnp.arange(3.0), "key": jax.random.key(0)}
+      >>> ckpt.save(3, tree, {"note": "after epoch 3"})
+      >>> epoch, restored, meta = ckpt.restore_latest(tree)
+      >>> epoch, restored["w"].tolist(), meta["note"]
+      (3, [0.0, 1.0, 2.0], 'after epoch 3')
+      >>> ckpt.close()
     """
 
     def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 3,

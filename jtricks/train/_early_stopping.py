@@ -138,14 +138,14 @@ def early_stopping(
       https://keras.io/api/callbacks/early_stopping/.
 
     Example:
-      >>> stopper = early_stopping(patience=5)
-      >>> es = stopper.init(state.params)
-      >>> for epoch in range(100):
-      ...     state = train_one_epoch(state)
-      ...     es = stopper.update(validation_loss(state.params), es, state.params)
+      >>> stopper = early_stopping(patience=2)
+      >>> es = stopper.init({"w": jnp.zeros(())})
+      >>> for epoch, val_loss in enumerate([0.9, 0.5, 0.6, 0.55, 0.4]):
+      ...     es = stopper.update(val_loss, es, {"w": jnp.float32(epoch)})
       ...     if es.stop:
       ...         break
-      >>> params = es.best_params
+      >>> epoch, int(es.best_epoch), float(es.best_params["w"])
+      (3, 1, 1.0)
     """
     check_choice("mode", mode, ("min", "max"))
     check_non_negative("patience", patience)

@@ -70,6 +70,7 @@ def train_step(state: TrainState, batch: Any, *, loss_fn: LossFn, tx,
       ``loss`` and ``grad_norm`` (the global norm of the gradient before ``tx``).
 
     Example:
+      >>> from jtricks.train import TrainState, classifier_eval, classifier_loss
       >>> model = jtricks.nn.mlp([8, 3])
       >>> params, model_state = model.init(jax.random.key(0), (4,))
       >>> tx = jtricks.optim.sgd(0.1)
@@ -122,6 +123,7 @@ def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,
       the loss function's own metrics).
 
     Example:
+      >>> from jtricks.train import TrainState, classifier_eval, classifier_loss
       >>> model = jtricks.nn.mlp([8, 3])
       >>> params, model_state = model.init(jax.random.key(0), (4,))
       >>> tx = jtricks.optim.adam(1e-2)
@@ -250,6 +252,7 @@ def make_run(*, loss_fn: LossFn, tx, batch_size: int, epochs: int,
       be ``None``.
 
     Example:
+      >>> from jtricks.train import TrainState, classifier_eval, classifier_loss
       >>> model = jtricks.nn.mlp([8, 3])
       >>> params, model_state = model.init(jax.random.key(0), (4,))
       >>> tx = jtricks.optim.adam(1e-2)

@@ -166,6 +166,7 @@ def fit(
         package is not installed.
 
     Example:
+      >>> from jtricks.train import TrainState, classifier_eval, classifier_loss
       >>> model = jtricks.nn.mlp([16, 3])
       >>> params, model_state = model.init(jax.random.key(0), (4,))
       >>> tx = jtricks.optim.adam(1e-2)
