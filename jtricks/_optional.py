@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from types import ModuleType
 
 # import name -> (distribution name, the extra that installs it)
@@ -54,6 +55,10 @@ def missing(modules) -> list[str]:
     out = []
     for module in modules:
         _package(module)
+        parts = module.split(".")
+        if any(sys.modules.get(".".join(parts[:i]), ...) is None for i in range(1, len(parts) + 1)):
+            out.append(module)  # blocked (an already imported submodule would hide it)
+            continue
         try:
             found = importlib.util.find_spec(module) is not None
         except (ImportError, ValueError):  # a missing parent package, or a blocked module

@@ -299,4 +299,4 @@ def _typed(key) -> bool:
     return jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
 
 
-__all__ = ["Member", "MemberResult", "SweepResult", "fit_member", "grid", "train"]
+__all__ = ["Member", "MemberResult", "SweepResult", "fit_member", "grid", "member_of", "train"]
