@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtricks.bench._measure import interleaved_medians
+from benchmarks._measure import interleaved_medians
 
 DROPOUT = 0.1
 
