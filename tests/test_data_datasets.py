@@ -113,10 +113,3 @@ def test_load_digits_without_sklearn(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(ImportError, match=r'pip install "jtricks\[demo\]"'):
         jd.load_digits()
-
-
-def test_all_is_complete():
-    for name in jd.__all__:
-        assert hasattr(jd, name), name
-    public = {n for n in dir(jd) if not n.startswith("_")}
-    assert public - set(jd.__all__) == set()

@@ -362,15 +362,6 @@ def test_traced_hyperparameters_skip_checks():
     assert out.shape == (3,) and bool(jnp.all(jnp.isfinite(out)))
 
 
-def test_all_is_complete_and_importable():
-    import jtricks.optim
-
-    for name in jtricks.optim.__all__:
-        assert getattr(jtricks.optim, name) is not None
-    public = {n for n in dir(jtricks.optim) if not n.startswith("_")}
-    assert public <= set(jtricks.optim.__all__) | {"annotations"}
-
-
 # ----------------------------------------------------------------------------- inject_hyperparams
 
 
