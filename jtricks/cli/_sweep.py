@@ -6,11 +6,12 @@ import argparse
 import json
 import os
 
+from .. import _registry
 from ._common import (CliError, data_spec, int_list, load_dataset, non_negative_float,
                       non_negative_int, positive_float, positive_int, rate, say)
 
 COMMAND = "sweep"
-OPTIMIZERS = ("adamw", "adam", "sgd", "momentum")
+OPTIMIZERS = _registry.cli_names(sweep=True)  # the choices make_build below knows
 
 
 def _values(kind):
