@@ -203,9 +203,16 @@ def adam(
       https://arxiv.org/abs/1412.6980, 2014.
 
     Example:
-      >>> tx = adam(1e-3)
-      >>> state = tx.init(params)                       # doctest: +SKIP
-      >>> updates, state = tx.update(grads, state)      # doctest: +SKIP
+      >>> import jtricks.optim as jo
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> tx = jo.adam(1e-3)
+      >>> state = tx.init(params)
+      >>> grads = {"w": jnp.array([0.5, -0.1])}
+      >>> updates, state = tx.update(grads, state)
+      >>> updates["w"]            # the first step is -lr * sign(g)
+      Array([-0.001,  0.001], dtype=float32)
+      >>> jo.apply_updates(params, updates)["w"]
+      Array([ 0.999, -1.999], dtype=float32)
     """
     return chain(
         scale_by_adam(b1, b2, eps, amsgrad, mu_dtype, nu_dtype, eps_root=eps_root),

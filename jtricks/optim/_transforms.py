@@ -512,7 +512,11 @@ def normalize_by_norm(
       ValueError: for a negative ``eps``.
 
     Example:
-      >>> tx = chain(normalize_by_norm(), scale_by_learning_rate(0.1))
+      >>> import jtricks.optim as jo
+      >>> tx = jo.chain(jo.normalize_by_norm(eps=0.0), jo.scale_by_learning_rate(0.1))
+      >>> grads = {"w": jnp.array([3.0, 4.0])}
+      >>> tx.update(grads, tx.init(grads))[0]["w"]       # -0.1 * g / |g|
+      Array([-0.06      , -0.08000001], dtype=float32)
     """
     v.check_number("scale_factor", scale_factor)
     v.check_non_negative("eps", eps)
@@ -619,7 +623,13 @@ def add_l1_decay(l1: ScalarOrSchedule = 0.0, mask: Any = None) -> GradientTransf
       https://doi.org/10.1111/j.2517-6161.1996.tb02080.x, 1996.
 
     Example:
-      >>> tx = chain(add_l1_decay(1e-5), sgd(0.1))
+      >>> import jtricks.optim as jo
+      >>> tx = jo.chain(jo.add_l1_decay(0.01), jo.sgd(1.0))
+      >>> params = {"w": jnp.array([-2.0, 0.0, 3.0])}
+      >>> grads = {"w": jnp.zeros(3)}
+      >>> updates, _ = tx.update(grads, tx.init(params), params)
+      >>> updates["w"]                                   # -lr * l1 * sign(w)
+      Array([ 0.01,  0.  , -0.01], dtype=float32)
     """
     v.check_non_negative("l1", l1)
     return _decay_transform("add_l1_decay", l1, jnp.sign, mask)
