@@ -1,12 +1,19 @@
 """Package-level checks: every public package's ``__all__`` is complete and importable."""
 
+import ast
+import doctest
 import importlib
 import inspect
+import os
 import pkgutil
+import subprocess
+import sys
 
 import pytest
 
 import jtricks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PUBLIC_MODULES = [f"jtricks.{name}" for name in jtricks._SUBMODULES] + [
     "jtricks.optim.schedules",
@@ -59,3 +66,44 @@ def test_every_module_imports():
     for info in pkgutil.walk_packages(jtricks.__path__, "jtricks."):
         if not info.name.endswith(".__main__"):  # these run a command when imported
             importlib.import_module(info.name)
+
+
+def _doctests_not_yet_run():
+    """The paths of the checkout's conftest.py ``DOCTESTS_NOT_YET_RUN`` (read, not imported)."""
+    with open(os.path.join(ROOT, "conftest.py")) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                getattr(t, "id", None) == "DOCTESTS_NOT_YET_RUN" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("conftest.py no longer defines DOCTESTS_NOT_YET_RUN")
+
+
+def test_every_docstring_example_is_collected_as_a_doctest():
+    """Every docstring with an ``Example:`` section, outside the modules listed in
+    conftest.py's DOCTESTS_NOT_YET_RUN, is a doctest that ``python -m pytest`` collects
+    (so an example cannot silently drop out of the suite)."""
+    tomllib = pytest.importorskip("tomllib")
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        options = tomllib.load(f)["tool"]["pytest"]["ini_options"]
+    assert "jtricks" in options["testpaths"] and "--doctest-modules" in options["addopts"]
+    not_yet = [p.rstrip("/") for p in _doctests_not_yet_run()]
+    expected = set()
+    for info in pkgutil.walk_packages(jtricks.__path__, "jtricks."):
+        if info.name.endswith(".__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        path = os.path.relpath(module.__file__, ROOT).replace(os.sep, "/")
+        if any(path == p or path.startswith(p + "/") for p in not_yet):
+            continue
+        for test in doctest.DocTestFinder().find(module, info.name):
+            if test.docstring and "Example:" in test.docstring:
+                assert test.examples, f"{test.name}: an Example: section without >>> lines"
+                expected.add(f"{path}::{test.name}")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "-p", "no:xdist", "jtricks"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    collected = {line.strip() for line in done.stdout.splitlines() if "::" in line}
+    missing = sorted(expected - collected)
+    assert not missing, f"docstring examples not collected as doctests: {missing}\n{done.stderr}"
+    assert len(expected) >= 90, len(expected)  # 96 when this test was written
