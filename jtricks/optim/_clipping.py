@@ -31,6 +31,9 @@ def clip(max_abs: jax.typing.ArrayLike) -> GradientTransformation:
 
     Example:
       >>> tx = clip(1.0)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]   # each entry to [-1, 1]
+      Array([ 1., -1.], dtype=float32)
     """
     v.check_positive("max_abs", max_abs)
 
@@ -65,6 +68,9 @@ def clip_by_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformation:
 
     Example:
       >>> tx = clip_by_norm(1.0)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]   # this leaf's norm to 1
+      Array([ 0.4472136, -0.8944272], dtype=float32)
     """
     v.check_positive("max_norm", max_norm)
 
