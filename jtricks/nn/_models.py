@@ -329,8 +329,9 @@ def resnet(
     Example:
       >>> model = resnet(10, drop_path=0.1)
       >>> params, state = model.init(jax.random.key(0), (8, 8, 1))
-      >>> y, state = model.apply(params, state, jnp.ones((2, 8, 8, 1)),
-      ...                        training=True, key=jax.random.key(1))
+      >>> apply = jax.jit(model.apply, static_argnames="training")   # one compiled program
+      >>> y, state = apply(params, state, jnp.ones((2, 8, 8, 1)),
+      ...                  training=True, key=jax.random.key(1))
       >>> y.shape
       (2, 10)
     """
