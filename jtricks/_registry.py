@@ -224,6 +224,13 @@ def _optax_apply_if_finite(tx, max_consecutive_errors):
     return resolve("optax.apply_if_finite")(resolve("optax.adam")(1e-2), max_consecutive_errors)
 
 
+def _optax_apply_if_finite_accumulate(tx, max_consecutive_errors):
+    del tx  # accumulate_gradients(adam(1e-2), 2) of the variation
+    optax = importlib.import_module("optax")
+    inner = optax.MultiSteps(optax.adam(1e-2), 2).gradient_transformation()
+    return optax.apply_if_finite(inner, max_consecutive_errors)
+
+
 def _optax_accumulate(tx, every_k):
     del tx  # the inner jtricks sgd(0.1) of the typical configuration
     optax = importlib.import_module("optax")
@@ -273,9 +280,9 @@ ENTRIES: tuple = (
         variations=(
             Variation("centered", {"centered": True}, converge=Converge(0.01, 1e-3, 5000)),
             Variation("momentum", {"momentum": 0.9, "nesterov": True},
-                      converge=Converge(1e-3, 1e-4, 5000)),
+                      converge=Converge(1e-3, 1e-4, 5000, {"nesterov": False})),
             Variation("eps_outside", {"eps": 1e-6, "eps_in_sqrt": False},
-                      converge=Converge(0.01, 2e-3, 5000)),
+                      converge=Converge(0.01, 2e-3, 5000, {"eps": 1e-8})),
         ),
         invalid=(Invalid({"momentum": -0.5}), Invalid({"decay": 1.5})),
         converge=Converge(0.01, 2e-3, 5000),
@@ -293,8 +300,8 @@ ENTRIES: tuple = (
         variations=(
             Variation("amsgrad", {"amsgrad": True}, optax="optax.amsgrad",
                       optax_kwargs={"learning_rate": 1e-2}, converge=Converge(0.1, 0.2, 10_000)),
-            # an f32 (non-weak) learning rate must not promote bf16 / f16 updates
-            Variation("f32_lr", {"learning_rate": Call("numpy.float32", (1e-2,))}),
+            # an f32 array (not weakly typed) learning rate must not promote bf16 / f16 updates
+            Variation("f32_lr", {"learning_rate": Call("jax.numpy.float32", (1e-2,))}),
             Variation("amsgrad_f32_moments",
                       {"amsgrad": True, "mu_dtype": _F32, "nu_dtype": _F32},
                       optax="optax.amsgrad",
@@ -396,6 +403,10 @@ ENTRIES: tuple = (
     Entry(
         "apply_if_finite", "transform",
         {"tx": _jo("adam", 1e-2), "max_consecutive_errors": 3}, _optax_apply_if_finite,
+        variations=(  # wrappers nest
+            Variation("accumulate", {"tx": _jo("accumulate_gradients", _jo("adam", 1e-2), 2)},
+                      optax=_optax_apply_if_finite_accumulate),
+        ),
         invalid=(Invalid({"max_consecutive_errors": -1}),),
     ),
     Entry(
