@@ -431,8 +431,9 @@ def test_every_public_optimizer_has_a_registry_row():
 
 
 def test_cli_choices_come_from_the_registry_and_build_its_configurations():
-    """``jtricks train --optimizer NAME`` builds what the registry's row says (one update
-    compared), ``jtricks sweep`` offers the rows marked for it."""
+    """``jtricks train --optimizer NAME`` and ``jtricks sweep --optimizer NAME`` build what
+    the registry's row says (two updates compared; the CLIs fall back to another optimizer
+    for a name they do not know, so a new row without CLI code fails here)."""
     from jtricks.cli import _sweep, _train, build_parser
 
     choices = registry.cli_configs()
@@ -443,13 +444,20 @@ def test_cli_choices_come_from_the_registry_and_build_its_configurations():
     params = _mlp_params()
     grads = jax.grad(_mlp_loss)(params)
 
+    sweep_point = {"learning_rate": 0.01, "weight_decay": 0.0, "dropout": 0.0, "init_scale": 1.0}
+
     @jax.jit
     def two_updates(grads, params):
         out = {}
         for c in choices:
             args = parser.parse_args(["train", "--optimizer", c.cli.name])
-            for name, tx in (("cli", _train.build_optimizer(args, 10)),
-                             ("registry", c.build_cli(c.cli.lr))):
+            txs = {"train": _train.build_optimizer(args, 10),
+                   "registry": c.build_cli(c.cli.lr)}
+            if c.cli.sweep:
+                args = parser.parse_args(["sweep", "--optimizer", c.cli.name])
+                txs["sweep"] = _sweep.make_build(args, 10)(sweep_point)[1]
+                txs["registry at the sweep's lr"] = c.build_cli(0.01)
+            for name, tx in txs.items():
                 state = tx.init(params)
                 u, state = tx.update(grads, state, params)
                 out[c.cli.name, name] = tx.update(grads, state, params)[0]
@@ -457,6 +465,9 @@ def test_cli_choices_come_from_the_registry_and_build_its_configurations():
 
     out = two_updates(grads, params)
     for c in choices:
-        for a, b in zip(jax.tree.leaves(out[c.cli.name, "cli"]),
-                        jax.tree.leaves(out[c.cli.name, "registry"])):
-            np.testing.assert_allclose(a, b, rtol=1e-6, err_msg=c.cli.name)
+        pairs = [("train", "registry")] + (
+            [("sweep", "registry at the sweep's lr")] if c.cli.sweep else [])
+        for cli, ref in pairs:
+            for a, b in zip(jax.tree.leaves(out[c.cli.name, cli]),
+                            jax.tree.leaves(out[c.cli.name, ref])):
+                np.testing.assert_allclose(a, b, rtol=1e-6, err_msg=f"{cli} {c.cli.name}")
