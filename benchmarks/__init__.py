@@ -33,6 +33,7 @@ import sys
 
 import jax
 
+from jtricks._optional import install_hint, missing
 from benchmarks._measure import describe_machine, log, parse_shape
 from benchmarks._report import format_report
 from benchmarks._step import isolated_compile_row, isolated_step_row
@@ -44,6 +45,8 @@ FULL_SHAPES = ((1, 16 << 20), (64, 256 << 10), (2048, 1024), (8192, 512))
 FULL_COMPILE = (256, 1024, 4096)
 QUICK_SHAPES = ((32, 128),)
 DEFAULT_TIMEOUT = 3600.0
+# The training step compares with flax on the embedded digits (scikit-learn).
+TRAIN_NEEDS = ("flax", "sklearn")
 
 
 def _parse_args(argv):
@@ -118,9 +121,15 @@ def main(argv=None) -> int:
         ``jtricks bench --help``.
 
     Returns:
-      The exit status, 0.
+      The exit status: 0, or 2 (one line on stderr) when the training step's optional
+      packages (flax, scikit-learn: the ``bench`` extra) are missing.
     """
     args = _parse_args(argv)
+    absent = [] if args.no_train else missing(TRAIN_NEEDS)
+    if absent:  # before any row runs: the training step comes last
+        print(f"jtricks bench: error: {install_hint(absent, 'the training step', extra='bench')}"
+              " (or skip it: --no-train)", file=sys.stderr)
+        return 2
     command = "jtricks bench " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.quick:
         shapes, counts, copy_n = QUICK_SHAPES, (), 1 << 16

@@ -23,7 +23,9 @@ def _digits(n_batch: int):
 
 def _flax_mlp(features, dropout):
     """The model of :func:`jtricks.nn.mlp` with ``batch_norm=True``, written with flax.linen."""
-    import flax.linen as fnn
+    from jtricks._optional import require
+
+    fnn = require("flax.linen", "jtricks bench's training step")
 
     class MLP(fnn.Module):
         @fnn.compact

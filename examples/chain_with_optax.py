@@ -36,7 +36,7 @@ def main(quick: bool = False) -> float:
     model = jtricks.nn.mlp((128, 10), dropout=0.1)
     params, model_state = model.init(jax.random.PRNGKey(1), (8, 8, 1))
     state = TrainState.create(params=params, tx=tx, key=2, model_state=model_state)
-    result = fit(state, tx, classifier_loss(model), train, epochs=epochs, batch_size=32,
+    result = fit(state, train, loss_fn=classifier_loss(model), tx=tx, epochs=epochs, batch_size=32,
                  data_key=3, val_data=val, eval_fn=classifier_eval(model), progress=not quick)
     accuracy = result.history[-1]["val_accuracy"]
     print(f"optax.chain(jtricks clip, optax adam, jtricks schedule): "

@@ -13,7 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import jtricks
-from jtricks.train import TrainState, classifier_eval, classifier_loss, evaluate, make_epoch
 
 
 def load(mnist_dir):
@@ -30,24 +29,16 @@ def main(quick: bool = False, mnist_dir=None, plot=None):
     train, val = load(mnist_dir)
     rates = jnp.array([0.0, 0.1, 0.2, 0.3, 0.5])
     epochs = 2 if quick else 20
-    shape = train[0].shape[1:]
-
     width = 128 if quick else 512
 
-    def run(rate):
-        model = jtricks.nn.mlp((width, width, 10), dropout=rate)   # rate is a tracer
-        params, model_state = model.init(jax.random.PRNGKey(1), shape)
-        tx = jtricks.optim.adam(1e-3)
-        state = TrainState.create(params=params, tx=tx, key=2, model_state=model_state)
-        epoch = make_epoch(classifier_loss(model), tx, batch_size=64)
+    def build(h):   # h["dropout"] is a tracer: every rate trains in one program
+        model = jtricks.nn.mlp((width, width, 10), dropout=h["dropout"])
+        return model, jtricks.optim.adam(1e-3)
 
-        def body(state, e):
-            state, _, _ = epoch(state, train, jax.random.fold_in(jax.random.PRNGKey(3), e))
-            return state, evaluate(classifier_eval(model), state.params, state.model_state, val)
-
-        return jax.lax.scan(body, state, jnp.arange(epochs))[1]
-
-    curves = jax.jit(jax.vmap(run))(rates)
+    result = jtricks.sweep.train(build, {"dropout": rates}, train, val,
+                                 key=jax.random.PRNGKey(1), epochs=epochs, batch_size=64)
+    curves = {"accuracy": result.members.curves["val_accuracy"],
+              "loss": result.members.curves["val_loss"]}
     for rate, acc, loss in zip(rates, curves["accuracy"], curves["loss"]):
         print(f"dropout {float(rate):.1f}: validation accuracy {float(acc[-1]):.4f}, "
               f"best validation loss {float(loss.min()):.4f}")

@@ -41,7 +41,7 @@ def main(quick: bool = False):
 
     def run(m, p):
         state = TrainState.create(params=p, tx=tx, key=2, model_state=model_state)
-        return fit(state, tx, classifier_loss(m), train, epochs=epochs, batch_size=64,
+        return fit(state, train, loss_fn=classifier_loss(m), tx=tx, epochs=epochs, batch_size=64,
                    data_key=3, val_data=val, eval_fn=classifier_eval(m), progress=False)
 
     flat_result = run(flat_model, flat)

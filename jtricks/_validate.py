@@ -33,7 +33,7 @@ def _fmt(value) -> str:
 
 
 def check_number(name: str, value: Any, *, lo=None, hi=None, lo_open=False, hi_open=False,
-                 allow_none=False) -> None:
+                 allow_none=False, finite=False) -> None:
     """Checks ``lo <= value <= hi`` (``<`` where open) for every element, and not NaN.
 
     Args:
@@ -42,9 +42,11 @@ def check_number(name: str, value: Any, *, lo=None, hi=None, lo_open=False, hi_o
       lo, hi: bounds; ``None`` for unbounded.
       lo_open, hi_open: whether the bound itself is excluded.
       allow_none: whether ``None`` is accepted.
+      finite: also reject ``inf`` and ``-inf``.
 
     Raises:
-      ValueError: if a concrete value is NaN or outside the bounds.
+      ValueError: if a concrete value is NaN, infinite (with ``finite``) or outside
+        the bounds.
       TypeError: if the value is not numeric.
     """
     if value is None:
@@ -61,6 +63,8 @@ def check_number(name: str, value: Any, *, lo=None, hi=None, lo_open=False, hi_o
     arr = arr.astype(np.float64)
     if np.isnan(arr).any():
         raise ValueError(f"{name}={_fmt(arr)} must not be NaN")
+    if finite and np.isinf(arr).any():
+        raise ValueError(f"{name}={_fmt(arr)} must be finite")
     if lo is not None:
         bad = arr <= lo if lo_open else arr < lo
         if bad.any():

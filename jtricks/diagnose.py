@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jtricks._numeric import global_norm as _global_norm
+from jtricks._numeric import upcast
 from jtricks._validate import check_choice, check_int, check_positive, check_unit_interval
 
 __all__ = [
@@ -34,11 +36,6 @@ __all__ = [
 #: Default thresholds of ``gradient_health`` on the global gradient norm.
 EXPLODING_NORM = 1e3
 VANISHING_NORM = 1e-7
-
-
-def _f32(x) -> jax.Array:
-    x = jnp.asarray(x)
-    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
 
 class GradientHealth(NamedTuple):
@@ -103,10 +100,8 @@ def gradient_health(
 
 @jax.jit
 def _gradient_health(grads, explode_threshold, vanish_threshold) -> GradientHealth:
-    layer_sq = jax.tree.map(lambda g: jnp.sum(jnp.square(_f32(g))), grads)
-    sq = jax.tree.leaves(layer_sq)
-    global_norm = jnp.sqrt(sum(sq, jnp.zeros((), jnp.float32)))
-    layer_norms = jax.tree.map(jnp.sqrt, layer_sq)
+    global_norm = _global_norm(grads)
+    layer_norms = jax.tree.map(lambda g: jnp.sqrt(jnp.sum(jnp.square(upcast(g)))), grads)
     nonfinite = sum(
         (jnp.sum(~jnp.isfinite(g), dtype=jnp.int32) for g in jax.tree.leaves(grads)
          if jnp.issubdtype(jnp.asarray(g).dtype, jnp.inexact)),
@@ -186,7 +181,7 @@ def saturated_fraction(activations: ArrayLike, activation: str = "tanh", margin:
 
 @functools.partial(jax.jit, static_argnums=1)
 def _saturated(activations, activation: str, margin) -> jax.Array:
-    distance = _FLAT[activation](_f32(activations))
+    distance = _FLAT[activation](upcast(activations))
     return jnp.mean(distance < margin, dtype=jnp.float32)
 
 
@@ -233,7 +228,7 @@ def activation_health(activations: Any, activation: str = "relu", margin: float 
 @functools.partial(jax.jit, static_argnums=1)
 def _activation_health(activations, activation: str, margin) -> ActivationHealth:
     def flat(a):
-        a = _f32(a)
+        a = upcast(a)
         return a <= 0 if activation == "relu" else _FLAT[activation](a) < margin
 
     return ActivationHealth(
@@ -338,6 +333,6 @@ def _propagate(weights, x, g, activation):
     (grads,) = vjp(g)
 
     def stds(a):
-        return jnp.std(_f32(a), axis=(1, 2))
+        return jnp.std(upcast(a), axis=(1, 2))
 
     return SignalPropagation(stds(zs), stds(hs), stds(grads))

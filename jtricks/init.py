@@ -12,6 +12,10 @@ n_out)`` has ``fan_in = n_in`` and a convolution kernel ``(kh, kw, c_in,
 c_out)`` (HWIO) has ``fan_in = kh * kw * c_in`` and ``fan_out = kh * kw *
 c_out``.
 
+``dtype`` is the dtype of the returned array, as in
+:mod:`jax.nn.initializers` (flax passes its ``param_dtype`` there; the random
+draws are computed in at least float32 and cast).
+
 Every random initializer is one case of :func:`variance_scaling`, which draws
 weights of mean 0 and variance exactly ``scale / n`` with ``n`` the fan chosen
 by ``mode``. Normal distributions are plain (not truncated) unless
@@ -34,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jtricks._numeric import compute_dtype
 from jtricks._validate import check_choice, check_non_negative, check_number, check_positive
 
 Initializer = Callable[..., jax.Array]
@@ -118,7 +123,7 @@ def _sample(key, shape, dtype, distribution: str, variance) -> jax.Array:
     """Draws zero-mean samples of exactly ``variance`` (computed in >= float32)."""
     shape = _canonical_shape(shape)
     dtype = _float_dtype(dtype)
-    work = jnp.promote_types(dtype, jnp.float32)
+    work = compute_dtype(dtype)
     std = jnp.sqrt(jnp.asarray(variance, work))
     if distribution == "normal":
         x = jax.random.normal(key, shape, work)
@@ -156,7 +161,7 @@ def uniform(scale=1e-2) -> Initializer:
     def init(key, shape, dtype=jnp.float32) -> jax.Array:
         shape = _canonical_shape(shape)
         dtype = _float_dtype(dtype)
-        work = jnp.promote_types(dtype, jnp.float32)
+        work = compute_dtype(dtype)
         x = jax.random.uniform(key, shape, work, -1.0, 1.0)
         return (x * jnp.asarray(scale, work)).astype(dtype)
 
@@ -409,7 +414,7 @@ def orthogonal(scale=1.0, *, column_axis: int = -1) -> Initializer:
         dtype = _float_dtype(dtype)
         if len(shape) < 2:
             raise ValueError(f"shape={shape} has fewer than two axes: orthogonal needs a matrix")
-        work = jnp.promote_types(dtype, jnp.float32)
+        work = compute_dtype(dtype)
         n_cols = shape[column_axis]
         n_rows = math.prod(shape) // max(n_cols, 1)
         a = jax.random.normal(key, (max(n_rows, n_cols), min(n_rows, n_cols)), work)

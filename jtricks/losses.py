@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jtricks._numeric import compute_dtype
 from jtricks.data._sampling import check_labels
 
 __all__ = ["accuracy", "cross_entropy"]
@@ -72,7 +73,7 @@ def cross_entropy(
 @jax.jit
 def _cross_entropy(logits, labels, class_weights):
     num_classes = logits.shape[-1]
-    dtype = jnp.promote_types(logits.dtype, jnp.float32)
+    dtype = compute_dtype(logits.dtype)
     log_probs = jax.nn.log_softmax(logits.astype(dtype), axis=-1)
     valid = (labels >= 0) & (labels < num_classes)
     safe = jnp.where(valid, labels, 0)

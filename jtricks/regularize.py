@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jtricks._numeric import upcast
+
 __all__ = ["gradient_penalty", "l1_penalty", "l2_penalty"]
 
 
@@ -29,9 +31,7 @@ def _masked_leaves(params: Any, mask: Any) -> list:
 def _sum(leaves, fn) -> jax.Array:
     total = jnp.zeros((), jnp.float32)
     for leaf in leaves:
-        leaf = jnp.asarray(leaf)
-        x = leaf.astype(jnp.promote_types(leaf.dtype, jnp.float32))
-        total = total + jnp.sum(fn(x))
+        total = total + jnp.sum(fn(upcast(leaf)))
     return total
 
 
@@ -120,7 +120,7 @@ def gradient_penalty(
     """
     x = jnp.asarray(x)
     grads = jax.grad(lambda inp: jnp.sum(fn(inp)))(x)
-    g = grads.reshape(grads.shape[0], -1).astype(jnp.promote_types(grads.dtype, jnp.float32))
+    g = upcast(grads.reshape(grads.shape[0], -1))
     sq = jnp.sum(jnp.square(g), axis=-1)
     positive = sq > 0
     norm = jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)

@@ -1,28 +1,36 @@
 """Hyperparameter sweeps: K configurations trained as one ``vmap``-ed, jitted program.
 
-A sweep member is described by a ``build(hparams) -> (model, tx)`` function
-that makes the model and the optimizer from a dict of scalar hyperparameters
-(learning rate, weight decay, dropout rate, initializer scale, ...). Inside
-:func:`train` those scalars are traced values of a ``vmap`` over the members,
-so one compilation trains all ``K`` configurations at once, and changing the
-values (not their number) does not compile again.
+A sweep member is described by a ``build(hparams)`` function that makes the
+model and the optimizer from a dict of scalar hyperparameters (learning rate,
+weight decay, dropout rate, initializer scale, ...): it returns a
+:class:`Member` (model, optimizer, and optionally its own loss, evaluation and
+averager) or just a ``(model, tx)`` pair. Inside :func:`train` those scalars
+are traced values of a ``vmap`` over the members, so one compilation trains all
+``K`` configurations at once, and changing the values (not their number) does
+not compile again.
 
-Every member sees the same data order and draws from the same key (common
-random numbers: the members differ only by their hyperparameters), stops on
-its own through :func:`jtricks.train.early_stopping` on the validation loss,
-and keeps its best parameters. Under ``vmap`` the members run in lockstep: a
-stopped member is frozen while the others go on, and the program ends when
-all have stopped or ``epochs`` is reached. Member ``k`` of a sweep equals
-:func:`fit_member` run alone on ``hparams[k]``.
+A sweep is the engine under ``vmap``: every member runs
+:func:`jtricks.train.make_run` — the same step, epoch, validation and early
+stopping as :func:`jtricks.train.fit` — so member ``k`` equals ``fit`` run
+alone on ``hparams[k]`` with the same keys. Members share one key (common
+random numbers: they differ only by their hyperparameters) unless ``key`` has
+one per member, stop on their own through
+:func:`jtricks.train.early_stopping` on the validation loss, and keep their
+best parameters. Under ``vmap`` the members run in lockstep: a stopped member
+is frozen while the others go on, and the program ends when all have stopped
+or ``epochs`` is reached.
 
 Example:
   >>> def build(h):
-  ...     model = jtricks.nn.mlp([64, 10], dropout=h["dropout"])
-  ...     return model, jtricks.optim.adamw(h["learning_rate"], weight_decay=h["weight_decay"])
-  >>> hparams = grid(learning_rate=[1e-3, 1e-2], weight_decay=[0.0, 1e-4], dropout=[0.0, 0.3])
-  >>> result = train(build, hparams, (x, y, x_val, y_val), key=jax.random.PRNGKey(0),
-  ...                epochs=50, batch_size=64, patience=5)
-  >>> result.best, result.member(result.best).best_value
+  ...     model = jtricks.nn.mlp([16, 3], dropout=h["dropout"])
+  ...     return model, jtricks.optim.adamw(h["learning_rate"], weight_decay=1e-4)
+  >>> hparams = grid(learning_rate=[1e-3, 1e-2], dropout=[0.0, 0.3])
+  >>> x = jax.random.normal(jax.random.key(0), (80, 4))
+  >>> y = (x[:, 0] > 0).astype(jnp.int32)
+  >>> result = train(build, hparams, (x[:60], y[:60]), (x[60:], y[60:]),
+  ...                key=jax.random.key(1), epochs=5, batch_size=20, patience=2)
+  >>> result.members.val_loss.shape
+  (4, 5)
 """
 
 from __future__ import annotations
@@ -36,12 +44,41 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtricks import _validate
-from jtricks import losses as _losses
 from jtricks import train as _train
+from jtricks.train._state import as_key
 
-# build(hparams) -> (model, tx); model has init(key, input_shape) and
-# apply(params, state, x, *, training, key=None).
-Build = Callable[[Mapping[str, jax.Array]], tuple[Any, Any]]
+class Member(NamedTuple):
+    """One configuration of a sweep, as ``build(hparams)`` returns it.
+
+    Attributes:
+      model: ``init(key, input_shape) -> (params, model_state)`` and ``apply``
+        (a ``jtricks.nn`` model).
+      tx: the gradient transformation.
+      loss_fn: ``loss_fn(params, model_state, batch, key)``; default
+        ``jtricks.train.classifier_loss(model)``.
+      eval_fn: per-example validation metrics; default
+        ``jtricks.train.classifier_eval(model)``.
+      averager: optional ``ema`` / ``swa``.
+    """
+
+    model: Any
+    tx: Any
+    loss_fn: Callable | None = None
+    eval_fn: Callable | None = None
+    averager: Any = None
+
+
+# build(hparams) -> Member, or a (model, tx) pair.
+Build = Callable[[Mapping[str, jax.Array]], Any]
+
+
+def member_of(build: Build, hparams) -> Member:
+    """``build(hparams)`` as a :class:`Member` with its defaults filled in."""
+    built = build(hparams)
+    member = built if isinstance(built, Member) else Member(*built)
+    return member._replace(
+        loss_fn=member.loss_fn or _train.classifier_loss(member.model),
+        eval_fn=member.eval_fn or _train.classifier_eval(member.model))
 
 
 class MemberResult(NamedTuple):
@@ -57,6 +94,10 @@ class MemberResult(NamedTuple):
       best_value: the lowest validation loss.
       best_epoch: its 0-based epoch.
       epochs_run: how many epochs the member trained before it stopped.
+      curves: every per-epoch curve of :func:`jtricks.train.make_run`
+        (``train_accuracy``, ``val_accuracy``, ``grad_norm``, ...).
+      final_state: the ``TrainState`` after the last epoch run.
+      avg_state: the averager's state (``None`` without one).
     """
 
     params: Any
@@ -66,6 +107,9 @@ class MemberResult(NamedTuple):
     best_value: jax.Array
     best_epoch: jax.Array
     epochs_run: jax.Array
+    curves: dict
+    final_state: Any
+    avg_state: Any
 
 
 class SweepResult(NamedTuple):
@@ -116,29 +160,35 @@ def grid(**values: Sequence[float]) -> dict[str, jax.Array]:
 def fit_member(
     build: Build,
     hparams: Mapping[str, Any],
-    data: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
+    train_data: Any,
+    val_data: Any,
     *,
     key: jax.Array,
     epochs: int,
     batch_size: int,
     patience: int | None = None,
-    loss_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+    init_params: Any = None,
+    record: Callable | None = None,
 ) -> MemberResult:
-    """Trains one configuration; pure and traceable, the body of a sweep.
+    """Trains one configuration with the engine; pure and traceable, the body of a sweep.
 
-    Every epoch shuffles the training set with ``fold_in(key, epoch)``, takes
-    ``len(x) // batch_size`` full batches (the remainder is left out), then
-    evaluates the validation loss in evaluation mode and updates early stopping.
+    ``key`` splits into ``(init, train, data)`` keys: the model is initialised
+    with the first (unless ``init_params`` is given), dropout draws from the
+    second (``TrainState.key``) and the data order from the third, exactly as
+    ``fit(TrainState.create(..., key=train_key), ..., data_key=data_key)``.
 
     Args:
-      build: ``build(hparams) -> (model, tx)``.
+      build: ``build(hparams) -> Member`` (or ``(model, tx)``).
       hparams: ``{name: scalar}``, Python numbers or (traced) arrays.
-      data: ``(x_train, y_train, x_val, y_val)``, labels as int class indices.
-      key: the PRNG key for initialisation, dropout and data order.
+      train_data, val_data: ``(x, y)`` pairs (any pytree the loss takes).
+      key: the PRNG key (raw or typed).
       epochs: the largest number of epochs.
       batch_size: examples per step.
-      patience: early-stopping patience in epochs; ``None`` trains every epoch.
-      loss_fn: ``loss_fn(logits, labels) -> scalar``; mean cross-entropy by default.
+      patience: early-stopping patience in epochs on the validation loss
+        (Keras' meaning); ``None`` trains every epoch.
+      init_params: optional ``(params, model_state)`` to start from.
+      record: optional ``record(state, avg_state) -> {name: array}`` added to
+        the curves (see :func:`jtricks.train.make_run`).
 
     Returns:
       A :class:`MemberResult`.
@@ -150,99 +200,68 @@ def fit_member(
     epochs = _validate.check_int("epochs", epochs, lo=1)
     batch_size = _validate.check_int("batch_size", batch_size, lo=1)
     patience = _validate.check_int("patience", patience, lo=0, allow_none=True)
-    x, y, x_val, y_val = data
-    if batch_size > x.shape[0]:
-        raise ValueError(f"batch_size={batch_size} exceeds the {x.shape[0]} training examples")
-    loss_fn = _losses.cross_entropy if loss_fn is None else loss_fn
-    steps = x.shape[0] // batch_size
-
-    model, tx = build(hparams)
+    n = jax.tree.leaves(train_data)[0].shape[0]
+    if batch_size > n:
+        raise ValueError(f"batch_size={batch_size} exceeds the {n} training examples")
+    member = member_of(build, hparams)
     init_key, train_key, data_key = jax.random.split(key, 3)
-    params, model_state = model.init(init_key, x.shape[1:])
-    state = _train.TrainState.create(params=params, tx=tx, key=train_key, model_state=model_state)
-    stopper = _train.early_stopping(epochs if patience is None else patience)
-
-    def batch_loss(params, model_state, batch, key):
-        xb, yb = batch
-        logits, model_state = model.apply(params, model_state, xb, training=True, key=key)
-        return loss_fn(logits, yb), (model_state, {})
-
-    def one_step(state, index):
-        state, metrics = _train.train_step(state, (x[index], y[index]), loss_fn=batch_loss, tx=tx)
-        return state, metrics["loss"]
-
-    def one_epoch(carry):
-        epoch, state, stop_state, train_loss, val_loss = carry
-        order = jax.random.permutation(jax.random.fold_in(data_key, epoch), x.shape[0])
-        state, losses = jax.lax.scan(one_step, state, order[: steps * batch_size].reshape(steps, -1))
-        logits, _ = model.apply(state.params, state.model_state, x_val, training=False)
-        value = loss_fn(logits, y_val)
-        stop_state = stopper.update(stop_state, value, (state.params, state.model_state))
-        train_loss = train_loss.at[epoch].set(losses.mean())
-        return epoch + 1, state, stop_state, train_loss, val_loss.at[epoch].set(value)
-
-    def running(carry):
-        epoch, _, stop_state, _, _ = carry
-        return (epoch < epochs) & ~stop_state.stop
-
-    nan = jnp.full((epochs,), jnp.nan, jnp.float32)
-    carry = (jnp.zeros((), jnp.int32), state, stopper.init((params, model_state)), nan, nan)
-    epoch, _, stop_state, train_loss, val_loss = jax.lax.while_loop(running, one_epoch, carry)
-    best_params, best_model_state = stop_state.best_params
-    return MemberResult(
-        best_params,
-        best_model_state,
-        train_loss,
-        val_loss,
-        stop_state.best_value,
-        stop_state.best_epoch,
-        epoch,
-    )
+    if init_params is None:
+        init_params = member.model.init(init_key, jax.tree.leaves(train_data)[0].shape[1:])
+    params, model_state = init_params
+    state = _train.TrainState.create(params=params, tx=member.tx, key=train_key,
+                                     model_state=model_state)
+    run = _train.make_run(loss_fn=member.loss_fn, tx=member.tx, batch_size=batch_size,
+                          epochs=epochs, eval_fn=member.eval_fn, averager=member.averager,
+                          early_stopping=_train.early_stopping(
+                              epochs if patience is None else patience),
+                          record=record)
+    out = run(state, train_data, val_data, data_key)
+    best_params, best_model_state = out.stop_state.best_params
+    return MemberResult(best_params, best_model_state, out.curves["train_loss"],
+                        out.curves["val_loss"], out.stop_state.best_value,
+                        out.stop_state.best_epoch, out.epochs_run, out.curves, out.state,
+                        out.avg_state)
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_sweep(build, loss_fn, epochs, batch_size, patience):
-    fit = functools.partial(
-        fit_member,
-        build,
-        epochs=epochs,
-        batch_size=batch_size,
-        patience=patience,
-        loss_fn=loss_fn,
-    )
-    return jax.jit(jax.vmap(lambda h, data, key: fit(h, data, key=key), in_axes=(0, None, None)))
+def _compiled_sweep(build, epochs, batch_size, patience, key_axis):
+    fit = functools.partial(fit_member, build, epochs=epochs, batch_size=batch_size,
+                            patience=patience)
+    return jax.jit(jax.vmap(lambda h, tr, va, key: fit(h, tr, va, key=key),
+                            in_axes=(0, None, None, key_axis)))
 
 
 def train(
     build: Build,
     hparams: Mapping[str, Any],
-    data: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
+    train_data: Any,
+    val_data: Any,
     *,
     key: jax.Array,
     epochs: int,
     batch_size: int,
     patience: int | None = None,
-    loss_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
 ) -> SweepResult:
     """Trains every configuration of ``hparams`` at once, as one compiled program.
 
-    The compiled program is cached per ``(build, loss_fn, epochs, batch_size,
+    The compiled program is cached per ``(build, epochs, batch_size,
     patience)``: a second sweep with other values (and the same number of
     members and data shapes) runs without compiling again.
 
     Args:
-      build: ``build(hparams) -> (model, tx)``, called inside ``vmap`` with
-        traced scalars: it must build everything from them with ``jnp``
-        operations (jtricks optimizers, initializers and models accept traced
-        hyperparameters).
+      build: ``build(hparams) -> Member`` or ``(model, tx)``, called inside
+        ``vmap`` with traced scalars: it must build everything from them with
+        ``jnp`` operations (jtricks optimizers, initializers and models accept
+        traced hyperparameters).
       hparams: ``{name: array[K]}``, e.g. from :func:`grid`.
-      data: ``(x_train, y_train, x_val, y_val)``, shared by all members.
-      key: the PRNG key, shared by all members (common random numbers).
+      train_data, val_data: ``(x, y)`` pairs, shared by all members.
+      key: one PRNG key shared by all members (common random numbers), or
+        ``K`` keys (shape ``(K, 2)`` raw or ``(K,)`` typed), one per member
+        (e.g. a sweep over seeds).
       epochs: the largest number of epochs.
       batch_size: examples per step.
       patience: early-stopping patience in epochs (each member stops on its
         own); ``None`` trains every member for ``epochs``.
-      loss_fn: ``loss_fn(logits, labels) -> scalar``; mean cross-entropy by default.
 
     Returns:
       A :class:`SweepResult`; ``result.best`` is the member with the lowest
@@ -250,16 +269,12 @@ def train(
 
     Raises:
       ValueError: if ``hparams`` is empty or its arrays are not all of one
-        length ``K``, and for the bad arguments of :func:`fit_member`.
+        length ``K``, if ``key`` holds neither one key nor ``K``, and for the
+        bad arguments of :func:`fit_member`.
 
     References:
       J. Bergstra, Y. Bengio, "Random Search for Hyper-Parameter Optimization",
       https://jmlr.org/papers/v13/bergstra12a.html, 2012 (grids and their cost).
-
-    Example:
-      >>> result = train(build, grid(learning_rate=[1e-3, 1e-2]), data,
-      ...                key=jax.random.PRNGKey(0), epochs=20, batch_size=32)
-      >>> float(result.members.best_value[result.best])
     """
     hparams = {name: jnp.asarray(value, jnp.float32) for name, value in hparams.items()}
     shapes = {value.shape for value in hparams.values()}
@@ -268,10 +283,20 @@ def train(
             "hparams must map names to 1-d arrays of one length K, got shapes "
             f"{ {name: value.shape for name, value in hparams.items()} }"
         )
-    run = _compiled_sweep(build, loss_fn, epochs, batch_size, patience)
-    members = run(hparams, tuple(jnp.asarray(a) for a in data), jnp.asarray(key))
+    k = next(iter(hparams.values())).shape[0]
+    key = as_key(key)
+    single = key.shape == (() if _typed(key) else (2,))
+    if not single and key.shape[:1] != (k,):
+        raise ValueError(f"key of shape {key.shape} must be one key or {k} keys, one per member")
+    run = _compiled_sweep(build, epochs, batch_size, patience, None if single else 0)
+    members = run(hparams, jax.tree.map(jnp.asarray, train_data),
+                  jax.tree.map(jnp.asarray, val_data), key)
     best = int(np.nanargmin(np.asarray(members.best_value)))
     return SweepResult(hparams, members, best)
 
 
-__all__ = ["MemberResult", "SweepResult", "fit_member", "grid", "train"]
+def _typed(key) -> bool:
+    return jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+
+__all__ = ["Member", "MemberResult", "SweepResult", "fit_member", "grid", "train"]

@@ -15,7 +15,7 @@ def _feed(averager, snapshots, init):
     update = jax.jit(averager.update)
     state = averager.init(init)
     for p in snapshots:
-        state = update(state, p)
+        state = update(p, state)
     return state
 
 
@@ -57,7 +57,7 @@ def test_traced_decay_vmap_sweep():
         averager = ema(decay)
         state = averager.init(jnp.zeros(()))
         for i in range(1, 4):
-            state = averager.update(state, jnp.float32(i))
+            state = averager.update(jnp.float32(i), state)
         return state.average
 
     decays = jnp.array([0.0, 0.5, 1.0])
@@ -81,3 +81,18 @@ def test_ensemble_predict_averages_probabilities():
     expected = (e / e.sum(-1, keepdims=True)).mean(0)
     np.testing.assert_allclose(probs, expected, rtol=1e-5)
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [ema, swa])
+def test_update_takes_params_then_state_and_saturates(make):
+    averager = make() if make is swa else make(0.5)
+    p = {"w": jnp.ones(3)}
+    state = averager.init(p)
+    state = averager.update(p, state)  # GradientTransformation order: new values, state
+    assert int(state.count) == 1
+    with pytest.raises(TypeError, match="params come first"):
+        averager.update(state, p)
+    top = np.iinfo(np.int32).max
+    state = averager.update(p, state._replace(count=jnp.asarray(top, jnp.int32)))
+    assert int(state.count) == top  # saturates instead of wrapping to a negative count
+    np.testing.assert_allclose(state.average["w"], np.ones(3))

@@ -18,32 +18,126 @@ def run(argv, capsys):
 
 
 BAD_FLAGS = [
-    (["train", "--lr", "-0.1"], "--lr"),
-    (["train", "--lr", "abc"], "--lr"),
+    # syntax: argparse
+    (["train", "--lr", "abc"], "argument --lr: 'abc' is not a number"),
+    (["train", "--epochs", "1.5"], "argument --epochs: '1.5' is not an integer"),
     (["train", "--optimizer", "adamx"], "invalid choice: 'adamx'"),
-    (["train", "--dropout", "1.5"], "[0, 1)"),
-    (["train", "--momentum", "1"], "(0, 1)"),
-    (["train", "--epochs", "0"], ">= 1"),
-    (["train", "--batch-size", "-3"], ">= 1"),
     (["train", "--hidden", "128,x"], "comma-separated"),
     (["train", "--model", "vgg"], "choose from 'mlp', 'cnn', 'resnet'"),
     (["train", "--data", "cifar"], "accepted: digits, mnist:DIR"),
-    (["train", "--data", "mnist:/no/such/dir"], "does not exist"),
-    (["train", "--resume"], "--checkpoint-dir"),
     (["train", "--no-such-flag"], "unrecognized arguments"),
-    (["demo", "--only", "dropout,nope"], "unknown experiment nope"),
     (["frobnicate"], "invalid choice"),
+    (["sweep", "--lr", "1e-3,x"], "comma-separated list of numbers"),
+    # ranges: the library's own checks, named by the flag and the value
+    (["train", "--lr", "-0.1"], "error: --lr -0.1: learning_rate=-0.1 must be >= 0"),
+    (["train", "--lr", "-0.1", "--schedule", "cosine"],
+     "error: --lr -0.1: learning_rate=-0.1 must be >= 0"),
+    (["train", "--dropout", "1.5"], "error: --dropout 1.5: dropout=1.5 must be <= 1"),
+    (["train", "--model", "resnet", "--drop-path", "-0.5"],
+     "error: --drop-path -0.5: drop_path=-0.5 must be >= 0"),
+    (["train", "--optimizer", "momentum", "--momentum", "1"],
+     "error: --momentum 1: momentum=1.0 must be < 1"),
+    (["train", "--b2", "1"], "error: --b2 1: b2=1.0 must be < 1"),
+    (["train", "--optimizer", "rmsprop", "--rho", "1.5"], "error: --rho 1.5: decay=1.5 must be < 1"),
+    (["train", "--eps", "-1"], "error: --eps -1: eps=-1.0 must be >= 0"),
+    (["train", "--init", "uniform", "--init-scale", "-1"],
+     "error: --init-scale -1: scale=-1.0 must be >= 0"),
+    (["train", "--hidden", "64,0"], "error: --hidden 64,0: features=0 must be >= 1"),
+    (["train", "--clip-norm", "0"], "error: --clip-norm 0: max_norm=0.0 must be > 0"),
+    (["train", "--clip-value", "-1"], "error: --clip-value -1: max_abs=-1.0 must be > 0"),
+    (["train", "--l1", "-1"], "error: --l1 -1: l1=-1.0 must be >= 0"),
+    (["train", "--weight-decay", "-1"], "error: --weight-decay -1: weight_decay=-1.0 must be >= 0"),
+    (["train", "--ema", "-0.1"], "error: --ema -0.1: decay=-0.1 must be >= 0"),
+    (["train", "--early-stopping", "-1"], "error: --early-stopping -1: patience=-1"),
+    (["train", "--reduce-lr-on-plateau", "1.5"],
+     "error: --reduce-lr-on-plateau 1.5: factor=1.5 must be < 1"),
+    (["train", "--reduce-lr-on-plateau", "0.5", "--plateau-patience", "-1"],
+     "error: --plateau-patience -1: patience=-1 must be >= 0"),
+    (["train", "--data", "mnist:/no/such/dir"],
+     "error: --data mnist:/no/such/dir: cannot load it: path='/no/such/dir' is not a directory"),
+    # flags that feed no library constructor: jtricks._validate's checks
+    (["train", "--epochs", "0"], "error: --epochs 0: epochs=0 must be >= 1"),
+    (["train", "--batch-size", "-3"], "error: --batch-size -3: batch_size=-3 must be >= 1"),
+    (["train", "--seed", "-1"], "error: --seed -1: seed=-1 must be >= 0"),
+    (["train", "--devices", "0"], "error: --devices 0: devices=0 must be >= 1"),
+    (["train", "--checkpoint-every", "0"],
+     "error: --checkpoint-every 0: checkpoint_every=0 must be >= 1"),
+    (["train", "--warmup-epochs", "-1"], "error: --warmup-epochs -1: warmup_epochs=-1 must be >= 0"),
+    # non-finite numbers never reach training
+    (["train", "--lr", "inf"], "error: --lr inf: lr=inf must be finite"),
+    (["train", "--lr", "nan"], "error: --lr nan: lr=nan must not be NaN"),
+    (["train", "--weight-decay", "inf"], "error: --weight-decay inf: weight_decay=inf must be finite"),
+    (["train", "--init", "normal", "--init-scale", "inf"],
+     "error: --init-scale inf: init_scale=inf must be finite"),
+    (["train", "--clip-norm=-inf"], "error: --clip-norm -inf: clip_norm=-inf must be finite"),
+    (["train", "--resume"], "--checkpoint-dir"),
+    (["demo", "--only", "dropout,nope"], "unknown experiment nope"),
+    (["demo", "--seed", "-2"], "error: --seed -2: seed=-2 must be >= 0"),
+    (["sweep", "--dropout", "0,1.5"], "error: --dropout 0,1.5: dropout=1.5 must be <= 1"),
+    (["sweep", "--lr", "1e-3,-1"], "error: --lr 0.001,-1: learning_rate=-1.0 must be >= 0"),
+    (["sweep", "--lr", "1e-3,inf"], "error: --lr 0.001,inf: lr=inf must be finite"),
+    (["sweep", "--weight-decay", "0,nan"], "error: --weight-decay 0,nan: weight_decay=nan must not"),
+    (["sweep", "--init-scale", "1,0"], "error: --init-scale 1,0: init_scale=0.0 must be > 0"),
+    (["sweep", "--hidden", "0"], "error: --hidden 0: features=0 must be >= 1"),
+    (["sweep", "--epochs", "0"], "error: --epochs 0: epochs=0 must be >= 1"),
+    (["sweep", "--patience", "-1"], "error: --patience -1: patience=-1 must be >= 0"),
 ]
 
 
 @pytest.mark.parametrize("argv,expected", BAD_FLAGS, ids=[" ".join(a) for a, _ in BAD_FLAGS])
-def test_bad_values_exit_2_with_one_clear_line(argv, expected, capsys):
-    code, out, err = run(argv, capsys)
+def test_bad_values_exit_2_with_one_clear_line(argv, expected, capsys, tmp_path):
+    code, out, err = run(argv + ["--out", str(tmp_path / "out")] if argv[0] != "frobnicate"
+                         else argv, capsys)
     assert code == 2
     lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "error:" in lines[0] and expected in lines[0]
+    assert len(lines) == 1, err  # one line: nothing was trained (no "jtricks train: digits")
+    assert lines[0].startswith(("jtricks: error: ", f"jtricks {argv[0]}: error: "))
+    assert expected in lines[0]
     assert "Traceback" not in err
+    assert out == ""
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv", [["--dropout", "1.0"], ["--lr", "0"],
+                                  ["--optimizer", "momentum", "--momentum", "0"],
+                                  ["--early-stopping", "0"], ["--ema", "0"]])
+def test_values_the_library_accepts_are_accepted(argv):
+    """The command line refuses no value that the library accepts (e.g. dropout 1.0)."""
+    import jtricks.data as jd
+    from jtricks.cli import _train
+
+    args = build_parser().parse_args(["train", *argv])
+    _train.check_args(args)
+    data = jd.load_split("digits", 0)
+    built = _train.build(args, data)
+    assert built.model is not None and built.tx is not None
+
+
+def test_library_errors_names_the_flag_and_its_docstring_runs():
+    import doctest
+
+    from jtricks.cli import _common
+
+    with pytest.raises(_common.CliError, match=r"^--a 1, --b x: no argument named here$"):
+        with _common.library_errors({"p": ("--a", 1), "q": ("--b", "x")}):
+            raise ValueError("no argument named here")
+    with pytest.raises(_common.CliError, match=r"^--b x: q\[0\]=2 must be"):
+        with _common.library_errors({"p": ("--a", 1), "q": ("--b", "x")}):
+            raise TypeError("q[0]=2 must be 1")
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(_common.library_errors, "library_errors",
+                                             globs=vars(_common).copy()):
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+    assert runner.summarize(verbose=False).attempted == 2
+
+
+def test_no_hand_written_ranges_are_left():
+    from jtricks.cli import _common
+
+    for name in ("positive_float", "non_negative_float", "rate", "unit_open", "decay_factor",
+                 "positive_int", "non_negative_int", "load_dataset"):
+        assert not hasattr(_common, name), name
 
 
 def test_unreadable_mnist_files_exit_2(tmp_path, capsys):
@@ -52,7 +146,9 @@ def test_unreadable_mnist_files_exit_2(tmp_path, capsys):
         (tmp_path / name).write_bytes(b"not an idx file")
     code, _, err = run(["train", "--data", f"mnist:{tmp_path}", "--quiet"], capsys)
     assert code == 2
-    assert err.strip().splitlines()[-1].startswith("jtricks train: error: cannot read MNIST")
+    assert err.strip().splitlines()[-1].startswith(
+        f"jtricks train: error: --data mnist:{tmp_path}: cannot load it: ")
+    assert "wrong magic number" in err
     assert "Traceback" not in err
 
 
@@ -131,3 +227,79 @@ def test_train_on_mnist_idx_files(tmp_path, capsys):
     assert code == 0, err
     assert "100 train / 20 validation / 30 test" in err
     assert float(out.split()[2]) > 0.5
+
+
+# ---------------------------------------------------------------- optional packages
+# Nothing is uninstalled: a prelude sets sys.modules[name] = None for the blocked
+# packages, which makes every import of them fail as if they were missing.
+
+DEMO_HINT = "pip install 'jtricks[demo]'"
+
+
+def _without(modules, argv, cwd):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prelude = (f"import sys\nfor m in {list(modules)!r}:\n    sys.modules[m] = None\n"
+               "from jtricks.cli import main\nsys.exit(main(sys.argv[1:]))")
+    env = dict(os.environ, PYTHONPATH=root, JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, "-c", prelude, *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _one_line_exit_2(proc, line):
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [line]
+    assert proc.stdout == ""
+
+
+def _mnist_files(directory):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    directory.mkdir()
+    for prefix, n in (("train", 60), ("t10k", 20)):
+        labels = np.arange(n) % 10
+        _write_idx(directory / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(directory / f"{prefix}-labels-idx1-ubyte", labels)
+    return directory
+
+
+def test_demo_without_its_extra_exits_2_naming_it(tmp_path):
+    proc = _without(["sklearn", "matplotlib"], ["demo", "--quick"], tmp_path)
+    _one_line_exit_2(proc, "jtricks demo: error: jtricks demo needs scikit-learn, matplotlib: "
+                           + DEMO_HINT)
+    proc = _without(["tqdm"], ["demo", "--quick"], tmp_path)
+    _one_line_exit_2(proc, "jtricks demo: error: jtricks demo needs tqdm: " + DEMO_HINT)
+    assert not (tmp_path / "jtricks-report").exists()
+
+
+def test_train_and_sweep_on_digits_need_scikit_learn(tmp_path):
+    for command in ("train", "sweep"):
+        proc = _without(["sklearn"], [command, "--epochs", "1"], tmp_path)
+        _one_line_exit_2(proc, f"jtricks {command}: error: jtricks {command} needs "
+                               "scikit-learn: " + DEMO_HINT)
+
+
+def test_train_on_mnist_needs_neither_scikit_learn_nor_matplotlib_nor_orbax(tmp_path):
+    mnist = _mnist_files(tmp_path / "mnist")
+    argv = ["train", "--data", f"mnist:{mnist}", "--epochs", "1", "--hidden", "8", "--quiet",
+            "--out", str(tmp_path / "out")]
+    proc = _without(["sklearn", "matplotlib", "orbax", "orbax.checkpoint"], argv, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("test accuracy: ")
+    # fit's progress bar imports tqdm even with --quiet; checkpoints need orbax
+    proc = _without(["tqdm"], argv, tmp_path)
+    _one_line_exit_2(proc, "jtricks train: error: jtricks train needs tqdm: " + DEMO_HINT)
+    proc = _without(["orbax", "orbax.checkpoint"], argv + ["--checkpoint-dir",
+                                                           str(tmp_path / "ck")], tmp_path)
+    _one_line_exit_2(proc, "jtricks train: error: jtricks train needs orbax-checkpoint: "
+                           + DEMO_HINT)
+
+
+def test_bench_without_flax_exits_2_before_any_row(tmp_path):
+    proc = _without(["flax"], ["bench", "--quick", "--out", "-"], tmp_path)
+    _one_line_exit_2(proc, "jtricks bench: error: the training step needs flax: "
+                           "pip install 'jtricks[bench]' (or skip it: --no-train)")

@@ -101,15 +101,131 @@ def test_load_digits_matches_sklearn():
 
 
 def test_load_digits_without_sklearn(monkeypatch):
-    import builtins
+    import sys
 
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name.startswith("sklearn"):
-            raise ImportError("no sklearn")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
-    with pytest.raises(ImportError, match=r'pip install "jtricks\[demo\]"'):
+    for name in ("sklearn", "sklearn.datasets"):  # None in sys.modules: import fails
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ImportError, match=r"^jtricks.data.load_digits needs scikit-learn: "
+                                          r"pip install 'jtricks\[demo\]'$"):
         jd.load_digits()
+
+
+# ---------------------------------------------------------------- load_split
+
+
+def _class_counts(y, k=10):
+    return np.bincount(y, minlength=k)
+
+
+def test_load_split_digits_sizes_and_stratification():
+    data = jd.load_split("digits", seed=0)
+    assert isinstance(data, jd.Split)
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (1258, 359, 180)
+    assert data.num_classes == 10 and data.name == "digits"
+    assert data.x_train.shape == (1258, 8, 8, 1) and data.x_train.dtype == np.float32
+    assert data.y_train.dtype == np.int32
+    assert data.train[0] is data.x_train and data.val[1] is data.y_val
+    assert data.test[0] is data.x_test
+    _, labels = jd.load_digits()
+    whole = _class_counts(labels)
+    for y, fraction in ((data.y_train, 0.7), (data.y_val, 0.2), (data.y_test, 0.1)):
+        # stratified: every class within one example of its share of the part
+        assert np.abs(_class_counts(y) - whole * fraction).max() < 1.5
+    # the parts are disjoint and cover the dataset: the pixel rows are a permutation
+    images, _ = jd.load_digits()
+    raw = jd.load_split("digits", seed=0, scale="none")
+    together = np.concatenate([raw.x_train, raw.x_val, raw.x_test]).reshape(1797, -1)
+    np.testing.assert_array_equal(np.sort(together, axis=0), np.sort(images.reshape(1797, -1), 0))
+
+
+def test_load_split_scaler_fitted_on_train_only():
+    data = jd.load_split("digits", seed=3, keep_raw=True)
+    assert data.x_train.min() == -1.0 and data.x_train.max() == 1.0
+    # the scaler's statistics are those of the raw training part, not of all the data
+    assert float(data.scaler.data_min) == data.raw_train.min()
+    assert float(data.scaler.data_max) == data.raw_train.max()
+    np.testing.assert_allclose(np.asarray(data.scaler(data.raw_val)), data.x_val)
+    np.testing.assert_allclose(np.asarray(data.scaler(data.raw_test)), data.x_test)
+    std = jd.load_split("digits", seed=3, scale="standardize")
+    assert abs(std.x_train.mean()) < 1e-5 and abs(std.x_train.std() - 1) < 1e-5
+    assert abs(std.x_val.mean()) > 1e-5  # val is not re-standardised on its own statistics
+    assert float(std.scaler.mean) == pytest.approx(float(data.raw_train.mean()), rel=1e-5)
+    everything = np.concatenate([data.raw_train, data.raw_val, data.raw_test])
+    assert float(std.scaler.mean) != pytest.approx(float(everything.mean()), rel=1e-4)
+    none = jd.load_split("digits", seed=3, scale="none")
+    assert none.scaler is None and none.raw_train is None
+    np.testing.assert_array_equal(none.x_train, data.raw_train)
+
+
+def test_load_split_is_deterministic_per_seed():
+    a, b = jd.load_split("digits", seed=1), jd.load_split("digits", seed=1)
+    c = jd.load_split("digits", seed=2)
+    for x, y in zip(a, b):
+        if isinstance(x, np.ndarray):
+            np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a.x_train, c.x_train)
+
+
+def _mnist_dir(path, n_train=120, n_test=30, gz=False):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        images = rng.integers(10, 200, (n, 28, 28)).astype(np.uint8)
+        if prefix == "t10k":  # test values outside the training range
+            images[0, 0, :2] = (0, 255)
+        _write(path / f"{prefix}-images-idx3-ubyte", _idx_bytes(images), gz)
+        _write(path / f"{prefix}-labels-idx1-ubyte", _idx_bytes(labels), gz)
+    return path
+
+
+@pytest.mark.parametrize("form", ["mnist:", "", "path"])
+def test_load_split_mnist_from_idx_files(tmp_path, form):
+    _mnist_dir(tmp_path, gz=form == "")
+    name = tmp_path if form == "path" else f"{form}{tmp_path}"
+    data = jd.load_split(name, seed=0)
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (100, 20, 30)
+    assert data.name == f"mnist:{tmp_path}" and data.num_classes == 10
+    assert data.x_train.shape == (100, 28, 28, 1)
+    np.testing.assert_array_equal(_class_counts(data.y_train), [10] * 10)  # 5:1 per class
+    np.testing.assert_array_equal(_class_counts(data.y_val), [2] * 10)
+    # the test part is the t10k file, in file order, scaled with the training statistics
+    test_x, test_y = jd.load_mnist_idx(tmp_path, "test")
+    np.testing.assert_array_equal(data.y_test, test_y)
+    raw_train = jd.load_split(name, seed=0, scale="none").x_train
+    lo, hi = raw_train.min(), raw_train.max()
+    np.testing.assert_allclose(data.x_test, -1 + 2 * (test_x - lo) / (hi - lo), atol=1e-5)
+    assert data.x_test.min() < -1 and data.x_test.max() > 1  # not fitted on the test part
+    # float32 rounding: the extremes land within one ulp of -1 and 1
+    assert data.x_train.min() == pytest.approx(-1, abs=1e-6)
+    assert data.x_train.max() == pytest.approx(1, abs=1e-6)
+
+
+def test_load_split_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="scale='max' must be one of"):
+        jd.load_split("digits", scale="max")
+    with pytest.raises(ValueError, match="seed=-1 must be >= 0"):
+        jd.load_split("digits", seed=-1)
+    with pytest.raises(ValueError, match="must have 3 parts"):
+        jd.load_split("digits", fractions=(0.5, 0.5))
+    with pytest.raises(ValueError, match="must sum to 1"):
+        jd.load_split("digits", fractions=(0.5, 0.2, 0.1))
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        jd.load_split(f"mnist:{tmp_path / 'nope'}")
+    _mnist_dir(tmp_path)
+    with pytest.raises(ValueError, match="must have 2 parts"):
+        jd.load_split(tmp_path, fractions=(0.7, 0.2, 0.1))
+    with pytest.raises(TypeError, match="name=3"):
+        jd.load_split(3)
+
+
+def test_load_split_docstring_example_runs():
+    import doctest
+
+    from jtricks.data import _datasets
+
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    for test in doctest.DocTestFinder().find(_datasets.load_split, "load_split",
+                                             globs={"load_split": jd.load_split, "np": np}):
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+    assert runner.summarize(verbose=False).attempted >= 5

@@ -22,7 +22,7 @@ def test_mlp_params_state_and_shapes():
     assert params["dense_0"]["kernel"].shape == (64, 32)
     assert params["dense_2"]["kernel"].shape == (16, 10)
     assert set(params["bn_1"]) == {"scale", "bias"}
-    assert set(state) == {"bn_0", "bn_1"} and set(state["bn_0"]) == {"mean", "var"}
+    assert set(state) == {"bn_0", "bn_1"} and isinstance(state["bn_0"], nn.BatchNormState)
     assert jax.eval_shape(lambda k: nn.mlp((32, 10)).init(k, (64,)), KEY)[1] == {}
     params, _ = jax.eval_shape(lambda k: nn.mlp((32, 10)).init(k, 64), KEY)  # int: a vector
     assert params["dense_0"]["kernel"].shape == (64, 32)
@@ -44,8 +44,8 @@ def test_mlp_equals_hand_written_network():
 
     (y, new_state), ref, mean, var = both(x)
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(new_state["bn_0"]["mean"], 0.1 * mean, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(new_state["bn_0"]["var"], 0.9 + 0.1 * var, rtol=1e-5)
+    np.testing.assert_allclose(new_state["bn_0"].mean, 0.1 * mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new_state["bn_0"].var, 0.9 + 0.1 * var, rtol=1e-5)
 
 
 def test_hyperparameters_may_be_traced_inside_vmap():
@@ -107,7 +107,7 @@ def test_batch_norm_model_under_pmap_equals_whole_batch():
                     axis_name="batch", in_axes=(None, None, 0))
     ys, states = step(params, state, x.reshape(n, 4, 6))
     np.testing.assert_allclose(ys.reshape(y.shape), y, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(states["bn_0"]["mean"][3], new_state["bn_0"]["mean"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(states["bn_0"].mean[3], new_state["bn_0"].mean, rtol=1e-5, atol=1e-6)
 
 
 def _digits(n=256):
@@ -219,3 +219,25 @@ def test_layers():
     x = jnp.asarray(np.random.default_rng(1).standard_normal((1, 5, 5, 2)), jnp.float32)
     ref = linen.Conv(4, (3, 3), strides=2, use_bias=False).apply({"params": {"kernel": kernel}}, x)
     np.testing.assert_allclose(nn.conv2d({"kernel": kernel}, x, stride=2), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_param_dtype_is_the_one_name_for_parameter_dtypes():
+    """flax's convention: ``param_dtype`` sets the parameters, the layers compute in the
+    input's dtype; batch norm's running statistics (state) have ``stats_dtype``."""
+    bf16 = jnp.bfloat16
+    p = jax.eval_shape(lambda k: nn.init_dense(k, 3, 2, param_dtype=bf16), KEY)
+    assert {a.dtype for a in jax.tree.leaves(p)} == {jnp.dtype(bf16)}
+    c = jax.eval_shape(lambda k: nn.init_conv2d(k, 2, 4, param_dtype=bf16), KEY)
+    assert {a.dtype for a in jax.tree.leaves(c)} == {jnp.dtype(bf16)}
+    for model in (nn.mlp((4, 2), batch_norm=True, param_dtype=bf16),
+                  nn.cnn(2, channels=(4,), dense_features=(), batch_norm=True, param_dtype=bf16),
+                  nn.resnet(2, stage_channels=(4,), blocks_per_stage=1, param_dtype=bf16)):
+        params, state = jax.eval_shape(lambda k, m=model: m.init(k, (4, 4, 1)), KEY)
+        assert {a.dtype for a in jax.tree.leaves(params)} == {jnp.dtype(bf16)}
+        assert {a.dtype for a in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
+    params, state = nn.init_batch_norm(3, bf16, stats_dtype=jnp.float16)
+    assert params["scale"].dtype == bf16 and state.var.dtype == jnp.float16
+    for init_norm in (nn.init_layer_norm, nn.init_group_norm, nn.init_instance_norm, nn.init_rms_norm):
+        assert init_norm(3, param_dtype=bf16)["scale"].dtype == bf16
+    with pytest.raises(TypeError, match="dtype"):
+        nn.init_dense(KEY, 3, 2, dtype=bf16)  # the old, flax-contradicting name is gone

@@ -54,17 +54,17 @@ def test_batch_norm_equals_flax_over_several_steps():
             np.testing.assert_allclose(ours_eval, ref_eval, rtol=RTOL, atol=ATOL, err_msg=name)
             state, variables = carry[name]
             for k in ("mean", "var"):
-                np.testing.assert_allclose(state[k], variables["batch_stats"][k], rtol=RTOL,
+                np.testing.assert_allclose(getattr(state, k), variables["batch_stats"][k], rtol=RTOL,
                                            atol=ATOL, err_msg=f"{name} {k} step {step}")
 
 
 def test_batch_norm_eval_returns_state_unchanged():
     params, state = nn.init_batch_norm(3)
-    state = {"mean": jnp.array([1.0, 2.0, 3.0]), "var": jnp.array([4.0, 1.0, 0.25])}
+    state = nn.BatchNormState(mean=jnp.array([1.0, 2.0, 3.0]), var=jnp.array([4.0, 1.0, 0.25]))
     x = _data((5, 3))
     y, new_state = nn.batch_norm(params, state, x, training=False, eps=0.0 + 1e-12)
     assert new_state is state
-    np.testing.assert_allclose(y, (x - state["mean"]) / jnp.sqrt(state["var"]), rtol=1e-5)
+    np.testing.assert_allclose(y, (x - state.mean) / jnp.sqrt(state.var), rtol=1e-5)
 
 
 def test_batch_norm_pmap_equals_whole_batch():
@@ -82,7 +82,8 @@ def test_batch_norm_pmap_equals_whole_batch():
     np.testing.assert_allclose(shards.reshape(x.shape), whole, rtol=RTOL, atol=ATOL)
     for k in ("mean", "var"):
         for d in range(n):  # every device holds the global statistics
-            np.testing.assert_allclose(shard_state[k][d], whole_state[k], rtol=RTOL, atol=ATOL)
+            np.testing.assert_allclose(getattr(shard_state, k)[d], getattr(whole_state, k),
+                                       rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32])
@@ -107,9 +108,10 @@ def test_dtypes_preserved_and_constant_input_gives_no_nan(dtype):
     for name in ("bn", "ln", "gn", "in", "rms"):
         assert out[name].dtype == dtype, name
         assert np.all(np.isfinite(np.asarray(out[name], np.float32))), name
-    assert out["state"]["var"].dtype == jnp.float32
+    assert isinstance(out["state"], nn.BatchNormState)
+    assert out["state"].var.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(out["bn"], np.float32), np.broadcast_to(np.arange(6.0), x.shape), atol=1e-2)
-    np.testing.assert_allclose(out["state"]["var"], 0.9, rtol=1e-6)  # 0.9 * 1 + 0.1 * 0
+    np.testing.assert_allclose(out["state"].var, 0.9, rtol=1e-6)  # 0.9 * 1 + 0.1 * 0
     assert np.all(np.isfinite(np.asarray(out["grad"], np.float32)))
 
 
@@ -167,8 +169,8 @@ def test_batch_norm_under_vmap_of_hyperparameters():
     x = _data((16, 3))
     momenta = jnp.array([0.0, 0.5, 0.9])
     _, states = jax.vmap(lambda m: nn.batch_norm(params, state, x, training=True, momentum=m))(momenta)
-    np.testing.assert_allclose(states["mean"][0], x.mean(0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(states["mean"][1], 0.5 * x.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(states.mean[0], x.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(states.mean[1], 0.5 * x.mean(0), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -176,7 +178,7 @@ def test_batch_norm_under_vmap_of_hyperparameters():
     [
         (lambda: nn.batch_norm(*nn.init_batch_norm(4), jnp.ones((2, 5)), training=True), "5 features"),
         (lambda: nn.batch_norm(nn.init_batch_norm(5)[0], nn.init_batch_norm(4)[1], jnp.ones((2, 5)),
-                               training=False), r"state\['mean'\] has shape \(4,\)"),
+                               training=False), r"state.mean has shape \(4,\)"),
         (lambda: nn.batch_norm(*nn.init_batch_norm(5), jnp.ones((2, 5)), training=True, momentum=1.5),
          "momentum=1.5"),
         (lambda: nn.group_norm(None, jnp.ones((2, 4, 4, 6)), 4), "num_groups=4 must divide the number of channels 6"),
@@ -192,6 +194,17 @@ def test_bad_input_raises(call, match):
         call()
 
 
+def test_batch_norm_state_is_a_named_tuple_and_a_dict_is_refused():
+    params, state = nn.init_batch_norm(3)
+    assert isinstance(state, nn.BatchNormState) and state._fields == ("mean", "var")
+    np.testing.assert_array_equal(state.mean, np.zeros(3))
+    np.testing.assert_array_equal(state.var, np.ones(3))
+    _, new_state = nn.batch_norm(params, state, _data((4, 3)), training=True)
+    assert isinstance(new_state, nn.BatchNormState)
+    with pytest.raises(TypeError, match=r"state must be a BatchNormState\(mean, var\), got dict"):
+        nn.batch_norm(params, {"mean": state.mean, "var": state.var}, _data((4, 3)), training=False)
+
+
 def test_half_precision_statistics_are_computed_in_float32():
     # bf16 has 8 significant bits: around 256 its spacing is 2, so summing in bf16
     # would lose the spread entirely; the statistics must be taken in float32.
@@ -200,8 +213,8 @@ def test_half_precision_statistics_are_computed_in_float32():
     y, new_state = jax.jit(lambda x: nn.batch_norm(params, state, x, training=True))(x)
     exact = np.asarray(x, np.float64)
     mean, var = exact.mean(0), exact.var(0)
-    np.testing.assert_allclose(new_state["mean"], 0.1 * mean, rtol=1e-5)
-    np.testing.assert_allclose(new_state["var"], 0.9 + 0.1 * var, rtol=1e-5)
+    np.testing.assert_allclose(new_state.mean, 0.1 * mean, rtol=1e-5)
+    np.testing.assert_allclose(new_state.var, 0.9 + 0.1 * var, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(y, np.float64), (exact - mean) / np.sqrt(var + 1e-5), atol=2e-2)
 
 
@@ -214,8 +227,8 @@ def test_one_pass_statistics_have_no_cancellation_at_a_large_mean(loc):
     params, state = nn.init_batch_norm(8)
     y, new_state = nn.batch_norm(params, state, x, training=True, momentum=0.0)
     exact = np.asarray(x, np.float64)
-    np.testing.assert_allclose(new_state["var"], exact.var(0), rtol=1e-4)
-    np.testing.assert_allclose(new_state["mean"], exact.mean(0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(new_state.var, exact.var(0), rtol=1e-4)
+    np.testing.assert_allclose(new_state.mean, exact.mean(0), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(y, (exact - exact.mean(0)) / np.sqrt(exact.var(0) + 1e-5), atol=1e-3)
     if loc:
         naive = jnp.mean(x * x, 0) - jnp.mean(x, 0) ** 2

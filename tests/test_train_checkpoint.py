@@ -24,15 +24,15 @@ class Killed(Exception):
     pass
 
 
-def _run(epochs, ckpt=None, resume=False, kill_after=None):
+def _run(epochs, ckpt=None, resume=False, kill_after=None, key=1):
     params, model_state = MODEL.init(jax.random.PRNGKey(0), (4,))
-    state = TrainState.create(params=params, tx=TX, key=1, model_state=model_state)
+    state = TrainState.create(params=params, tx=TX, key=key, model_state=model_state)
 
     def kill(epoch, row, state):
         if epoch == kill_after:
             raise Killed
 
-    return fit(state, TX, LOSS, (X[:180], Y[:180]), epochs=epochs,
+    return fit(state, (X[:180], Y[:180]), loss_fn=LOSS, tx=TX, epochs=epochs,
                batch_size=32, data_key=5, val_data=(X[180:], Y[180:]),
                eval_fn=EVAL, checkpoint_dir=ckpt, checkpoint_every=2,
                resume=resume, progress=False, callbacks=[kill])
@@ -57,6 +57,21 @@ def test_killed_and_resumed_run_ends_with_identical_state(tmp_path, uninterrupte
     _assert_same(resumed.state, uninterrupted.state)  # params, opt state, keys, step
     assert [r["epoch"] for r in resumed.history] == list(range(1, 7))
     assert resumed.history[-1]["val_loss"] == uninterrupted.history[-1]["val_loss"]
+
+
+def test_typed_keys_checkpoint_and_resume_exactly(tmp_path):
+    """TrainState.create(key=jax.random.key(...)): the typed key is saved as its raw
+    data and comes back typed, and the resumed run ends bit-identical."""
+    key = jax.random.key(1)
+    whole = _run(4, key=key)
+    ckpt = str(tmp_path / "ckpt")
+    with pytest.raises(Killed):
+        _run(4, ckpt, kill_after=3, key=key)
+    resumed = _run(4, ckpt, resume=True, key=key)
+    assert jax.dtypes.issubdtype(resumed.state.key.dtype, jax.dtypes.prng_key)
+    assert jax.random.key_impl(resumed.state.key) == jax.random.key_impl(key)
+    _assert_same(jax.random.key_data(resumed.state.key), jax.random.key_data(whole.state.key))
+    _assert_same(resumed.state.params, whole.state.params)
 
 
 def test_corrupt_newest_checkpoint_is_reported_and_skipped(tmp_path, capsys):

@@ -24,6 +24,18 @@ def test_bad_values_name_argument_and_value(check, name, value, message):
         check(name, value)
 
 
+def test_finite_rejects_inf_only_when_asked():
+    v.check_number("lr", float("inf"))  # the default keeps accepting inf
+    v.check_non_negative("lr", float("inf"))
+    for bad in (float("inf"), -float("inf"), np.array([1.0, np.inf])):
+        with pytest.raises(ValueError, match=r"^lr=.*inf.* must be finite$"):
+            v.check_number("lr", bad, finite=True)
+    with pytest.raises(ValueError, match="must not be NaN"):
+        v.check_number("lr", float("nan"), finite=True)
+    v.check_number("lr", 1e300, finite=True)
+    jax.jit(lambda x: v.check_number("lr", x, finite=True))(jnp.inf)  # tracers are skipped
+
+
 def test_good_values_pass():
     v.check_unit_interval("rate", 1.0, closed_right=True)
     v.check_non_negative("lr", jnp.array([0.0, 1.0]))

@@ -1,14 +1,16 @@
-"""What every subcommand shares: one-line usage errors, argument types, datasets."""
+"""What every subcommand shares: one-line usage errors, flag syntax, the library's
+checks reported as flags, optional packages, the datasets."""
 
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
+import re
 import sys
 
 
 class CliError(Exception):
-    """A bad value on the command line: ``main`` prints ``jtricks: error: <message>``
+    """A bad value on the command line: ``main`` prints ``jtricks <command>: error: <message>``
     on one line and exits with status 2."""
 
 
@@ -19,128 +21,157 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _number(kind, text, lo=None, hi=None, lo_open=False, hi_open=False, what=""):
+# -- argparse types: only the syntax of a flag (is it a number, an integer, a list).
+# Whether the value is in range is decided by the library (see ``library_errors``
+# and ``check``), so the command line accepts exactly what the library accepts.
+
+
+def number(text):
+    """argparse type: a number (``1e-3``, ``0.5``; ``inf`` and ``nan`` parse and are
+    refused later by :func:`check_finite`)."""
     try:
-        value = kind(text)
+        return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-    if value != value or (lo is not None and (value < lo or (lo_open and value == lo))) or (
-            hi is not None and (value > hi or (hi_open and value == hi))):
-        raise argparse.ArgumentTypeError(f"{text} is out of range; expected {what}")
-    return value
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
-def positive_float(text):
-    """argparse type: a number > 0."""
-    return _number(float, text, lo=0, lo_open=True, what="a number > 0")
-
-
-def non_negative_float(text):
-    """argparse type: a number >= 0."""
-    return _number(float, text, lo=0, what="a number >= 0")
-
-
-def rate(text):
-    """argparse type: a probability in [0, 1)."""
-    return _number(float, text, lo=0, hi=1, hi_open=True, what="a number in [0, 1)")
-
-
-def unit_open(text):
-    """argparse type: a number in (0, 1)."""
-    return _number(float, text, lo=0, hi=1, lo_open=True, hi_open=True,
-                   what="a number in (0, 1)")
-
-
-def decay_factor(text):
-    """argparse type: a multiplicative factor in (0, 1]."""
-    return _number(float, text, lo=0, hi=1, lo_open=True, what="a number in (0, 1]")
-
-
-def positive_int(text):
-    """argparse type: an integer >= 1."""
-    return _number(int, text, lo=1, what="an integer >= 1")
-
-
-def non_negative_int(text):
-    """argparse type: an integer >= 0."""
-    return _number(int, text, lo=0, what="an integer >= 0")
+def integer(text):
+    """argparse type: an integer."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
 def int_list(text):
-    """argparse type: comma-separated positive integers, e.g. ``256,128``."""
+    """argparse type: comma-separated integers, e.g. ``256,128``."""
     try:
-        values = tuple(int(v) for v in text.split(","))
+        return tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma-separated list of integers (e.g. 256,128)") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: every width must be >= 1")
-    return values
+
+
+def number_list(text):
+    """argparse type: comma-separated numbers, e.g. ``1e-3,1e-2``."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of numbers (e.g. 1e-3,1e-2)") from None
 
 
 def data_spec(text):
-    """argparse type: ``digits`` or ``mnist:DIR`` (checked for existence here)."""
+    """argparse type: ``digits`` or ``mnist:DIR`` (the directory is checked when loading)."""
     if text == "digits":
-        return ("digits", None)
+        return text
     if text.startswith("mnist:"):
-        directory = os.path.expanduser(text[len("mnist:"):])
-        if not directory:
+        if not text[len("mnist:"):]:
             raise argparse.ArgumentTypeError("mnist: needs a directory, e.g. mnist:~/data/mnist")
-        if not os.path.isdir(directory):
-            raise argparse.ArgumentTypeError(
-                f"MNIST directory {directory!r} does not exist; expected a directory with "
-                "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte "
-                "and t10k-labels-idx1-ubyte (optionally .gz)")
-        return ("mnist", directory)
+        return text
     raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; accepted: digits, mnist:DIR")
 
 
-def load_dataset(spec, seed: int, *, scale: str = "minmax"):
-    """Loads a dataset and makes the honest 70/20/10 (digits) split, scaled on train.
+# -- values: the library's checks, reported as the flag and the value.
+
+
+def show(value) -> str:
+    """A flag's value as it is typed: ``1.5``, ``256,128``."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(show(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@contextlib.contextmanager
+def library_errors(flags: dict):
+    """Turns a ``ValueError``/``TypeError`` of the library into a :class:`CliError`
+    naming the flag and its value.
 
     Args:
-      spec: ``("digits", None)`` or ``("mnist", directory)`` from :func:`data_spec`.
-      seed: seeds the split.
-      scale: ``"minmax"`` (to [-1, 1]), ``"standardize"`` or ``"none"``; fitted on
-        the training part only.
+      flags: ``{library argument name: (flag, value)}`` for the flags whose values go
+        into the code of the block (``value=None``: the message shows the flag alone). The library's messages start with the argument's
+        name (``dropout=1.5 must be <= 1``), which picks the flag; a message naming
+        none of them names every flag of the block.
 
-    Returns:
-      ``{"train": (x, y), "val": (x, y), "test": (x, y), "num_classes": int,
-      "name": str}`` with NumPy arrays.
+    Example:
+      >>> import jtricks.nn
+      >>> with library_errors({"dropout": ("--dropout", 1.5)}):
+      ...     jtricks.nn.mlp((10,), dropout=1.5)
+      Traceback (most recent call last):
+      jtricks.cli._common.CliError: --dropout 1.5: dropout=1.5 must be <= 1
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        match = re.match(r"(\w+)(?:\[[^\]]*\])?=", str(e))
+        named = [flags[match.group(1)]] if match and match.group(1) in flags else list(
+            dict.fromkeys(flags.values()))
+        where = ", ".join(flag if value is None else f"{flag} {show(value)}"
+                          for flag, value in named)
+        raise CliError(f"{where}: {e}") from None
+
+
+def check(flag: str, value, checker, name: str, **kw):
+    """Runs a check of :mod:`jtricks._validate` (``check_int``, ``check_number``, ...) on
+    a flag that feeds no library constructor; returns what the check returns.
+
+    A list flag (a tuple value) is checked element by element.
 
     Raises:
-      CliError: when files are missing or unreadable.
+      CliError: ``"--epochs 0: epochs=0 must be >= 1"``, ``"--lr 0.001,inf: lr=inf must
+        be finite"``.
     """
-    import jax
-    import numpy as np
+    with library_errors({name: (flag, value)}):
+        if isinstance(value, tuple):
+            return tuple(checker(name, v, **kw) for v in value)
+        return checker(name, value, **kw)
 
+
+def check_finite(args, flags) -> None:
+    """Refuses ``inf`` and ``nan`` in the number flags ``flags`` (``{flag: dest}``) of
+    ``args``, single values or lists; ``None`` (not given) passes."""
+    from jtricks._validate import check_number
+
+    for flag, dest in flags.items():
+        value = getattr(args, dest)
+        if value is not None:
+            check(flag, value, check_number, dest, finite=True)
+
+
+def require_extras(command: str, modules) -> None:
+    """Exits 2 with one line naming the extra when an optional package is missing.
+
+    Args:
+      command: e.g. ``"jtricks demo"``.
+      modules: import names, e.g. ``("sklearn", "matplotlib")``.
+
+    Raises:
+      CliError: ``"jtricks demo needs scikit-learn, matplotlib: pip install
+        'jtricks[demo]'"``.
+    """
+    from jtricks._optional import install_hint, missing
+
+    absent = missing(modules)
+    if absent:
+        raise CliError(install_hint(absent, command))
+
+
+def load_data(spec: str, seed: int, *, scale: str = "minmax"):
+    """:func:`jtricks.data.load_split` of ``--data spec``; its errors name ``--data``.
+
+    Returns:
+      A :class:`jtricks.data.Split` (NumPy arrays, scaled on the training part).
+
+    Raises:
+      CliError: when the directory or a file is missing or unreadable, or a class is
+        too small to split.
+    """
     import jtricks.data as jd
 
-    name, directory = spec
-    if name == "digits":
-        x, y = jd.load_digits()
-        x, y = np.asarray(x, np.float32), np.asarray(y, np.int32)
-        parts = jd.split(jax.random.PRNGKey(seed), len(y), (0.7, 0.2, 0.1), stratify=y)
-        (xtr, ytr), (xva, yva), (xte, yte) = [(x[np.asarray(i)], y[np.asarray(i)])
-                                             for i in parts]
-    else:
-        try:
-            x, y = jd.load_mnist_idx(directory, split="train")
-            xte, yte = jd.load_mnist_idx(directory, split="test")
-        except (OSError, ValueError) as e:
-            raise CliError(f"cannot read MNIST from {directory!r}: {e}") from None
-        x, y = np.asarray(x, np.float32), np.asarray(y, np.int32)
-        xte, yte = np.asarray(xte, np.float32), np.asarray(yte, np.int32)
-        tr, va = jd.split(jax.random.PRNGKey(seed), len(y), (5 / 6, 1 / 6), stratify=y)
-        (xtr, ytr), (xva, yva) = (x[np.asarray(tr)], y[np.asarray(tr)]), (
-            x[np.asarray(va)], y[np.asarray(va)])
-    if scale != "none":
-        scaler = (jd.minmax_scale(xtr, feature_range=(-1, 1)) if scale == "minmax"
-                  else jd.standardize(xtr))
-        xtr, xva, xte = (np.asarray(scaler(a)) for a in (xtr, xva, xte))
-    return {"train": (xtr, ytr), "val": (xva, yva), "test": (xte, yte),
-            "num_classes": int(max(ytr.max(), yva.max(), yte.max())) + 1,
-            "name": name if name == "digits" else f"mnist:{directory}"}
+    try:
+        return jd.load_split(spec, seed, scale=scale)
+    except (OSError, ValueError, ImportError) as e:
+        raise CliError(f"--data {spec}: cannot load it: {e}") from None
 
 
 def say(message: str) -> None:

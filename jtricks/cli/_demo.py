@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ._common import CliError, non_negative_int, say
+from ._common import CliError, check, integer, require_extras, say
 
 COMMAND = "demo"
 
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
                    help="few epochs per experiment: well under a minute")
     p.add_argument("--only", default=None, metavar="NAME,NAME",
                    help="run only these experiments (comma-separated)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the data split")
+    p.add_argument("--seed", type=integer, default=0, help="seeds the data split")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -31,7 +31,12 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out!r} exists and is not a directory")
-    from jtricks.demo import EXPERIMENTS, run_demo
+    from jtricks._validate import check_int
+
+    check("--seed", args.seed, check_int, "seed", lo=0)
+    from jtricks.demo import NEEDS, EXPERIMENTS, run_demo
+
+    require_extras("jtricks demo", NEEDS)
 
     only = None
     if args.only:

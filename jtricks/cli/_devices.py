@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
-from ._common import CliError, positive_int
+from ._common import CliError, check, integer
 
 
 def add_devices_argument(group) -> None:
     """Adds ``--devices N`` to an argparse group."""
     group.add_argument(
-        "--devices", type=positive_int, default=1, metavar="N",
+        "--devices", type=integer, default=1, metavar="N",
         help="train data-parallel over N devices: the state is replicated on a device mesh "
              "and every batch is split across it (jtricks.parallel.shard_loss); on CPU, N "
              "devices are simulated; --batch-size must divide by N (default 1)")
+
+
+def check_devices(n) -> None:
+    """``--devices`` is an integer >= 1 (the library's ``check_int``).
+
+    Raises:
+      CliError: ``--devices 0: devices=0 must be >= 1``.
+    """
+    from jtricks._validate import check_int
+
+    check("--devices", n, check_int, "devices", lo=1)
 
 
 def request_devices(n: int) -> None:
     """On CPU, asks JAX for ``n`` simulated devices; call before any JAX computation.
 
     Raises:
-      CliError: if fewer than ``n`` devices are available.
+      CliError: if ``n`` is not an integer >= 1 or fewer than ``n`` devices are available.
     """
     import jax
+
+    check_devices(n)
 
     if n > 1:
         try:  # accelerators ignore this; on CPU it only works before the backend starts

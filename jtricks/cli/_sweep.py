@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 from .. import _registry
-from ._common import (CliError, data_spec, int_list, load_dataset, non_negative_float,
-                      non_negative_int, positive_float, positive_int, rate, say)
+from ._common import (CliError, check, check_finite, data_spec, int_list, integer,
+                      library_errors, load_data, number_list, require_extras, say)
 
 COMMAND = "sweep"
 OPTIMIZERS = _registry.cli_names(sweep=True)  # the choices make_build below knows
-
-
-def _values(kind):
-    """argparse type: a comma-separated list of ``kind`` values, e.g. ``1e-3,1e-2``."""
-
-    def parse(text):
-        try:
-            return tuple(kind(v) for v in text.split(","))
-        except argparse.ArgumentTypeError as e:
-            raise argparse.ArgumentTypeError(f"in {text!r}: {e}") from None
-
-    return parse
 
 
 def register(subparsers) -> None:
@@ -34,27 +21,27 @@ def register(subparsers) -> None:
                     "(one compilation), each member with its own early stopping on the "
                     "validation loss; report every member and test the best one once.")
     g = p.add_argument_group("swept hyperparameters (comma-separated lists)")
-    g.add_argument("--lr", type=_values(positive_float), default=(1e-3, 3e-3, 1e-2),
+    g.add_argument("--lr", type=number_list, default=(1e-3, 3e-3, 1e-2),
                    metavar="LR,...", help="learning rates (default 1e-3,3e-3,1e-2)")
-    g.add_argument("--weight-decay", type=_values(non_negative_float), default=(0.0, 1e-4),
+    g.add_argument("--weight-decay", type=number_list, default=(0.0, 1e-4),
                    metavar="WD,...", help="weight decays, decoupled for adamw (default 0,1e-4)")
-    g.add_argument("--dropout", type=_values(rate), default=(0.0, 0.2), metavar="P,...",
-                   help="dropout rates in [0, 1) (default 0,0.2)")
-    g.add_argument("--init-scale", type=_values(positive_float), default=(1.0,),
+    g.add_argument("--dropout", type=number_list, default=(0.0, 0.2), metavar="P,...",
+                   help="dropout rates in [0, 1] (default 0,0.2)")
+    g.add_argument("--init-scale", type=number_list, default=(1.0,),
                    metavar="S,...", help="multipliers of the He-normal standard deviation "
                                          "of the kernels (default 1)")
     g = p.add_argument_group("fixed settings")
-    g.add_argument("--data", type=data_spec, default=("digits", None), metavar="digits|mnist:DIR")
+    g.add_argument("--data", type=data_spec, default="digits", metavar="digits|mnist:DIR")
     g.add_argument("--scale", choices=("minmax", "standardize", "none"), default="minmax")
     g.add_argument("--hidden", type=int_list, default=(128,), metavar="W1,W2,...",
                    help="hidden widths of the mlp (default 128)")
     g.add_argument("--batch-norm", action="store_true", help="batch norm after each hidden layer")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
-    g.add_argument("--epochs", type=positive_int, default=30)
-    g.add_argument("--batch-size", type=positive_int, default=64)
-    g.add_argument("--patience", type=non_negative_int, default=5,
+    g.add_argument("--epochs", type=integer, default=30)
+    g.add_argument("--batch-size", type=integer, default=64)
+    g.add_argument("--patience", type=integer, default=5,
                    help="early-stopping patience in epochs, per member (default 5)")
-    g.add_argument("--seed", type=non_negative_int, default=0)
+    g.add_argument("--seed", type=integer, default=0)
     g.add_argument("--out", default="runs/sweep", help="folder for sweep.json (default runs/sweep)")
     p.set_defaults(run=run)
 
@@ -77,43 +64,84 @@ def make_build(args, num_classes: int):
     return build
 
 
+def check_args(args) -> None:
+    """The checks that need no data: every number finite, the integer flags through the
+    library's ``check_int``, and ``--init-scale`` (a multiplier of the He-normal standard
+    deviation, which reaches the library squared) through ``check_positive``.
+
+    Raises:
+      CliError: naming the flag and the value.
+    """
+    from jtricks._validate import check_int, check_positive
+
+    check_finite(args, {"--lr": "lr", "--weight-decay": "weight_decay",
+                        "--dropout": "dropout", "--init-scale": "init_scale"})
+    check("--init-scale", args.init_scale, check_positive, "init_scale")
+    check("--epochs", args.epochs, check_int, "epochs", lo=1)
+    check("--batch-size", args.batch_size, check_int, "batch_size", lo=1)
+    check("--patience", args.patience, check_int, "patience", lo=0)
+    check("--seed", args.seed, check_int, "seed", lo=0)
+
+
+def check_members(args, build) -> None:
+    """Builds every member of the grid with the concrete values of the flags, so that the
+    library's construction-time checks (skipped for the traced values of the sweep)
+    see them.
+
+    Raises:
+      CliError: e.g. ``--dropout 0,1.5: dropout=1.5 must be <= 1``.
+    """
+    import itertools
+
+    flags = {"learning_rate": ("--lr", args.lr), "weight_decay": ("--weight-decay",
+                                                                  args.weight_decay),
+             "dropout": ("--dropout", args.dropout), "features": ("--hidden", args.hidden)}
+    with library_errors(flags):
+        for lr, wd, rate, scale in itertools.product(args.lr, args.weight_decay, args.dropout,
+                                                     args.init_scale):
+            build({"learning_rate": lr, "weight_decay": wd, "dropout": rate,
+                   "init_scale": scale})
+
+
 def run(args) -> int:
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out!r} exists and is not a directory")
+    check_args(args)
+    require_extras("jtricks sweep", ("sklearn",) if args.data == "digits" else ())
     import time
 
     import jax
     import numpy as np
 
     from jtricks import sweep
+    from jtricks.train import classifier_eval, evaluate
 
-    data = load_dataset(args.data, args.seed, scale=args.scale)
-    (xtr, ytr), (xva, yva), (xte, yte) = data["train"], data["val"], data["test"]
+    data = load_data(args.data, args.seed, scale=args.scale)
+    (xtr, ytr), (xva, yva), (xte, yte) = data.train, data.val, data.test
     if args.batch_size > len(ytr):
         raise CliError(f"--batch-size {args.batch_size} exceeds the {len(ytr)} training examples")
     hparams = sweep.grid(learning_rate=args.lr, weight_decay=args.weight_decay,
                          dropout=args.dropout, init_scale=args.init_scale)
     k = len(hparams["learning_rate"])
-    model_of = make_build(args, data["num_classes"])
-    say(f"jtricks sweep: {k} configurations on {data['name']} ({len(ytr)} train / {len(yva)} "
+    model_of = make_build(args, data.num_classes)
+    check_members(args, model_of)
+    say(f"jtricks sweep: {k} configurations on {data.name} ({len(ytr)} train / {len(yva)} "
         f"validation), up to {args.epochs} epochs each, patience {args.patience}; "
         "compiling once...")
     start = time.perf_counter()
-    result = sweep.train(model_of, hparams, (xtr, ytr, xva, yva), key=jax.random.PRNGKey(args.seed),
-                         epochs=args.epochs, batch_size=args.batch_size, patience=args.patience)
+    result = sweep.train(model_of, hparams, (xtr, ytr), (xva, yva),
+                         key=jax.random.PRNGKey(args.seed), epochs=args.epochs,
+                         batch_size=args.batch_size, patience=args.patience)
     seconds = time.perf_counter() - start
 
-    def accuracy(h, params, model_state, x, y):
-        model, _ = model_of(h)
-        logits, _ = model.apply(params, model_state, x, training=False)
-        return (logits.argmax(-1) == y).mean()
-
     members = result.members
-    val_acc = np.asarray(jax.jit(jax.vmap(accuracy, (0, 0, 0, None, None)))(
-        hparams, members.params, members.model_state, xva, yva))
+    # validation accuracy at each member's best epoch (the parameters it keeps)
+    val_acc = np.take_along_axis(np.asarray(members.curves["val_accuracy"]),
+                                 np.asarray(members.best_epoch)[:, None], 1)[:, 0]
     best = result.member(result.best)
-    best_h = {n: v[result.best] for n, v in hparams.items()}
-    test_acc = float(jax.jit(accuracy)(best_h, best.params, best.model_state, xte, yte))
+    model, _ = model_of({n: v[result.best] for n, v in hparams.items()})
+    test_acc = float(evaluate(classifier_eval(model), best.params, best.model_state,
+                              (xte, yte))["accuracy"])
 
     rows = []
     print(f"{'#':>3s} {'lr':>8s} {'wd':>8s} {'dropout':>7s} {'init':>5s} {'epochs':>6s} "
@@ -134,7 +162,7 @@ def run(args) -> int:
         "(compilation included)")
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        summary = {"data": data["name"], "best": result.best, "test_accuracy": test_acc,
+        summary = {"data": data.name, "best": result.best, "test_accuracy": test_acc,
                    "seconds": seconds, "members": rows,
                    "config": {n: (list(v) if isinstance(v, tuple) else v)
                               for n, v in vars(args).items() if n not in ("run", "data")}}

@@ -7,10 +7,11 @@ import json
 import os
 
 from .. import _registry
-from ._common import (CliError, data_spec, decay_factor, int_list, load_dataset,
-                      non_negative_float, non_negative_int, positive_float, positive_int, rate,
-                      say, unit_open)
-from ._devices import add_devices_argument, data_parallel, request_devices
+from typing import Any, NamedTuple
+
+from ._common import (CliError, check, check_finite, data_spec, int_list, integer,
+                      library_errors, load_data, number, require_extras, say)
+from ._devices import add_devices_argument, check_devices, data_parallel, request_devices
 
 # The choices and a learning rate that works on digits for each when --lr is not given, from
 # the one table of optimizers (jtricks/_registry.py imports no JAX: --help stays fast).
@@ -22,6 +23,9 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu")
 SCHEDULES = ("constant", "per-epoch", "cosine", "warmup-cosine", "step")
 
 COMMAND = "train"
+# The optional packages every run needs: jtricks.train.fit's progress bar imports tqdm
+# even with --quiet. --data digits adds scikit-learn, --checkpoint-dir orbax.
+NEEDS = ("tqdm",)
 
 
 def register(subparsers) -> None:
@@ -32,7 +36,7 @@ def register(subparsers) -> None:
                     "5:1 into train/validation, t10k as test), validates after every epoch "
                     "and evaluates the test split once, at the end.")
     g = p.add_argument_group("data")
-    g.add_argument("--data", type=data_spec, default=("digits", None), metavar="digits|mnist:DIR",
+    g.add_argument("--data", type=data_spec, default="digits", metavar="digits|mnist:DIR",
                    help="the embedded digits (default) or a directory with MNIST IDX files")
     g.add_argument("--scale", choices=("minmax", "standardize", "none"), default="minmax",
                    help="input scaling fitted on the training split (default: minmax to [-1, 1])")
@@ -46,63 +50,65 @@ def register(subparsers) -> None:
                    help="hidden widths of the mlp (default: 256,128)")
     g.add_argument("--init", choices=INITIALIZERS, default="he_normal",
                    help="kernel initializer (default: he_normal)")
-    g.add_argument("--init-scale", type=positive_float, default=None,
+    g.add_argument("--init-scale", type=number, default=None,
                    help="scale of --init uniform (default 0.05) or stddev of --init normal "
                         "(default 1.0)")
     g.add_argument("--activation", choices=ACTIVATIONS, default="relu")
-    g.add_argument("--dropout", type=rate, default=0.1,
-                   help="drop probability after each hidden layer, in [0, 1) (default 0.1)")
-    g.add_argument("--drop-path", type=rate, default=0.0,
+    g.add_argument("--dropout", type=number, default=0.1,
+                   help="drop probability after each hidden layer, in [0, 1] (default 0.1)")
+    g.add_argument("--drop-path", type=number, default=0.0,
                    help="stochastic depth of the resnet's residual branches")
     g.add_argument("--batch-norm", action=_BooleanFlag, default=None,
                    help="batch norm after each layer (default: on for resnet, off otherwise)")
     g = p.add_argument_group("optimizer")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    g.add_argument("--lr", type=positive_float, default=None,
+    g.add_argument("--lr", type=number, default=None,
                    help="learning rate (default depends on the optimizer: "
                         + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
-    g.add_argument("--momentum", type=unit_open, default=0.9,
+    g.add_argument("--momentum", type=number, default=0.9,
                    help="momentum γ for momentum/nesterov/rmsprop (default 0.9)")
-    g.add_argument("--b1", type=rate, default=0.9, help="Adam's b1 (default 0.9)")
-    g.add_argument("--b2", type=rate, default=0.999, help="Adam's b2 (default 0.999)")
-    g.add_argument("--eps", type=positive_float, default=None,
+    g.add_argument("--b1", type=number, default=0.9, help="Adam's b1 (default 0.9)")
+    g.add_argument("--b2", type=number, default=0.999, help="Adam's b2 (default 0.999)")
+    g.add_argument("--eps", type=number, default=None,
                    help="epsilon of the adaptive optimizers (default: the optimizer's)")
-    g.add_argument("--rho", type=rate, default=0.9,
+    g.add_argument("--rho", type=number, default=0.9,
                    help="decay of the squared averages for rmsprop/adadelta (default 0.9)")
     g.add_argument("--schedule", choices=SCHEDULES, default="constant",
                    help="learning-rate schedule: constant, per-epoch (×--lr-decay after every "
                         "epoch), cosine, warmup-cosine, step (×0.1 at 50%% and 75%%)")
-    g.add_argument("--lr-decay", type=decay_factor, default=0.98,
+    g.add_argument("--lr-decay", type=number, default=0.98,
                    help="factor per epoch of --schedule per-epoch (default 0.98)")
-    g.add_argument("--warmup-epochs", type=non_negative_int, default=1)
-    g.add_argument("--clip-norm", type=positive_float, default=None, metavar="θ",
+    g.add_argument("--warmup-epochs", type=integer, default=1)
+    g.add_argument("--clip-norm", type=number, default=None, metavar="θ",
                    help="clip the global gradient norm to θ")
-    g.add_argument("--clip-value", type=positive_float, default=None,
+    g.add_argument("--clip-value", type=number, default=None,
                    help="clip every gradient entry to [-v, v]")
-    g.add_argument("--weight-decay", type=non_negative_float, default=0.0,
+    g.add_argument("--weight-decay", type=number, default=0.0,
                    help="L2 weight decay (decoupled for adamw)")
-    g.add_argument("--l1", type=non_negative_float, default=0.0, help="L1 weight decay")
+    g.add_argument("--l1", type=number, default=0.0, help="L1 weight decay")
     g.add_argument("--apply-if-finite", action="store_true",
                    help="skip steps whose gradients are not finite instead of stopping")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=positive_int, default=30)
-    g.add_argument("--batch-size", type=positive_int, default=32)
-    g.add_argument("--seed", type=non_negative_int, default=0,
+    g.add_argument("--epochs", type=integer, default=30)
+    g.add_argument("--batch-size", type=integer, default=32)
+    g.add_argument("--seed", type=integer, default=0,
                    help="seeds the split, the initialization, dropout and the data order")
     add_devices_argument(g)
-    g.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
+    g.add_argument("--early-stopping", type=integer, default=None, metavar="PATIENCE",
                    help="stop when validation loss has not improved for PATIENCE epochs; "
                         "keep the best parameters")
-    g.add_argument("--reduce-lr-on-plateau", type=unit_open, default=None, metavar="FACTOR",
-                   help="multiply the learning rate by FACTOR when validation loss stalls")
-    g.add_argument("--plateau-patience", type=non_negative_int, default=3)
-    g.add_argument("--ema", type=unit_open, default=None, metavar="DECAY",
+    g.add_argument("--reduce-lr-on-plateau", type=number, default=None, metavar="FACTOR",
+                   help="multiply the learning rate by FACTOR when the epoch's mean training "
+                        "loss has not improved for --plateau-patience epochs in a row "
+                        "(jtricks.optim.reduce_on_plateau, optax's meaning)")
+    g.add_argument("--plateau-patience", type=integer, default=3)
+    g.add_argument("--ema", type=number, default=None, metavar="DECAY",
                    help="keep an exponential moving average of the weights and test it")
     g = p.add_argument_group("output")
     g.add_argument("--out", default="runs/train",
                    help="folder for history.jsonl/csv and summary.json (default runs/train)")
     g.add_argument("--checkpoint-dir", default=None, help="save orbax checkpoints here")
-    g.add_argument("--checkpoint-every", type=positive_int, default=5, metavar="N")
+    g.add_argument("--checkpoint-every", type=integer, default=5, metavar="N")
     g.add_argument("--resume", action="store_true",
                    help="continue from the latest complete checkpoint in --checkpoint-dir")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -116,91 +122,193 @@ class _BooleanFlag(argparse.BooleanOptionalAction):
         super().__init__(option_strings, dest, default=default, help=help)
 
 
+# Every flag that holds a number (``--flag: dest``): ``inf`` and ``nan`` are refused.
+NUMBER_FLAGS = {"--init-scale": "init_scale", "--dropout": "dropout", "--drop-path": "drop_path",
+                "--lr": "lr", "--momentum": "momentum", "--b1": "b1", "--b2": "b2",
+                "--eps": "eps", "--rho": "rho", "--lr-decay": "lr_decay",
+                "--clip-norm": "clip_norm", "--clip-value": "clip_value",
+                "--weight-decay": "weight_decay", "--l1": "l1",
+                "--reduce-lr-on-plateau": "reduce_lr_on_plateau", "--ema": "ema"}
+
+
+def check_args(args) -> None:
+    """The checks that need no data, before anything is loaded or trained: numbers are
+    finite, and the flags that feed no library constructor pass the library's
+    :mod:`jtricks._validate` checks (the others are checked by :func:`build`).
+
+    Raises:
+      CliError: naming the flag and the value.
+    """
+    from jtricks._validate import check_int
+
+    check_finite(args, NUMBER_FLAGS)
+    check("--epochs", args.epochs, check_int, "epochs", lo=1)
+    check("--batch-size", args.batch_size, check_int, "batch_size", lo=1)
+    check("--seed", args.seed, check_int, "seed", lo=0)
+    check("--warmup-epochs", args.warmup_epochs, check_int, "warmup_epochs", lo=0)
+    check("--checkpoint-every", args.checkpoint_every, check_int, "checkpoint_every", lo=1)
+    check_devices(args.devices)
+
+
 def _initializer(name: str, scale):
     import jtricks.init as ji
 
-    if name in ("zeros", "ones"):
-        return getattr(ji, name)
-    if name == "uniform":
-        return ji.uniform(0.05 if scale is None else scale)
-    if name == "normal":
-        return ji.normal(1.0 if scale is None else scale)
-    return getattr(ji, name)()
+    with library_errors({"scale": ("--init-scale", scale), "stddev": ("--init-scale", scale)}):
+        if name in ("zeros", "ones"):
+            return getattr(ji, name)
+        if name == "uniform":
+            return ji.uniform(0.05 if scale is None else scale)
+        if name == "normal":
+            return ji.normal(1.0 if scale is None else scale)
+        return getattr(ji, name)()
 
 
 def build_model(args, num_classes: int):
-    """The model of ``args`` (``--model``, ``--hidden``, ``--init``, ...)."""
+    """The model of ``args`` (``--model``, ``--hidden``, ``--init``, ...).
+
+    Raises:
+      CliError: when the library refuses a value, naming its flag.
+    """
     import jax
 
     import jtricks.nn as nn
 
     activation = getattr(jax.nn, args.activation)
     kernel_init = _initializer(args.init, args.init_scale)
-    if args.model == "mlp":
-        return nn.mlp((*args.hidden, num_classes), activation=activation,
-                      kernel_init=kernel_init, batch_norm=bool(args.batch_norm),
-                      dropout=args.dropout)
-    if args.model == "cnn":
-        return nn.cnn(num_classes, activation=activation, kernel_init=kernel_init,
-                      batch_norm=bool(args.batch_norm), dropout=args.dropout)
-    return nn.resnet(num_classes, activation=activation, kernel_init=kernel_init,
-                     batch_norm=args.batch_norm is not False, drop_path=args.drop_path)
+    with library_errors({"features": ("--hidden", args.hidden),
+                         "dropout": ("--dropout", args.dropout),
+                         "drop_path": ("--drop-path", args.drop_path)}):
+        if args.model == "mlp":
+            return nn.mlp((*args.hidden, num_classes), activation=activation,
+                          kernel_init=kernel_init, batch_norm=bool(args.batch_norm),
+                          dropout=args.dropout)
+        if args.model == "cnn":
+            return nn.cnn(num_classes, activation=activation, kernel_init=kernel_init,
+                          batch_norm=bool(args.batch_norm), dropout=args.dropout)
+        return nn.resnet(num_classes, activation=activation, kernel_init=kernel_init,
+                         batch_norm=args.batch_norm is not False, drop_path=args.drop_path)
 
 
 def build_schedule(args, steps_per_epoch: int):
-    """The learning rate or schedule of ``args``."""
+    """The learning rate or schedule of ``args``.
+
+    Raises:
+      CliError: when the library refuses ``--lr`` or ``--lr-decay``.
+    """
+    import jtricks.optim as jo
     import jtricks.optim.schedules as sch
 
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     total = max(args.epochs * steps_per_epoch, 1)
-    if args.schedule == "constant":
-        return lr
-    if args.schedule == "per-epoch":
-        return sch.per_epoch(lr, args.lr_decay, steps_per_epoch)
-    if args.schedule == "cosine":
-        return sch.cosine_decay(lr, total)
-    if args.schedule == "warmup-cosine":
-        warmup = max(min(args.warmup_epochs * steps_per_epoch, total - 1), 1)
-        return sch.warmup_cosine_decay(0.0, lr, warmup, max(total, warmup + 1))
-    return sch.piecewise_constant(lr, {int(total * 0.5): 0.1, int(total * 0.75): 0.1})
+    flags = {name: ("--lr", lr) for name in ("learning_rate", "init_value", "peak_value")}
+    flags["factor"] = ("--lr-decay", args.lr_decay)
+    with library_errors(flags):
+        jo.scale_by_learning_rate(lr)  # the optimizers' check of a learning rate
+        if args.schedule == "constant":
+            return lr
+        if args.schedule == "per-epoch":
+            return sch.per_epoch(lr, args.lr_decay, steps_per_epoch)
+        if args.schedule == "cosine":
+            return sch.cosine_decay(lr, total)
+        if args.schedule == "warmup-cosine":
+            warmup = max(min(args.warmup_epochs * steps_per_epoch, total - 1), 1)
+            return sch.warmup_cosine_decay(0.0, lr, warmup, max(total, warmup + 1))
+        return sch.piecewise_constant(lr, {int(total * 0.5): 0.1, int(total * 0.75): 0.1})
 
 
 def build_optimizer(args, steps_per_epoch: int):
-    """The gradient transformation of ``args``: clipping, decay, optimizer, wrappers."""
+    """The gradient transformation of ``args``: clipping, decay, optimizer, wrappers.
+
+    Raises:
+      CliError: when the library refuses a value, naming its flag.
+    """
     import jtricks.optim as jo
 
     lr = build_schedule(args, steps_per_epoch)
     eps = {} if args.eps is None else {"eps": args.eps}
     name = args.optimizer
-    if name == "sgd":
-        base = jo.sgd(lr)
-    elif name in ("momentum", "nesterov"):
-        base = jo.sgd(lr, momentum=args.momentum, nesterov=name == "nesterov")
-    elif name == "normalized":
-        base = jo.chain(jo.normalize_by_norm(), jo.scale_by_learning_rate(lr))
-    elif name == "adagrad":
-        base = jo.adagrad(lr, **eps)
-    elif name == "rmsprop":
-        base = jo.rmsprop(lr, decay=args.rho, **eps)
-    elif name == "adadelta":
-        base = jo.adadelta(lr, rho=args.rho, **eps)
-    elif name == "adam":
-        base = jo.adam(lr, b1=args.b1, b2=args.b2, **eps)
-    else:
-        base = jo.adamw(lr, b1=args.b1, b2=args.b2, weight_decay=args.weight_decay, **eps)
-    parts = []
-    if args.clip_value is not None:
-        parts.append(jo.clip(args.clip_value))
-    if args.clip_norm is not None:
-        parts.append(jo.clip_by_global_norm(args.clip_norm))
-    if args.l1:
-        parts.append(jo.add_l1_decay(args.l1))
-    if args.weight_decay and name != "adamw":
-        parts.append(jo.add_decayed_weights(args.weight_decay))
-    tx = jo.chain(*parts, base) if parts else base
+    flags = {"learning_rate": ("--lr", DEFAULT_LR[name] if args.lr is None else args.lr),
+             "momentum": ("--momentum", args.momentum),
+             "decay": ("--rho", args.rho), "rho": ("--rho", args.rho), "b1": ("--b1", args.b1),
+             "b2": ("--b2", args.b2), "eps": ("--eps", args.eps),
+             "weight_decay": ("--weight-decay", args.weight_decay), "l1": ("--l1", args.l1),
+             "max_abs": ("--clip-value", args.clip_value),
+             "max_norm": ("--clip-norm", args.clip_norm)}
+    with library_errors(flags):
+        if name == "sgd":
+            base = jo.sgd(lr)
+        elif name in ("momentum", "nesterov"):
+            base = jo.sgd(lr, momentum=args.momentum, nesterov=name == "nesterov")
+        elif name == "normalized":
+            base = jo.chain(jo.normalize_by_norm(), jo.scale_by_learning_rate(lr))
+        elif name == "adagrad":
+            base = jo.adagrad(lr, **eps)
+        elif name == "rmsprop":
+            base = jo.rmsprop(lr, decay=args.rho, **eps)
+        elif name == "adadelta":
+            base = jo.adadelta(lr, rho=args.rho, **eps)
+        elif name == "adam":
+            base = jo.adam(lr, b1=args.b1, b2=args.b2, **eps)
+        else:
+            base = jo.adamw(lr, b1=args.b1, b2=args.b2, weight_decay=args.weight_decay, **eps)
+        parts = []
+        if args.clip_value is not None:
+            parts.append(jo.clip(args.clip_value))
+        if args.clip_norm is not None:
+            parts.append(jo.clip_by_global_norm(args.clip_norm))
+        if args.l1:
+            parts.append(jo.add_l1_decay(args.l1))
+        if args.weight_decay and name != "adamw":
+            parts.append(jo.add_decayed_weights(args.weight_decay))
+        tx = jo.chain(*parts, base) if parts else base
+    with library_errors({"factor": ("--reduce-lr-on-plateau", args.reduce_lr_on_plateau),
+                         "patience": ("--plateau-patience", args.plateau_patience)}):
+        if args.reduce_lr_on_plateau is not None:
+            # one evaluation per epoch: the epoch's mean training loss (fit passes value=loss)
+            tx = jo.chain(tx, jo.reduce_on_plateau(args.reduce_lr_on_plateau,
+                                                   args.plateau_patience,
+                                                   accumulation_size=steps_per_epoch))
     if args.apply_if_finite:
         tx = jo.apply_if_finite(tx, max_consecutive_errors=5)
     return tx
+
+
+class Built(NamedTuple):
+    """What :func:`build` makes from the flags."""
+
+    model: Any
+    tx: Any
+    early_stopping: Any
+    averager: Any
+    class_weights: Any
+
+
+def build(args, data) -> Built:
+    """The one place where the flags become library objects; the library's checks decide
+    which values are valid and a refusal names the flag and the value.
+
+    Args:
+      args: the parsed flags (after :func:`check_args`).
+      data: the :class:`jtricks.data.Split` trained on.
+
+    Raises:
+      CliError: e.g. ``--dropout 1.5: dropout=1.5 must be <= 1``.
+    """
+    import jtricks.data as jd
+    import jtricks.train as jt
+
+    steps_per_epoch = len(data.y_train) // min(args.batch_size, len(data.y_train))
+    model = build_model(args, data.num_classes)
+    tx = build_optimizer(args, steps_per_epoch)
+    with library_errors({"patience": ("--early-stopping", args.early_stopping)}):
+        early = (jt.early_stopping(args.early_stopping)
+                 if args.early_stopping is not None else None)
+    with library_errors({"decay": ("--ema", args.ema)}):
+        averager = jt.ema(args.ema) if args.ema is not None else None
+    with library_errors({"labels": ("--class-weights", None)}):
+        weights = (jd.class_weights(data.y_train, data.num_classes) if args.class_weights
+                   else None)
+    return Built(model, tx, early, averager, weights)
 
 
 def _augmenter(x_train):
@@ -232,24 +340,21 @@ def run(args) -> int:
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out!r} exists and is not a directory")
 
+    check_args(args)
+    require_extras("jtricks train", NEEDS + (("sklearn",) if args.data == "digits" else ())
+                   + (("orbax.checkpoint",) if args.checkpoint_dir else ()))
+    if args.init_scale is not None and args.init not in ("uniform", "normal"):
+        say("note: --init-scale only applies to --init uniform and --init normal")
+
     request_devices(args.devices)
     import jax
 
-    import jtricks.data as jd
     import jtricks.train as jt
 
-    data = load_dataset(args.data, args.seed, scale=args.scale)
-    (xtr, ytr), (xva, yva), (xte, yte) = data["train"], data["val"], data["test"]
+    data = load_data(args.data, args.seed, scale=args.scale)
+    (xtr, ytr), (xva, yva), (xte, yte) = data.train, data.val, data.test
     steps_per_epoch = len(ytr) // min(args.batch_size, len(ytr))
-    try:  # every construction-time ValueError becomes a one-line usage error
-        model = build_model(args, data["num_classes"])
-        tx = build_optimizer(args, steps_per_epoch)
-        early = (jt.early_stopping(args.early_stopping)
-                 if args.early_stopping is not None else None)
-        averager = jt.ema(args.ema) if args.ema is not None else None
-        weights = jd.class_weights(ytr, data["num_classes"]) if args.class_weights else None
-    except (ValueError, TypeError) as e:
-        raise CliError(str(e)) from None
+    model, tx, early, averager, weights = build(args, data)
     loss_fn = jt.classifier_loss(model, class_weights=weights,
                                  augment=_augmenter(xtr) if args.augment else None)
     key = jax.random.PRNGKey(args.seed)
@@ -257,17 +362,16 @@ def run(args) -> int:
     params, model_state = model.init(init_key, xtr.shape[1:])
     state = jt.TrainState.create(params=params, tx=tx, key=train_key, model_state=model_state)
     state, loss_fn = data_parallel(args.devices, args.batch_size, state, loss_fn)
-    say(f"jtricks train: {data['name']} ({len(ytr)} train / {len(yva)} validation / "
+    say(f"jtricks train: {data.name} ({len(ytr)} train / {len(yva)} validation / "
         f"{len(yte)} test), {args.model}, {args.optimizer}, {args.epochs} epochs of "
         f"{steps_per_epoch} steps")
-    reduce_lr = (jt.ReduceLROnPlateau(args.reduce_lr_on_plateau, args.plateau_patience)
-                 if args.reduce_lr_on_plateau is not None else None)
     result = jt.fit(
-        state, tx, loss_fn, (xtr, ytr), epochs=args.epochs, batch_size=args.batch_size,
+        state, (xtr, ytr), loss_fn=loss_fn, tx=tx, epochs=args.epochs,
+        batch_size=args.batch_size,
         data_key=data_key, val_data=(xva, yva), eval_fn=jt.classifier_eval(model),
-        early_stopping=early, reduce_lr=reduce_lr, averager=averager,
+        early_stopping=early, averager=averager,
         checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-        resume=args.resume, history_dir=args.out, progress=not args.quiet)
+        resume=args.resume, history_dir=args.out, progress=False if args.quiet else None)
     if result.stop_reason and "diverged" in result.stop_reason:
         say(f"jtricks train: stopped: {result.stop_reason}")
         return 1
@@ -276,7 +380,7 @@ def run(args) -> int:
         params = jt.averaged_params(result.avg_state, params)
     test = jt.evaluate(jt.classifier_eval(model), params, result.state.model_state, (xte, yte))
     summary = {
-        "data": data["name"], "epochs_run": len(result.history),
+        "data": data.name, "epochs_run": len(result.history),
         "stop_reason": result.stop_reason,
         "best_val_accuracy": max((r["val_accuracy"] for r in result.history), default=None),
         "test_accuracy": float(test["accuracy"]), "test_loss": float(test["loss"]),

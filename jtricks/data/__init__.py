@@ -10,8 +10,10 @@ from ._augment import random_zoom as random_zoom
 from ._batching import batches as batches
 from ._batching import num_batches as num_batches
 from ._datasets import IdxFormatError as IdxFormatError
+from ._datasets import Split as Split
 from ._datasets import load_digits as load_digits
 from ._datasets import load_mnist_idx as load_mnist_idx
+from ._datasets import load_split as load_split
 from ._datasets import read_idx as read_idx
 from ._sampling import balanced_sample as balanced_sample
 from ._sampling import class_weights as class_weights
@@ -26,6 +28,7 @@ from ._split import split as split
 __all__ = [
     "IdxFormatError",
     "MinMaxScaler",
+    "Split",
     "StandardScaler",
     "affine_transform",
     "balanced_sample",
@@ -33,6 +36,7 @@ __all__ = [
     "class_weights",
     "load_digits",
     "load_mnist_idx",
+    "load_split",
     "num_batches",
     "oversample",
     "random_affine",

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jax.scipy.ndimage import map_coordinates
 from jax.typing import ArrayLike
 
+from jtricks._numeric import compute_dtype
 from jtricks._validate import check_non_negative, check_number, concrete_value
 
 
@@ -73,7 +74,7 @@ def affine_transform(
 def _affine(image, matrix, offset, mode, cval):
     h, w = image.shape[:2]
     dtype = image.dtype
-    work = jnp.promote_types(dtype, jnp.float32) if jnp.issubdtype(dtype, jnp.floating) else jnp.float32
+    work = compute_dtype(dtype)  # integer pixels -> float32, bf16 -> f32, f64 stays
     matrix = matrix.astype(work)
     offset = offset.astype(work)
     centre = jnp.array([(h - 1) / 2.0, (w - 1) / 2.0], work)

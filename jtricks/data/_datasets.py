@@ -1,6 +1,10 @@
 """Datasets: the real 8x8 digits bundled with scikit-learn, and MNIST IDX files.
 
-Both loaders return host (NumPy) arrays in the NHWC layout the models take:
+:func:`load_split` is the one loader the command line and the demo use: it loads
+either dataset, splits it honestly (stratified; MNIST keeps its own test files) and
+scales it with statistics of the training part only.
+
+Both raw loaders return host (NumPy) arrays in the NHWC layout the models take:
 ``images`` float32 ``(n, height, width, 1)`` with the raw pixel values (0..16 for
 the digits, 0..255 for MNIST; scale them with ``minmax_scale`` fitted on the
 training part) and ``labels`` int32 ``(n,)``. Nothing is ever downloaded.
@@ -11,9 +15,11 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 
+from jtricks._optional import require
 from jtricks._validate import check_choice
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): data are big-endian.
@@ -43,7 +49,8 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
       ``(1797,)`` class indices 0..9.
 
     Raises:
-      ImportError: if scikit-learn (the ``demo`` extra) is not installed.
+      ImportError: if scikit-learn (the ``demo`` extra) is not installed; the message
+        says ``pip install 'jtricks[demo]'``.
 
     References:
       E. Alpaydin, C. Kaynak, "Optical Recognition of Handwritten Digits", UCI
@@ -54,14 +61,8 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
       >>> images.shape, labels[:5]
       ((1797, 8, 8, 1), array([0, 1, 2, 3, 4], dtype=int32))
     """
-    try:
-        from sklearn.datasets import load_digits as _sk_load_digits
-    except ImportError as err:
-        raise ImportError(
-            "jtricks.data.load_digits needs scikit-learn, which bundles the digits "
-            'dataset; install it with: pip install "jtricks[demo]"'
-        ) from err
-    bunch = _sk_load_digits()
+    datasets = require("sklearn.datasets", "jtricks.data.load_digits")
+    bunch = datasets.load_digits()
     images = np.asarray(bunch.images, dtype=np.float32)[..., None]
     labels = np.asarray(bunch.target, dtype=np.int32)
     return images, labels
@@ -208,3 +209,144 @@ def load_mnist_idx(path: str | os.PathLike, split: str = "train") -> tuple[np.nd
             f"{labels.shape[0]} labels"
         )
     return images.astype(np.float32)[..., None], labels.astype(np.int32)
+
+
+class Split(NamedTuple):
+    """A dataset split into training, validation and test parts (host NumPy arrays).
+
+    Attributes:
+      x_train, y_train, x_val, y_val, x_test, y_test: float32 NHWC images (scaled as
+        asked) and int32 labels of each part.
+      num_classes: ``max(label) + 1`` over every part.
+      name: ``"digits"`` or ``"mnist:<directory>"``.
+      scaler: the scaler fitted on the training part (``MinMaxScaler`` or
+        ``StandardScaler``; ``None`` for ``scale="none"``); apply it to new data.
+      raw_train, raw_val, raw_test: the unscaled images of each part, with
+        ``keep_raw=True`` (else ``None``).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    name: str
+    scaler: object = None
+    raw_train: np.ndarray | None = None
+    raw_val: np.ndarray | None = None
+    raw_test: np.ndarray | None = None
+
+    @property
+    def train(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x_train, y_train)``."""
+        return self.x_train, self.y_train
+
+    @property
+    def val(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x_val, y_val)``."""
+        return self.x_val, self.y_val
+
+    @property
+    def test(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x_test, y_test)``."""
+        return self.x_test, self.y_test
+
+
+_SCALES = ("minmax", "standardize", "none")
+
+
+def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=None,
+               scale: str = "minmax", keep_raw: bool = False) -> Split:
+    """Loads a dataset, splits it honestly and scales it with training statistics only.
+
+    * ``"digits"``: the embedded 1,797 digits (:func:`load_digits`, needs
+      scikit-learn), split 70/20/10 into train / validation / test.
+    * ``"mnist:DIR"`` or a directory ``DIR``: the MNIST IDX files in ``DIR``
+      (:func:`load_mnist_idx`); its train files are split 5:1 into train /
+      validation and its t10k files are the test part (in file order).
+
+    Splits are stratified (every part keeps the class frequencies) and depend only
+    on ``seed``. The scaler is fitted on the training part and applied to every part,
+    so the validation and test data never influence it: after ``"minmax"`` the
+    training images span exactly ``[-1, 1]``, the others may fall slightly outside.
+
+    Args:
+      name: ``"digits"``, ``"mnist:DIR"`` or an MNIST directory.
+      seed: a non-negative integer; seeds the split.
+      fractions: the split's fractions, summing to 1: ``(train, val, test)`` for
+        digits (default ``(0.7, 0.2, 0.1)``), ``(train, val)`` of MNIST's train files
+        (default ``(5/6, 1/6)``).
+      scale: ``"minmax"`` (to ``[-1, 1]``, global statistics), ``"standardize"``
+        (mean 0, variance 1) or ``"none"`` (raw pixel values).
+      keep_raw: also return the unscaled images (``raw_train`` / ``raw_val`` /
+        ``raw_test``).
+
+    Returns:
+      A :class:`Split`; ``split.train``, ``split.val`` and ``split.test`` are
+      ``(x, y)`` pairs.
+
+    Raises:
+      ValueError: for a bad ``seed``, ``fractions`` or ``scale``, a class too small
+        to be stratified, or a corrupt IDX file (``IdxFormatError``).
+      FileNotFoundError: if the MNIST directory or one of its files is missing.
+      ImportError: for ``"digits"`` without scikit-learn (the ``demo`` extra).
+
+    Example:
+      >>> data = load_split("digits", seed=0)
+      >>> data.x_train.shape, data.x_val.shape, data.x_test.shape
+      ((1258, 8, 8, 1), (359, 8, 8, 1), (180, 8, 8, 1))
+      >>> float(data.x_train.min()), float(data.x_train.max()), data.num_classes
+      (-1.0, 1.0, 10)
+      >>> x, y = data.train
+      >>> np.bincount(y)
+      array([124, 128, 124, 128, 127, 127, 127, 125, 122, 126])
+    """
+    import jax
+
+    from jtricks._validate import check_int
+    from jtricks.data._scaling import minmax_scale, standardize
+    from jtricks.data._split import split
+
+    seed = check_int("seed", seed, lo=0)
+    check_choice("scale", scale, _SCALES)
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"name={name!r} must be 'digits', 'mnist:DIR' or a directory")
+    name = os.fspath(name)
+    key = jax.random.PRNGKey(seed)
+
+    def take(x, y, idx):
+        idx = np.asarray(idx)
+        return x[idx], y[idx]
+
+    if name == "digits":
+        fractions = (0.7, 0.2, 0.1) if fractions is None else tuple(fractions)
+        if len(fractions) != 3:
+            raise ValueError(f"fractions={fractions!r} must have 3 parts (train, validation, "
+                             "test) for digits")
+        x, y = load_digits()
+        parts = split(key, len(y), fractions, stratify=y)
+        (xtr, ytr), (xva, yva), (xte, yte) = (take(x, y, i) for i in parts)
+        label = "digits"
+    else:
+        directory = os.path.expanduser(name[len("mnist:"):] if name.startswith("mnist:")
+                                       else name)
+        fractions = (5 / 6, 1 / 6) if fractions is None else tuple(fractions)
+        if len(fractions) != 2:
+            raise ValueError(f"fractions={fractions!r} must have 2 parts (train, validation) "
+                             "of the MNIST train files; t10k is the test part")
+        x, y = load_mnist_idx(directory, split="train")
+        xte, yte = load_mnist_idx(directory, split="test")
+        tr, va = split(key, len(y), fractions, stratify=y)
+        (xtr, ytr), (xva, yva) = take(x, y, tr), take(x, y, va)
+        label = f"mnist:{directory}"
+    raw = (xtr, xva, xte)
+    scaler = None
+    if scale != "none":
+        scaler = (minmax_scale(xtr, feature_range=(-1.0, 1.0)) if scale == "minmax"
+                  else standardize(xtr))
+        xtr, xva, xte = (np.asarray(scaler(a)) for a in raw)
+    num_classes = int(max(part.max() for part in (ytr, yva, yte) if part.size)) + 1
+    return Split(xtr, ytr, xva, yva, xte, yte, num_classes, label, scaler,
+                 *(raw if keep_raw else (None, None, None)))

@@ -24,14 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jtricks._numeric import compute_dtype
 from jtricks._validate import check_number, concrete_value
-
-
-def _stat_dtype(dtype) -> jnp.dtype:
-    """At least float32 for statistics (float64 stays float64)."""
-    if jnp.issubdtype(dtype, jnp.floating):
-        return jnp.promote_types(dtype, jnp.float32)
-    return jnp.dtype(jnp.float32)
 
 
 def _out_dtype(x: jax.Array) -> jnp.dtype:
@@ -146,14 +140,14 @@ def _standard_apply(scaler: StandardScaler, x: jax.Array) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnums=1)
 def _range_stats(train: jax.Array, axes):
-    x = train.astype(_stat_dtype(train.dtype))
+    x = train.astype(compute_dtype(train.dtype))
     keep = axes is not None
     return jnp.min(x, axis=axes, keepdims=keep), jnp.max(x, axis=axes, keepdims=keep)
 
 
 @functools.partial(jax.jit, static_argnums=1)
 def _moment_stats(train: jax.Array, axes):
-    x = train.astype(_stat_dtype(train.dtype))
+    x = train.astype(compute_dtype(train.dtype))
     keep = axes is not None
     mean = jnp.mean(x, axis=axes, keepdims=keep)
     var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=keep)
@@ -207,7 +201,7 @@ def minmax_scale(
     if lo_c is not None and hi_c is not None and not lo_c < hi_c:
         raise ValueError(f"feature_range={feature_range!r} must have low < high")
     train = jnp.asarray(train)
-    dtype = _stat_dtype(train.dtype)
+    dtype = compute_dtype(train.dtype)
     axes = _normalise_axis(axis, train.ndim)
     data_min, data_max = _range_stats(train, axes)
     _check_nonzero("minmax_scale", data_max - data_min, axis, axes, "range (max == min)")

@@ -14,6 +14,8 @@ import os
 import sys
 import time
 
+from jtricks._optional import install_hint, missing, require
+
 from ._basics import batch_norm, dropout, initializers, scaling
 from ._common import Result
 from ._optimization import clipping, optimizers, schedules
@@ -36,6 +38,10 @@ EXPERIMENTS = {
 
 __all__ = ["EXPERIMENTS", "Result", "run_demo"]
 
+# The optional packages the demo imports (the ``demo`` extra): the digits, the
+# figures, the progress bar.
+NEEDS = ("sklearn", "matplotlib", "tqdm")
+
 
 def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
              progress: bool = True, seed: int = 0, workers: int = 2) -> list[Result]:
@@ -54,10 +60,15 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
 
     Raises:
       ValueError: for an unknown experiment name.
+      ImportError: if scikit-learn, matplotlib or tqdm (the ``demo`` extra) is
+        missing, naming them and the extra, before any experiment runs.
     """
-    from tqdm.auto import tqdm
+    from jtricks.data import load_split
 
-    from ._common import load
+    absent = missing(NEEDS)
+    if absent:
+        raise ImportError(install_hint(absent, "jtricks.demo.run_demo"))
+    tqdm = require("tqdm.auto", "jtricks.demo.run_demo").tqdm
 
     names = list(EXPERIMENTS) if only is None else list(only)
     unknown = [n for n in names if n not in EXPERIMENTS]
@@ -66,7 +77,7 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
                          f"{', '.join(EXPERIMENTS)}")
     os.makedirs(out_dir, exist_ok=True)
     start = time.perf_counter()
-    data = load(seed)
+    data = load_split("digits", seed, keep_raw=True)  # raw pixels: the scaling experiment
     bar = tqdm(total=len(names), desc="demo", unit="experiment", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
     # Two experiments at a time: while one traces Python, the other compiles (XLA

@@ -10,7 +10,7 @@ import jtricks.init as ji
 import jtricks.nn as nn
 import jtricks.optim as jo
 
-from ._common import (_FAST_COMPILE, Result, Setup, Timer, curve_rows, epochs_axis, figure, fmt, save,
+from ._common import (_FAST_COMPILE, Result, Member, Timer, curve_rows, epochs_axis, figure, fmt, save,
                       train_sweep, train_sweeps)
 
 
@@ -31,7 +31,7 @@ def scaling(data, out_dir, quick):
     ys_va = np.broadcast_to(data.y_val, (len(labels),) + data.y_val.shape)
 
     def make(_):
-        return Setup(nn.mlp((128, 128, 10)), jo.sgd(0.05, momentum=0.9))
+        return Member(nn.mlp((128, 128, 10)), jo.sgd(0.05, momentum=0.9))
 
     with Timer() as t:
         c = train_sweep(make, jnp.zeros(len(labels)), (xs_tr, ys_tr), (xs_va, ys_va),
@@ -110,7 +110,7 @@ def initializers(data, out_dir, quick):
             for init in _INITS.values()]), compiler_options=_FAST_COMPILE)()
 
         def make(_):
-            return Setup(nn.mlp((64,) * 6 + (10,)), jo.sgd(0.01, momentum=0.9))
+            return Member(nn.mlp((64,) * 6 + (10,)), jo.sgd(0.01, momentum=0.9))
 
         c = train_sweep(make, jnp.zeros(len(labels)), data.train, data.val, epochs=epochs,
                         init_params=stacked)
@@ -176,7 +176,7 @@ def batch_norm(data, out_dir, quick):
     features = (64, 64, 64, 64, 10)
     labels = ("without batch norm", "with batch norm")
     with Timer() as t:
-        sweeps = [(lambda _, bn=bn: Setup(nn.mlp(features, activation=jax.nn.sigmoid,
+        sweeps = [(lambda _, bn=bn: Member(nn.mlp(features, activation=jax.nn.sigmoid,
                                                  batch_norm=bn), jo.sgd(0.05, momentum=0.9)),
                    jnp.zeros(seeds)) for bn in (False, True)]
         keys = jax.random.split(jax.random.PRNGKey(0), seeds)
@@ -224,7 +224,7 @@ def dropout(data, out_dir, quick):
     rates = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 
     def make(rate):
-        return Setup(nn.mlp((256, 256, 10), dropout=rate), jo.adam(1e-3))
+        return Member(nn.mlp((256, 256, 10), dropout=rate), jo.adam(1e-3))
 
     with Timer() as t:
         c = train_sweep(make, jnp.asarray(rates), data.train, data.val, epochs=epochs)

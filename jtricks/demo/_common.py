@@ -2,9 +2,9 @@
 
 Every experiment compares a few configurations. Where they have the same shape
 (dropout rates, learning rates, seeds, class weights, initial weights) they are
-trained together: ``jax.vmap`` over the configurations of a function that runs
-the whole training — ``lax.scan`` over epochs of :func:`jtricks.train.make_epoch`,
-each followed by a validation pass — so one compiled program trains them all.
+trained together: ``jax.vmap`` over the configurations of the engine's whole
+training (:func:`jtricks.sweep.fit_member`, i.e. :func:`jtricks.train.make_run`),
+so one compiled program trains them all; no experiment has a loop of its own.
 """
 
 from __future__ import annotations
@@ -18,57 +18,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jtricks.data as jd
-from jtricks.train import (TrainState, averaged_params, classifier_eval, classifier_loss,
-                           evaluate, make_epoch)
+from jtricks.sweep import Member, fit_member, member_of
+from jtricks.train import evaluate
 
 
-class Digits(NamedTuple):
-    """The embedded digits, split 70/20/10 (stratified) and min-max scaled to [-1, 1]
-    with statistics of the training part. ``raw_*`` keep the 0..16 pixel values."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    raw_train: np.ndarray
-    raw_val: np.ndarray
-
-    @property
-    def train(self):
-        return self.x_train, self.y_train
-
-    @property
-    def val(self):
-        return self.x_val, self.y_val
-
-
-def load(seed: int = 0) -> Digits:
-    x, y = jd.load_digits()
-    x, y = np.asarray(x, np.float32), np.asarray(y, np.int32)
-    tr, va, te = (np.asarray(i) for i in
-                  jd.split(jax.random.PRNGKey(seed), len(y), (0.7, 0.2, 0.1), stratify=y))
-    scaler = jd.minmax_scale(x[tr], feature_range=(-1, 1))
-    scaled = np.asarray(scaler(x))
-    return Digits(scaled[tr], y[tr], scaled[va], y[va], scaled[te], y[te], x[tr], x[va])
-
-
-class Setup(NamedTuple):
-    """One configuration: a model, an optimizer, optionally a loss and an averager."""
-
-    model: Any
-    tx: Any
-    loss_fn: Callable | None = None
-    averager: Any = None
-
-
-def train_sweep(make: Callable[[Any], Setup], hparams: Any, train, val, **kw) -> dict:
+def train_sweep(make: Callable[[Any], Member], hparams: Any, train, val, **kw) -> dict:
     """Trains one configuration per leading index of ``hparams``, all in one program.
 
     Args:
-      make: ``make(hp) -> Setup``, called inside ``vmap`` with one configuration's
+      make: ``make(hp) -> Member``, called inside ``vmap`` with one configuration's
         hyperparameters (tracers: rates, decays, weights may be traced).
       hparams: a pytree of arrays with the configurations on the leading axis.
       train, val: ``(x, y)`` arrays.
@@ -88,12 +46,13 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
                  val_logits: bool = False, data_per_config: bool = False) -> list[dict]:
     """Several :func:`train_sweep` s of different structure (e.g. optimizers with
     different states) compiled together as one program: one compilation instead of
-    one per structure.
+    one per structure. Each configuration is :func:`jtricks.sweep.fit_member` (the
+    engine's compiled run), ``vmap``-ed over the configurations.
 
     Args:
       sweeps: ``[(make, hparams), ...]``.
       train, val: ``(x, y)`` arrays.
-      epochs: epochs to train.
+      epochs: epochs to train (every configuration trains them all).
       batch_size: examples per step.
       seed: the key of every configuration (same initialisation and data order,
         so only the hyperparameter differs) unless ``keys`` gives one each.
@@ -108,74 +67,49 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
     Returns:
       One dict per sweep, as :func:`train_sweep`.
     """
-    x_shape = np.shape(train[0])[1 + data_per_config:]
     keys_per_sweep = []
     for _, hparams in sweeps:
         n = jax.tree.leaves(hparams)[0].shape[0]
-        sweep_keys = jnp.stack([jax.random.PRNGKey(seed)] * n) if keys is None else keys
-        keys_per_sweep.append(jax.vmap(lambda k: jax.random.split(k, 3))(sweep_keys))
-    if init_params is None:
-        def init_all(hparams_list, keys_list):
-            return [jax.vmap(lambda hp, k, make=make: make(hp).model.init(k[0], x_shape))(
-                hp, k) for (make, _), hp, k in zip(sweeps, hparams_list, keys_list)]
-
-        starts = jax.jit(init_all, compiler_options=_FAST_COMPILE)(
-            [h for _, h in sweeps], keys_per_sweep)
-    else:
-        starts = [init_params]
-    args = [(h, k, s) for (_, h), k, s in zip(sweeps, keys_per_sweep, starts)]
+        keys_per_sweep.append(jnp.stack([jax.random.PRNGKey(seed)] * n) if keys is None
+                              else jnp.asarray(keys))
+    starts = [None] * len(sweeps) if init_params is None else [init_params]
     # Small programs: compile fast (runs for milliseconds anyway); big ones: optimise.
-    work = sum(jax.tree.leaves(h)[0].shape[0] * sum(np.size(p) for p in jax.tree.leaves(s))
-               for (_, h), s in zip(sweeps, starts)) * epochs * np.shape(train[0])[
-                   data_per_config]
+    x_shape = np.shape(train[0])[1 + data_per_config:]
+    sizes = [sum(np.size(p) for p in jax.tree.leaves(jax.eval_shape(
+        lambda m=make, h=h: m(jax.tree.map(lambda a: a[0], h)).model.init(
+            jax.random.PRNGKey(0), x_shape))))
+        for make, h in sweeps]
+    work = sum(jax.tree.leaves(h)[0].shape[0] * size for (_, h), size in zip(sweeps, sizes)
+               ) * epochs * np.shape(train[0])[data_per_config]
     options = _FAST_COMPILE if work < 2.5e9 else None
     data_axis = 0 if data_per_config else None
-    flags = dict(epochs=epochs, batch_size=batch_size, eval_train=eval_train,
-                 val_logits=val_logits)
 
-    def program(args, train, val):
-        return [jax.vmap(functools.partial(_train_one, make, **flags),
-                         in_axes=(0, 0, 0, data_axis, data_axis))(*a, train, val)
-                for (make, _), a in zip(sweeps, args)]
+    def one(make, hp, key, start, train, val):
+        member = member_of(make, hp)
 
-    out = jax.jit(program, compiler_options=options)(args, train, val)
+        def record(state, avg_state):
+            out = {}
+            if eval_train:
+                for k, v in evaluate(member.eval_fn, state.params, state.model_state,
+                                     train).items():
+                    out[f"train_eval_{k}"] = v
+            if val_logits:
+                out["val_logits"] = member.model.apply(state.params, state.model_state,
+                                                       val[0], training=False)[0]
+            return out
+
+        result = fit_member(lambda _: member, hp, train, val, key=key, epochs=epochs,
+                            batch_size=batch_size, init_params=start, record=record)
+        return dict(result.curves, params=result.final_state.params)
+
+    def program(keys_per_sweep, starts, train, val):
+        return [jax.vmap(functools.partial(one, make),
+                         in_axes=(0, 0, None if start is None else 0, data_axis, data_axis))(
+                    h, k, start, train, val)
+                for (make, h), k, start in zip(sweeps, keys_per_sweep, starts)]
+
+    out = jax.jit(program, compiler_options=options)(keys_per_sweep, starts, train, val)
     return jax.tree.map(np.asarray, out)
-
-
-def _train_one(make, hp, key, start, train, val, *, epochs, batch_size, eval_train,
-               val_logits):
-    """The whole training of one configuration: scan over epochs, validation after each."""
-    setup = make(hp)
-    loss_fn = setup.loss_fn or classifier_loss(setup.model)
-    eval_fn = classifier_eval(setup.model)
-    _, k_train, k_data = key
-    params, model_state = start
-    state = TrainState.create(params=params, tx=setup.tx, key=k_train, model_state=model_state)
-    averager = setup.averager
-    avg = averager.init(params) if averager is not None else None
-    epoch_fn = make_epoch(loss_fn, setup.tx, batch_size, averager=averager)
-
-    def body(carry, e):
-        state, avg = carry
-        state, avg, m = epoch_fn(state, train, jax.random.fold_in(k_data, e), 1.0, avg)
-        out = {"train_loss": jnp.mean(m["loss"]), "train_accuracy": jnp.mean(m["accuracy"]),
-               "grad_norm": jnp.mean(m["grad_norm"])}
-        for k, v in evaluate(eval_fn, state.params, state.model_state, val).items():
-            out[f"val_{k}"] = v
-        if eval_train:
-            for k, v in evaluate(eval_fn, state.params, state.model_state, train).items():
-                out[f"train_eval_{k}"] = v
-        if avg is not None:
-            avg_params = averaged_params(avg, state.params)
-            for k, v in evaluate(eval_fn, avg_params, state.model_state, val).items():
-                out[f"avg_val_{k}"] = v
-        if val_logits:
-            out["val_logits"] = setup.model.apply(state.params, state.model_state, val[0],
-                                                  training=False)[0]
-        return (state, avg), out
-
-    (state, _), curves = jax.lax.scan(body, (state, avg), jnp.arange(1, epochs + 1))
-    return dict(curves, params=state.params)
 
 
 # The programs run for milliseconds and compile for seconds: trade a little run time

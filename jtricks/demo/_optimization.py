@@ -11,7 +11,7 @@ import jtricks.nn as nn
 import jtricks.optim as jo
 import jtricks.optim.schedules as sch
 
-from ._common import (Result, Setup, Timer, curve_rows, epochs_axis, figure, fmt, save,
+from ._common import (Result, Member, Timer, curve_rows, epochs_axis, figure, fmt, save,
                       train_sweep, train_sweeps)
 
 # Each optimizer with its customary default learning rate (PyTorch / Keras defaults).
@@ -36,7 +36,7 @@ def optimizers(data, out_dir, quick):
     Adam (and AdamW) at equal steps."""
     epochs = 5 if quick else 20
     with Timer() as t:  # nine optimizer states of different shapes: one program, no vmap
-        sweeps = [(lambda _, m=make_tx: Setup(nn.mlp((128, 64, 10)), m()), jnp.zeros(1))
+        sweeps = [(lambda _, m=make_tx: Member(nn.mlp((128, 64, 10)), m()), jnp.zeros(1))
                   for make_tx in OPTIMIZERS.values()]
         curves = dict(zip(OPTIMIZERS, train_sweeps(sweeps, data.train, data.val,
                                                    epochs=epochs)))
@@ -91,7 +91,7 @@ def schedules(data, out_dir, quick):
         return lambda step: jnp.stack([s(step) for s in choices])[kind]
 
     def make(kind):
-        return Setup(nn.mlp((128, 64, 10)), jo.sgd(schedule_for(kind), momentum=0.9))
+        return Member(nn.mlp((128, 64, 10)), jo.sgd(schedule_for(kind), momentum=0.9))
 
     with Timer() as t:
         c = train_sweep(make, jnp.arange(len(labels)), data.train, data.val, epochs=epochs)
@@ -136,7 +136,7 @@ def clipping(data, out_dir, quick):
         # learning rate far too high for plain SGD
         model = nn.mlp((64,) * 8 + (10,), kernel_init=ji.variance_scaling(2.0 * 1.5 ** 2,
                                                                           "fan_in", "normal"))
-        return Setup(model, jo.chain(jo.clip_by_global_norm(theta), jo.sgd(0.05,
+        return Member(model, jo.chain(jo.clip_by_global_norm(theta), jo.sgd(0.05,
                                                                             momentum=0.9)))
 
     with Timer() as t:

@@ -13,7 +13,7 @@ import jtricks.optim as jo
 from jtricks.train import (classifier_loss, early_stopping as make_early_stopping, ema,
                            ensemble_predict)
 
-from ._common import (Result, Setup, Timer, curve_rows, epochs_axis, figure, fmt, save,
+from ._common import (Result, Member, Timer, curve_rows, epochs_axis, figure, fmt, save,
                       train_sweep)
 
 
@@ -33,7 +33,7 @@ def overfitting(data, out_dir, quick):
     small = _subset(data, 10)
 
     def make(_):
-        return Setup(nn.mlp((512, 512, 10)), jo.adam(3e-3))
+        return Member(nn.mlp((512, 512, 10)), jo.adam(3e-3))
 
     with Timer() as t:
         c = train_sweep(make, jnp.zeros(1), small, data.val, epochs=epochs, batch_size=20,
@@ -41,7 +41,7 @@ def overfitting(data, out_dir, quick):
         stopper = make_early_stopping(patience)
 
         def scan_stop(es, value):
-            es = stopper.update(es, value, {"dummy": jnp.zeros(())})
+            es = stopper.update(value, es, {"dummy": jnp.zeros(())})
             return es, es.stop
 
         es, stops = jax.lax.scan(scan_stop, stopper.init({"dummy": jnp.zeros(())}),
@@ -106,7 +106,7 @@ def weight_decay(data, out_dir, quick):
         l1, l2 = hp[0], hp[1]
         tx = jo.chain(jo.add_l1_decay(l1), jo.add_decayed_weights(l2), jo.sgd(0.05,
                                                                              momentum=0.9))
-        return Setup(nn.mlp((256, 10)), tx)
+        return Member(nn.mlp((256, 10)), tx)
 
     with Timer() as t:
         c = train_sweep(make, jnp.asarray(configs), small, data.val, epochs=epochs,
@@ -166,7 +166,7 @@ def imbalance(data, out_dir, quick):
 
     def make(w):
         model = nn.mlp((128, 10))
-        return Setup(model, jo.adam(1e-3), loss_fn=classifier_loss(model, class_weights=w))
+        return Member(model, jo.adam(1e-3), loss_fn=classifier_loss(model, class_weights=w))
 
     with Timer() as t:
         c = train_sweep(make, weights, (x, y), data.val, epochs=epochs, val_logits=True)
@@ -218,7 +218,7 @@ def averaging(data, out_dir, quick):
 
     def make(_):
         model = nn.mlp((128, 10))
-        return Setup(model, jo.sgd(0.1, momentum=0.9), averager=ema(decay))
+        return Member(model, jo.sgd(0.1, momentum=0.9), averager=ema(decay))
 
     keys = jax.random.split(jax.random.PRNGKey(0), members)
     with Timer() as t:

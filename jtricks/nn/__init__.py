@@ -6,6 +6,11 @@ Normalisation (:func:`batch_norm` with explicit running statistics,
 dense and convolution layers, and the small models :func:`mlp`, :func:`cnn`
 and :func:`resnet` as :class:`Model` ``(init, apply)`` pairs.
 
+dtype arguments follow flax: ``param_dtype`` is the dtype of the parameters
+(every ``init_*`` and model), ``dtype`` the computation / output dtype (the
+layers compute in the input's dtype), and a state buffer's dtype is named after
+it (``stats_dtype`` for batch norm's running statistics, a :class:`BatchNormState`).
+
 Example:
   >>> import jax, jtricks
   >>> model = jtricks.nn.mlp((64, 10), batch_norm=True, dropout=0.2)
@@ -27,6 +32,7 @@ from jtricks.nn._models import Model as Model
 from jtricks.nn._models import cnn as cnn
 from jtricks.nn._models import mlp as mlp
 from jtricks.nn._models import resnet as resnet
+from jtricks.nn._normalization import BatchNormState as BatchNormState
 from jtricks.nn._normalization import batch_norm as batch_norm
 from jtricks.nn._normalization import group_norm as group_norm
 from jtricks.nn._normalization import init_batch_norm as init_batch_norm
@@ -41,6 +47,7 @@ from jtricks.nn._normalization import rms_norm as rms_norm
 from jtricks.nn._normalization import weight_norm as weight_norm
 
 __all__ = [
+    "BatchNormState",
     "Model",
     "batch_norm",
     "cnn",

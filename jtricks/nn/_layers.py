@@ -2,7 +2,9 @@
 
 Parameters are plain dicts ``{"kernel": ..., "bias": ...}``; convolutions use
 NHWC inputs and HWIO kernels, like flax, so fans of a conv kernel follow
-:func:`jtricks.init.compute_fans`.
+:func:`jtricks.init.compute_fans`. dtype arguments follow flax's names:
+``param_dtype`` is the dtype of the parameters; the layers compute in the
+input's dtype (flax's ``dtype``), casting the parameters to it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def init_dense(
     *,
     kernel_init=_init.he_normal(),
     bias_init=_init.zeros,
-    dtype=jnp.float32,
+    param_dtype=jnp.float32,
 ) -> dict:
     """Parameters of a dense layer ``y = x @ kernel + bias``.
 
@@ -44,7 +46,8 @@ def init_dense(
       kernel_init: initializer of the ``(in_features, out_features)`` kernel
         (default :func:`jtricks.init.he_normal`).
       bias_init: initializer of the ``(out_features,)`` bias (default zeros).
-      dtype: parameter dtype.
+      param_dtype: dtype of the parameters (flax's name; passed to the
+        initializers as their ``dtype``).
 
     Returns:
       ``{"kernel": (in_features, out_features), "bias": (out_features,)}``.
@@ -58,8 +61,8 @@ def init_dense(
     out_features = check_int("out_features", out_features, lo=1)
     k_key, b_key = jax.random.split(key)
     return {
-        "kernel": kernel_init(k_key, (in_features, out_features), dtype),
-        "bias": bias_init(b_key, (out_features,), dtype),
+        "kernel": kernel_init(k_key, (in_features, out_features), param_dtype),
+        "bias": bias_init(b_key, (out_features,), param_dtype),
     }
 
 
@@ -80,7 +83,7 @@ def init_conv2d(
     use_bias: bool = True,
     kernel_init=_init.he_normal(),
     bias_init=_init.zeros,
-    dtype=jnp.float32,
+    param_dtype=jnp.float32,
 ) -> dict:
     """Parameters of a 2-D convolution with an HWIO kernel.
 
@@ -93,7 +96,8 @@ def init_conv2d(
       kernel_init: initializer of the ``(kh, kw, in, out)`` kernel (default
         :func:`jtricks.init.he_normal`: fan-in ``kh * kw * in``).
       bias_init: initializer of the ``(out_channels,)`` bias.
-      dtype: parameter dtype.
+      param_dtype: dtype of the parameters (flax's name; passed to the
+        initializers as their ``dtype``).
 
     Returns:
       ``{"kernel": (kh, kw, in_channels, out_channels)}`` plus ``"bias"`` when
@@ -108,9 +112,9 @@ def init_conv2d(
     out_channels = check_int("out_channels", out_channels, lo=1)
     kh, kw = _pair("kernel_size", kernel_size)
     k_key, b_key = jax.random.split(key)
-    params = {"kernel": kernel_init(k_key, (kh, kw, in_channels, out_channels), dtype)}
+    params = {"kernel": kernel_init(k_key, (kh, kw, in_channels, out_channels), param_dtype)}
     if use_bias:
-        params["bias"] = bias_init(b_key, (out_channels,), dtype)
+        params["bias"] = bias_init(b_key, (out_channels,), param_dtype)
     return params
 
 

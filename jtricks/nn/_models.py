@@ -7,7 +7,8 @@ Every model follows one interface::
 
 ``params`` is a nested dict with readable names (``{"dense_0": {"kernel",
 "bias"}, "bn_0": {"scale", "bias"}, ...}``); ``state`` holds the batch-norm
-running statistics under the same names and is ``{}`` without batch norm.
+running statistics (a :class:`~jtricks.nn.BatchNormState` per layer) under the
+same names and is ``{}`` without batch norm.
 ``key`` is needed only when ``training`` and the model has dropout or drop
 path; ``axis_name`` is passed on to :func:`batch_norm`. Hyperparameters such
 as the dropout rate may be traced, so a sweep can build the model inside a
@@ -129,7 +130,7 @@ def mlp(
 
     Returns:
       A :class:`Model`. Params: ``{"dense_i": {"kernel", "bias"}, "bn_i":
-      {"scale", "bias"}}``; state: ``{"bn_i": {"mean", "var"}}`` or ``{}``.
+      {"scale", "bias"}}``; state: ``{"bn_i": BatchNormState(mean, var)}`` or ``{}``.
 
     Raises:
       ValueError: for empty or non-positive ``features``, a ``dropout`` outside
@@ -153,7 +154,7 @@ def mlp(
         keys = jax.random.split(key, len(features))
         for i, (k, out) in enumerate(zip(keys, features)):
             params[f"dense_{i}"] = init_dense(
-                k, in_features, out, kernel_init=kernel_init, dtype=param_dtype
+                k, in_features, out, kernel_init=kernel_init, param_dtype=param_dtype
             )
             if batch_norm and i < len(features) - 1:
                 params[f"bn_{i}"], state[f"bn_{i}"] = init_batch_norm(out, param_dtype)
@@ -242,7 +243,7 @@ def cnn(
         for i, out in enumerate(channels):
             params[f"conv_{i}"] = init_conv2d(
                 next(keys), c, out, kernel_size, use_bias=not batch_norm,
-                kernel_init=kernel_init, dtype=param_dtype,
+                kernel_init=kernel_init, param_dtype=param_dtype,
             )
             if batch_norm:
                 params[f"bn_{i}"], state[f"bn_{i}"] = init_batch_norm(out, param_dtype)
@@ -250,7 +251,7 @@ def cnn(
         in_features = h * w * c
         for j, out in enumerate(widths):
             params[f"dense_{j}"] = init_dense(
-                next(keys), in_features, out, kernel_init=kernel_init, dtype=param_dtype
+                next(keys), in_features, out, kernel_init=kernel_init, param_dtype=param_dtype
             )
             in_features = out
         return params, state
@@ -350,7 +351,7 @@ def resnet(
 
     def conv_bn_init(key, c_in, c_out, size, conv, bn, params, state):
         params[conv] = init_conv2d(key, c_in, c_out, size, use_bias=not batch_norm,
-                                   kernel_init=kernel_init, dtype=param_dtype)
+                                   kernel_init=kernel_init, param_dtype=param_dtype)
         if batch_norm:
             params[bn], state[bn] = init_batch_norm(c_out, param_dtype)
 
@@ -373,7 +374,7 @@ def resnet(
                 conv_bn_init(keys[3 + 3 * k], c, out, 1, "shortcut_conv", "shortcut_bn", p, s)
             c = out
         params["head"] = init_dense(
-            keys[-1], c, num_classes, kernel_init=kernel_init, dtype=param_dtype
+            keys[-1], c, num_classes, kernel_init=kernel_init, param_dtype=param_dtype
         )
         return params, (state if batch_norm else {})
 

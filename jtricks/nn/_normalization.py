@@ -13,10 +13,15 @@ gives ``var = 0`` and, with ``eps > 0``, no NaN. Outputs keep the input's
 dtype.
 
 The stateful layer, :func:`batch_norm`, takes and returns its running
-statistics; the others only have parameters (``init_*`` returns the params
-dict). Normalisations with a learned affine map use ``scale`` (ones) and
+statistics as a :class:`BatchNormState` ``(mean, var)`` NamedTuple; the others
+only have parameters (``init_*`` returns the params dict). Normalisations with a learned affine map use ``scale`` (ones) and
 ``bias`` (zeros) of shape ``(num_features,)`` acting on the last axis; the
 batch axis is the first one and NHWC is the image layout, as in flax.
+
+dtype arguments follow flax's names: ``param_dtype`` is the dtype of the
+parameters (every ``init_*``); outputs are in the input's dtype (flax's
+``dtype``), statistics in at least float32; the running statistics of batch
+norm, a state, have their own ``stats_dtype``.
 
 ``eps`` defaults to ``1e-5`` everywhere (PyTorch's default and flax's for
 ``BatchNorm``; flax uses ``1e-6`` for the other normalisations, so pass
@@ -25,15 +30,14 @@ batch axis is the first one and NHWC is the image layout, as in flax.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jtricks._numeric import compute_dtype, upcast
 from jtricks._validate import check_int, check_positive, check_unit_interval
-
-
-def _stats_dtype(x):
-    return jnp.promote_types(x.dtype, jnp.float32)
 
 
 def _moments(x, axes, axis_name=None):
@@ -43,7 +47,7 @@ def _moments(x, axes, axis_name=None):
     ``axis_name`` the shift is averaged over the devices first, so that every
     device uses the same one.
     """
-    x = x.astype(_stats_dtype(x))
+    x = upcast(x)
     axes = tuple(a % x.ndim for a in axes)
     first = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
     shift = lax.stop_gradient(x[first])  # a sample of x, kept dims; var does not depend on it
@@ -60,7 +64,7 @@ def _moments(x, axes, axis_name=None):
 
 def _normalize(x, mean, var, eps, scale, bias, axes):
     """``(x - mean) / sqrt(var + eps) * scale + bias`` in >= float32, cast back."""
-    work = _stats_dtype(x)
+    work = compute_dtype(x.dtype)
     mean, var = jnp.expand_dims(mean, axes), jnp.expand_dims(var, axes)
     y = (x.astype(work) - mean) * lax.rsqrt(var + jnp.asarray(eps, work))
     if scale is not None:
@@ -70,11 +74,11 @@ def _normalize(x, mean, var, eps, scale, bias, axes):
     return y.astype(x.dtype)
 
 
-def _affine_params(num_features, dtype, *, bias=True):
+def _affine_params(num_features, param_dtype, *, bias=True):
     num_features = check_int("num_features", num_features, lo=1)
-    params = {"scale": jnp.ones((num_features,), dtype)}
+    params = {"scale": jnp.ones((num_features,), param_dtype)}
     if bias:
-        params["bias"] = jnp.zeros((num_features,), dtype)
+        params["bias"] = jnp.zeros((num_features,), param_dtype)
     return params
 
 
@@ -93,34 +97,47 @@ def _check_features(name, params, x):
 # --------------------------------------------------------------------- batch norm
 
 
-def init_batch_norm(num_features: int, dtype=jnp.float32, *, stats_dtype=jnp.float32):
+class BatchNormState(NamedTuple):
+    """The running statistics of :func:`batch_norm`, a pytree.
+
+    Attributes:
+      mean: the running mean of each feature, shape ``(num_features,)``.
+      var: the running (biased) variance of each feature, shape ``(num_features,)``.
+    """
+
+    mean: jax.Array
+    var: jax.Array
+
+
+def init_batch_norm(num_features: int, param_dtype=jnp.float32, *, stats_dtype=jnp.float32):
     """Parameters and state of :func:`batch_norm`.
 
     Args:
       num_features: size of the last (feature) axis.
-      dtype: dtype of ``scale`` and ``bias``.
+      param_dtype: dtype of ``scale`` and ``bias`` (flax's name).
       stats_dtype: dtype of the running statistics (default float32).
 
     Returns:
       ``(params, state)``: ``params = {"scale": ones, "bias": zeros}`` and
-      ``state = {"mean": zeros, "var": ones}``, each of shape ``(num_features,)``.
+      ``state = BatchNormState(mean=zeros, var=ones)``, each of shape
+      ``(num_features,)``.
 
     Example:
       >>> params, state = init_batch_norm(16)
-      >>> params["scale"].shape, state["var"][:3]
+      >>> params["scale"].shape, state.var[:3]
       ((16,), Array([1., 1., 1.], dtype=float32))
     """
-    params = _affine_params(num_features, dtype)
-    state = {
-        "mean": jnp.zeros((num_features,), stats_dtype),
-        "var": jnp.ones((num_features,), stats_dtype),
-    }
+    params = _affine_params(num_features, param_dtype)
+    state = BatchNormState(
+        mean=jnp.zeros((num_features,), stats_dtype),
+        var=jnp.ones((num_features,), stats_dtype),
+    )
     return params, state
 
 
 def batch_norm(
     params: dict,
-    state: dict,
+    state: BatchNormState,
     x: jax.Array,
     *,
     training: bool,
@@ -144,7 +161,7 @@ def batch_norm(
 
     Args:
       params: ``{"scale", "bias"}`` from :func:`init_batch_norm`.
-      state: ``{"mean", "var"}`` running statistics.
+      state: the running statistics, a :class:`BatchNormState`.
       x: input ``(..., num_features)``, e.g. ``(batch, features)`` or NHWC.
       training: use (and update with) the batch statistics.
       momentum: decay of the running statistics, in ``[0, 1)``.
@@ -154,10 +171,11 @@ def batch_norm(
         on the whole global batch (for equal per-device batches).
 
     Returns:
-      ``(y, new_state)`` with ``y`` in ``x``'s dtype and ``new_state`` in the
-      state's dtype.
+      ``(y, new_state)`` with ``y`` in ``x``'s dtype and ``new_state`` a
+      :class:`BatchNormState` in the state's dtype.
 
     Raises:
+      TypeError: if ``state`` is not a :class:`BatchNormState`.
       ValueError: if the state or params do not match the input's features, or
         ``momentum`` / ``eps`` is out of range.
 
@@ -171,41 +189,46 @@ def batch_norm(
       >>> y, state = batch_norm(params, state, x, training=True)
       >>> y.mean(axis=0), y.std(axis=0)     # normalised per feature
       (Array([0., 0., 0.], dtype=float32), Array([0.99999946, 0.99999946, 0.99999946], dtype=float32))
-      >>> state["mean"]                    # running mean: 0.9 * 0 + 0.1 * batch mean
+      >>> state.mean                       # running mean: 0.9 * 0 + 0.1 * batch mean
       Array([0.4500001 , 0.55000013, 0.65000015], dtype=float32)
     """
     check_unit_interval("momentum", momentum)
     check_positive("eps", eps)
     x = jnp.asarray(x)
     _check_features("batch_norm", params, x)
-    for k in ("mean", "var"):
-        if k not in state or jnp.shape(state[k]) != (x.shape[-1],):
-            got = jnp.shape(state[k]) if k in state else "missing"
+    if not isinstance(state, BatchNormState):
+        raise TypeError(
+            f"batch_norm: state must be a BatchNormState(mean, var), got "
+            f"{type(state).__name__}; build it with init_batch_norm({x.shape[-1]}) (a flax "
+            "batch_stats dict d converts as BatchNormState(d['mean'], d['var']))"
+        )
+    for k, v in zip(BatchNormState._fields, state):
+        if jnp.shape(v) != (x.shape[-1],):
             raise ValueError(
-                f"batch_norm: state[{k!r}] has shape {got} but the input has "
+                f"batch_norm: state.{k} has shape {jnp.shape(v)} but the input has "
                 f"{x.shape[-1]} features (last axis of shape {x.shape}); build the state "
                 f"with init_batch_norm({x.shape[-1]})"
             )
     axes = tuple(range(x.ndim - 1))
     if not training:
-        mean, var = state["mean"], state["var"]
-        return _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes), state
+        y = _normalize(x, state.mean, state.var, eps, params.get("scale"), params.get("bias"), axes)
+        return y, state
     mean, var = _moments(x, axes, axis_name)
     y = _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes)
     m = jnp.asarray(momentum, mean.dtype)
-    new_state = {
-        "mean": (m * state["mean"] + (1 - m) * mean).astype(state["mean"].dtype),
-        "var": (m * state["var"] + (1 - m) * var).astype(state["var"].dtype),
-    }
+    new_state = BatchNormState(
+        mean=(m * state.mean + (1 - m) * mean).astype(state.mean.dtype),
+        var=(m * state.var + (1 - m) * var).astype(state.var.dtype),
+    )
     return y, new_state
 
 
 # ------------------------------------------------------------- stateless norms
 
 
-def init_layer_norm(num_features: int, dtype=jnp.float32) -> dict:
+def init_layer_norm(num_features: int, param_dtype=jnp.float32) -> dict:
     """Parameters of :func:`layer_norm`: ``{"scale": ones, "bias": zeros}``."""
-    return _affine_params(num_features, dtype)
+    return _affine_params(num_features, param_dtype)
 
 
 def layer_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
@@ -232,9 +255,9 @@ def layer_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
     return _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), (-1,))
 
 
-def init_group_norm(num_features: int, dtype=jnp.float32) -> dict:
+def init_group_norm(num_features: int, param_dtype=jnp.float32) -> dict:
     """Parameters of :func:`group_norm`: ``{"scale": ones, "bias": zeros}``."""
-    return _affine_params(num_features, dtype)
+    return _affine_params(num_features, param_dtype)
 
 
 def group_norm(params: dict | None, x: jax.Array, num_groups: int, *, eps=1e-5) -> jax.Array:
@@ -287,7 +310,7 @@ def group_norm(params: dict | None, x: jax.Array, num_groups: int, *, eps=1e-5) 
 def _affine(y, params):
     if not params:
         return y
-    work = _stats_dtype(y)
+    work = compute_dtype(y.dtype)
     out = y.astype(work)
     if params.get("scale") is not None:
         out = out * params["scale"].astype(work)
@@ -296,9 +319,9 @@ def _affine(y, params):
     return out.astype(y.dtype)
 
 
-def init_instance_norm(num_features: int, dtype=jnp.float32) -> dict:
+def init_instance_norm(num_features: int, param_dtype=jnp.float32) -> dict:
     """Parameters of :func:`instance_norm`: ``{"scale": ones, "bias": zeros}``."""
-    return _affine_params(num_features, dtype)
+    return _affine_params(num_features, param_dtype)
 
 
 def instance_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
@@ -329,9 +352,9 @@ def instance_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
     return _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes)
 
 
-def init_rms_norm(num_features: int, dtype=jnp.float32) -> dict:
+def init_rms_norm(num_features: int, param_dtype=jnp.float32) -> dict:
     """Parameters of :func:`rms_norm`: ``{"scale": ones}``."""
-    return _affine_params(num_features, dtype, bias=False)
+    return _affine_params(num_features, param_dtype, bias=False)
 
 
 def rms_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
@@ -354,7 +377,7 @@ def rms_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
     x = jnp.asarray(x)
     _check_features("rms_norm", params, x)
     params = params or {}
-    work = _stats_dtype(x)
+    work = compute_dtype(x.dtype)
     ms = jnp.mean(jnp.square(x.astype(work)), -1, keepdims=True)
     y = x.astype(work) * lax.rsqrt(ms + jnp.asarray(eps, work))
     if params.get("scale") is not None:
@@ -377,7 +400,7 @@ def init_weight_norm(kernel: jax.Array) -> dict:
     kernel = jnp.asarray(kernel)
     if kernel.ndim < 2:
         raise ValueError(f"init_weight_norm: kernel of shape {kernel.shape} needs (..., in, out)")
-    work = _stats_dtype(kernel)
+    work = compute_dtype(kernel.dtype)
     axes = tuple(range(kernel.ndim - 1))
     g = jnp.sqrt(jnp.sum(jnp.square(kernel.astype(work)), axes))
     return {"direction": kernel, "scale": g.astype(kernel.dtype)}
@@ -409,7 +432,7 @@ def weight_norm(params: dict, *, eps=1e-12) -> jax.Array:
             f"weight_norm: scale of shape {params['scale'].shape} does not match the "
             f"direction's {v.shape[-1]} output columns"
         )
-    work = _stats_dtype(v)
+    work = compute_dtype(v.dtype)
     axes = tuple(range(v.ndim - 1))
     sq = jnp.sum(jnp.square(v.astype(work)), axes, keepdims=True)
     w = v.astype(work) * (params["scale"].astype(work) * lax.rsqrt(sq + jnp.asarray(eps, work)))

@@ -3,7 +3,8 @@
 Every optimizer takes ``learning_rate`` first: a non-negative number, a JAX
 array (also a traced one, so a jitted step does not recompile when it changes
 and ``jax.vmap`` over a vector of learning rates runs a sweep), or a schedule
-``step -> value``.
+``step -> value``. State dtypes keep optax's names (``mu_dtype``, ``nu_dtype``,
+``accumulator_dtype``: the dtype of that buffer; default the params' dtype).
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .._numeric import compute_dtype, global_norm
 from .. import _validate as v
 from ._base import EmptyState, GradientTransformation
-from ._common import as_dtype, compute_dtype, global_norm
+from ._common import as_dtype
 
 
 def _empty_init(params):

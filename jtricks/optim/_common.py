@@ -1,6 +1,9 @@
-"""Small helpers shared by the transformations: counters, dtypes, tree checks.
+"""Small helpers shared by the transformations: typed zeros, hyperparameter casts, tree checks.
 
 Not public: every name here is an implementation detail of ``jtricks.optim``.
+Counters (``safe_increment``, ``zero_count``), ``compute_dtype`` and
+``global_norm`` are not here: they are defined once, in :mod:`jtricks._numeric`,
+and imported from there.
 """
 
 from __future__ import annotations
@@ -11,18 +14,6 @@ import jax
 import jax.numpy as jnp
 
 from ._base import call_update as call_update  # re-exported for the wrappers
-
-
-def safe_increment(count: jax.Array) -> jax.Array:
-    """``count + 1``, saturating at the largest value of ``count``'s integer dtype."""
-    count = jnp.asarray(count)
-    top = jnp.iinfo(count.dtype).max
-    return jnp.where(count < top, count + 1, top).astype(count.dtype)
-
-
-def zero_count() -> jax.Array:
-    """A fresh int32 step counter."""
-    return jnp.zeros([], jnp.int32)
 
 
 def zeros_like(x: Any, dtype=None) -> jax.Array:
@@ -37,11 +28,6 @@ def zeros_like(x: Any, dtype=None) -> jax.Array:
 def full_like(x: Any, value: Any, dtype=None) -> jax.Array:
     """``value`` in ``x``'s shape and dtype (or ``dtype``), never weakly typed."""
     return jnp.full(jnp.shape(x), value, jnp.result_type(x) if dtype is None else dtype)
-
-
-def compute_dtype(dtype) -> jnp.dtype:
-    """The dtype statistics are computed in: ``dtype`` promoted to at least float32."""
-    return jnp.promote_types(dtype, jnp.float32)
 
 
 def as_dtype(x: Any, dtype) -> jax.Array:
@@ -86,12 +72,3 @@ def map_leaves(fn: Callable, n_out: int, tree: Any, *rest: Any) -> tuple:
         return tuple(treedef.unflatten([]) for _ in range(n_out))
     return tuple(treedef.unflatten(list(col)) for col in zip(*outs))
 
-
-def global_norm(tree: Any) -> jax.Array:
-    """The L2 norm of all leaves together, accumulated in at least float32."""
-    leaves = jax.tree.leaves(tree)
-    if not leaves:
-        return jnp.zeros([], jnp.float32)
-    dtype = compute_dtype(jnp.result_type(*leaves))
-    total = sum(jnp.sum(jnp.square(x.astype(dtype))) for x in leaves)
-    return jnp.sqrt(total)

@@ -8,8 +8,9 @@ from typing import Any, Callable, Iterable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .._numeric import safe_increment, zero_count
 from ._base import GradientTransformation
-from ._common import call_update, safe_increment, zero_count
+from ._common import call_update
 
 
 class InjectHyperparamsState(NamedTuple):

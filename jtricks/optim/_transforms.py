@@ -6,6 +6,9 @@ function applied in a single pass over the leaves; it runs in the leaf's dtype
 promoted to at least float32, and the updates come back in the dtype of the
 gradients. Hyperparameters may be Python numbers, JAX arrays or tracers (and a
 schedule where noted), so they can be ``jit`` arguments or ``vmap``-ed.
+
+State dtypes are named as in optax, after the buffer they set (``mu_dtype``,
+``nu_dtype``, ``accumulator_dtype``; default: the params' dtype).
 """
 
 from __future__ import annotations
@@ -15,19 +18,10 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import jax
 import jax.numpy as jnp
 
+from .._numeric import compute_dtype, global_norm, safe_increment, zero_count
 from .. import _validate as v
 from ._base import EmptyState, GradientTransformation, identity
-from ._common import (
-    as_dtype,
-    check_structure,
-    compute_dtype,
-    full_like,
-    global_norm,
-    map_leaves,
-    safe_increment,
-    zero_count,
-    zeros_like,
-)
+from ._common import as_dtype, check_structure, full_like, map_leaves, zeros_like
 
 ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]
 

@@ -9,9 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._numeric import all_finite, compute_dtype, safe_increment, zero_count
 from .. import _validate as v
 from ._base import GradientTransformation
-from ._common import call_update, check_structure, compute_dtype, safe_increment, zero_count
+from ._common import call_update, check_structure
 
 
 def _check_count(name: str, value: Any, lo: int):
@@ -109,11 +110,6 @@ class ApplyIfFiniteState(NamedTuple):
     inner_state: Any
 
 
-def _all_finite(tree) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
 def apply_if_finite(
     tx: GradientTransformation, max_consecutive_errors: int
 ) -> GradientTransformation:
@@ -153,7 +149,7 @@ def apply_if_finite(
         return ApplyIfFiniteState(zero_count(), jnp.array(True), zero_count(), tx.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
-        finite = _all_finite(updates)
+        finite = all_finite(updates)
         bad_run = jnp.where(finite, 0, safe_increment(state.notfinite_count)).astype(jnp.int32)
 
         def apply(_):

@@ -1,5 +1,15 @@
-"""Training: the ``TrainState`` pytree, step builders, loops and the tricks
-around them (early stopping, model averaging)."""
+"""Training: the one engine and its interactive client.
+
+* the engine (:mod:`jtricks.train._engine`): :func:`train_step`,
+  :func:`make_epoch` and :func:`make_run` — every loop in jtricks (``fit``,
+  sweeps, the data-parallel forms, the demo and the CLI) is built on them;
+* what it is given: the :class:`TrainState` pytree, a loss
+  ``loss_fn(params, model_state, batch, key)`` (:func:`classifier_loss`) and
+  per-example evaluation metrics (:func:`classifier_eval`, :func:`evaluate`);
+* :func:`fit`: epochs with validation, history, progress and checkpoints;
+* the tricks around it: :func:`early_stopping` (Keras' meaning), model
+  averaging (:func:`ema`, :func:`swa`, :func:`ensemble_predict`).
+"""
 
 from ._averaging import Averaging as Averaging
 from ._averaging import AveragingState as AveragingState
@@ -12,20 +22,21 @@ from ._checkpoint import Checkpointer as Checkpointer
 from ._early_stopping import EarlyStopping as EarlyStopping
 from ._early_stopping import EarlyStoppingState as EarlyStoppingState
 from ._early_stopping import early_stopping as early_stopping
+from ._engine import Run as Run
+from ._engine import averaged_params as averaged_params
+from ._engine import make_epoch as make_epoch
+from ._engine import make_run as make_run
+from ._engine import train_step as train_step
 from ._history import read_jsonl as read_jsonl
 from ._history import write_csv as write_csv
 from ._history import write_history as write_history
 from ._history import write_jsonl as write_jsonl
 from ._loop import FitResult as FitResult
-from ._loop import ReduceLROnPlateau as ReduceLROnPlateau
-from ._loop import averaged_params as averaged_params
 from ._loop import fit as fit
 from ._state import TrainState as TrainState
-from ._state import train_step as train_step
 from ._steps import classifier_eval as classifier_eval
 from ._steps import classifier_loss as classifier_loss
 from ._steps import evaluate as evaluate
-from ._steps import make_epoch as make_epoch
 from ._steps import predict as predict
 
 __all__ = [
@@ -36,7 +47,7 @@ __all__ = [
     "EarlyStopping",
     "EarlyStoppingState",
     "FitResult",
-    "ReduceLROnPlateau",
+    "Run",
     "TrainState",
     "averaged_params",
     "classifier_eval",
@@ -47,6 +58,7 @@ __all__ = [
     "evaluate",
     "fit",
     "make_epoch",
+    "make_run",
     "params_like",
     "predict",
     "read_jsonl",

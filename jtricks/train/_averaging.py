@@ -9,21 +9,18 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jtricks._numeric import safe_increment, upcast, zero_count
 from jtricks._validate import check_unit_interval
 
-_INT32_MAX = jnp.iinfo(jnp.int32).max
+
+def _is_float(x) -> bool:
+    return jnp.issubdtype(jnp.result_type(x), jnp.floating)
 
 
-def _inc(counter: jax.Array) -> jax.Array:
-    return jnp.where(counter < _INT32_MAX, counter + 1, counter)
-
-
-def _acc(x: jax.Array) -> jax.Array:
-    """The average is kept in at least float32 (bf16 / f16 params lose too much)."""
-    x = jnp.asarray(x)
-    if jnp.issubdtype(x.dtype, jnp.floating):
-        return x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    return x
+def _average_leaf(p: Any) -> jax.Array:
+    """A leaf of the average: floating leaves in at least float32 (bf16 / f16 params
+    lose too much), other leaves (integer counters, flags) as they are."""
+    return upcast(p) if _is_float(p) else jnp.asarray(p)
 
 
 class AveragingState(NamedTuple):
@@ -40,14 +37,27 @@ class AveragingState(NamedTuple):
 
 
 class Averaging(NamedTuple):
-    """A pair of pure functions ``init(params)`` / ``update(state, params)``."""
+    """A pair of pure functions ``init(params) -> state`` and ``update(params, state)
+    -> state``.
+
+    ``update`` takes the new value first and the state second, in the argument
+    order of a ``GradientTransformation``'s ``update(updates, state, params)``;
+    unlike one it returns only the new state (there are no updates to return).
+    """
 
     init: Callable[[Any], AveragingState]
-    update: Callable[[AveragingState, Any], AveragingState]
+    update: Callable[[Any, AveragingState], AveragingState]
+
+
+def _check_order(params: Any) -> None:
+    if isinstance(params, AveragingState):
+        raise TypeError("averaging update(params, state) got an AveragingState as params: "
+                        "the params come first, then the state (the order of "
+                        "GradientTransformation.update)")
 
 
 def _init(params: Any) -> AveragingState:
-    return AveragingState(jnp.zeros((), jnp.int32), jax.tree.map(_acc, params))
+    return AveragingState(zero_count(), jax.tree.map(_average_leaf, params))
 
 
 def params_like(average: Any, params: Any) -> Any:
@@ -61,7 +71,10 @@ def params_like(average: Any, params: Any) -> Any:
       ``average`` with every leaf cast to the dtype of the matching leaf of ``params``.
 
     Example:
-      >>> eval_params = params_like(ema_state.average, state.params)
+      >>> params = {"w": jnp.ones(2, jnp.bfloat16)}
+      >>> average = ema(0.9).init(params).average      # kept in float32
+      >>> params_like(average, params)["w"].dtype
+      dtype(bfloat16)
     """
     return jax.tree.map(lambda a, p: jnp.asarray(a).astype(jnp.asarray(p).dtype), average, params)
 
@@ -70,7 +83,7 @@ def ema(decay: float | ArrayLike = 0.999) -> Averaging:
     """Exponential moving average of the parameters (Polyak-style averaging).
 
     ``init(params)`` starts the average at the parameters themselves (so no bias
-    correction is needed); every ``update(state, params)`` computes
+    correction is needed); every ``update(params, state)`` computes
     ``average <- decay * average + (1 - decay) * params``. Evaluate with
     ``state.average``, train with the raw parameters.
 
@@ -89,19 +102,23 @@ def ema(decay: float | ArrayLike = 0.999) -> Averaging:
       Averaging", SIAM J. Control Optim., https://doi.org/10.1137/0330046, 1992.
 
     Example:
-      >>> averager = ema(0.99)
-      >>> avg = averager.init(state.params)
-      >>> avg = averager.update(avg, state.params)      # after every step
+      >>> averager = ema(0.5)
+      >>> avg = averager.init({"w": jnp.array(0.0)})
+      >>> for w in (1.0, 1.0):                          # after every step
+      ...     avg = averager.update({"w": jnp.array(w)}, avg)
+      >>> float(avg.average["w"])                    # 0 -> 0.5 -> 0.75
+      0.75
     """
     check_unit_interval("decay", decay, closed_right=True)
 
-    def update(state: AveragingState, params: Any) -> AveragingState:
+    def update(params: Any, state: AveragingState) -> AveragingState:
+        _check_order(params)
         average = jax.tree.map(
-            lambda a, p: a + (1 - decay) * (_acc(p).astype(a.dtype) - a)
-            if jnp.issubdtype(a.dtype, jnp.floating) else jnp.asarray(p),
+            lambda a, p: a + (1 - decay) * (upcast(p).astype(a.dtype) - a)
+            if _is_float(a) else jnp.asarray(p),
             state.average, params,
         )
-        return AveragingState(_inc(state.count), average)
+        return AveragingState(safe_increment(state.count), average)
 
     return Averaging(_init, update)
 
@@ -109,7 +126,7 @@ def ema(decay: float | ArrayLike = 0.999) -> Averaging:
 def swa() -> Averaging:
     """Stochastic weight averaging: the running equal-weight mean of the parameters.
 
-    Every ``update(state, params)`` adds one snapshot: after ``k`` updates
+    Every ``update(params, state)`` adds one snapshot: after ``k`` updates
     ``average = (p_1 + ... + p_k) / k`` (computed incrementally as ``average +
     (p - average) / k``). Before the first update the average is the ``init``
     parameters. Call ``update`` at the snapshots you choose, typically once per
@@ -126,17 +143,19 @@ def swa() -> Averaging:
 
     Example:
       >>> averager = swa()
-      >>> avg = averager.init(state.params)
-      >>> for epoch in range(75, 100):
-      ...     state = train_one_epoch(state)
-      ...     avg = averager.update(avg, state.params)
+      >>> avg = averager.init({"w": jnp.array(0.0)})
+      >>> for w in (1.0, 2.0, 6.0):                     # e.g. once per late epoch
+      ...     avg = averager.update({"w": jnp.array(w)}, avg)
+      >>> float(avg.average["w"])                    # (1 + 2 + 6) / 3
+      3.0
     """
 
-    def update(state: AveragingState, params: Any) -> AveragingState:
-        count = _inc(state.count)
+    def update(params: Any, state: AveragingState) -> AveragingState:
+        _check_order(params)
+        count = safe_increment(state.count)
         average = jax.tree.map(
-            lambda a, p: a + (_acc(p).astype(a.dtype) - a) / count.astype(a.dtype)
-            if jnp.issubdtype(a.dtype, jnp.floating) else jnp.asarray(p),
+            lambda a, p: a + (upcast(p).astype(a.dtype) - a) / count.astype(a.dtype)
+            if _is_float(a) else jnp.asarray(p),
             state.average, params,
         )
         return AveragingState(count, average)
@@ -165,12 +184,17 @@ def ensemble_predict(
       float32 (or wider) probabilities of shape ``logits.shape``.
 
     Example:
-      >>> params = jax.vmap(lambda k: model.init(k, (8, 8, 1))[0])(jax.random.split(key, 5))
+      >>> model = jtricks.nn.mlp([16, 3])
+      >>> keys = jax.random.split(jax.random.key(0), 5)
+      >>> params = jax.vmap(lambda k: model.init(k, (4,))[0])(keys)   # 5 members
+      >>> x_test = jnp.ones((7, 4))
       >>> probs = ensemble_predict(lambda p, x: model.apply(p, {}, x, training=False)[0],
       ...                          params, x_test)
+      >>> probs.shape, bool(jnp.allclose(probs.sum(-1), 1.0))
+      ((7, 3), True)
     """
     def probs(params):
         logits = jnp.asarray(apply_fn(params, x))
-        return jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
+        return jax.nn.softmax(upcast(logits), axis=-1)
 
     return jnp.mean(jax.vmap(probs)(stacked_params), axis=0)

@@ -17,6 +17,26 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from jtricks._optional import require
+
+
+def _is_typed_key(leaf) -> bool:
+    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def _raw_keys(tree):
+    """``tree`` with every typed PRNG key (``jax.random.key``) as its raw ``uint32``
+    data: what orbax and the digest can store."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_typed_key(x) else x, tree)
+
+
+def _typed_like(tree, target):
+    """The inverse of :func:`_raw_keys`: where ``target`` holds a typed key, wrap
+    ``tree``'s raw data back into a key of the same implementation."""
+    return jax.tree.map(
+        lambda x, t: jax.random.wrap_key_data(x, impl=jax.random.key_impl(t))
+        if _is_typed_key(t) else x, tree, target)
+
 
 def _digest(tree) -> str:
     h = hashlib.sha256()
@@ -46,14 +66,19 @@ class Checkpointer:
         (default: print to stderr).
 
     Example:
-      >>> ckpt = Checkpointer("runs/ckpt")
-      >>> ckpt.save(3, state, {"epoch": 3})
-      >>> epoch, state, meta = ckpt.restore_latest(state)
+      >>> import tempfile
+      >>> ckpt = Checkpointer(tempfile.mkdtemp())
+      >>> tree = {"w": jnp.arange(3.0), "key": jax.random.key(0)}
+      >>> ckpt.save(3, tree, {"note": "after epoch 3"})
+      >>> epoch, restored, meta = ckpt.restore_latest(tree)
+      >>> epoch, restored["w"].tolist(), meta["note"]
+      (3, [0.0, 1.0, 2.0], 'after epoch 3')
+      >>> ckpt.close()
     """
 
     def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 3,
                  report: Callable[[str], None] = _stderr):
-        import orbax.checkpoint as ocp
+        ocp = require("orbax.checkpoint", "jtricks.train.Checkpointer")
 
         self._ocp = ocp
         self.directory = os.path.abspath(os.fspath(directory))
@@ -76,6 +101,7 @@ class Checkpointer:
         The call returns when the checkpoint is complete on disk.
         """
         ocp = self._ocp
+        tree = _raw_keys(tree)
         meta = dict(meta or {}, digest=_digest(tree))
         self._manager.save(
             int(epoch),
@@ -88,10 +114,13 @@ class Checkpointer:
     def restore(self, epoch: int, target: Any) -> tuple[Any, dict]:
         """Restores checkpoint ``epoch`` into the structure of ``target``.
 
+        Typed PRNG keys in ``target`` come back typed, with their implementation.
+
         Raises:
           CheckpointError: if it cannot be read or its arrays do not match their digest.
         """
         ocp = self._ocp
+        typed_target, target = target, _raw_keys(target)
         path = os.path.join(self.directory, str(epoch))
         try:
             restored = self._manager.restore(
@@ -110,7 +139,7 @@ class Checkpointer:
         if jax.tree.structure(tree) != jax.tree.structure(target):
             raise CheckpointError(f"checkpoint {path} holds a different structure than "
                                   "this run (another model or optimizer?)")
-        return tree, meta
+        return _typed_like(tree, typed_target), meta
 
     def restore_latest(self, target: Any) -> tuple[int, Any, dict] | None:
         """Restores the newest checkpoint that restores cleanly.

@@ -1,4 +1,12 @@
-"""Early stopping as a pure state machine (jit- and vmap-able)."""
+"""Early stopping as a pure state machine (jit- and vmap-able) with the meaning of
+``keras.callbacks.EarlyStopping``.
+
+The rules are Keras 3's (``keras/src/callbacks/early_stopping.py`` and
+``monitor_callback.py``,
+https://github.com/keras-team/keras/blob/master/keras/src/callbacks/early_stopping.py),
+transcribed one to one; ``tests/test_early_stopping.py`` runs the real Keras
+callback on the same values and checks every field after every epoch.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +16,26 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jtricks._validate import check_choice, check_non_negative
-
-_INT32_MAX = jnp.iinfo(jnp.int32).max
+from jtricks._numeric import safe_increment, zero_count
+from jtricks._validate import check_choice, check_non_negative, check_number
 
 
 class EarlyStoppingState(NamedTuple):
     """The early-stopping state, a pytree.
 
     Attributes:
-      epoch: int32, the number of values seen so far (the next value's epoch).
-      best_value: the best monitored value so far (float32; +inf / -inf initially).
-      best_params: the parameters passed with the best value (the initial ones
-        until the first improvement).
-      best_epoch: int32, the 0-based epoch of the best value (-1 before any).
-      wait: int32, epochs since the last improvement.
+      epoch: int32, the number of values seen so far (the next value's 0-based
+        epoch); it stops counting once ``stop`` is set.
+      best_value: float32, the best monitored value so far (Keras' ``best``);
+        ``+inf`` (``mode="min"``) or ``-inf`` (``"max"``) before the first
+        monitored epoch. A NaN first value becomes the best, as in Keras.
+      best_params: the parameters passed with the best value (Keras' restored
+        ``best_weights``); before the first monitored epoch, the latest
+        parameters passed (the ones given to ``init`` before any update).
+      best_epoch: int32, the 0-based epoch of the best value; -1 before the first
+        monitored epoch.
+      wait: int32, Keras' ``wait``: monitored epochs since the last epoch that
+        improved on the best value *and* the baseline (saturating).
       stop: bool, whether training should stop; once set it stays set and the
         state no longer changes.
     """
@@ -36,94 +49,156 @@ class EarlyStoppingState(NamedTuple):
 
 
 class EarlyStopping(NamedTuple):
-    """A pair of pure functions, like a ``GradientTransformation``."""
+    """A pair of pure functions ``init(params) -> state`` and ``update(value, state,
+    params) -> state``, and the ``mode`` they were built with (``"min"`` or
+    ``"max"``), which :func:`jtricks.train.fit` checks against the column it
+    monitors.
+
+    ``update`` takes the new value first, then the state, then the params: the
+    argument order of a ``GradientTransformation``'s ``update(updates, state,
+    params)``. Unlike one it returns only the new state (there are no updates).
+    """
 
     init: Callable[[Any], EarlyStoppingState]
-    update: Callable[[EarlyStoppingState, ArrayLike, Any], EarlyStoppingState]
+    update: Callable[[ArrayLike, EarlyStoppingState, Any], EarlyStoppingState]
+    mode: str = "min"
 
 
-def _inc(counter: jax.Array) -> jax.Array:
-    return jnp.where(counter < _INT32_MAX, counter + 1, counter)
+def early_stopping(
+    patience: int | ArrayLike = 0,
+    min_delta: float | ArrayLike = 0.0,
+    mode: str = "min",
+    baseline: float | ArrayLike | None = None,
+    *,
+    start_from_epoch: int | ArrayLike = 0,
+) -> EarlyStopping:
+    """Stops training when the monitored value has stopped improving (Keras' rules).
 
+    Call ``update(value, state, params)`` once per epoch (epochs numbered 0, 1,
+    ...) with the validation value and the parameters that produced it. Each
+    epoch ``e >= start_from_epoch`` is *monitored*, exactly as
+    ``keras.callbacks.EarlyStopping(monitor=..., min_delta, patience, mode,
+    baseline, restore_best_weights=True, start_from_epoch)`` does at the end of
+    epoch ``e``:
 
-def early_stopping(patience: int | ArrayLike, min_delta: float | ArrayLike = 0.0,
-                   mode: str = "min") -> EarlyStopping:
-    """Stops training when the validation metric has not improved for ``patience`` epochs.
+    1. ``wait += 1``.
+    2. The value *improves* on a reference ``r`` when ``value + min_delta < r``
+       (``mode="min"``) or ``value - min_delta > r`` (``"max"``); the first
+       monitored value always improves (Keras starts with ``best = None``), and
+       a NaN never improves on a number (nor anything on a NaN best).
+    3. If it improves on the best value: it becomes the best (value, epoch and
+       params), and ``wait`` is reset to 0 only if ``baseline`` is ``None`` or
+       the value also improves on ``baseline``. Training never stops at an
+       improving epoch.
+    4. Otherwise, if ``wait >= patience`` (and ``e > 0``), ``stop`` is set; the
+       state is then frozen and training should restore ``state.best_params``.
 
-    Call ``update`` once per epoch with the validation value (epochs numbered 0, 1,
-    ...). A value improves when it is better than the best so far by more than
-    ``min_delta`` (``value < best - min_delta`` for ``mode="min"``, ``value > best +
-    min_delta`` for ``"max"``); NaN never improves. The state remembers the best
-    value, its parameters and its epoch. ``stop`` becomes True at the update of
-    epoch ``best_epoch + patience``, i.e. after ``patience`` epochs in a row without
-    improvement (``patience=0``: at the first epoch that does not improve); after
-    that the state is frozen. Training then restores ``state.best_params``.
+    So without a baseline (or when the best value beats it) training with
+    ``patience=p`` stops at epoch ``best_epoch + p`` if no epoch in between
+    improves (``p = 0``: at the first non-improving epoch); with a ``baseline``
+    that is never beaten
+    ``wait`` is never reset, so training stops at the first non-improving epoch
+    from epoch ``start_from_epoch + p - 1`` on, and the best params are the best
+    of those epochs (Keras: "if no epoch improves on baseline, training will run
+    for ``patience`` epochs and restore weights from the best epoch in that
+    set"). Epochs before ``start_from_epoch`` only count: ``best_params`` follows
+    the params passed, nothing else changes.
 
     Everything is ``jnp.where``, so the machine works under ``jit`` and ``vmap``: a
     sweep of models stops each member at its own best epoch (keep stepping the
-    batch; stopped members simply stop changing). ``patience`` and ``min_delta``
-    may be arrays or tracers.
+    batch; stopped members simply stop changing). ``patience``, ``min_delta``,
+    ``baseline`` and ``start_from_epoch`` may be arrays or tracers. Values and
+    comparisons are float32.
 
     Args:
-      patience: epochs without improvement before stopping (>= 0).
+      patience: monitored epochs without improvement before stopping (>= 0);
+        Keras' default 0.
       min_delta: the smallest change that counts as an improvement (>= 0).
-      mode: ``"min"`` (loss, error) or ``"max"`` (accuracy).
+      mode: ``"min"`` (loss, error) or ``"max"`` (accuracy). Keras' ``"auto"``
+        needs a metric name and is not offered.
+      baseline: ``None`` or a value the monitored quantity must improve on to
+        reset ``wait`` (not NaN).
+      start_from_epoch: epochs to wait before monitoring starts (>= 0),
+        keyword-only.
 
     Returns:
-      An ``EarlyStopping`` with ``init(params) -> state`` and ``update(state, value,
-      params) -> state``.
+      An ``EarlyStopping`` with ``init(params) -> state`` and ``update(value,
+      state, params) -> state``.
 
     Raises:
-      ValueError: if ``mode`` is not "min" or "max", or ``patience`` / ``min_delta``
-        are negative.
+      ValueError: if ``mode`` is not "min" or "max", ``patience`` /
+        ``min_delta`` / ``start_from_epoch`` are negative or NaN, or ``baseline``
+        is NaN.
+      TypeError: if a numeric argument is not a number.
 
     References:
       L. Prechelt, "Early Stopping — But When?", Neural Networks: Tricks of the
       Trade, https://doi.org/10.1007/3-540-49430-8_3, 1998.
+      ``keras.callbacks.EarlyStopping``,
+      https://keras.io/api/callbacks/early_stopping/.
 
     Example:
-      >>> stopper = early_stopping(patience=5)
-      >>> es = stopper.init(state.params)
-      >>> for epoch in range(100):
-      ...     state = train_one_epoch(state)
-      ...     es = stopper.update(es, validation_loss(state.params), state.params)
+      >>> stopper = early_stopping(patience=2)
+      >>> es = stopper.init({"w": jnp.zeros(())})
+      >>> for epoch, val_loss in enumerate([0.9, 0.5, 0.6, 0.55, 0.4]):
+      ...     es = stopper.update(val_loss, es, {"w": jnp.float32(epoch)})
       ...     if es.stop:
       ...         break
-      >>> params = es.best_params
+      >>> epoch, int(es.best_epoch), float(es.best_params["w"])
+      (3, 1, 1.0)
     """
     check_choice("mode", mode, ("min", "max"))
     check_non_negative("patience", patience)
     check_non_negative("min_delta", min_delta)
-    sign = 1.0 if mode == "min" else -1.0
+    check_number("baseline", baseline, allow_none=True)
+    check_non_negative("start_from_epoch", start_from_epoch)
+    minimize = mode == "min"
+
+    def improves(value: jax.Array, reference: jax.Array) -> jax.Array:
+        # Keras: monitor_op(value - min_delta, reference) with min_delta negated for "min".
+        delta = jnp.asarray(min_delta, jnp.float32)
+        if minimize:
+            return value + delta < reference
+        return value - delta > reference
 
     def init(params: Any) -> EarlyStoppingState:
         return EarlyStoppingState(
-            epoch=jnp.zeros((), jnp.int32),
-            best_value=jnp.asarray(sign * jnp.inf, jnp.float32),
+            epoch=zero_count(),
+            best_value=jnp.asarray(jnp.inf if minimize else -jnp.inf, jnp.float32),
             best_params=jax.tree.map(jnp.asarray, params),
             best_epoch=jnp.full((), -1, jnp.int32),
-            wait=jnp.zeros((), jnp.int32),
+            wait=zero_count(),
             stop=jnp.zeros((), jnp.bool_),
         )
 
-    def update(state: EarlyStoppingState, value: ArrayLike, params: Any) -> EarlyStoppingState:
+    def update(value: ArrayLike, state: EarlyStoppingState, params: Any) -> EarlyStoppingState:
+        if isinstance(value, EarlyStoppingState):
+            raise TypeError("early_stopping update(value, state, params) got an "
+                            "EarlyStoppingState as value: the monitored value comes first, "
+                            "then the state (the order of GradientTransformation.update)")
         value = jnp.asarray(value, jnp.float32)
+        epoch = state.epoch
         active = ~state.stop
-        better = sign * value < sign * state.best_value - min_delta
-        improved = active & better
-        wait = jnp.where(improved, 0, jnp.where(active, _inc(state.wait), state.wait))
-        stop = state.stop | (active & ~improved & (wait >= patience))
+        monitored = active & (epoch >= start_from_epoch)
+        no_best = state.best_epoch < 0
+        improved = monitored & (no_best | improves(value, state.best_value))
+        beats_baseline = (jnp.asarray(True) if baseline is None
+                          else improves(value, jnp.asarray(baseline, jnp.float32)))
+        wait = jnp.where(monitored, safe_increment(state.wait), state.wait)
+        wait = jnp.where(improved & beats_baseline, 0, wait).astype(state.wait.dtype)
+        stop = state.stop | (monitored & ~improved & (wait >= patience) & (epoch > 0))
+        keep_params = improved | (active & no_best)
         best_params = jax.tree.map(
-            lambda new, old: jnp.where(improved, jnp.asarray(new, old.dtype), old),
+            lambda new, old: jnp.where(keep_params, jnp.asarray(new, old.dtype), old),
             params, state.best_params,
         )
         return EarlyStoppingState(
-            epoch=jnp.where(active, _inc(state.epoch), state.epoch),
+            epoch=jnp.where(active, safe_increment(epoch), epoch),
             best_value=jnp.where(improved, value, state.best_value),
             best_params=best_params,
-            best_epoch=jnp.where(improved, state.epoch, state.best_epoch),
+            best_epoch=jnp.where(improved, epoch, state.best_epoch),
             wait=wait,
             stop=stop,
         )
 
-    return EarlyStopping(init, update)
+    return EarlyStopping(init, update, mode)

@@ -1,9 +1,9 @@
-"""``fit``: the training loop — compiled epochs, validation, history, checkpoints."""
+"""``fit``: the interactive client of the engine — compiled epochs, validation after
+each, history files, progress, checkpoints and resume."""
 
 from __future__ import annotations
 
 import functools
-import math
 import sys
 import time
 from typing import Any, Callable, NamedTuple, Sequence
@@ -12,51 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtricks._validate import check_int, check_number
+from jtricks._numeric import all_finite
+from jtricks._optional import missing, require
+from jtricks._validate import check_int
 
+from ._engine import averaged_params, check_mode, epoch_row, make_epoch
 from ._history import write_history
-from ._state import TrainState
-from ._steps import evaluate, make_epoch
-
-
-class ReduceLROnPlateau(NamedTuple):
-    """Multiply the learning rate by ``factor`` when the monitored value stalls.
-
-    After ``patience`` epochs without an improvement larger than ``min_delta``,
-    every update is scaled by ``factor`` once more (never below ``min_scale``).
-    ``fit`` applies the scale to the updates, so it works with any optimizer
-    and its state stays untouched.
-
-    Attributes:
-      factor: the multiplier, in (0, 1).
-      patience: epochs without improvement before a reduction.
-      min_delta: the smallest change that counts as an improvement.
-      min_scale: the smallest total scale.
-    """
-
-    factor: float = 0.5
-    patience: int = 3
-    min_delta: float = 0.0
-    min_scale: float = 1e-3
-
-    def validate(self) -> "ReduceLROnPlateau":
-        check_number("factor", self.factor, lo=0, hi=1, lo_open=True, hi_open=True)
-        check_int("patience", self.patience, lo=0)
-        check_number("min_delta", self.min_delta, lo=0)
-        check_number("min_scale", self.min_scale, lo=0)
-        return self
-
-    def step(self, plateau: dict, value: float, mode: str) -> dict:
-        """The plateau bookkeeping ``{scale, best, bad_epochs}`` after one epoch."""
-        sign = 1.0 if mode == "min" else -1.0
-        best = plateau["best"]
-        if best is None or sign * (best - value) > self.min_delta:
-            return dict(plateau, best=value, bad_epochs=0)
-        bad = plateau["bad_epochs"] + 1
-        if bad > self.patience:
-            scale = max(plateau["scale"] * self.factor, self.min_scale)
-            return dict(plateau, scale=scale, bad_epochs=0)
-        return dict(plateau, bad_epochs=bad)
+from ._state import TrainState, as_key
+from ._steps import evaluate
 
 
 class FitResult(NamedTuple):
@@ -80,27 +43,21 @@ class FitResult(NamedTuple):
 
 @functools.lru_cache(maxsize=16)
 def _compiled_epoch(loss_fn, tx, batch_size, averager):
-    """One jitted epoch per (loss, optimizer, batch size, averager): a second
-    ``fit`` with the same pieces (e.g. a resumed run) does not compile again."""
-    return jax.jit(make_epoch(loss_fn, tx, batch_size, averager=averager))
+    """One jitted epoch (with its history row) per (loss, optimizer, batch size,
+    averager): a second ``fit`` with the same pieces (e.g. a resumed run) does not
+    compile again."""
+    epoch = make_epoch(loss_fn=loss_fn, tx=tx, batch_size=batch_size, averager=averager)
+
+    def epoch_and_row(state, data, key, avg_state):
+        state, avg_state, metrics = epoch(state, data, key, avg_state)
+        return state, avg_state, metrics, epoch_row(metrics), all_finite(state.params)
+
+    return jax.jit(epoch_and_row)
 
 
 @functools.lru_cache(maxsize=16)
 def _compiled_eval(eval_fn, batch_size):
     return jax.jit(lambda p, s, d: evaluate(eval_fn, p, s, d, batch_size=batch_size))
-
-
-def _as_key(key):
-    if isinstance(key, (int, np.integer)):
-        return jax.random.PRNGKey(int(key))
-    return jnp.asarray(key)
-
-
-@jax.jit
-def _all_finite(tree) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-              if jnp.issubdtype(x.dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 def _divergence_message(epoch: int, metrics: dict, steps_per_epoch: int) -> str:
@@ -117,12 +74,19 @@ def _divergence_message(epoch: int, metrics: dict, steps_per_epoch: int) -> str:
             f"clipping, or apply_if_finite to skip such steps.")
 
 
+def _progress_bar(progress: bool | None):
+    """tqdm's class when a bar is wanted (``None``: when tqdm is installed)."""
+    if progress is False or (progress is None and missing(["tqdm"])):
+        return None
+    return require("tqdm.auto", "fit(progress=True)").tqdm
+
+
 def fit(
     state: TrainState,
-    tx,
-    loss_fn: Callable,
     train_data: Any,
     *,
+    loss_fn: Callable,
+    tx,
     epochs: int,
     batch_size: int,
     data_key: Any = 0,
@@ -131,54 +95,63 @@ def fit(
     monitor: str | None = None,
     early_stopping: Any = None,
     restore_best: bool = True,
-    reduce_lr: ReduceLROnPlateau | None = None,
     averager: Any = None,
     checkpoint_dir: str | None = None,
     checkpoint_every: int = 1,
     resume: bool = False,
     history_dir: str | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     callbacks: Sequence[Callable] = (),
     eval_batch_size: int = 1024,
 ) -> FitResult:
     """Trains ``state`` for ``epochs`` epochs, validating after every epoch.
 
-    Each epoch is one compiled program (:func:`make_epoch`: ``lax.scan`` over
-    the shuffled batches). The order of epoch ``e`` (1-based) comes from
+    Each epoch is one compiled program (:func:`jtricks.train.make_epoch`:
+    ``lax.scan`` of :func:`jtricks.train.train_step` over the shuffled
+    batches). The order of epoch ``e`` (1-based) comes from
     ``jax.random.fold_in(data_key, e)`` only and dropout keys live in the
     state, so a run resumed from a checkpoint ends with exactly the parameters
-    of an uninterrupted one.
+    of an uninterrupted one, and :func:`jtricks.train.make_run` (the compiled
+    form sweeps use) gives the same numbers.
+
+    Every step hands the optimizer its loss as ``value=``, so a plateau
+    schedule is part of ``tx``: ``chain(adam(1e-3), reduce_on_plateau(0.5, 3,
+    accumulation_size=steps_per_epoch))`` reduces the learning rate when the
+    epoch's mean training loss stalls (``optax.contrib.reduce_on_plateau`` works
+    the same way).
 
     Args:
       state: the initial ``TrainState`` (``TrainState.create(...)``).
-      tx: the gradient transformation that made ``state.opt_state``.
-      loss_fn: ``loss_fn(params, model_state, batch, key)`` (e.g. :func:`classifier_loss`).
       train_data: a pytree of arrays with examples on the leading axis, e.g. ``(x, y)``.
+      loss_fn: ``loss_fn(params, model_state, batch, key)`` (e.g. :func:`classifier_loss`).
+      tx: the gradient transformation that made ``state.opt_state``.
       epochs: the total number of epochs (a resumed run continues up to it).
       batch_size: examples per step.
       data_key: a PRNG key or int seed for the data order.
       val_data: optional validation data, evaluated with ``eval_fn`` after every epoch.
       eval_fn: per-example metrics ``eval_fn(params, model_state, batch) -> dict``
         (e.g. :func:`classifier_eval`); required with ``val_data``.
-      monitor: the history column early stopping and plateau reduction watch
-        (default ``"val_loss"``, or ``"train_loss"`` without validation data);
-        columns ending in ``accuracy`` are maximised, the others minimised.
-      early_stopping: optional ``jtricks.train.early_stopping(patience, ...)``
-        (pure ``init(params)`` / ``update(state, value, params)``).
-      restore_best: with early stopping, return the best parameters seen.
-      reduce_lr: optional :class:`ReduceLROnPlateau`.
+      monitor: the history column early stopping watches (default
+        ``"val_loss"``, or ``"train_loss"`` without validation data); columns
+        ending in ``accuracy`` are maximised, the others minimised, and
+        ``early_stopping`` must have been built with that ``mode``.
+      early_stopping: optional ``jtricks.train.early_stopping(patience, ...)``;
+        it is given ``(params, model_state)`` after every epoch.
+      restore_best: with early stopping, return the parameters and model state
+        of the best epoch.
       averager: optional ``jtricks.train.ema(decay)`` / ``swa()``, updated every step;
         its validation metrics are logged as ``avg_val_*``.
       checkpoint_dir: where to save orbax checkpoints (every ``checkpoint_every``
-        epochs and at the end), with the history and the early-stopping,
-        plateau and averaging states.
+        epochs and at the end), with the history and the early-stopping and
+        averaging states; needs ``orbax-checkpoint`` (the ``demo`` extra).
       checkpoint_every: epochs between checkpoints.
       resume: continue from the newest checkpoint in ``checkpoint_dir`` that
         restores cleanly (damaged ones are reported and skipped).
       history_dir: where ``history.jsonl`` and ``history.csv`` are written
         (updated after every epoch).
-      progress: show a tqdm progress bar on stderr (epoch, loss, accuracy,
-        steps/s, ETA).
+      progress: a tqdm progress bar on stderr (epoch, loss, accuracy, steps/s,
+        ETA); ``None`` (default) shows it when tqdm is installed, ``True``
+        requires it.
       callbacks: ``callback(epoch, row, state)`` called after every epoch;
         returning ``True`` stops training.
       eval_batch_size: examples evaluated at once.
@@ -189,29 +162,45 @@ def fit(
 
     Raises:
       ValueError: for invalid arguments.
+      ImportError: naming the extra, for a progress bar or checkpoints whose
+        package is not installed.
 
     Example:
-      >>> model = jtricks.nn.mlp([128, 10])
-      >>> params, model_state = model.init(jax.random.PRNGKey(0), (64,))
-      >>> tx = jtricks.optim.adam(1e-3)
+      >>> from jtricks.train import TrainState, classifier_eval, classifier_loss
+      >>> model = jtricks.nn.mlp([16, 3])
+      >>> params, model_state = model.init(jax.random.key(0), (4,))
+      >>> tx = jtricks.optim.adam(1e-2)
       >>> state = TrainState.create(params=params, tx=tx, key=1, model_state=model_state)
-      >>> result = fit(state, tx, classifier_loss(model), (x, y), epochs=10,
-      ...              batch_size=32, val_data=(xv, yv), eval_fn=classifier_eval(model))
+      >>> x = jax.random.normal(jax.random.key(2), (60, 4))
+      >>> y = (x[:, 0] > 0).astype(jnp.int32)
+      >>> result = fit(state, (x[:40], y[:40]), loss_fn=classifier_loss(model), tx=tx,
+      ...              epochs=5, batch_size=8, val_data=(x[40:], y[40:]),
+      ...              eval_fn=classifier_eval(model), progress=False)
+      >>> [row["epoch"] for row in result.history], int(result.state.step)
+      ([1, 2, 3, 4, 5], 25)
     """
     epochs = check_int("epochs", epochs, lo=0)
     batch_size = check_int("batch_size", batch_size, lo=1)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, lo=1)
+    for name, value in (("loss_fn", loss_fn), ("eval_fn", eval_fn)):
+        if value is not None and hasattr(value, "init") and hasattr(value, "update"):
+            raise TypeError(f"fit got a gradient transformation as {name}; pass the "
+                            "optimizer as tx= and the loss as loss_fn=")
     if val_data is not None and eval_fn is None:
         raise ValueError("fit got val_data but no eval_fn to evaluate it with "
                          "(e.g. eval_fn=jtricks.train.classifier_eval(model))")
     if resume and checkpoint_dir is None:
         raise ValueError("fit(resume=True) needs a checkpoint_dir")
-    if reduce_lr is not None:
-        reduce_lr = ReduceLROnPlateau(*reduce_lr).validate()
     monitor = monitor or ("val_loss" if val_data is not None else "train_loss")
-    mode = "max" if monitor.endswith("accuracy") else "min"
+    check_mode(early_stopping, monitor)
+    tqdm = _progress_bar(progress)
+    checkpointer = None
+    if checkpoint_dir is not None:
+        from ._checkpoint import Checkpointer
 
-    data_key = _as_key(data_key)
+        checkpointer = Checkpointer(checkpoint_dir)
+
+    data_key = as_key(data_key)
     train_data = jax.tree.map(jnp.asarray, train_data)
     n = jax.tree.leaves(train_data)[0].shape[0]
     steps_per_epoch = n // min(batch_size, n)
@@ -222,72 +211,57 @@ def fit(
         eval_jit = _compiled_eval(eval_fn, eval_batch_size)
 
     avg_state = averager.init(state.params) if averager is not None else None
-    es_state = early_stopping.init(state.params) if early_stopping is not None else None
-    plateau = {"scale": 1.0, "best": None, "bad_epochs": 0}
+    es_state = (early_stopping.init((state.params, state.model_state))
+                if early_stopping is not None else None)
     history: list[dict] = []
     start = 0
     stop_reason = None
+    talk = progress is not False
 
-    checkpointer = None
-    if checkpoint_dir is not None:
-        from ._checkpoint import Checkpointer
-
-        checkpointer = Checkpointer(checkpoint_dir)
-        if resume:
-            target = {"state": state, "early_stopping": es_state, "average": avg_state}
-            found = checkpointer.restore_latest(target)
-            if found is not None:
-                start, tree, meta = found
-                state, es_state, avg_state = tree["state"], tree["early_stopping"], tree["average"]
-                history = list(meta.get("history", []))
-                plateau = meta.get("plateau", plateau)
-                stop_reason = meta.get("stop_reason")
-                _say(progress, f"resuming from {checkpointer.directory}/{start} "
-                               f"(epoch {start} of {epochs})")
-            else:
-                _say(progress, f"no usable checkpoint in {checkpointer.directory}; "
-                               "starting from scratch")
+    if checkpointer is not None and resume:
+        target = {"state": state, "early_stopping": es_state, "average": avg_state}
+        found = checkpointer.restore_latest(target)
+        if found is not None:
+            start, tree, meta = found
+            state, es_state, avg_state = tree["state"], tree["early_stopping"], tree["average"]
+            history = list(meta.get("history", []))
+            stop_reason = meta.get("stop_reason")
+            _say(talk, f"resuming from {checkpointer.directory}/{start} "
+                       f"(epoch {start} of {epochs})")
+        else:
+            _say(talk, f"no usable checkpoint in {checkpointer.directory}; "
+                       "starting from scratch")
 
     def save(epoch):
         if checkpointer is not None:
             checkpointer.save(epoch, {"state": state, "early_stopping": es_state,
                                       "average": avg_state},
-                              {"epoch": epoch, "history": history, "plateau": plateau,
+                              {"epoch": epoch, "history": history,
                                "stop_reason": stop_reason})
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=epochs, initial=min(start, epochs), desc="train", unit="epoch",
-               file=sys.stderr, disable=not progress, dynamic_ncols=True, leave=True)
-    epoch = start
+    bar = _NoBar() if tqdm is None else tqdm(
+        total=epochs, initial=min(start, epochs), desc="train", unit="epoch",
+        file=sys.stderr, dynamic_ncols=True, leave=True)
     try:
         for epoch in range(start + 1, epochs + 1):
             if stop_reason is not None:
                 break
             t0 = time.perf_counter()
-            new_state, new_avg, metrics = epoch_fn(
-                state, train_data, jax.random.fold_in(data_key, epoch),
-                jnp.asarray(plateau["scale"], jnp.float32), avg_state)
-            finite = bool(_all_finite(new_state.params))
-            metrics = jax.device_get(metrics)
+            new_state, new_avg, metrics, epoch_means, finite = epoch_fn(
+                state, train_data, jax.random.fold_in(data_key, epoch), avg_state)
+            epoch_means, finite = jax.device_get((epoch_means, finite))
             seconds = time.perf_counter() - t0
             if not finite:
-                stop_reason = _divergence_message(epoch, metrics, steps_per_epoch)
-                if progress:
-                    bar.write(f"jtricks: {stop_reason}", file=sys.stderr)
-                epoch -= 1
+                stop_reason = _divergence_message(epoch, jax.device_get(metrics),
+                                                  steps_per_epoch)
+                _say(talk, f"jtricks: {stop_reason}", bar)
                 break
             state, avg_state = new_state, new_avg
             row = {"epoch": epoch, "step": int(state.step)}
-            losses = np.asarray(metrics["loss"], np.float64)
-            ok = np.isfinite(losses)
-            names = ["loss"] + sorted(set(metrics) - {"loss", "grad_norm"}) + ["grad_norm"]
-            for name in names:
-                values = np.asarray(metrics[name], np.float64)
-                row[f"train_{name}" if name != "grad_norm" else name] = (
-                    float(values[ok].mean()) if ok.any() else math.nan)
-            if not ok.all():
-                row["skipped_steps"] = int((~ok).sum())
+            row.update({name: float(value) for name, value in epoch_means.items()
+                        if name != "skipped_steps"})
+            if epoch_means["skipped_steps"]:
+                row["skipped_steps"] = int(epoch_means["skipped_steps"])
             if val_data is not None:
                 for name, value in eval_jit(state.params, state.model_state, val_data).items():
                     row[f"val_{name}"] = float(value)
@@ -296,23 +270,20 @@ def fit(
                     for name, value in eval_jit(avg_params, state.model_state,
                                                 val_data).items():
                         row[f"avg_val_{name}"] = float(value)
-            row["lr_scale"] = plateau["scale"]
             row["seconds"] = seconds
             row["steps_per_s"] = steps_per_epoch / max(seconds, 1e-9)
             if monitor not in row:
                 raise ValueError(f"monitor={monitor!r} is not a history column; "
                                  f"columns: {', '.join(row)}")
-            value = row[monitor]
-            if reduce_lr is not None:
-                plateau = reduce_lr.step(plateau, value, mode)
             if early_stopping is not None:
-                es_state = early_stopping.update(es_state, jnp.asarray(value), state.params)
+                es_state = early_stopping.update(jnp.asarray(row[monitor]), es_state,
+                                                 (state.params, state.model_state))
                 row["best_epoch"] = int(es_state.best_epoch) + 1  # 1-based, as "epoch"
                 if bool(es_state.stop):
                     stop_reason = (f"early stopping after epoch {epoch}: {monitor} stopped "
-                                   f"improving (best {float(es_state.best_value):.4g})")
-                    if progress:
-                        bar.write(f"jtricks: {stop_reason}", file=sys.stderr)
+                                   f"improving (best {float(es_state.best_value):.4g} at "
+                                   f"epoch {row['best_epoch']})")
+                    _say(talk, f"jtricks: {stop_reason}", bar)
             history.append(row)
             if history_dir is not None:
                 write_history(history, history_dir)
@@ -325,18 +296,25 @@ def fit(
                 save(epoch)
     finally:
         bar.close()
-    if es_state is not None and restore_best and history:
-        state = state._replace(params=es_state.best_params)
+    if es_state is not None and restore_best and history and int(es_state.best_epoch) >= 0:
+        best_params, best_model_state = es_state.best_params
+        state = state._replace(params=best_params, model_state=best_model_state)
     if checkpointer is not None:
         checkpointer.close()
     return FitResult(state, history, stop_reason, avg_state, es_state)
 
 
-def averaged_params(avg_state, params):
-    """The parameters held by an ``ema`` / ``swa`` state, in the dtypes of ``params``."""
-    from ._averaging import params_like
+class _NoBar:
+    """What fit calls on its progress bar, doing nothing (no tqdm, or progress=False)."""
 
-    return params_like(getattr(avg_state, "average", avg_state), params)
+    def update(self, n):
+        pass
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
 
 
 def _postfix(row: dict) -> dict:
@@ -349,6 +327,10 @@ def _postfix(row: dict) -> dict:
     return out
 
 
-def _say(progress: bool, message: str) -> None:
-    if progress:
+def _say(talk: bool, message: str, bar=None) -> None:
+    if not talk:
+        return
+    if bar is not None and hasattr(bar, "write"):
+        bar.write(message, file=sys.stderr)
+    else:
         print(message, file=sys.stderr, flush=True)

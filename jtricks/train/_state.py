@@ -1,18 +1,22 @@
-"""The training state and the one training step every loop builds on."""
+"""The training state: everything that changes during training, as one pytree."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jtricks.optim import apply_updates
+from jtricks._numeric import zero_count
 
-# loss_fn(params, model_state, batch, key) -> (loss, (new_model_state, metrics))
-LossFn = Callable[[Any, Any, Any, jax.Array], tuple[jax.Array, tuple[Any, dict]]]
 
-_INT32_MAX = jnp.iinfo(jnp.int32).max
+def as_key(key: Any) -> jax.Array:
+    """A PRNG key from an int seed (a raw ``uint32[2]`` key), or the key as given
+    (raw or typed)."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.PRNGKey(int(key))
+    return jnp.asarray(key)
 
 
 class TrainState(NamedTuple):
@@ -30,7 +34,8 @@ class TrainState(NamedTuple):
       model_state: non-trained model state, e.g. batch-norm running statistics
         (``None`` or ``{}`` when the model has none).
       opt_state: the optimizer state, ``tx.init(params)``.
-      key: a raw ``uint32[2]`` PRNG key, split once per step for dropout.
+      key: a PRNG key, raw ``uint32[2]`` or typed (``jax.random.key``), split
+        once per step for dropout; checkpoints keep its kind.
     """
 
     step: jax.Array
@@ -46,63 +51,17 @@ class TrainState(NamedTuple):
         Args:
           params: the initial parameters.
           tx: the gradient transformation; ``tx.init(params)`` gives ``opt_state``.
-          key: a PRNG key (raw ``uint32[2]`` or an int seed).
+          key: a PRNG key (raw ``uint32[2]``, typed ``jax.random.key(...)``,
+            or an int seed, which gives a raw key).
           model_state: optional non-trained state (batch-norm statistics).
 
         Returns:
           A ``TrainState`` at step 0.
         """
-        if isinstance(key, int):
-            key = jax.random.PRNGKey(key)
         return cls(
-            step=jnp.zeros((), jnp.int32),
+            step=zero_count(),
             params=params,
             model_state={} if model_state is None else model_state,
             opt_state=tx.init(params),
-            key=jnp.asarray(key),
+            key=as_key(key),
         )
-
-
-def train_step(
-    state: TrainState,
-    batch: Any,
-    *,
-    loss_fn: LossFn,
-    tx,
-    axis_name: str | None = None,
-    per_device_keys: bool = True,
-) -> tuple[TrainState, dict]:
-    """One optimizer step: gradients of ``loss_fn``, ``tx.update``, apply.
-
-    Args:
-      state: the current ``TrainState``.
-      batch: whatever ``loss_fn`` takes (e.g. ``(x, y)``).
-      loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss, (new_model_state,
-        metrics))`` with ``metrics`` a dict of scalars.
-      tx: a gradient transformation.
-      axis_name: inside ``pmap`` / ``shard_map``, the mapped axis: gradients,
-        loss and metrics are averaged over it with ``lax.pmean``.
-      per_device_keys: with ``axis_name``, whether every device folds its index
-        into the step key, so that each draws its own dropout masks. ``False``
-        gives all devices the same step key, for losses that derive one key per
-        example from its global index (the result is then independent of the
-        number of devices, see :mod:`jtricks.parallel`).
-
-    Returns:
-      ``(new_state, metrics)`` with ``metrics["loss"]`` set.
-    """
-    key, step_key = jax.random.split(state.key)
-    if axis_name is not None and per_device_keys:
-        step_key = jax.random.fold_in(step_key, jax.lax.axis_index(axis_name))
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, (model_state, metrics)), grads = grad_fn(
-        state.params, state.model_state, batch, step_key
-    )
-    metrics = dict(metrics, loss=loss)
-    if axis_name is not None:
-        grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = apply_updates(state.params, updates)
-    step = jnp.where(state.step < _INT32_MAX, state.step + 1, state.step)
-    new_state = TrainState(step, params, model_state, opt_state, key)
-    return new_state, metrics

@@ -1,14 +1,11 @@
-"""Step builders: a classification loss from a model, a whole compiled epoch, evaluation.
+"""What the engine is given: a classifier's loss and evaluation, and evaluation itself.
 
-The pieces compose with :func:`jtricks.train.train_step`:
-
-* :func:`classifier_loss` turns a ``Model`` (``init`` / ``apply``) into the
-  ``loss_fn(params, model_state, batch, key)`` that ``train_step`` takes;
-* :func:`make_epoch` builds ``epoch(state, data, key)``: one ``lax.scan`` over
-  the shuffled mini-batches of an epoch, so an epoch is a single compiled
-  program and the data stays on the device;
-* :func:`classifier_eval` and :func:`evaluate` compute mean metrics over a
-  dataset in fixed-size batches.
+* :func:`classifier_loss` turns a model (``init`` / ``apply``) into the
+  ``loss_fn(params, model_state, batch, key)`` that every part of the engine
+  (:mod:`jtricks.train._engine`) takes;
+* :func:`classifier_eval` gives its per-example evaluation metrics, and
+  :func:`evaluate` averages any such metrics over a dataset in fixed-size
+  batches; :func:`predict` gives the outputs.
 
 All of them are pure and may be called under ``jit`` and ``vmap`` (a sweep over
 learning rates or dropout rates trains every configuration in one program).
@@ -22,11 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jtricks._validate import check_int
 from jtricks.losses import cross_entropy
-from jtricks.optim import GradientTransformation
-
-from ._state import TrainState, train_step
 
 
 def _per_example_cross_entropy(logits, labels):
@@ -118,73 +111,3 @@ def evaluate(eval_fn, params, model_state, data, *, batch_size: int = 1024) -> d
     """
     per_example = _batched(lambda b: eval_fn(params, model_state, b), data, batch_size)
     return jax.tree.map(lambda a: jnp.mean(a.astype(jnp.float32)), per_example)
-
-
-def _global_norm(tree) -> jax.Array:
-    leaves = jax.tree.leaves(tree)
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
-
-
-def make_epoch(loss_fn, tx, batch_size: int, *, averager=None, axis_name: str | None = None):
-    """Builds one epoch of training as a pure function of the state.
-
-    The data are shuffled with ``key`` (derive it from the seed and the epoch
-    number, e.g. ``jax.random.fold_in(data_key, epoch)``, and a run resumed
-    from a checkpoint sees exactly the same batches), cut into
-    ``n // batch_size`` full batches (the remainder is dropped for this epoch;
-    another order picks other examples) and fed to
-    :func:`jtricks.train.train_step` by ``lax.scan``.
-
-    Args:
-      loss_fn: ``loss_fn(params, model_state, batch, key)`` as for ``train_step``.
-      tx: a gradient transformation (jtricks or optax).
-      batch_size: examples per step (a Python int); a dataset smaller than it is
-        one batch.
-      averager: optional parameter averaging (``jtricks.train.ema(decay)`` /
-        ``swa()``: ``init(params)`` and ``update(state, params)``), updated after
-        every step.
-      axis_name: passed to ``train_step`` for data-parallel training.
-
-    Returns:
-      ``epoch(state, data, key, lr_scale=1.0, avg_state=None) -> (state,
-      avg_state, metrics)`` where ``metrics`` holds one value per step:
-      ``loss``, ``accuracy`` (if ``loss_fn`` reports it), ``grad_norm`` (global
-      norm of the gradient before ``tx``). ``lr_scale`` multiplies the updates
-      (used by plateau learning-rate reduction; it may be traced).
-
-    Example:
-      >>> epoch = jax.jit(make_epoch(loss_fn, tx, 64))
-      >>> state, _, metrics = epoch(state, (x, y), jax.random.fold_in(data_key, e))
-    """
-    batch_size = check_int("batch_size", batch_size, lo=1)
-
-    def epoch(state: TrainState, data: Any, key, lr_scale=1.0, avg_state=None):
-        data = jax.tree.map(jnp.asarray, data)
-        n = jax.tree.leaves(data)[0].shape[0]
-        bs = min(batch_size, n)
-        steps = n // bs
-        order = jax.random.permutation(key, n)[: steps * bs].reshape(steps, bs)
-
-        def body(carry, idx):
-            state, avg_state = carry
-            batch = jax.tree.map(lambda a: a[idx], data)
-            seen = {}
-
-            def update(grads, opt_state, params=None, **extra):
-                seen["grad_norm"] = _global_norm(grads)
-                updates, opt_state = tx.update(grads, opt_state, params, **extra)
-                updates = jax.tree.map(lambda u: (u * lr_scale).astype(u.dtype), updates)
-                return updates, opt_state
-
-            scaled = GradientTransformation(tx.init, update)
-            state, metrics = train_step(state, batch, loss_fn=loss_fn, tx=scaled,
-                                        axis_name=axis_name)
-            metrics = dict(metrics, grad_norm=seen["grad_norm"])
-            if averager is not None:
-                avg_state = averager.update(avg_state, state.params)
-            return (state, avg_state), metrics
-
-        (state, avg_state), metrics = jax.lax.scan(body, (state, avg_state), order)
-        return state, avg_state, metrics
-
-    return epoch

@@ -1,0 +1,325 @@
+"""The one training engine: the step, the epoch and a compiled run of epochs.
+
+Every way jtricks trains calls these three functions, and nothing else
+contains a training loop:
+
+* :func:`train_step` — one optimizer step: gradients of the loss, ``tx.update``
+  (given ``value=loss``, so plateau schedules work), apply.
+* :func:`make_epoch` — one epoch as a pure function: ``lax.scan`` of
+  ``train_step`` over the shuffled mini-batches.
+* :func:`make_run` — many epochs as one traced program: ``lax.while_loop`` over
+  epochs, validation after each, early stopping, per-epoch curves.
+
+Their clients: :func:`jtricks.train.fit` (a Python loop over the jitted epoch,
+with progress, history and checkpoints), :func:`jtricks.sweep.train` (the run
+under ``jax.vmap`` over hyperparameters), :mod:`jtricks.parallel` (the step
+under ``pmap`` / ``shard_map`` / ``jit`` + sharding), the demo and the CLI.
+
+One loss signature everywhere::
+
+    loss_fn(params, model_state, batch, key) -> (loss, (new_model_state, metrics))
+
+and one evaluation signature (per-example metrics, averaged by
+:func:`jtricks.train.evaluate`)::
+
+    eval_fn(params, model_state, batch) -> {name: (batch,) array}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jtricks._numeric import global_norm, safe_increment
+from jtricks._validate import check_int
+from jtricks.optim import apply_updates
+from jtricks.optim._base import call_update
+
+from ._averaging import params_like
+from ._state import TrainState
+from ._steps import evaluate
+
+# loss_fn(params, model_state, batch, key) -> (loss, (new_model_state, metrics))
+LossFn = Callable[[Any, Any, Any, jax.Array], tuple[jax.Array, tuple[Any, dict]]]
+
+
+def train_step(state: TrainState, batch: Any, *, loss_fn: LossFn, tx,
+               axis_name: str | None = None,
+               per_device_keys: bool = True) -> tuple[TrainState, dict]:
+    """One optimizer step: gradients of ``loss_fn``, ``tx.update``, apply.
+
+    The optimizer receives the step's loss as ``value=`` (optax's extra-argument
+    protocol), so ``jtricks.optim.reduce_on_plateau`` and
+    ``optax.contrib.reduce_on_plateau`` work inside any loop built on this step.
+
+    Args:
+      state: the current :class:`TrainState`.
+      batch: whatever ``loss_fn`` takes (e.g. ``(x, y)``).
+      loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss,
+        (new_model_state, metrics))`` with ``metrics`` a dict of scalars.
+      tx: a gradient transformation (jtricks or optax).
+      axis_name: inside ``pmap`` / ``shard_map``, the mapped axis: gradients,
+        loss and metrics are averaged over it with ``lax.pmean``.
+      per_device_keys: with ``axis_name``, whether every device folds its
+        index into the step key (:mod:`jtricks.parallel` decides this).
+
+    Returns:
+      ``(new_state, metrics)``; ``metrics`` holds the loss function's metrics,
+      ``loss`` and ``grad_norm`` (the global norm of the gradient before ``tx``).
+
+    Example:
+      >>> from jtricks.train import TrainState, classifier_eval, classifier_loss
+      >>> model = jtricks.nn.mlp([8, 3])
+      >>> params, model_state = model.init(jax.random.key(0), (4,))
+      >>> tx = jtricks.optim.sgd(0.1)
+      >>> state = TrainState.create(params=params, tx=tx, key=jax.random.key(1),
+      ...                           model_state=model_state)
+      >>> batch = (jnp.ones((5, 4)), jnp.array([0, 1, 2, 0, 1]))
+      >>> state, metrics = train_step(state, batch, loss_fn=classifier_loss(model), tx=tx)
+      >>> int(state.step), sorted(metrics)
+      (1, ['accuracy', 'grad_norm', 'loss'])
+    """
+    key, step_key = jax.random.split(state.key)
+    if axis_name is not None and per_device_keys:
+        step_key = jax.random.fold_in(step_key, jax.lax.axis_index(axis_name))
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, (model_state, metrics)), grads = grad_fn(state.params, state.model_state, batch,
+                                                    step_key)
+    metrics = dict(metrics, loss=loss)
+    if axis_name is not None:
+        grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
+    metrics["grad_norm"] = global_norm(grads)
+    updates, opt_state = call_update(tx, grads, state.opt_state, state.params,
+                                     {"value": metrics["loss"]})
+    params = apply_updates(state.params, updates)
+    return TrainState(safe_increment(state.step), params, model_state, opt_state, key), metrics
+
+
+def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,
+               axis_name: str | None = None):
+    """Builds one epoch of training as a pure function of the state.
+
+    The data are shuffled with ``key`` (derive it from the seed and the
+    1-based epoch number, ``jax.random.fold_in(data_key, epoch)``, as
+    :func:`jtricks.train.fit` does: a resumed run then sees exactly the same
+    batches), cut into ``n // batch_size`` full batches (the remainder is left
+    out of this epoch; another order picks other examples) and fed to
+    :func:`train_step` by ``lax.scan``.
+
+    Args:
+      loss_fn: ``loss_fn(params, model_state, batch, key)``.
+      tx: a gradient transformation (jtricks or optax).
+      batch_size: examples per step (a Python int); a dataset smaller than it
+        is one batch.
+      averager: optional parameter averaging (``jtricks.train.ema(decay)`` /
+        ``swa()``), updated after every step.
+      axis_name: passed to :func:`train_step` for per-device code.
+
+    Returns:
+      ``epoch(state, data, key, avg_state=None) -> (state, avg_state, metrics)``
+      where ``metrics`` holds one value per step (``loss``, ``grad_norm`` and
+      the loss function's own metrics).
+
+    Example:
+      >>> from jtricks.train import TrainState, classifier_eval, classifier_loss
+      >>> model = jtricks.nn.mlp([8, 3])
+      >>> params, model_state = model.init(jax.random.key(0), (4,))
+      >>> tx = jtricks.optim.adam(1e-2)
+      >>> state = TrainState.create(params=params, tx=tx, key=1, model_state=model_state)
+      >>> epoch = jax.jit(make_epoch(loss_fn=classifier_loss(model), tx=tx, batch_size=4))
+      >>> x, y = jnp.ones((10, 4)), jnp.zeros(10, jnp.int32)
+      >>> state, _, metrics = epoch(state, (x, y), jax.random.fold_in(jax.random.key(2), 1))
+      >>> int(state.step), metrics["loss"].shape
+      (2, (2,))
+    """
+    batch_size = check_int("batch_size", batch_size, lo=1)
+
+    def epoch(state: TrainState, data: Any, key, avg_state=None):
+        data = jax.tree.map(jnp.asarray, data)
+        n = jax.tree.leaves(data)[0].shape[0]
+        bs = min(batch_size, n)
+        steps = n // bs
+        order = jax.random.permutation(key, n)[: steps * bs].reshape(steps, bs)
+
+        def body(carry, idx):
+            state, avg_state = carry
+            batch = jax.tree.map(lambda a: a[idx], data)
+            state, metrics = train_step(state, batch, loss_fn=loss_fn, tx=tx,
+                                        axis_name=axis_name)
+            if averager is not None:
+                avg_state = averager.update(state.params, avg_state)
+            return (state, avg_state), metrics
+
+        (state, avg_state), metrics = jax.lax.scan(body, (state, avg_state), order)
+        return state, avg_state, metrics
+
+    return epoch
+
+
+def averaged_params(avg_state, params):
+    """The parameters held by an ``ema`` / ``swa`` state, in the dtypes of ``params``."""
+    return params_like(getattr(avg_state, "average", avg_state), params)
+
+
+def monitor_mode(monitor: str) -> str:
+    """``"max"`` for a column ending in ``accuracy``, else ``"min"``."""
+    return "max" if monitor.endswith("accuracy") else "min"
+
+
+def check_mode(early_stopping, monitor: str) -> None:
+    """Refuses an early stopping whose mode is not the monitored column's."""
+    stop_mode = getattr(early_stopping, "mode", None)
+    if stop_mode is not None and stop_mode != monitor_mode(monitor):
+        verb = {"min": "minimise", "max": "maximise"}
+        raise ValueError(
+            f"early_stopping(mode={stop_mode!r}) would {verb[stop_mode]} monitor={monitor!r}, "
+            f"which must be {verb[monitor_mode(monitor)]}; build it with "
+            f"early_stopping(..., mode={monitor_mode(monitor)!r})")
+
+
+class Run(NamedTuple):
+    """What a :func:`make_run` program returns.
+
+    Attributes:
+      state: the :class:`TrainState` after the last epoch run.
+      avg_state: the averager's state, or ``None``.
+      stop_state: the early-stopping state (its ``best_params`` holds the
+        ``(params, model_state)`` of the best epoch), or ``None``.
+      curves: ``{name: float32[epochs]}``, one value per epoch (NaN after the
+        run stopped): ``train_loss``, ``grad_norm``, ``train_<metric>`` for the
+        loss function's metrics, ``val_<metric>`` / ``avg_val_<metric>`` for
+        the evaluation's, plus whatever ``record`` returns.
+      epochs_run: int32, how many epochs ran.
+    """
+
+    state: TrainState
+    avg_state: Any
+    stop_state: Any
+    curves: dict
+    epochs_run: jax.Array
+
+
+def epoch_row(metrics: dict) -> dict:
+    """One epoch's per-step metrics as the epoch's row of scalars.
+
+    ``train_loss``, ``train_<metric>`` for the loss function's metrics and
+    ``grad_norm`` are means over the steps whose loss is finite (steps that
+    ``apply_if_finite`` skipped do not count; NaN when none is finite), and
+    ``skipped_steps`` counts the others.
+    """
+    ok = jnp.isfinite(metrics["loss"])
+    count = jnp.sum(ok)
+    row = {}
+    for name, values in metrics.items():
+        values = values.astype(jnp.promote_types(values.dtype, jnp.float32))
+        mean = jnp.sum(jnp.where(ok, values, 0)) / jnp.maximum(count, 1)
+        row["grad_norm" if name == "grad_norm" else f"train_{name}"] = jnp.where(
+            count > 0, mean, jnp.nan)
+    row["skipped_steps"] = ok.size - count
+    return row
+
+
+def make_run(*, loss_fn: LossFn, tx, batch_size: int, epochs: int,
+             eval_fn: Callable | None = None, early_stopping=None, monitor: str | None = None,
+             averager=None, record: Callable | None = None, eval_batch_size: int = 1024):
+    """Builds a whole training — ``epochs`` epochs with validation — as one pure function.
+
+    Epoch ``e`` (1-based) shuffles with ``jax.random.fold_in(data_key, e)``,
+    exactly as :func:`jtricks.train.fit` does, so a run equals ``fit`` on the
+    same state, data and key. After every epoch the validation data are
+    evaluated with ``eval_fn`` (and with the averaged parameters when there is
+    an ``averager``); ``early_stopping`` watches ``monitor`` and the loop ends
+    when it says stop (a ``lax.while_loop``: under ``jax.vmap`` each member of
+    a sweep freezes at its own stop while the others go on).
+
+    Args:
+      loss_fn, tx, batch_size, averager: as for :func:`make_epoch`.
+      epochs: the largest number of epochs (a Python int >= 1).
+      eval_fn: per-example metrics ``eval_fn(params, model_state, batch)``;
+        needed with validation data.
+      early_stopping: optional ``jtricks.train.early_stopping(...)``; it is
+        given ``(params, model_state)`` and keeps those of the best epoch.
+      monitor: the curve early stopping watches (default ``"val_loss"``, or
+        ``"train_loss"`` without validation data).
+      record: optional ``record(state, avg_state) -> {name: array}``, extra
+        per-epoch outputs computed inside the program (e.g. logits).
+      eval_batch_size: examples evaluated at once.
+
+    Returns:
+      ``run(state, train_data, val_data, data_key) -> Run``; ``val_data`` may
+      be ``None``.
+
+    Example:
+      >>> from jtricks.train import TrainState, classifier_eval, classifier_loss
+      >>> model = jtricks.nn.mlp([8, 3])
+      >>> params, model_state = model.init(jax.random.key(0), (4,))
+      >>> tx = jtricks.optim.adam(1e-2)
+      >>> state = TrainState.create(params=params, tx=tx, key=1, model_state=model_state)
+      >>> run = jax.jit(make_run(loss_fn=classifier_loss(model), tx=tx, batch_size=4,
+      ...                        epochs=3, eval_fn=classifier_eval(model)))
+      >>> data = (jnp.ones((10, 4)), jnp.zeros(10, jnp.int32))
+      >>> out = run(state, data, data, jax.random.key(2))
+      >>> int(out.epochs_run), out.curves["val_accuracy"].shape
+      (3, (3,))
+    """
+    epochs = check_int("epochs", epochs, lo=1)
+    eval_batch_size = check_int("eval_batch_size", eval_batch_size, lo=1)
+    epoch_fn = make_epoch(loss_fn=loss_fn, tx=tx, batch_size=batch_size, averager=averager)
+
+    def run(state: TrainState, train_data, val_data, data_key) -> Run:
+        if val_data is not None and eval_fn is None:
+            raise ValueError("make_run got validation data but no eval_fn to evaluate it with "
+                             "(e.g. eval_fn=jtricks.train.classifier_eval(model))")
+        watched = monitor or ("val_loss" if val_data is not None else "train_loss")
+        check_mode(early_stopping, watched)
+
+        def row_of(state, avg_state, metrics):
+            row = epoch_row(metrics)
+            if val_data is not None:
+                for name, value in evaluate(eval_fn, state.params, state.model_state, val_data,
+                                            batch_size=eval_batch_size).items():
+                    row[f"val_{name}"] = value
+                if averager is not None:
+                    avg_params = averaged_params(avg_state, state.params)
+                    for name, value in evaluate(eval_fn, avg_params, state.model_state,
+                                                val_data, batch_size=eval_batch_size).items():
+                        row[f"avg_val_{name}"] = value
+            if record is not None:
+                row.update(record(state, avg_state))
+            return row
+
+        def one_epoch(carry):
+            e, state, avg_state, stop_state, curves = carry
+            state, avg_state, metrics = epoch_fn(state, train_data,
+                                                 jax.random.fold_in(data_key, e + 1), avg_state)
+            row = row_of(state, avg_state, metrics)
+            if stop_state is not None:
+                if watched not in row:
+                    raise ValueError(f"monitor={watched!r} is not a curve of this run; "
+                                     f"curves: {', '.join(sorted(row))}")
+                stop_state = early_stopping.update(row[watched], stop_state,
+                                                   (state.params, state.model_state))
+            curves = {name: curves[name].at[e].set(row[name].astype(curves[name].dtype))
+                      for name in curves}
+            return e + 1, state, avg_state, stop_state, curves
+
+        def running(carry):
+            e, _, _, stop_state, _ = carry
+            return e < epochs if stop_state is None else (e < epochs) & ~stop_state.stop
+
+        avg_state = averager.init(state.params) if averager is not None else None
+        stop_state = (early_stopping.init((state.params, state.model_state))
+                      if early_stopping is not None else None)
+        # The curves' names and shapes: one abstract epoch, nothing computed.
+        shapes = jax.eval_shape(lambda s, a: row_of(*epoch_fn(s, train_data, data_key, a)),
+                                state, avg_state)
+        curves = {name: jnp.full((epochs, *s.shape), jnp.nan,
+                                 jnp.promote_types(s.dtype, jnp.float32))
+                  for name, s in shapes.items()}
+        carry = (jnp.zeros((), jnp.int32), state, avg_state, stop_state, curves)
+        e, state, avg_state, stop_state, curves = jax.lax.while_loop(running, one_epoch, carry)
+        return Run(state, avg_state, stop_state, curves, e)
+
+    return run
