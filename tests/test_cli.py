@@ -52,7 +52,7 @@ BAD_FLAGS = [
     (["train", "--reduce-lr-on-plateau", "1.5"],
      "error: --reduce-lr-on-plateau 1.5: factor=1.5 must be < 1"),
     (["train", "--reduce-lr-on-plateau", "0.5", "--plateau-patience", "-1"],
-     "error: --plateau-patience -1: patience=-1 must be >= 0"),
+     "error: --plateau-patience -1: patience=-1 must be >= 1"),
     (["train", "--data", "mnist:/no/such/dir"],
      "error: --data mnist:/no/such/dir: cannot load it: path='/no/such/dir' is not a directory"),
     # flags that feed no library constructor: jtricks._validate's checks
