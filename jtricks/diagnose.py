@@ -86,8 +86,12 @@ def gradient_health(
       ValueError: for non-positive thresholds.
 
     Example:
+      >>> grads = {"w": jnp.array([3.0, 4.0]), "b": jnp.array([1e-9])}
       >>> health = gradient_health(grads)
-      >>> metrics = {"grad_norm": health.global_norm, "exploding": health.exploding}
+      >>> health.global_norm, health.exploding, health.vanishing_layers
+      (Array(5., dtype=float32), Array(False, dtype=bool), Array(1, dtype=int32))
+      >>> gradient_health({"w": jnp.array([jnp.nan, 1.0])}).exploding   # non-finite
+      Array(True, dtype=bool)
     """
     check_positive("explode_threshold", explode_threshold)
     check_positive("vanish_threshold", vanish_threshold)
@@ -125,7 +129,13 @@ def dead_fraction(activations: ArrayLike) -> jax.Array:
       float32 scalar in ``[0, 1]``.
 
     Example:
+      >>> x = jnp.array([[1.0, -1.0], [2.0, 1.0]])
+      >>> w = jnp.array([[1.0, -1.0, 0.5], [0.0, -1.0, 0.5]])
+      >>> jax.nn.relu(x @ w)                             # unit 1 never fires
+      Array([[1. , 0. , 0. ],
+             [2. , 0. , 1.5]], dtype=float32)
       >>> dead_fraction(jax.nn.relu(x @ w))
+      Array(0.33333334, dtype=float32)
     """
     return _dead_fraction(jnp.asarray(activations) <= 0)
 
@@ -160,7 +170,9 @@ def saturated_fraction(activations: ArrayLike, activation: str = "tanh", margin:
       float32 scalar in ``[0, 1]``.
 
     Example:
-      >>> saturated_fraction(jnp.tanh(x @ w), "tanh")
+      >>> x = jnp.array([[0.1, 5.0], [-4.0, 0.2]])
+      >>> saturated_fraction(jnp.tanh(x), "tanh")        # 5 and -4 are in the flat region
+      Array(0.5, dtype=float32)
     """
     check_choice("activation", activation, tuple(_FLAT))
     check_unit_interval("margin", margin)
@@ -200,7 +212,13 @@ def activation_health(activations: Any, activation: str = "relu", margin: float 
       An ``ActivationHealth`` of float32 scalars, one per layer.
 
     Example:
+      >>> h1 = jnp.array([[1.0, 0.0], [2.0, 0.0]])           # unit 1 dead
+      >>> h2 = jnp.array([[1.0, 3.0], [0.0, 2.0]])
       >>> health = activation_health({"h1": h1, "h2": h2}, "relu")
+      >>> health.dead_fraction
+      {'h1': Array(0.5, dtype=float32), 'h2': Array(0., dtype=float32)}
+      >>> health.saturated_fraction["h2"]
+      Array(0.25, dtype=float32)
     """
     check_choice("activation", activation, ("relu", *_FLAT))
     check_unit_interval("margin", margin)
@@ -277,7 +295,11 @@ def signal_propagation(
 
     Example:
       >>> sp = signal_propagation(jtricks.init.he_normal(), jax.nn.relu, 20, 256)
-      >>> sp.activation_std[-1] / sp.activation_std[0]   # about 1
+      >>> sp.activation_std[-1] / sp.activation_std[0]   # He keeps ReLU signals: about 1
+      Array(0.79..., dtype=float32)
+      >>> sp = signal_propagation(jtricks.init.normal(1.0), jax.nn.relu, 5, 256)
+      >>> sp.activation_std[-1] / sp.activation_std[0] > 1e4   # N(0, 1): explodes
+      Array(True, dtype=bool)
     """
     depth = check_int("depth", depth, lo=1)
     width = check_int("width", width, lo=1)

@@ -42,7 +42,15 @@ def cross_entropy(
         not match.
 
     Example:
-      >>> loss = cross_entropy(model_logits, y, class_weights=class_weights(y_train, 10))
+      >>> logits = jnp.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+      >>> labels = jnp.array([0, 1, 1])
+      >>> cross_entropy(logits, labels)                  # the third example is wrong
+      Array(0.80..., dtype=float32)
+      >>> w = jtricks.data.class_weights(labels, 2)      # class 0 is rarer: weighted up
+      >>> w
+      Array([1.5 , 0.75], dtype=float32)
+      >>> cross_entropy(logits, labels, class_weights=w)
+      Array(0.626..., dtype=float32)
     """
     logits = jnp.asarray(logits)
     labels = jnp.asarray(labels)
@@ -88,7 +96,9 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
       A float32 scalar in ``[0, 1]``.
 
     Example:
-      >>> acc = accuracy(model_logits, y)
+      >>> logits = jnp.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+      >>> accuracy(logits, jnp.array([0, 1, 1]))
+      Array(0.6666667, dtype=float32)
     """
     logits = jnp.asarray(logits)
     return jnp.mean(jnp.argmax(logits, axis=-1) == jnp.asarray(labels), dtype=jnp.float32)

@@ -47,7 +47,11 @@ def l1_penalty(params: Any, mask: Any = None) -> jax.Array:
       A scalar (float32, or float64 for float64 params).
 
     Example:
-      >>> loss = data_loss + 1e-4 * l1_penalty(params)
+      >>> params = {"w": jnp.array([[1.0, -2.0]]), "b": jnp.array([3.0])}
+      >>> l1_penalty(params)
+      Array(6., dtype=float32)
+      >>> l1_penalty(params, mask={"w": True, "b": False})   # weights only
+      Array(3., dtype=float32)
     """
     return _sum(_masked_leaves(params, mask), lambda x: x * jnp.sign(x))  # gradient sign(w), 0 at 0
 
@@ -66,7 +70,9 @@ def l2_penalty(params: Any, mask: Any = None) -> jax.Array:
       A scalar.
 
     Example:
-      >>> loss = data_loss + 5e-4 * l2_penalty(params, mask=lambda p: {k: k != "b" for k in p})
+      >>> params = {"w": jnp.array([[1.0, -2.0]]), "b": jnp.array([3.0])}
+      >>> l2_penalty(params, mask=lambda p: {k: k != "b" for k in p})   # not the bias
+      Array(2.5, dtype=float32)
     """
     return 0.5 * _sum(_masked_leaves(params, mask), jnp.square)
 
@@ -103,9 +109,14 @@ def gradient_penalty(
       Training of Wasserstein GANs", https://arxiv.org/abs/1704.00028, 2017.
 
     Example:
+      >>> w = jnp.array([[1.0, -1.0], [2.0, 0.5]])
+      >>> x, y = jnp.array([[1.0, 0.0], [0.5, 0.5]]), jnp.array([0, 1])
       >>> def per_example_loss(x):
-      ...     return optax.softmax_cross_entropy_with_integer_labels(apply(params, x), y)
-      >>> loss = per_example_loss(x).mean() + 0.1 * gradient_penalty(per_example_loss, x)
+      ...     return optax.softmax_cross_entropy_with_integer_labels(x @ w, y)
+      >>> penalty = gradient_penalty(per_example_loss, x)
+      >>> penalty
+      Array(2.31..., dtype=float32)
+      >>> loss = per_example_loss(x).mean() + 0.1 * penalty
     """
     x = jnp.asarray(x)
     grads = jax.grad(lambda inp: jnp.sum(fn(inp)))(x)

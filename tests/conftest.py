@@ -1,20 +1,11 @@
-"""Test configuration shared by every test module.
+"""Test configuration of the test suite.
 
-Eight forced CPU devices are made available to every test, so that the
-multi-device code (``pmap``, ``NamedSharding``, ``shard_map``) is tested on a
-machine without accelerators. This must happen before JAX creates its backend,
-which is why it lives here and not in a fixture.
+The eight forced CPU devices and the names of the docstring examples are set
+up in the checkout's ``conftest.py`` (one level up), which pytest loads first,
+so they hold for the tests and the doctests alike.
 """
 
-import os
-
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
-import jax  # noqa: E402
-
-jax.config.update("jax_num_cpu_devices", 8)
-
-from hypothesis import settings  # noqa: E402
+from hypothesis import settings
 
 # jit compilation makes the first example slow; deadlines would only be noise.
 settings.register_profile("jtricks", deadline=None, max_examples=25, derandomize=True)

@@ -1,13 +1,22 @@
-"""``jtricks bench``: a quick run end to end, the per-row time limit, and the report's targets."""
+"""``jtricks bench``: a quick run end to end, the per-row time limit, the report's targets,
+and where the harness lives (``benchmarks/`` in the source checkout, not in the package)."""
 
+import importlib
+import os
+import subprocess
 import sys
 
 import pytest
 
-from jtricks import bench
-from jtricks.bench._measure import parse_shape
-from jtricks.bench._report import format_report, targets
-from jtricks.bench._step import _TAG, run_worker
+import benchmarks as bench
+from benchmarks._measure import parse_shape
+from benchmarks._report import format_report, targets
+from benchmarks._step import _TAG, run_worker
+from jtricks.cli import main as cli_main
+
+cli_bench = importlib.import_module("jtricks.cli._bench")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_quick_run_writes_the_report(tmp_path):
@@ -113,3 +122,68 @@ def test_report_marks_a_row_whose_optax_part_failed():
     assert "| 8192 x 512 | failed (see the log) |" in text
     assert "| 8192 x 512 (step above) | failed | 0.20 | — |" in text
     assert ">= 5x faster to compile: met (least 300x" in text
+
+
+def test_the_harness_is_the_checkouts_benchmarks_not_a_jtricks_module():
+    assert os.path.dirname(bench.__file__) == os.path.join(ROOT, "benchmarks")
+    assert not os.path.exists(os.path.join(ROOT, "jtricks", "bench"))
+    assert cli_bench.find_checkout() == ROOT
+
+
+def test_the_package_does_not_ship_the_benchmarks():
+    from setuptools import find_packages
+
+    tomllib = pytest.importorskip("tomllib")
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        spec = tomllib.load(f)["tool"]["setuptools"]["packages"]["find"]
+    shipped = find_packages(ROOT, include=spec.get("include", ("*",)),
+                            exclude=spec.get("exclude", ()))
+    assert "jtricks" in shipped and "jtricks.cli" in shipped
+    assert not [p for p in shipped if not p.startswith("jtricks")], shipped
+
+
+def test_jtricks_bench_runs_the_checkouts_benchmarks_with_every_flag(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(bench, "main", lambda argv: seen.setdefault("argv", argv) and 0)
+    assert cli_main(["bench", "--quick", "--only", "adam"]) == 0
+    assert seen["argv"] == ["--quick", "--only", "adam"]
+
+
+def test_jtricks_bench_without_a_checkout_exits_2_saying_how(tmp_path, monkeypatch, capsys):
+    installed = tmp_path / "site-packages" / "jtricks"
+    installed.mkdir(parents=True)
+    assert cli_bench.find_checkout(str(installed)) is None
+    monkeypatch.setattr(cli_bench, "find_checkout", lambda: None)
+    monkeypatch.setattr(bench, "main", lambda argv: pytest.fail("no checkout, nothing to run"))
+    assert cli_main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("jtricks bench: error: the benchmarks run from a source checkout")
+    assert "pip install -e" in err and "python -m benchmarks" in err
+
+
+def test_jtricks_bench_refuses_another_package_named_benchmarks(tmp_path, monkeypatch, capsys):
+    other = tmp_path / "benchmarks"
+    other.mkdir()
+    (other / "__init__.py").write_text("def main(argv):\n    raise SystemExit('wrong one')\n")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmarks", other / "__init__.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "benchmarks", module)
+    assert cli_main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "another module named 'benchmarks'" in err and str(tmp_path) in err
+
+
+@pytest.mark.parametrize("command", [["scripts/bench.py"], ["-m", "benchmarks"]])
+def test_the_harness_runs_as_a_script_and_as_a_module(command, tmp_path):
+    # scripts/bench.py from anywhere; python -m benchmarks from the checkout's root
+    script = [os.path.join(ROOT, command[0])] if command[0].endswith(".py") else command
+    cwd = tmp_path if command[0].endswith(".py") else ROOT
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, *script, "--help"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--quick" in done.stdout and "--timeout" in done.stdout

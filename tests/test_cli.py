@@ -191,21 +191,6 @@ def test_diverging_run_stops_naming_epoch_and_gradient_norm(tmp_path, capsys):
     assert "Traceback" not in err
 
 
-def test_bench_dispatches_to_jtricks_bench(monkeypatch):
-    import sys
-    import types
-
-    seen = {}
-    fake = types.ModuleType("jtricks.bench")
-    fake.main = lambda argv: seen.setdefault("argv", argv) and 0
-    monkeypatch.setitem(sys.modules, "jtricks.bench", fake)
-    import jtricks
-
-    monkeypatch.setattr(jtricks, "bench", fake, raising=False)
-    assert main(["bench", "--quick", "--only", "adam"]) == 0
-    assert seen["argv"] == ["--quick", "--only", "adam"]
-
-
 def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     common = ["train", "--hidden", "32", "--quiet", "--checkpoint-dir", str(tmp_path / "ck"),
               "--checkpoint-every", "1", "--out", str(tmp_path / "out")]

@@ -110,13 +110,6 @@ def test_load_digits_without_sklearn(monkeypatch):
         jd.load_digits()
 
 
-def test_all_is_complete():
-    for name in jd.__all__:
-        assert hasattr(jd, name), name
-    public = {n for n in dir(jd) if not n.startswith("_")}
-    assert public - set(jd.__all__) == set()
-
-
 # ---------------------------------------------------------------- load_split
 
 

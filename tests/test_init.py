@@ -273,11 +273,3 @@ def test_deep_signal_survives_with_scaled_init_and_not_with_unit_normal(activati
             assert not np.isfinite(big[-1]) or big[-1] > 1e30
     # ... and a too-small scale makes the signal vanish
     assert tiny[-1] < 1e-6 * stds[-1]
-
-
-def test_all_is_complete():
-    public = {n for n in dir(init) if not n.startswith("_") and callable(getattr(init, n))}
-    public = {n for n in public if getattr(getattr(init, n), "__module__", "") == init.__name__}
-    assert public <= set(init.__all__)
-    for name in init.__all__:
-        assert hasattr(init, name)

@@ -76,7 +76,3 @@ def test_accuracy():
     logits, labels = _batch()
     expected = np.mean(np.argmax(np.asarray(logits), -1) == np.asarray(labels))
     np.testing.assert_allclose(losses.accuracy(logits, labels), expected)
-
-
-def test_all_is_complete():
-    assert losses.__all__ and all(hasattr(losses, name) for name in losses.__all__)

@@ -8,7 +8,6 @@ import numpy as np
 import optax
 import pytest
 
-import jtricks
 from jtricks import init, nn
 
 # The rbg PRNG compiles much faster than threefry on CPU, and compilation
@@ -220,16 +219,6 @@ def test_layers():
     x = jnp.asarray(np.random.default_rng(1).standard_normal((1, 5, 5, 2)), jnp.float32)
     ref = linen.Conv(4, (3, 3), strides=2, use_bias=False).apply({"params": {"kernel": kernel}}, x)
     np.testing.assert_allclose(nn.conv2d({"kernel": kernel}, x, stride=2), ref, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("module", [nn, init], ids=["nn", "init"])
-def test_all_is_complete_and_importable(module):
-    for name in module.__all__:
-        assert hasattr(module, name), name
-    public = {n for n in vars(module) if not n.startswith("_")
-              and getattr(getattr(module, n), "__module__", "").startswith(module.__name__)}
-    assert public <= set(module.__all__)
-    assert jtricks.nn is nn and jtricks.init is init
 
 
 def test_param_dtype_is_the_one_name_for_parameter_dtypes():

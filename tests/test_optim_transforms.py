@@ -7,6 +7,7 @@ import optax
 import pytest
 
 import jtricks.optim as jo
+from jtricks import _registry as registry
 
 _RNG = np.random.default_rng(0)
 # 20 steps of gradients for a {"a": (3, 2), "b": (4,)} tree, some exactly zero.
@@ -17,59 +18,47 @@ _PARAMS = {"a": _RNG.normal(size=(3, 2)).astype(np.float32),
            "b": _RNG.normal(size=(4,)).astype(np.float32)}
 
 
-def _updates(*txs, grads=_GRADS, params=_PARAMS):
-    """Each transformation's updates at every step, fed the same gradients (one jit)."""
+def _value(g):
+    """A loss value for transformations that need ``value=`` (it falls, then plateaus)."""
+    return sum(jnp.sum(x * x) for x in jax.tree.leaves(g))
 
-    def scan(tx, grads, params):
+
+def _updates(*txs, grads=_GRADS, params=_PARAMS, needs_value=None):
+    """Each transformation's updates at every step, fed the same gradients (one jit).
+
+    ``needs_value[i]``: pass ``value=`` to the i-th transformation's update."""
+    needs_value = needs_value or [False] * len(txs)
+
+    def scan(tx, grads, params, with_value):
         def body(state, g):
-            u, state = tx.update(g, state, params)
+            extra = {"value": _value(g)} if with_value else {}
+            u, state = tx.update(g, state, params, **extra)
             return state, u
 
         return jax.lax.scan(body, tx.init(params), grads)[1]
 
-    return jax.jit(lambda g, p: [scan(tx, g, p) for tx in txs])(grads, params)
+    return jax.jit(lambda g, p: [scan(tx, g, p, v) for tx, v in zip(txs, needs_value)])(
+        grads, params)
 
 
 def _weight_mask(p):
     return jax.tree.map(lambda x: x.ndim > 1, p)
 
 
-# (name, jtricks building block, optax's)
-BLOCKS = [
-    ("scale", jo.scale(-0.3), optax.scale(-0.3)),
-    ("scale_by_learning_rate", jo.scale_by_learning_rate(0.1), optax.scale_by_learning_rate(0.1)),
-    ("scale_by_learning_rate_schedule",
-     jo.scale_by_learning_rate(jo.schedules.cosine_decay(0.1, 10)),
-     optax.scale_by_learning_rate(optax.cosine_decay_schedule(0.1, 10))),
-    ("trace", jo.trace(0.9), optax.trace(0.9)),
-    ("trace_nesterov", jo.trace(0.5, nesterov=True), optax.trace(0.5, nesterov=True)),
-    ("scale_by_adagrad", jo.scale_by_adagrad(0.0, 1e-7), optax.scale_by_rss(0.0, 1e-7)),
-    ("scale_by_rms", jo.scale_by_rms(0.9, 1e-8), optax.scale_by_rms(0.9, 1e-8)),
-    ("scale_by_rms_eps_outside", jo.scale_by_rms(0.8, 1e-3, eps_in_sqrt=False),
-     optax.scale_by_rms(0.8, 1e-3, eps_in_sqrt=False)),
-    ("scale_by_rms_centered", jo.scale_by_rms(0.9, 1e-3, centered=True),
-     optax.scale_by_stddev(0.9, 1e-3)),
-    ("scale_by_adadelta", jo.scale_by_adadelta(0.9, 1e-6), optax.scale_by_adadelta(0.9, 1e-6)),
-    ("scale_by_adam", jo.scale_by_adam(0.8, 0.99, 1e-6), optax.scale_by_adam(0.8, 0.99, 1e-6)),
-    ("scale_by_adam_eps_root", jo.scale_by_adam(eps_root=1e-8), optax.scale_by_adam(eps_root=1e-8)),
-    ("scale_by_amsgrad", jo.scale_by_adam(amsgrad=True), optax.scale_by_amsgrad()),
-    ("normalize_by_norm", jo.normalize_by_norm(), optax.normalize_by_update_norm()),
-    ("add_decayed_weights", jo.add_decayed_weights(0.1), optax.add_decayed_weights(0.1)),
-    ("add_decayed_weights_mask", jo.add_decayed_weights(0.1, _weight_mask),
-     optax.add_decayed_weights(0.1, _weight_mask)),
-    ("add_decayed_weights_schedule", jo.add_decayed_weights(jo.schedules.linear(0.1, 0.0, 10)),
-     optax.add_decayed_weights(optax.linear_schedule(0.1, 0.0, 10))),
-    ("clip", jo.clip(0.5), optax.clip(0.5)),
-    ("clip_by_global_norm", jo.clip_by_global_norm(1.0), optax.clip_by_global_norm(1.0)),
-]
+# Every transformation configuration of the registry with an optax twin:
+# (name, jtricks building block, optax's, needs value=)
+BLOCKS = [(c.id, c.build(), c.build_optax(), "value" in c.entry.extra_args)
+          for c in registry.configs("transform") if c.optax is not None]
 
 
 def test_building_blocks_match_optax():
-    """20 steps of every building block equal optax's twin (one compiled program; every
-    failing row is reported)."""
-    runs = _updates(*[tx for _, tx, _ in BLOCKS], *[ref for _, _, ref in BLOCKS])
+    """20 steps of every building block, clipping and wrapper equal optax's twin (one
+    compiled program; every failing row is reported)."""
+    needs_value = [v for *_, v in BLOCKS] * 2
+    runs = _updates(*[tx for _, tx, _, _ in BLOCKS], *[ref for _, _, ref, _ in BLOCKS],
+                    needs_value=needs_value)
     failures = []
-    for i, (name, _, _) in enumerate(BLOCKS):
+    for i, (name, *_) in enumerate(BLOCKS):
         try:
             for a, b in zip(jax.tree.leaves(runs[i]), jax.tree.leaves(runs[len(BLOCKS) + i])):
                 np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -125,20 +114,8 @@ def test_decay_needs_params():
 
 # ----------------------------------------------------------------------------- dtypes
 
-DTYPE_TXS = [
-    ("sgd_momentum", lambda: jo.sgd(0.1, momentum=0.9, nesterov=True)),
-    ("adagrad", lambda: jo.adagrad(0.1)),
-    ("rmsprop_centered", lambda: jo.rmsprop(0.1, centered=True, momentum=0.9)),
-    ("adadelta", lambda: jo.adadelta(1.0)),
-    ("adam", lambda: jo.adam(jnp.float32(1e-3))),  # an f32 array lr must not promote
-    ("amsgrad_f32_moments", lambda: jo.adam(1e-3, amsgrad=True, mu_dtype=jnp.float32,
-                                            nu_dtype=jnp.float32)),
-    ("adamw", lambda: jo.adamw(jo.schedules.cosine_decay(1e-3, 10), weight_decay=1e-2)),
-    ("clip_normalize", lambda: jo.chain(jo.clip(1.0), jo.clip_by_norm(1.0),
-                                        jo.clip_by_global_norm(1.0), jo.normalize_by_norm(),
-                                        jo.add_l1_decay(1e-3))),
-    ("wrappers", lambda: jo.apply_if_finite(jo.accumulate_gradients(jo.adam(1e-3), 2), 3)),
-]
+# Every configuration of the registry, optimizers and transformations.
+DTYPE_TXS = [(c.id, c.build, c.kwargs, "value" in c.entry.extra_args) for c in registry.configs()]
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32], ids=str)
@@ -147,22 +124,37 @@ def test_updates_keep_gradient_dtype(dtype):
     state keeps its dtypes across updates (so a jitted loop never retraces)."""
     params = jax.tree.map(lambda x: jnp.asarray(x, dtype), _PARAMS)
     grads = jax.tree.map(lambda x: jnp.asarray(x[0], dtype), _GRADS)
-    for name, make in DTYPE_TXS:
+    failures = []
+    for name, make, kwargs, needs_value in DTYPE_TXS:
         tx = make()
+        extra = {"value": jnp.asarray(1.0, dtype)} if needs_value else {}
 
-        def two_steps(grads, params, tx=tx):
+        def two_steps(grads, params, tx=tx, extra=extra):
             state = tx.init(params)
-            u, new_state = tx.update(grads, state, params)
-            u, new_state = tx.update(grads, new_state, params)
+            u, new_state = tx.update(grads, state, params, **extra)
+            u, new_state = tx.update(grads, new_state, params, **extra)
             return u, state, new_state
 
         updates, state, new_state = jax.eval_shape(two_steps, grads, params)
-        assert all(leaf.dtype == dtype for leaf in jax.tree.leaves(updates)), name
-        assert jax.tree.map(lambda x: x.dtype, state) == jax.tree.map(lambda x: x.dtype, new_state)
-        if name == "adam":  # default moment dtype: the params'
-            assert all(x.dtype == dtype for x in jax.tree.leaves(state[0].mu))
-        if name == "amsgrad_f32_moments":
-            assert all(x.dtype == jnp.float32 for x in jax.tree.leaves((state[0].mu, state[0].nu)))
+        if not all(leaf.dtype == dtype for leaf in jax.tree.leaves(updates)):
+            failures.append(f"{name}: updates {jax.tree.map(lambda x: x.dtype, updates)}")
+        if jax.tree.map(lambda x: x.dtype, state) != jax.tree.map(lambda x: x.dtype, new_state):
+            failures.append(f"{name}: the state's dtypes change in update")
+        # Adam's moments: mu_dtype / nu_dtype where given, else the params' dtype.
+        adam_states = [x for x in jax.tree.leaves(
+            state, is_leaf=lambda x: isinstance(x, (jo.ScaleByAdamState, jo.ScaleByAmsgradState)))
+            if isinstance(x, (jo.ScaleByAdamState, jo.ScaleByAmsgradState))]
+        given = {k: jnp.dtype(v.value()) for k, v in kwargs.items()
+                 if k in ("mu_dtype", "nu_dtype")}
+        for adam_state in adam_states:
+            mu_dtype = given.get("mu_dtype", jnp.dtype(dtype))
+            if any(x.dtype != mu_dtype for x in jax.tree.leaves(adam_state.mu)):
+                failures.append(f"{name}: mu not in {mu_dtype}")
+            if "nu_dtype" in given and any(x.dtype != given["nu_dtype"]
+                                           for x in jax.tree.leaves(adam_state.nu)):
+                failures.append(f"{name}: nu not in {given['nu_dtype']}")
+    assert {n for n, *_ in DTYPE_TXS} >= {"adam", "adam_f32_lr", "adam_amsgrad_f32_moments"}
+    assert not failures, "\n".join(failures)
 
 
 def test_low_precision_statistics_do_not_overflow():
@@ -222,21 +214,35 @@ def test_float64_matches_optax_and_stays_float64():
 
 # ----------------------------------------------------------------------------- tree checks
 
-STATEFUL = [
-    ("trace", lambda: jo.trace(0.9)),
-    ("scale_by_adagrad", lambda: jo.scale_by_adagrad()),
-    ("scale_by_rms", lambda: jo.scale_by_rms()),
-    ("scale_by_adadelta", lambda: jo.scale_by_adadelta()),
-    ("scale_by_adam", lambda: jo.scale_by_adam()),
-    ("accumulate_gradients", lambda: jo.accumulate_gradients(jo.sgd(0.1), 2)),
-]
+def _has_per_parameter_state(config):
+    shapes = jax.eval_shape(lambda: config.build().init({"w": jnp.ones(5)}))
+    return any(leaf.shape == (5,) for leaf in jax.tree.leaves(shapes))
 
 
-@pytest.mark.parametrize("name,make", STATEFUL, ids=[s[0] for s in STATEFUL])
-def test_other_tree_structure_is_named_in_the_error(name, make):
+# The registry's transformations whose state holds a tree of the parameters' structure.
+# Known gap, found by this table: jo.flatten keeps its state flat and takes gradients of another
+# tree of the same size without an error (another size fails inside jnp, not naming the trees).
+_KNOWN = {"flatten": "jo.flatten(tx).update accepts gradients of another tree structure "
+                     "(its state is one flat buffer); jtricks/optim/_flat.py does not check it"}
+# A wrapper's error names the transformation whose state first sees the other tree: its own
+# (accumulate_gradients keeps an accumulator like the parameters) or the wrapped one's.
+_OWN_STATE_WRAPPERS = {"accumulate_gradients"}
+STATEFUL = [pytest.param(e.name, e.configs()[0].build,
+                         "tx" in e.kwargs and e.name not in _OWN_STATE_WRAPPERS, id=e.name,
+                         marks=[pytest.mark.xfail(strict=True, reason=_KNOWN[e.name])]
+                         if e.name in _KNOWN else [])
+            for e in registry.ENTRIES
+            if e.kind == "transform" and _has_per_parameter_state(e.configs()[0])]
+
+
+@pytest.mark.parametrize("name,make,wrapper", STATEFUL)
+def test_other_tree_structure_is_named_in_the_error(name, make, wrapper):
     tx = make()
-    state = tx.init({"w": jnp.ones(2)})
+    params = {"w": jnp.ones(2)}
+    state = tx.init(params)
     grads = [jnp.ones(2)]
-    with pytest.raises(ValueError, match=name) as info:
-        tx.update(grads, state)
-    assert "PyTreeDef([*])" in str(info.value) and "PyTreeDef({'w': *})" in str(info.value)
+    with pytest.raises(ValueError) as info:
+        tx.update(grads, state, params)
+    msg = str(info.value)
+    assert "PyTreeDef([*])" in msg and "PyTreeDef({'w': *})" in msg
+    assert (".update got updates" if wrapper else f"{name}.update got updates") in msg

@@ -41,7 +41,7 @@ def test_run_demo_names_the_demo_extra_before_running(monkeypatch, tmp_path):
 
 
 def test_bench_flax_model_names_the_bench_extra(monkeypatch):
-    from jtricks.bench import _train
+    from benchmarks import _train
 
     monkeypatch.setitem(sys.modules, "flax", None)
     monkeypatch.setitem(sys.modules, "flax.linen", None)

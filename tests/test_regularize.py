@@ -58,7 +58,3 @@ def test_gradient_penalty_per_example_and_safe_at_zero():
                                ((np.sqrt(5) - 1) ** 2 + 1) / 2, rtol=1e-6)
     g = jax.jit(jax.grad(lambda s: regularize.gradient_penalty(lambda x: s * fn(x), jnp.zeros((2, 2)), 1.0)))(1.0)
     assert jnp.isfinite(g)
-
-
-def test_all_is_complete():
-    assert regularize.__all__ and all(hasattr(regularize, name) for name in regularize.__all__)

@@ -84,11 +84,6 @@ def test_traced_values_and_vmap_over_init_value():
     np.testing.assert_allclose(got, np.array([0.1, 0.2, 0.4]) * 0.98 ** 3, rtol=1e-6)
 
 
-def test_all_is_complete():
-    for name in S.__all__:
-        assert hasattr(S, name)
-
-
 BAD = [
     (lambda: S.per_epoch(0.1, 0.98, 0), "steps_per_epoch=0"),
     (lambda: S.exponential_decay(0.1, 0.5, -1), "transition_steps=-1"),

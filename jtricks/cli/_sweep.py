@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 
+from .. import _registry
 from ._common import (CliError, check, check_finite, data_spec, int_list, integer,
                       library_errors, load_data, number_list, require_extras, say)
 
 COMMAND = "sweep"
-OPTIMIZERS = ("adamw", "adam", "sgd", "momentum")
+OPTIMIZERS = _registry.cli_names(sweep=True)  # the choices make_build below knows
 
 
 def register(subparsers) -> None:

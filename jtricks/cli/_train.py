@@ -6,17 +6,17 @@ import argparse
 import json
 import os
 
+from .. import _registry
 from typing import Any, NamedTuple
 
 from ._common import (CliError, check, check_finite, data_spec, int_list, integer,
                       library_errors, load_data, number, require_extras, say)
 from ._devices import add_devices_argument, check_devices, data_parallel, request_devices
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "normalized", "adagrad", "rmsprop", "adadelta",
-              "adam", "adamw")
-# A learning rate that works on digits for each optimizer when --lr is not given.
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.03, "nesterov": 0.03, "normalized": 0.1,
-              "adagrad": 0.05, "rmsprop": 1e-3, "adadelta": 1.0, "adam": 1e-3, "adamw": 1e-3}
+# The choices and a learning rate that works on digits for each when --lr is not given, from
+# the one table of optimizers (jtricks/_registry.py imports no JAX: --help stays fast).
+OPTIMIZERS = _registry.cli_names()
+DEFAULT_LR = _registry.cli_default_lr()
 INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal",
                 "gaussian", "orthogonal", "uniform", "normal", "zeros", "ones")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu")

@@ -53,7 +53,13 @@ def affine_transform(
       ValueError: if ``image`` is not one 2-d or 3-d image.
 
     Example:
-      >>> flipped = affine_transform(image, jnp.array([[1.0, 0.0], [0.0, -1.0]]))  # mirror
+      >>> image = jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+      >>> affine_transform(image, jnp.array([[1.0, 0.0], [0.0, -1.0]]))  # mirror
+      Array([[3., 2., 1.],
+             [6., 5., 4.]], dtype=float32)
+      >>> affine_transform(image, jnp.eye(2), offset=(0.0, 1.0))         # one pixel right
+      Array([[0., 1., 2.],
+             [0., 4., 5.]], dtype=float32)
     """
     image = jnp.asarray(image)
     if image.ndim not in (2, 3):
@@ -103,7 +109,10 @@ def random_shift(key: jax.Array, image: ArrayLike, max_shift: float = 2.0, **kwa
       The shifted image, same shape and dtype.
 
     Example:
-      >>> shifted = random_shift(key, image, max_shift=1.0)
+      >>> image = jnp.zeros((8, 8)).at[3:5, 3:5].set(1.0)
+      >>> shifted = random_shift(jax.random.key(0), image, max_shift=1.0)
+      >>> shifted.shape, float(jnp.abs(shifted - image).max()) > 0
+      ((8, 8), True)
     """
     check_non_negative("max_shift", max_shift)
     offset = jax.random.uniform(key, (2,), minval=-1.0, maxval=1.0) * max_shift
@@ -123,7 +132,10 @@ def random_rotate(key: jax.Array, image: ArrayLike, max_degrees: float = 15.0, *
       The rotated image, same shape and dtype.
 
     Example:
-      >>> rotated = random_rotate(key, image, max_degrees=10.0)
+      >>> image = jnp.zeros((8, 8)).at[2:6, 3:5].set(1.0)
+      >>> rotated = random_rotate(jax.random.key(0), image, max_degrees=10.0)
+      >>> rotated.shape, rotated.dtype
+      ((8, 8), dtype('float32'))
     """
     check_non_negative("max_degrees", max_degrees)
     angle = jnp.deg2rad(jax.random.uniform(key, (), minval=-1.0, maxval=1.0) * max_degrees)
@@ -148,7 +160,10 @@ def random_zoom(
       The zoomed image, same shape and dtype.
 
     Example:
-      >>> zoomed = random_zoom(key, image, (0.8, 1.2))
+      >>> image = jnp.zeros((8, 8)).at[2:6, 2:6].set(1.0)
+      >>> zoomed = random_zoom(jax.random.key(0), image, (0.8, 1.2))
+      >>> zoomed.shape, zoomed.dtype
+      ((8, 8), dtype('float32'))
     """
     low, high = zoom_range
     check_number("zoom_range[0]", low, lo=0, lo_open=True)
@@ -189,9 +204,12 @@ def random_affine(
       The augmented image, same shape and dtype.
 
     Example:
-      >>> keys = jax.random.split(key, len(images))
+      >>> images = jnp.zeros((4, 8, 8, 1)).at[:, 2:6, 3:5].set(1.0)
+      >>> keys = jax.random.split(jax.random.key(0), len(images))
       >>> aug = jax.vmap(lambda k, im: random_affine(k, im, max_shift=1.0, max_degrees=10.0,
       ...                                            zoom_range=(0.9, 1.1)))(keys, images)
+      >>> aug.shape                                      # one transform per image
+      (4, 8, 8, 1)
     """
     check_non_negative("max_shift", max_shift)
     check_non_negative("max_degrees", max_degrees)

@@ -69,9 +69,13 @@ def batches(
       ValueError: if the arrays do not share the leading axis.
 
     Example:
-      >>> for epoch in range(10):
-      ...     for x, y in batches(jax.random.fold_in(key, epoch), (x_train, y_train), 128):
-      ...         state, metrics = step(state, (x, y))
+      >>> x, y = np.arange(10.0).reshape(5, 2), np.arange(5)
+      >>> [yb.tolist() for _, yb in batches(None, (x, y), 2)]           # in order
+      [[0, 1], [2, 3], [4]]
+      >>> key = jax.random.key(0)
+      >>> for epoch in range(2):                         # a new order every epoch
+      ...     for xb, yb in batches(jax.random.fold_in(key, epoch), (x, y), 2, drop_last=True):
+      ...         assert xb.shape == (2, 2) and (xb[:, 0] == 2 * yb).all()
     """
     batch_size = check_int("batch_size", batch_size, lo=1)
     n = _num_examples(data)

@@ -99,7 +99,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         bytes, or a corrupt gzip stream.
 
     Example:
-      >>> labels = read_idx("mnist/t10k-labels-idx1-ubyte.gz")
+      >>> import gzip, os, tempfile
+      >>> path = os.path.join(tempfile.mkdtemp(), "t10k-labels-idx1-ubyte.gz")
+      >>> with gzip.open(path, "wb") as f:               # magic: ubyte, 1 dimension; 3 labels
+      ...     _ = f.write(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+      >>> read_idx(path)
+      array([7, 2, 1], dtype=uint8)
     """
     path = os.fspath(path)
     raw = _read_bytes(path)
@@ -177,8 +182,15 @@ def load_mnist_idx(path: str | os.PathLike, split: str = "train") -> tuple[np.nd
         that are not 3-d, labels that are not 1-d, or counts that differ.
 
     Example:
-      >>> x_train, y_train = load_mnist_idx("~/data/mnist")
-      >>> x_test, y_test = load_mnist_idx("~/data/mnist", split="test")
+      >>> import os, tempfile
+      >>> mnist = tempfile.mkdtemp()                     # two 2x2 images, the format of MNIST
+      >>> with open(os.path.join(mnist, "train-images-idx3-ubyte"), "wb") as f:
+      ...     _ = f.write(bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2]) + bytes(range(8)))
+      >>> with open(os.path.join(mnist, "train-labels-idx1-ubyte"), "wb") as f:
+      ...     _ = f.write(bytes([0, 0, 8, 1, 0, 0, 0, 2, 5, 0]))
+      >>> x_train, y_train = load_mnist_idx(mnist)
+      >>> x_train.shape, x_train.dtype, y_train
+      ((2, 2, 2, 1), dtype('float32'), array([5, 0], dtype=int32))
     """
     check_choice("split", split, tuple(_PREFIX))
     directory = os.path.expanduser(os.fspath(path))

@@ -58,8 +58,13 @@ def class_weights(labels: ArrayLike, num_classes: int) -> jax.Array:
       ValueError: if concrete labels fall outside ``[0, num_classes)``.
 
     Example:
-      >>> w = class_weights(y_train, 10)
-      >>> loss = jtricks.losses.cross_entropy(logits, y, class_weights=w)
+      >>> y_train = jnp.array([0, 0, 0, 1])
+      >>> w = class_weights(y_train, 2)                  # n / (num_classes * count)
+      >>> w
+      Array([0.6666667, 2.       ], dtype=float32)
+      >>> logits = jnp.zeros((4, 2))
+      >>> jtricks.losses.cross_entropy(logits, y_train, class_weights=w)
+      Array(0.6931472, dtype=float32)
     """
     num_classes = check_int("num_classes", num_classes, lo=1)
     check_labels(labels, num_classes)
@@ -93,8 +98,10 @@ def balanced_sample(
       int32 indices of shape ``(num_samples,)``.
 
     Example:
-      >>> idx = balanced_sample(key, y_train, 10, batch_size)
-      >>> batch = x_train[idx], y_train[idx]
+      >>> y_train = jnp.array([0] * 90 + [1] * 10)
+      >>> idx = balanced_sample(jax.random.key(0), y_train, 2, 1000)
+      >>> idx.shape, float(y_train[idx].mean())          # about half of each class
+      ((1000,), 0.5...)
     """
     num_samples = check_int("num_samples", num_samples, lo=0)
     num_classes = check_int("num_classes", num_classes, lo=1)
@@ -145,7 +152,10 @@ def oversample(key: jax.Array, labels: ArrayLike, num_classes: int) -> jax.Array
       Shuffled int32 indices with ``max_count`` examples of every present class.
 
     Example:
-      >>> idx = oversample(key, y_train, 10); x_bal, y_bal = x_train[idx], y_train[idx]
+      >>> y_train = jnp.array([0, 0, 0, 1])
+      >>> idx = oversample(jax.random.key(0), y_train, 2)
+      >>> jnp.bincount(y_train[idx])                     # class 1 repeated to 3 examples
+      Array([3, 3], dtype=int32)
     """
     num_classes = check_int("num_classes", num_classes, lo=1)
 
@@ -168,7 +178,10 @@ def undersample(key: jax.Array, labels: ArrayLike, num_classes: int) -> jax.Arra
       drawn without replacement.
 
     Example:
-      >>> idx = undersample(key, y_train, 10)
+      >>> y_train = jnp.array([0, 0, 0, 1])
+      >>> idx = undersample(jax.random.key(0), y_train, 2)
+      >>> jnp.bincount(y_train[idx])                     # one example of each class
+      Array([1, 1], dtype=int32)
     """
     num_classes = check_int("num_classes", num_classes, lo=1)
 

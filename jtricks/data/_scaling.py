@@ -184,8 +184,12 @@ def minmax_scale(
         or the training data has a zero range (globally, or for the named features).
 
     Example:
+      >>> x = jnp.array([0.0, 5.0, 10.0, 20.0])
+      >>> train_idx, test_idx = jnp.array([0, 1, 2]), jnp.array([3])
       >>> scaler = minmax_scale(x[train_idx])          # fitted on training data only
       >>> x_train, x_test = scaler(x[train_idx]), scaler(x[test_idx])
+      >>> x_train, x_test                              # test data may leave [-1, 1]
+      (Array([-1.,  0.,  1.], dtype=float32), Array([3.], dtype=float32))
     """
     try:
         low, high = feature_range
@@ -227,8 +231,15 @@ def standardize(
         the named features) or ``axis`` is out of range.
 
     Example:
+      >>> x = jnp.array([[0.0, 10.0], [2.0, 30.0], [1.0, 20.0]])
+      >>> train_idx, val_idx = jnp.array([0, 1]), jnp.array([2])
       >>> scaler = standardize(x[train_idx], axis=0)   # per-feature statistics
+      >>> scaler(x[train_idx])
+      Array([[-1., -1.],
+             [ 1.,  1.]], dtype=float32)
       >>> x_val = scaler(x[val_idx])
+      >>> x_val
+      Array([[0., 0.]], dtype=float32)
     """
     train = jnp.asarray(train)
     axes = _normalise_axis(axis, train.ndim)

@@ -90,7 +90,13 @@ def split(
         with a non-zero fraction.
 
     Example:
+      >>> labels = jnp.array([0] * 10 + [1] * 10)
+      >>> images = jnp.arange(20.0)
       >>> train, val, test = split(jax.random.PRNGKey(0), len(labels), stratify=labels)
+      >>> len(train), len(val), len(test)
+      (14, 4, 2)
+      >>> jnp.bincount(labels[test])                     # each class in each part
+      Array([1, 1], dtype=int32)
       >>> x_train, y_train = images[train], labels[train]
     """
     n = check_int("n", n, lo=1)

@@ -15,6 +15,9 @@ Example:
   >>> import jax, jtricks
   >>> model = jtricks.nn.mlp((64, 10), batch_norm=True, dropout=0.2)
   >>> params, state = model.init(jax.random.key(0), (8, 8, 1))
+  >>> logits, state = model.apply(params, state, jnp.ones((2, 8, 8, 1)), training=False)
+  >>> logits.shape
+  (2, 10)
 """
 
 from jtricks.nn._dropout import drop_path as drop_path

@@ -111,6 +111,10 @@ def dropout(key: jax.Array | None, x: jax.Array, rate, *, training: bool) -> jax
 
     Example:
       >>> y = dropout(jax.random.key(0), jnp.ones((4, 8)), 0.5, training=True)
+      >>> sorted(set(y.ravel().tolist()))   # dropped, or kept and scaled by 1 / (1 - 0.5)
+      [0.0, 2.0]
+      >>> dropout(jax.random.key(0), jnp.ones(3), 0.5, training=False)   # evaluation: identity
+      Array([1., 1., 1.], dtype=float32)
     """
     _check("dropout", key, rate, training)
     x = jnp.asarray(x)
@@ -146,6 +150,8 @@ def drop_path(key: jax.Array | None, x: jax.Array, rate, *, training: bool) -> j
 
     Example:
       >>> y = drop_path(jax.random.key(0), jnp.ones((4, 8, 8, 16)), 0.2, training=True)
+      >>> y[:, 0, 0, 0]          # whole examples dropped, the others scaled by 1 / 0.8
+      Array([0.  , 0.  , 1.25, 1.25], dtype=float32)
     """
     _check("drop_path", key, rate, training)
     x = jnp.asarray(x)

@@ -330,8 +330,11 @@ def resnet(
     Example:
       >>> model = resnet(10, drop_path=0.1)
       >>> params, state = model.init(jax.random.key(0), (8, 8, 1))
-      >>> y, state = model.apply(params, state, jnp.ones((2, 8, 8, 1)),
-      ...                        training=True, key=jax.random.key(1))
+      >>> apply = jax.jit(model.apply, static_argnames="training")   # one compiled program
+      >>> y, state = apply(params, state, jnp.ones((2, 8, 8, 1)),
+      ...                  training=True, key=jax.random.key(1))
+      >>> y.shape
+      (2, 10)
     """
     num_classes = check_int("num_classes", num_classes, lo=1)
     stage_channels = _check_features("stage_channels", stage_channels)

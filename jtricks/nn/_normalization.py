@@ -124,6 +124,8 @@ def init_batch_norm(num_features: int, param_dtype=jnp.float32, *, stats_dtype=j
 
     Example:
       >>> params, state = init_batch_norm(16)
+      >>> params["scale"].shape, state.var[:3]
+      ((16,), Array([1., 1., 1.], dtype=float32))
     """
     params = _affine_params(num_features, param_dtype)
     state = BatchNormState(
@@ -185,6 +187,10 @@ def batch_norm(
       >>> params, state = init_batch_norm(3)
       >>> x = jnp.arange(12.0).reshape(4, 3)
       >>> y, state = batch_norm(params, state, x, training=True)
+      >>> y.mean(axis=0), y.std(axis=0)     # normalised per feature
+      (Array([0., 0., 0.], dtype=float32), Array([0.99999946, 0.99999946, 0.99999946], dtype=float32))
+      >>> state.mean                       # running mean: 0.9 * 0 + 0.1 * batch mean
+      Array([0.4500001 , 0.55000013, 0.65000015], dtype=float32)
     """
     check_unit_interval("momentum", momentum)
     check_positive("eps", eps)
@@ -237,6 +243,9 @@ def layer_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
 
     Example:
       >>> y = layer_norm(init_layer_norm(3), jnp.arange(6.0).reshape(2, 3))
+      >>> y
+      Array([[-1.2247356,  0.       ,  1.2247356],
+             [-1.2247356,  0.       ,  1.2247356]], dtype=float32)
     """
     check_positive("eps", eps)
     x = jnp.asarray(x)
@@ -276,6 +285,8 @@ def group_norm(params: dict | None, x: jax.Array, num_groups: int, *, eps=1e-5) 
     Example:
       >>> x = jnp.ones((2, 4, 4, 8))
       >>> y = group_norm(init_group_norm(8), x, num_groups=4)
+      >>> y.shape
+      (2, 4, 4, 8)
     """
     check_positive("eps", eps)
     x = jnp.asarray(x)
@@ -325,6 +336,8 @@ def instance_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
 
     Example:
       >>> y = instance_norm(init_instance_norm(3), jnp.ones((2, 4, 4, 3)))
+      >>> y.shape
+      (2, 4, 4, 3)
     """
     check_positive("eps", eps)
     x = jnp.asarray(x)
@@ -356,6 +369,9 @@ def rms_norm(params: dict | None, x: jax.Array, *, eps=1e-5) -> jax.Array:
 
     Example:
       >>> y = rms_norm(init_rms_norm(3), jnp.arange(6.0).reshape(2, 3))
+      >>> y
+      Array([[0.       , 0.7745943, 1.5491886],
+             [0.7348467, 0.9797956, 1.2247444]], dtype=float32)
     """
     check_positive("eps", eps)
     x = jnp.asarray(x)

@@ -55,6 +55,9 @@ def sgd(
 
     Example:
       >>> tx = sgd(0.1, momentum=0.9, nesterov=True)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]   # -lr * (g + 0.9 * g)
+      Array([-0.19,  0.38], dtype=float32)
     """
     v.check_unit_interval("momentum", momentum, allow_none=True)
     return chain(
@@ -87,6 +90,9 @@ def adagrad(
 
     Example:
       >>> tx = adagrad(0.1)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]
+      Array([-0.09534625,  0.09877297], dtype=float32)
     """
     return chain(
         scale_by_adagrad(initial_accumulator_value, eps),
@@ -131,6 +137,9 @@ def rmsprop(
 
     Example:
       >>> tx = rmsprop(1e-3, centered=True, momentum=0.9)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]
+      Array([-0.00333333,  0.00333333], dtype=float32)
     """
     v.check_unit_interval("momentum", momentum, allow_none=True)
     return chain(
@@ -168,6 +177,9 @@ def adadelta(
 
     Example:
       >>> tx = adadelta(1.0)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]
+      Array([-0.00316226,  0.00316227], dtype=float32)
     """
     return chain(scale_by_adadelta(rho, eps), scale_by_learning_rate(learning_rate))
 
@@ -204,9 +216,16 @@ def adam(
       https://arxiv.org/abs/1412.6980, 2014.
 
     Example:
-      >>> tx = adam(1e-3)
-      >>> state = tx.init(params)                       # doctest: +SKIP
-      >>> updates, state = tx.update(grads, state)      # doctest: +SKIP
+      >>> import jtricks.optim as jo
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> tx = jo.adam(1e-3)
+      >>> state = tx.init(params)
+      >>> grads = {"w": jnp.array([0.5, -0.1])}
+      >>> updates, state = tx.update(grads, state)
+      >>> updates["w"]            # the first step is -lr * sign(g)
+      Array([-0.001,  0.001], dtype=float32)
+      >>> jo.apply_updates(params, updates)["w"]
+      Array([ 0.999, -1.999], dtype=float32)
     """
     return chain(
         scale_by_adam(b1, b2, eps, amsgrad, mu_dtype, nu_dtype, eps_root=eps_root),
@@ -248,6 +267,10 @@ def adamw(
 
     Example:
       >>> tx = adamw(1e-3, weight_decay=1e-2, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
+      >>> params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
+      >>> updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+      >>> updates["w"][0], updates["b"]     # zero gradient: only the masked decay moves w
+      (Array([-1.0000001e-05, -1.0000001e-05], dtype=float32), Array([-0., -0.], dtype=float32))
     """
     return chain(
         scale_by_adam(b1, b2, eps, False, mu_dtype, nu_dtype, eps_root=eps_root),

@@ -93,6 +93,9 @@ def chain(*transforms) -> GradientTransformation:
     Example:
       >>> import jtricks.optim as jo
       >>> tx = jo.chain(jo.clip_by_global_norm(1.0), jo.scale_by_adam(), jo.scale(-1e-3))
+      >>> g = jnp.array([3.0, -4.0])
+      >>> tx.update(g, tx.init(g))[0]
+      Array([-0.00099999,  0.00099999], dtype=float32)
     """
     for i, tx in enumerate(transforms):
         if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):

@@ -32,6 +32,9 @@ def clip(max_abs: jax.typing.ArrayLike) -> GradientTransformation:
 
     Example:
       >>> tx = clip(1.0)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]   # each entry to [-1, 1]
+      Array([ 1., -1.], dtype=float32)
     """
     v.check_positive("max_abs", max_abs)
 
@@ -66,6 +69,9 @@ def clip_by_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformation:
 
     Example:
       >>> tx = clip_by_norm(1.0)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]   # this leaf's norm to 1
+      Array([ 0.4472136, -0.8944272], dtype=float32)
     """
     v.check_positive("max_norm", max_norm)
 
@@ -118,8 +124,14 @@ def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformatio
       networks", https://arxiv.org/abs/1211.5063, 2013.
 
     Example:
-      >>> tx = chain(clip_by_global_norm(1.0), adam(1e-3))
-      >>> # after an update: state[0].global_norm, state[0].clipped
+      >>> import jtricks.optim as jo
+      >>> tx = jo.chain(jo.clip_by_global_norm(1.0), jo.sgd(1.0))
+      >>> grads = {"w": jnp.array([3.0, 4.0])}
+      >>> updates, state = tx.update(grads, tx.init(grads))
+      >>> updates["w"]                                   # norm 5 clipped to 1
+      Array([-0.6, -0.8], dtype=float32)
+      >>> state[0].global_norm, state[0].clipped         # logged for exploding gradients
+      (Array(5., dtype=float32), Array(True, dtype=bool))
     """
     v.check_positive("max_norm", max_norm)
 

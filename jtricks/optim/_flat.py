@@ -193,6 +193,9 @@ def flatten(tx) -> GradientTransformation:
       >>> tx = jo.flatten(optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3)))
       >>> state = tx.init(params)
       >>> updates, state = tx.update(params, state, params)
+      >>> updates[0], updates[1]              # the same numbers as on the tree
+      (Array([-0.00099999, -0.00099999, -0.00099999], dtype=float32), Array([[-0.00099999, -0.00099999],
+             [-0.00099999, -0.00099999]], dtype=float32))
     """
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
         raise TypeError(

@@ -54,8 +54,17 @@ def inject_hyperparams(
       TypeError: if the arguments do not fit ``factory``'s signature (at call time).
 
     Example:
-      >>> tx = inject_hyperparams(adam)(learning_rate=schedules.cosine_decay(1e-3, 1000))
-      >>> # state.hyperparams["learning_rate"] is the rate of the last step
+      >>> import jtricks.optim as jo
+      >>> tx = jo.inject_hyperparams(jo.sgd)(learning_rate=jo.schedules.cosine_decay(0.1, 2))
+      >>> params = jnp.ones(2)
+      >>> state = tx.init(params)
+      >>> state.hyperparams["learning_rate"]             # the rate of the next step
+      Array(0.1, dtype=float32)
+      >>> updates, state = tx.update(jnp.ones(2), state)
+      >>> updates, state = tx.update(jnp.ones(2), state)
+      >>> updates                                        # the rate of the last step: 0.05
+      Array([-0.05, -0.05], dtype=float32)
+      >>> state = state._replace(hyperparams={**state.hyperparams, "learning_rate": 0.5})
     """
     static = frozenset(static_args)
     signature = inspect.signature(factory)

@@ -59,6 +59,9 @@ def scale(factor: jax.typing.ArrayLike) -> GradientTransformation:
 
     Example:
       >>> tx = scale(-0.1)   # plain gradient descent with step 0.1
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]
+      Array([-0.1,  0.2], dtype=float32)
     """
     v.check_number("factor", factor)
 
@@ -94,6 +97,9 @@ def scale_by_learning_rate(
 
     Example:
       >>> tx = scale_by_learning_rate(1e-3)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]
+      Array([-0.001,  0.002], dtype=float32)
     """
     if learning_rate is None:
         return identity()
@@ -150,6 +156,9 @@ def trace(
 
     Example:
       >>> tx = trace(0.9, nesterov=True)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]   # g + 0.9 * g on the first step
+      Array([ 1.9, -3.8], dtype=float32)
     """
     v.check_unit_interval("decay", decay)
 
@@ -206,6 +215,9 @@ def scale_by_adagrad(
 
     Example:
       >>> tx = scale_by_adagrad(0.1, 1e-7)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]   # g / sqrt(0.1 + g**2)
+      Array([ 0.9534625, -0.9877296], dtype=float32)
     """
     v.check_non_negative("initial_accumulator_value", initial_accumulator_value)
     v.check_non_negative("eps", eps)
@@ -282,6 +294,9 @@ def scale_by_rms(
 
     Example:
       >>> tx = scale_by_rms(0.9, 1e-8, centered=True)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]
+      Array([ 3.3333333, -3.3333333], dtype=float32)
     """
     v.check_unit_interval("decay", decay)
     v.check_non_negative("eps", eps)
@@ -347,6 +362,9 @@ def scale_by_adadelta(
 
     Example:
       >>> tx = scale_by_adadelta(0.9, 1e-6)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> tx.update(g, tx.init(g), g)[0]
+      Array([ 0.00316226, -0.00316227], dtype=float32)
     """
     v.check_unit_interval("rho", rho)
     v.check_non_negative("eps", eps)
@@ -434,6 +452,10 @@ def scale_by_adam(
 
     Example:
       >>> tx = scale_by_adam(0.9, 0.999, mu_dtype=jnp.bfloat16)
+      >>> g = jnp.array([1.0, -2.0])
+      >>> updates, state = tx.update(g, tx.init(g))
+      >>> updates, state.mu.dtype             # first step: about sign(g)
+      (Array([ 0.9999934, -0.9999934], dtype=float32), dtype(bfloat16))
     """
     v.check_unit_interval("b1", b1)
     v.check_unit_interval("b2", b2)
@@ -506,7 +528,11 @@ def normalize_by_norm(
       ValueError: for a negative ``eps``.
 
     Example:
-      >>> tx = chain(normalize_by_norm(), scale_by_learning_rate(0.1))
+      >>> import jtricks.optim as jo
+      >>> tx = jo.chain(jo.normalize_by_norm(eps=0.0), jo.scale_by_learning_rate(0.1))
+      >>> grads = {"w": jnp.array([3.0, 4.0])}
+      >>> tx.update(grads, tx.init(grads))[0]["w"]       # -0.1 * g / |g|
+      Array([-0.06      , -0.08000001], dtype=float32)
     """
     v.check_number("scale_factor", scale_factor)
     v.check_non_negative("eps", eps)
@@ -589,6 +615,9 @@ def add_decayed_weights(
 
     Example:
       >>> tx = add_decayed_weights(1e-4, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
+      >>> params = {"w": jnp.ones((1, 2)), "b": jnp.ones(2)}
+      >>> tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)[0]
+      {'b': Array([0., 0.], dtype=float32), 'w': Array([[0.0001, 0.0001]], dtype=float32)}
     """
     v.check_non_negative("weight_decay", weight_decay)
     return _decay_transform("add_decayed_weights", weight_decay, lambda p: p, mask)
@@ -613,7 +642,13 @@ def add_l1_decay(l1: ScalarOrSchedule = 0.0, mask: Any = None) -> GradientTransf
       https://doi.org/10.1111/j.2517-6161.1996.tb02080.x, 1996.
 
     Example:
-      >>> tx = chain(add_l1_decay(1e-5), sgd(0.1))
+      >>> import jtricks.optim as jo
+      >>> tx = jo.chain(jo.add_l1_decay(0.01), jo.sgd(1.0))
+      >>> params = {"w": jnp.array([-2.0, 0.0, 3.0])}
+      >>> grads = {"w": jnp.zeros(3)}
+      >>> updates, _ = tx.update(grads, tx.init(params), params)
+      >>> updates["w"]                                   # -lr * l1 * sign(w)
+      Array([ 0.01,  0.  , -0.01], dtype=float32)
     """
     v.check_non_negative("l1", l1)
     return _decay_transform("add_l1_decay", l1, jnp.sign, mask)

@@ -62,8 +62,14 @@ def masked(tx: GradientTransformation, mask: Any) -> GradientTransformation:
       TypeError: if ``tx`` is not a gradient transformation.
 
     Example:
-      >>> decay_matrices = masked(add_decayed_weights(1e-4),
-      ...                         lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
+      >>> import jtricks.optim as jo
+      >>> decay_matrices = jo.masked(jo.add_decayed_weights(0.1),
+      ...                            lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
+      >>> params = {"w": jnp.ones((1, 2)), "b": jnp.ones(2)}
+      >>> grads = jax.tree.map(jnp.zeros_like, params)
+      >>> updates, _ = decay_matrices.update(grads, decay_matrices.init(params), params)
+      >>> updates["w"], updates["b"]                     # the bias is left alone
+      (Array([[0.1, 0.1]], dtype=float32), Array([0., 0.], dtype=float32))
     """
     _check_transform("tx", tx)
 
@@ -125,7 +131,16 @@ def apply_if_finite(
       TypeError / ValueError: for a bad ``tx`` or ``max_consecutive_errors``.
 
     Example:
-      >>> tx = apply_if_finite(adam(1e-3), max_consecutive_errors=5)
+      >>> import jtricks.optim as jo
+      >>> tx = jo.apply_if_finite(jo.sgd(1.0), max_consecutive_errors=5)
+      >>> state = tx.init(jnp.zeros(2))
+      >>> updates, state = tx.update(jnp.array([1.0, jnp.nan]), state)
+      >>> updates                                        # the step is skipped
+      Array([0., 0.], dtype=float32)
+      >>> int(state.notfinite_count), bool(state.last_finite)
+      (1, False)
+      >>> tx.update(jnp.array([1.0, 2.0]), state)[0]
+      Array([-1., -2.], dtype=float32)
     """
     _check_transform("tx", tx)
     max_consecutive_errors = _check_count("max_consecutive_errors", max_consecutive_errors, 0)
@@ -190,7 +205,16 @@ def accumulate_gradients(tx: GradientTransformation, every_k: int) -> GradientTr
       ValueError: for ``every_k < 1``. TypeError: for a non-integer ``every_k``.
 
     Example:
-      >>> tx = accumulate_gradients(adam(1e-3), every_k=4)   # 4x larger batches
+      >>> import jtricks.optim as jo
+      >>> tx = jo.accumulate_gradients(jo.sgd(1.0), every_k=2)   # 2x larger batches
+      >>> params = jnp.zeros(2)
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update(jnp.array([1.0, 2.0]), state)
+      >>> updates                                        # nothing applied yet
+      Array([0., 0.], dtype=float32)
+      >>> updates, state = tx.update(jnp.array([3.0, 0.0]), state)
+      >>> updates                                        # -lr * the mean of the two
+      Array([-2., -1.], dtype=float32)
     """
     _check_transform("tx", tx)
     every_k = v.check_int("every_k", every_k, lo=1)
@@ -284,8 +308,14 @@ def reduce_on_plateau(
       ValueError / TypeError: for a bad argument.
 
     Example:
-      >>> tx = chain(adam(1e-3), reduce_on_plateau(factor=0.5, patience=5))
-      >>> # updates, state = tx.update(grads, state, params, value=loss)
+      >>> import jtricks.optim as jo
+      >>> tx = jo.chain(jo.sgd(1.0), jo.reduce_on_plateau(factor=0.5, patience=2))
+      >>> params = jnp.zeros(1)
+      >>> state = tx.init(params)
+      >>> for loss in [1.0, 0.5, 0.5, 0.5]:              # no improvement twice in a row
+      ...     updates, state = tx.update(jnp.ones(1), state, params, value=jnp.float32(loss))
+      >>> float(state[1].scale), updates
+      (0.5, Array([-0.5], dtype=float32))
     """
     v.check_number("factor", factor, lo=0, hi=1, lo_open=True, hi_open=True)
     patience = _check_count("patience", patience, 1)

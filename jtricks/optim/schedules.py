@@ -9,6 +9,8 @@ Example:
   >>> from jtricks.optim import schedules, sgd
   >>> lr = schedules.per_epoch(0.1, factor=0.98, steps_per_epoch=50)  # the lesson's decay
   >>> tx = sgd(lr, momentum=0.9)
+  >>> lr(0), lr(49), lr(50), lr(100)
+  (Array(0.1, dtype=float32), Array(0.1, dtype=float32), Array(0.098, dtype=float32), Array(0.09604, dtype=float32))
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def exponential_decay(
 
     Example:
       >>> lr = exponential_decay(0.1, decay_rate=0.5, transition_steps=1000)
+      >>> [round(float(lr(t)), 6) for t in (0, 1000, 2000)]   # halved every 1000 steps
+      [0.1, 0.05, 0.025]
     """
     v.check_number("init_value", init_value)
     v.check_non_negative("decay_rate", decay_rate)
@@ -172,6 +176,8 @@ def piecewise_constant(
 
     Example:
       >>> lr = piecewise_constant(0.1, {1000: 0.1, 2000: 0.1})   # 0.1, 0.01, 0.001
+      >>> [round(float(lr(t)), 6) for t in (0, 1000, 2000)]
+      [0.1, 0.01, 0.001]
     """
     v.check_number("init_value", init_value)
     pairs = _sorted_pairs("boundaries_and_scales", boundaries_and_scales or {})
@@ -215,6 +221,8 @@ def cosine_decay(
 
     Example:
       >>> lr = cosine_decay(0.1, decay_steps=10_000)
+      >>> [round(float(lr(t)), 6) for t in (0, 5000, 10_000, 20_000)]
+      [0.1, 0.05, 0.0, 0.0]
     """
     v.check_number("init_value", init_value)
     decay_steps = v.check_int("decay_steps", decay_steps, lo=1)
@@ -248,6 +256,8 @@ def linear(init_value: jax.typing.ArrayLike, end_value: jax.typing.ArrayLike,
 
     Example:
       >>> warmup = linear(0.0, 0.1, transition_steps=500)
+      >>> [round(float(warmup(t)), 6) for t in (0, 250, 500, 1000)]
+      [0.0, 0.05, 0.1, 0.1]
     """
     v.check_number("init_value", init_value)
     v.check_number("end_value", end_value)
@@ -280,6 +290,8 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
 
     Example:
       >>> lr = join([linear(0.0, 0.1, 100), cosine_decay(0.1, 900)], [100])
+      >>> [round(float(lr(t)), 6) for t in (0, 50, 100, 550, 1000)]
+      [0.0, 0.05, 0.1, 0.05, 0.0]
     """
     schedules, boundaries = list(schedules), list(boundaries)
     if not schedules:
@@ -331,6 +343,8 @@ def warmup_cosine_decay(
 
     Example:
       >>> lr = warmup_cosine_decay(0.0, 1e-3, warmup_steps=500, decay_steps=10_000)
+      >>> [round(float(lr(t)), 6) for t in (0, 250, 500, 10_000)]
+      [0.0, 0.0005, 0.001, 0.0]
     """
     warmup_steps = v.check_int("warmup_steps", warmup_steps, lo=1)
     decay_steps = v.check_int("decay_steps", decay_steps, lo=warmup_steps + 1)
@@ -376,6 +390,8 @@ def one_cycle(
 
     Example:
       >>> lr = one_cycle(10_000, peak_value=0.1)
+      >>> [round(float(lr(t)), 6) for t in (0, 2500, 10_000)]
+      [0.004, 0.093569, 0.0]
     """
     transition_steps = v.check_int("transition_steps", transition_steps, lo=1)
     v.check_number("peak_value", peak_value)

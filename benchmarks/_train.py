@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtricks.bench._measure import interleaved_medians
+from benchmarks._measure import interleaved_medians
 
 DROPOUT = 0.1
 
@@ -25,7 +25,7 @@ def _flax_mlp(features, dropout):
     """The model of :func:`jtricks.nn.mlp` with ``batch_norm=True``, written with flax.linen."""
     from jtricks._optional import require
 
-    fnn = require("flax.linen", "jtricks.bench's training step")
+    fnn = require("flax.linen", "jtricks bench's training step")
 
     class MLP(fnn.Module):
         @fnn.compact

@@ -1,9 +1,9 @@
-"""A benchmark worker: ``python -m jtricks.bench._worker {step|compile} LEAVES SIZE [...]``.
+"""A benchmark worker: ``python -m benchmarks._worker {step|compile} LEAVES SIZE [...]``.
 
-Runs one row of :mod:`jtricks.bench._step` in this process and prints its
+Runs one row of :mod:`benchmarks._step` in this process and prints its
 figures as tagged JSON lines; ``jtricks bench`` starts one per row, with a
 time limit. (A module of its own, so that ``-m`` does not find it already
-imported by the ``jtricks.bench`` package.)
+imported by the ``benchmarks`` package.)
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import argparse
 
 import jax
 
-from jtricks.bench._step import compile_row, step_row
+from benchmarks._step import compile_row, step_row
 
 
 def _worker_main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jtricks.bench._worker")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks._worker")
     parser.add_argument("kind", choices=("step", "compile"))
     parser.add_argument("leaves", type=int)
     parser.add_argument("size", type=int)

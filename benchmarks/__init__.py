@@ -19,8 +19,11 @@ Every step donates its parameters and optimizer state, is warmed up, and is
 timed with ``block_until_ready``; the figures are medians over repeats. Each
 step or compile row runs in its own process with a time limit (``--timeout``),
 because optax's compile time grows faster than linearly with the leaves.
-Run ``jtricks bench`` (or ``python -m jtricks.bench``, or ``python
-scripts/bench.py``); ``--quick`` is a seconds-long smoke run on tiny trees.
+Run ``jtricks bench`` from a source checkout (or, from the checkout's root,
+``python -m benchmarks`` or ``python scripts/bench.py``); ``--quick`` is a
+seconds-long smoke run on tiny trees. The harness lives beside the package,
+not in it: the installed ``jtricks`` does not ship it (nor its flax
+dependency).
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ import sys
 import jax
 
 from jtricks._optional import install_hint, missing
-from jtricks.bench._measure import describe_machine, log, parse_shape
-from jtricks.bench._report import format_report
-from jtricks.bench._step import isolated_compile_row, isolated_step_row
-from jtricks.bench._train import bench_train_step
+from benchmarks._measure import describe_machine, log, parse_shape
+from benchmarks._report import format_report
+from benchmarks._step import isolated_compile_row, isolated_step_row
+from benchmarks._train import bench_train_step
 
 __all__ = ["main"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from jtricks.bench._measure import human
+from benchmarks._measure import human
 
 
 def _num(value, spec: str, missing: str = "—") -> str:
@@ -77,9 +77,9 @@ def format_report(command: str, machine: dict, sections: list[dict], trains: lis
 
     Args:
       command: the command line that made it.
-      machine: :func:`jtricks.bench._measure.describe_machine`.
+      machine: :func:`benchmarks._measure.describe_machine`.
       sections: per device ``{"device", "copy_n", "steps", "compiles"}``.
-      trains: per device, :func:`jtricks.bench._train.bench_train_step`'s figures
+      trains: per device, :func:`benchmarks._train.bench_train_step`'s figures
         plus ``"device"`` (empty: no training step).
     """
     lines = ["# jtricks benchmarks", "", f"Made by: `{command}`", "", "## Machine", ""]

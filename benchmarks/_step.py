@@ -8,7 +8,7 @@ if optax's compile does not finish in time the worker is stopped and the row
 keeps the jtricks figures with optax marked "did not compile in T s". The
 worker's memory (12 GB for an 8192-leaf optax compile) goes with it.
 
-Run a row by hand with ``python -m jtricks.bench._worker step 2048 1024``.
+Run a row by hand with ``python -m benchmarks._worker step 2048 1024``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 
 import jax.numpy as jnp
 
-from jtricks.bench._measure import (
+from benchmarks._measure import (
     compile_fresh,
     copy_runner,
     human,
@@ -155,16 +155,21 @@ def run_worker(
 
     The worker's stderr (its progress) passes through, and every ``heartbeat``
     seconds a line says it is still running (an optax compile can take many
-    minutes); ``jtricks`` is put on its ``PYTHONPATH`` so that it imports the
-    same package as this process.
+    minutes); the checkout's root (the parent of ``benchmarks/``) and the
+    parent of the imported ``jtricks`` are put on its ``PYTHONPATH``, so that
+    it imports the same packages as this process.
 
     Returns:
       ``(record, timed_out)``: the last JSON record the worker printed (``None``
       if none) and whether it was stopped at ``timeout`` seconds.
     """
     env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    import jtricks
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(jtricks.__file__)))
+    paths = dict.fromkeys(p for p in (root, package_root, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(paths)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     timed_out = False
@@ -188,7 +193,7 @@ def run_worker(
 
 
 def _worker(*args: str) -> list[str]:
-    return [sys.executable, "-m", "jtricks.bench._worker", *args]
+    return [sys.executable, "-m", "benchmarks._worker", *args]
 
 
 def _isolated(kind: str, num_leaves: int, size: int, optax_key: str, timeout: float, *args):

@@ -1,0 +1,5 @@
+"""``python -m benchmarks``: the same as ``jtricks bench``."""
+
+from benchmarks import main
+
+raise SystemExit(main())
