@@ -113,19 +113,23 @@ def test_bad_input_raises(fn, rate, training, key, match):
 def test_keep_masks_from_one_draw_are_independent_with_their_own_rates():
     from jtricks.nn._dropout import keep_masks
 
-    # Odd sizes, so the 16-bit halves straddle masks; rates given per mask.
-    shapes, keeps = [(101, 99), (7,), (300, 67)], [0.9, 1.0, 0.25]
+    # Odd sizes per example (99 + 1 + 201 = 301 uniforms, 151 words: the last
+    # half-word is unused), so the 16-bit halves straddle masks; rates per mask.
+    shapes, keeps = [(101, 99), (101, 1), (101, 201)], [0.9, 1.0, 0.25]
     a, b, c = jax.jit(lambda k: keep_masks(k, keeps, shapes))(jax.random.key(3))
     assert a.shape == shapes[0] and b.shape == shapes[1] and c.shape == shapes[2]
     assert bool(b.all())
     for mask, keep in ((a, 0.9), (c, 0.25)):
         n = mask.size
         assert abs(float(mask.mean()) - keep) < 4 * math.sqrt(keep * (1 - keep) / n)
-    # Disjoint bits: the first mask is uncorrelated with the overlapping part of the last.
-    x, y = np.asarray(a, float).ravel(), np.asarray(c, float).ravel()[: a.size]
+    # Disjoint bits: a's column j is the high half of word j, c's column 51 + j
+    # (uniform 151 + j) its low half; they are uncorrelated.
+    x, y = np.asarray(a, float).ravel(), np.asarray(c[:, 51:150], float).ravel()
     assert abs(np.corrcoef(x, y)[0, 1]) < 4 / math.sqrt(a.size)
     (none,) = keep_masks(jax.random.key(3), 0.0, [(1000,)])
     assert not bool(none.any())
+    with pytest.raises(ValueError, match="must share their leading"):
+        keep_masks(jax.random.key(3), 0.5, [(4, 2), (3, 2)])
 
 
 def test_keep_probability_is_resolved_to_1_in_65536():

@@ -8,13 +8,14 @@ whole mesh, in one of two forms:
 * ``per_device=False`` (default): ``jit`` over the *global* batch
   (:func:`shard_loss`). The loss is written as on one device (no
   ``axis_name``); XLA partitions it and inserts the all-reduces, so batch-norm
-  statistics are those of the global batch, and dropout masks drawn for the
-  global batch shape are partitioned element by element
-  (``jax_threefry_partitionable``, the default): each device computes its own
-  slice of the very masks one device would draw.
+  statistics are those of the global batch, and the per-example keys
+  ``fold_in(step_key, i)`` of the global indices ``i`` and their masks are
+  partitioned along the batch axis: each device computes the masks of its own
+  examples, the very masks one device would draw, with no all-gather.
 * ``per_device=True``: ``shard_map`` runs ``train_step`` on each device's
   shard with manual collectives over ``axis_name``, exactly like
-  :func:`~jtricks.parallel.pmap_step` (same loss, same ``dropout_keys``).
+  :func:`~jtricks.parallel.pmap_step` (same loss, same ``dropout_keys``,
+  traced inside :func:`jtricks.nn.data_parallel`).
 
 Both work unchanged on a multi-host mesh (:func:`~jtricks.parallel.initialize`).
 """
@@ -165,10 +166,10 @@ def sharded_step(
 
     Args:
       loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss,
-        (new_model_state, metrics))``. With ``per_device=False`` it sees the
-        global batch and is written as on one device (``axis_name=None``);
-        with ``per_device=True`` it sees one device's shard and uses the
-        mesh's axis name for its collectives, as under
+        (new_model_state, metrics))``, written as on one device. With
+        ``per_device=False`` it sees the global batch; with
+        ``per_device=True`` it sees one device's shard and is traced inside
+        :func:`jtricks.nn.data_parallel` over the mesh's axis, as under
         :func:`~jtricks.parallel.pmap_step`.
       tx: the gradient transformation.
       mesh: a one-axis mesh (:func:`data_mesh`).
@@ -204,9 +205,6 @@ def sharded_step(
             mesh=mesh,
             in_specs=(P(), P(axis)),
             out_specs=(P(), P()),
-            # Batch norm inside apply_per_example reduces over a vmap axis and
-            # the mesh axis at once, which the varying-axes checker rejects.
-            check_vma=False,
         )
     else:
 
