@@ -205,6 +205,11 @@ def sharded_step(
             mesh=mesh,
             in_specs=(P(), P(axis)),
             out_specs=(P(), P()),
+            # train_step averages the per-device gradients with lax.pmean, as
+            # under pmap; with the varying-axes checker on, the gradient of the
+            # replicated parameters would come back already summed over the
+            # devices (the transpose of the implicit pvary), n times too large.
+            check_vma=False,
         )
     else:
 
