@@ -156,3 +156,45 @@ def test_model_dropout_sites_get_their_own_masks_and_rates():
     assert abs((second > 0).mean() - 0.25) < 4 * math.sqrt(0.1875 / second.size)
     corr = np.corrcoef((first > 0).ravel(), (second > 0).ravel())[0, 1]
     assert abs(corr) < 4 / math.sqrt(first.size)
+
+
+@pytest.mark.parametrize("fn", [nn.dropout, nn.drop_path])
+def test_example_masks_depend_on_the_key_and_the_global_index_only(fn):
+    """Example i's mask is the same in any batch that puts it at index i, and per device
+    inside nn.data_parallel it is the mask of its global index."""
+    x = jnp.ones((12, 5))
+    key = jax.random.key(5)
+    full = np.asarray(fn(key, x, 0.5, training=True))
+    assert len({row.tobytes() for row in full}) > 1
+    np.testing.assert_array_equal(fn(key, x[:4], 0.5, training=True), full[:4])
+
+    def shard(xs):
+        return fn(key, xs, 0.5, training=True)
+
+    with nn.data_parallel("d"):
+        per_device = jax.pmap(shard, axis_name="d")(x.reshape(3, 4, 5))
+    np.testing.assert_array_equal(np.asarray(per_device).reshape(full.shape), full)
+
+
+def test_dropout_row_i_is_drawn_from_fold_in_key_i():
+    """The rule itself: 16-bit uniforms (high halves, then low halves) of fold_in(key, i)."""
+    key = jax.random.PRNGKey(11)
+    x = jnp.ones((6, 5))
+    kept = np.asarray(nn.dropout(key, x, 0.5, training=True)) != 0
+    for i in range(6):
+        words = np.asarray(jax.random.bits(jax.random.fold_in(key, i), (3,), jnp.uint32))
+        uniforms = np.concatenate([words >> 16, words & 0xFFFF])[:5]
+        np.testing.assert_array_equal(kept[i], uniforms < 32768)
+    np.testing.assert_array_equal(nn.example_keys(key, 6)[4], jax.random.fold_in(key, 4))
+
+
+def test_rate_sweep_members_get_their_solo_masks():
+    x = jnp.ones((64, 16))
+    key = jax.random.key(2)
+    rates = jnp.array([0.1, 0.5, 0.8])
+    swept = jax.jit(jax.vmap(lambda r: nn.dropout(key, x, r, training=True)))(rates)
+    solo = jax.jit(lambda r: nn.dropout(key, x, r, training=True))
+    for i, rate in enumerate(rates):
+        np.testing.assert_array_equal(swept[i], solo(rate))
+    # one set of uniforms for all rates: a lower rate keeps a superset
+    assert bool(((swept[2] != 0) <= (swept[0] != 0)).all())
