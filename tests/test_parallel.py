@@ -124,20 +124,24 @@ def test_conv_models_are_device_count_free(form, name):
     _check_equals_reference(form, name, 8)
 
 
-def test_dropout_rule_matters():
-    """The equality above can fail: one key per device gives another result on 8 devices,
-    and so does a step that forgets the data axis (local batch statistics, local indices)."""
-    expected, _ = _reference("mlp", _batches())
+def _one_key_per_device(per_example):
+    """pmap of train_step with fold_in(step_key, device) keys and local batch-norm statistics
+    unless the loss is traced inside data_parallel: what a plain per-device step does."""
     loss_fn = classifier_loss(MLP)
-    per_device = parallel.pmap_step(loss_fn, TX, num_devices=8, dropout_keys="device")
-    state, _ = _run(per_device, _state(*MODELS["mlp"]), _batches(),
-                    functools.partial(parallel.replicate, num_devices=8),
-                    functools.partial(parallel.split_batch, num_devices=8), parallel.unreplicate)
-    assert not np.allclose(state.params["dense_0"]["kernel"], expected.params["dense_0"]["kernel"],
-                           rtol=RTOL, atol=1e-4)
-    plain = jax.pmap(lambda s, b: train_step(s, b, loss_fn=loss_fn, tx=TX, axis_name="data",
-                                             per_device_keys=False), axis_name="data")
-    state, _ = _run(plain, _state(*MODELS["mlp"]), _batches(),
+
+    def step(state, batch):
+        with parallel.data_parallel("data" if per_example else None, per_example=per_example):
+            return train_step(state, batch, loss_fn=loss_fn, tx=TX, axis_name="data")
+
+    return jax.pmap(step, axis_name="data")
+
+
+@pytest.mark.parametrize("per_example", [False, True])
+def test_the_equality_can_fail(per_example):
+    """Without the rule (one draw per device, local statistics), or with per-device keys
+    folded in (train_step's default), 8 devices do not give the single-device step."""
+    expected, _ = _reference("mlp", _batches())
+    state, _ = _run(_one_key_per_device(per_example), _state(*MODELS["mlp"]), _batches(),
                     functools.partial(parallel.replicate, num_devices=8),
                     functools.partial(parallel.split_batch, num_devices=8), parallel.unreplicate)
     assert not np.allclose(state.params["dense_0"]["kernel"], expected.params["dense_0"]["kernel"],
@@ -222,22 +226,6 @@ def test_jit_form_partitions_the_masks_without_gathering():
         assert "all-gather" not in text, name
 
 
-def test_device_dropout_keys_differ_across_devices():
-    """dropout_keys="device" hands every device fold_in(step_key, device index)."""
-
-    def loss_fn(params, model_state, batch, key):
-        return jnp.sum(params * 0.0), (model_state, {"key": key.astype(jnp.float32)})
-
-    tx = jtricks.optim.sgd(0.1)
-    state = TrainState.create(params=jnp.zeros(()), tx=tx, key=jax.random.PRNGKey(0))
-    step = parallel.pmap_step(loss_fn, tx, num_devices=4, dropout_keys="device")
-    # pmean of the keys is their mean: equal to device 0's key only if all coincide.
-    _, metrics = step(parallel.replicate(state, 4), parallel.split_batch(jnp.zeros((4, 1)), 4))
-    _, step_key = jax.random.split(state.key)
-    keys = np.stack([jax.random.fold_in(step_key, d) for d in range(4)]).astype(np.float32)
-    np.testing.assert_allclose(parallel.unreplicate(metrics)["key"], keys.mean(0), rtol=1e-6)
-
-
 def test_sweep_members_get_the_masks_of_their_solo_runs():
     """jax.vmap of train_step over the dropout rate: each member is its run alone."""
     state = _state(*MODELS["mlp"])
@@ -283,8 +271,6 @@ def test_indivisible_batch_is_a_clear_error():
     [
         (lambda: parallel.replicate(0.0, 9), "num_devices=9 exceeds the 8 local devices"),
         (lambda: parallel.data_mesh(0), "num_devices=0 must be >= 1"),
-        (lambda: parallel.pmap_step(None, None, dropout_keys="host"), "dropout_keys='host' must be one of"),
-        (lambda: parallel.sharded_step(None, None, parallel.data_mesh(2), dropout_keys="x"), "dropout_keys='x'"),
         (
             lambda: parallel.sharded_step(None, None, jax.make_mesh((2, 4), ("a", "b"))),
             "mesh must have exactly one",

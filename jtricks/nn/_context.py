@@ -53,9 +53,10 @@ def data_parallel(axis_name: Hashable | tuple, *, per_example: bool = True) -> I
       axis_name: a ``pmap`` / ``shard_map`` axis name, or a tuple of them
         (their devices in row-major order).
       per_example: ``False`` gives up the rule inside the context: masks are
-        drawn from the key the model receives for its whole (local) batch at
-        once, as one draw, so they depend on how the batch is split. This is
-        ``dropout_keys="device"`` of :func:`jtricks.parallel.pmap_step`.
+        drawn from the key the model receives for its whole (local) batch in
+        one draw, so they depend on how the batch is split. It is the
+        baseline that ``scripts/bench_scale.py --part keys`` measures the
+        rule against (no measurable difference); not for training.
 
     Example:
       >>> f = jax.pmap(lambda x: example_indices(x.shape[0]), axis_name="d")

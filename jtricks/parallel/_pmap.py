@@ -86,7 +86,6 @@ def pmap_step(
     tx,
     *,
     axis_name: str = "data",
-    dropout_keys: str = "example",
     num_devices: int | None = None,
     donate: bool = False,
 ):
@@ -98,17 +97,13 @@ def pmap_step(
         as on one device (e.g. :func:`jtricks.train.classifier_loss`): it is
         traced inside :func:`jtricks.nn.data_parallel` over ``axis_name``, so
         batch norm shares its statistics over the devices and dropout masks
-        follow the example-key rule without the loss passing ``axis_name``.
+        follow the example-key rule without the loss passing ``axis_name``:
+        example ``i`` of the global batch draws its masks from
+        ``fold_in(step_key, i)`` (:func:`~jtricks.nn.example_keys`), so masks
+        differ across devices and the step equals the single-device step on
+        the whole batch, whatever the device count.
       tx: the gradient transformation.
       axis_name: the name of the device axis.
-      dropout_keys: ``"example"`` (default): the loss receives the step key,
-        the same on every device, and example ``i`` of the global batch draws
-        its masks from ``fold_in(step_key, i)``
-        (:func:`~jtricks.nn.example_keys`); masks differ across devices and do
-        not depend on how many there are, so the step equals the
-        single-device step on the whole batch. ``"device"``: the loss receives
-        ``fold_in(step_key, device index)`` and draws its shard's masks from
-        it at once; the masks then depend on the device count.
       num_devices: how many local devices to use (all by default).
       donate: donate the input state's buffers to the output.
 
@@ -117,7 +112,7 @@ def pmap_step(
       state and a :func:`split_batch`-ed batch; metrics are replicated.
 
     Raises:
-      ValueError: for an unknown ``dropout_keys`` or a bad ``num_devices``.
+      ValueError: for a bad ``num_devices``.
 
     References:
       P. Goyal, P. Dollár, R. Girshick et al., "Accurate, Large Minibatch SGD:
@@ -129,7 +124,7 @@ def pmap_step(
     """
     devices = jax.local_devices()[: _device_count(num_devices)]
     pmapped = jax.pmap(
-        local_step(loss_fn, tx, axis_name, dropout_keys),
+        local_step(loss_fn, tx, axis_name),
         axis_name=axis_name,
         devices=devices,
         donate_argnums=(0,) if donate else (),

@@ -14,8 +14,8 @@ whole mesh, in one of two forms:
   examples, the very masks one device would draw, with no all-gather.
 * ``per_device=True``: ``shard_map`` runs ``train_step`` on each device's
   shard with manual collectives over ``axis_name``, exactly like
-  :func:`~jtricks.parallel.pmap_step` (same loss, same ``dropout_keys``,
-  traced inside :func:`jtricks.nn.data_parallel`).
+  :func:`~jtricks.parallel.pmap_step` (the same loss, traced inside
+  :func:`jtricks.nn.data_parallel`).
 
 Both work unchanged on a multi-host mesh (:func:`~jtricks.parallel.initialize`).
 """
@@ -29,10 +29,9 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jtricks._validate import check_choice
 from jtricks.train import train_step
 
-from ._step import DROPOUT_KEYS, batch_size, check_divisible, device_count, local_step
+from ._step import batch_size, check_divisible, device_count, local_step
 
 
 def data_mesh(num_devices: int | None = None, *, axis_name: str = "data") -> Mesh:
@@ -159,7 +158,6 @@ def sharded_step(
     mesh: Mesh,
     *,
     per_device: bool = False,
-    dropout_keys: str = "example",
     donate: bool = False,
 ):
     """A data-parallel ``train_step`` compiled once for the whole mesh.
@@ -175,8 +173,6 @@ def sharded_step(
       mesh: a one-axis mesh (:func:`data_mesh`).
       per_device: run the step per device under ``shard_map`` (manual
         collectives) instead of over the global batch under ``jit``.
-      dropout_keys: with ``per_device=True``, the key rule of
-        :func:`~jtricks.parallel.pmap_step` (``"example"`` or ``"device"``).
       donate: donate the input state's buffers to the output.
 
     Returns:
@@ -185,7 +181,7 @@ def sharded_step(
       the new state and the metrics are replicated.
 
     Raises:
-      ValueError: for a mesh with more than one axis or a bad ``dropout_keys``.
+      ValueError: for a mesh with more than one axis.
 
     References:
       P. Goyal, P. Dollár, R. Girshick et al., "Accurate, Large Minibatch SGD:
@@ -196,12 +192,11 @@ def sharded_step(
       >>> step = sharded_step(loss_fn, jtricks.optim.adam(1e-3), mesh)
       >>> state, metrics = step(replicate_on_mesh(state, mesh), shard_batch(batch, mesh))
     """
-    check_choice("dropout_keys", dropout_keys, DROPOUT_KEYS)
     axis = _data_axis(mesh)
     replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(axis))
     if per_device:
         body = jax.shard_map(
-            local_step(loss_fn, tx, axis, dropout_keys),
+            local_step(loss_fn, tx, axis),
             mesh=mesh,
             in_specs=(P(), P(axis)),
             out_specs=(P(), P()),
