@@ -14,8 +14,8 @@ Two measurements on the embedded digits data (1797 8x8 images):
    and share the machine's cores, so this measures overhead, not speed-up.
 3. (``--part keys``, not in ``all``) What the per-example dropout-key rule
    costs: a training step with dropout (MLP 64-512-512-10 and the cnn, rate
-   0.5) on the largest device count, ``pmap_step`` with the rule against a
-   ``pmap`` of ``train_step`` with one key per device (``fold_in(step_key,
+   0.5) on the largest device count, ``pmap_step``'s body with the rule
+   against the same ``pmap`` of ``train_step`` with one key per device (``fold_in(step_key,
    device)``, one draw for the shard), and on one device the rule against one
    draw for the whole batch; the variants interleaved, median of ``--repeats``.
 
@@ -237,15 +237,14 @@ def bench_keys(args, n) -> dict:
         return jax.jit(step), (lambda s: s), (lambda b: b)
 
     def on_devices(loss, per_example):
-        if per_example:
-            step = parallel.pmap_step(loss, tx, num_devices=n)
-        else:  # the baseline: train_step folds the device index into the key, one draw per shard
+        # pmap_step's body (local_step) with or without the rule; one key per device is
+        # fold_in(step_key, device index) (train_step's per_device_keys) and one draw per shard.
+        def body(state, batch):
+            with jtricks.nn.data_parallel("data", per_example=per_example):
+                return train_step(state, batch, loss_fn=loss, tx=tx, axis_name="data",
+                                  per_device_keys=not per_example)
 
-            def body(state, batch):
-                with jtricks.nn.data_parallel("data", per_example=False):
-                    return train_step(state, batch, loss_fn=loss, tx=tx, axis_name="data")
-
-            step = jax.pmap(body, axis_name="data", devices=jax.local_devices()[:n])
+        step = jax.pmap(body, axis_name="data", devices=jax.local_devices()[:n])
         return step, (lambda s: parallel.replicate(s, n)), (lambda b: parallel.split_batch(b, n))
 
     print(f"\nDropout-key rule: ms per training step, batch {args.keys_batch}, dropout 0.5, "
