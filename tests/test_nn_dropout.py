@@ -198,3 +198,17 @@ def test_rate_sweep_members_get_their_solo_masks():
         np.testing.assert_array_equal(swept[i], solo(rate))
     # one set of uniforms for all rates: a lower rate keeps a superset
     assert bool(((swept[2] != 0) <= (swept[0] != 0)).all())
+
+
+def test_a_function_jitted_outside_data_parallel_is_traced_again_inside():
+    """The context is part of jit's cache key: a function first traced per device without
+    it (local indices: every shard gets the masks of examples 0..3) is traced again."""
+    key = jax.random.key(9)
+    x = jnp.ones((8, 6))
+    masks = jax.jit(lambda x: nn.dropout(key, x, 0.5, training=True) != 0)
+    without = np.asarray(jax.pmap(masks, axis_name="d")(x.reshape(2, 4, 6)))
+    np.testing.assert_array_equal(without[0], without[1])
+    with nn.data_parallel("d"):
+        shards = np.asarray(jax.pmap(masks, axis_name="d")(x.reshape(2, 4, 6)))
+    np.testing.assert_array_equal(shards.reshape(x.shape), np.asarray(masks(x)))
+    assert not np.array_equal(shards[0], shards[1])

@@ -19,13 +19,14 @@ special,
 * batch statistics over the global batch (:func:`jtricks.nn.batch_norm`
   with ``axis_name=None`` averages over :func:`data_axis`).
 
-The context is read while tracing; it costs nothing at run time.
+The context is read while tracing; it costs nothing at run time. It is part
+of ``jax.jit``'s cache key (``jax.make_user_context``), so a function jitted
+on its own and first traced outside the context is traced again inside it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 from typing import Hashable, Iterator, NamedTuple
 
 import jax
@@ -37,7 +38,9 @@ class _Data(NamedTuple):
     per_example: bool
 
 
-_DATA: contextvars.ContextVar = contextvars.ContextVar("jtricks_data", default=_Data(None, True))
+# A jit-cache-sensitive context: a function jitted on its own and traced outside
+# data_parallel is traced again inside it (and the reverse), never reused wrongly.
+_DATA = jax.make_user_context(_Data(None, True))
 
 
 @contextlib.contextmanager
@@ -64,11 +67,8 @@ def data_parallel(axis_name: Hashable | tuple, *, per_example: bool = True) -> I
       ...     f(jnp.zeros((2, 3))).tolist()
       [[0, 1, 2], [3, 4, 5]]
     """
-    token = _DATA.set(_Data(axis_name, bool(per_example)))
-    try:
+    with _DATA(_Data(axis_name, bool(per_example))):
         yield
-    finally:
-        _DATA.reset(token)
 
 
 def data_axis():
@@ -79,13 +79,13 @@ def data_axis():
       ...     data_axis()
       'data'
     """
-    return _DATA.get().axis_name
+    return _DATA.value.axis_name
 
 
 def per_example() -> bool:
     """Whether masks follow the per-example key rule here (``False`` only inside
     ``data_parallel(..., per_example=False)``)."""
-    return _DATA.get().per_example
+    return _DATA.value.per_example
 
 
 def example_indices(batch_size: int, *, axis_name=None) -> jax.Array:
