@@ -12,11 +12,18 @@ Two measurements on the embedded digits data (1797 8x8 images):
    fixed global batch) over 1, 2, 4, 8 devices, for the ``jit`` + mesh form and
    the ``pmap`` form. On CPU the devices are forced (``jax_num_cpu_devices``)
    and share the machine's cores, so this measures overhead, not speed-up.
+3. (``--part keys``, not in ``all``) What the per-example dropout-key rule
+   costs: a training step with dropout (MLP 64-512-512-10 and the cnn, rate
+   0.5) on the largest device count, ``pmap_step``'s body with the rule
+   against the same ``pmap`` of ``train_step`` with one key per device (``fold_in(step_key,
+   device)``, one draw for the shard), and on one device the rule against one
+   draw for the whole batch; the variants interleaved, median of ``--repeats``.
 
 Usage::
 
-    PYTHONPATH=. python scripts/bench_scale.py                  # both parts
+    PYTHONPATH=. python scripts/bench_scale.py                  # parts 1 and 2
     PYTHONPATH=. python scripts/bench_scale.py --part sweep --configs 16
+    PYTHONPATH=. python scripts/bench_scale.py --part keys --devices 8
     PYTHONPATH=. python scripts/bench_scale.py --json out.json
 
 Times are wall-clock seconds with ``block_until_ready``; compile times are the
@@ -35,13 +42,15 @@ import time
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("all", "sweep", "parallel"), default="all")
+    p.add_argument("--part", choices=("all", "sweep", "parallel", "keys"), default="all")
     p.add_argument("--configs", type=int, default=8, help="sweep size K (default 8)")
     p.add_argument("--epochs", type=int, default=10, help="sweep epochs (default 10)")
     p.add_argument("--batch-size", type=int, default=64, help="sweep batch size (default 64)")
     p.add_argument("--devices", default="1,2,4,8", help="device counts (default 1,2,4,8)")
     p.add_argument("--global-batch", type=int, default=512, help="data-parallel batch (default 512)")
     p.add_argument("--steps", type=int, default=30, help="timed data-parallel steps (default 30)")
+    p.add_argument("--keys-batch", type=int, default=256, help="dropout-key batch (default 256)")
+    p.add_argument("--repeats", type=int, default=7, help="dropout-key repeats (default 7)")
     p.add_argument("--json", default=None, help="also write the figures to this file")
     return p.parse_args(argv)
 
@@ -160,18 +169,7 @@ def bench_parallel(args, counts) -> dict:
     params, model_state = model.init(jax.random.PRNGKey(0), x.shape[1:])
     state = TrainState.create(params=params, tx=tx, key=jax.random.PRNGKey(1), model_state=model_state)
 
-    def loss(axis_name):
-        def loss_fn(params, model_state, b, key):
-            logits, model_state = parallel.apply_per_example(
-                model.apply, params, model_state, b[0], key, training=True, axis_name=axis_name
-            )
-            return jtricks.losses.cross_entropy(logits, b[1]), (model_state, {})
-
-        return loss_fn
-
-    def global_loss(params, model_state, b, key):
-        logits, model_state = model.apply(params, model_state, b[0], training=True, key=key)
-        return jtricks.losses.cross_entropy(logits, b[1]), (model_state, {})
+    loss = jtricks.train.classifier_loss(model)  # as on one device, for every form
 
     results = {}
     print(f"\nData parallel: one step, global batch {args.global_batch}, MLP 64-256-256-10 "
@@ -179,17 +177,17 @@ def bench_parallel(args, counts) -> dict:
     print(f"{'form':34s} {'devices':>7s} {'compile s':>9s} {'ms/step':>8s} {'examples/s':>11s}")
     forms = {
         "jit + mesh (global batch)": lambda n: (
-            parallel.sharded_step(global_loss, tx, parallel.data_mesh(n)),
+            parallel.sharded_step(loss, tx, parallel.data_mesh(n)),
             lambda s: parallel.replicate_on_mesh(s, parallel.data_mesh(n)),
             lambda b: parallel.shard_batch(b, parallel.data_mesh(n)),
         ),
-        "shard_map (per-example keys)": lambda n: (
-            parallel.sharded_step(loss("data"), tx, parallel.data_mesh(n), per_device=True),
+        "shard_map": lambda n: (
+            parallel.sharded_step(loss, tx, parallel.data_mesh(n), per_device=True),
             lambda s: parallel.replicate_on_mesh(s, parallel.data_mesh(n)),
             lambda b: parallel.shard_batch(b, parallel.data_mesh(n)),
         ),
-        "pmap (per-example keys)": lambda n: (
-            parallel.pmap_step(loss("data"), tx, num_devices=n),
+        "pmap": lambda n: (
+            parallel.pmap_step(loss, tx, num_devices=n),
             lambda s: parallel.replicate(s, n),
             lambda b: parallel.split_batch(b, n),
         ),
@@ -213,6 +211,82 @@ def bench_parallel(args, counts) -> dict:
     return results
 
 
+def bench_keys(args, n) -> dict:
+    """ms per training step: the per-example key rule against one draw per device / batch."""
+    import statistics
+
+    import jax
+    import numpy as np
+
+    import jtricks
+    from jtricks import parallel
+    from jtricks.train import TrainState, classifier_loss, train_step
+
+    x, y, _, _ = _digits()
+    index = np.random.default_rng(0).integers(0, len(y), args.keys_batch)
+    images = x[index].reshape(-1, 8, 8, 1)
+    tx = jtricks.optim.sgd(0.01, momentum=0.9)
+    models = {"mlp 512-512": (jtricks.nn.mlp([512, 512, 10], dropout=0.5), x[index]),
+              "cnn": (jtricks.nn.cnn(10, dropout=0.5), images)}
+
+    def one_device(loss, per_example):
+        def step(state, batch):  # traced inside the context: per_example=False is one draw
+            with jtricks.nn.data_parallel(None, per_example=per_example):
+                return train_step(state, batch, loss_fn=loss, tx=tx)
+
+        return jax.jit(step), (lambda s: s), (lambda b: b)
+
+    def on_devices(loss, per_example):
+        # pmap_step's body (local_step) with or without the rule; one key per device is
+        # fold_in(step_key, device index) (train_step's per_device_keys) and one draw per shard.
+        def body(state, batch):
+            with jtricks.nn.data_parallel("data", per_example=per_example):
+                return train_step(state, batch, loss_fn=loss, tx=tx, axis_name="data",
+                                  per_device_keys=not per_example)
+
+        step = jax.pmap(body, axis_name="data", devices=jax.local_devices()[:n])
+        return step, (lambda s: parallel.replicate(s, n)), (lambda b: parallel.split_batch(b, n))
+
+    print(f"\nDropout-key rule: ms per training step, batch {args.keys_batch}, dropout 0.5, "
+          f"median of {args.repeats} interleaved repeats of {args.steps} steps")
+    results = {}
+    for name, (model, inputs) in models.items():
+        loss = classifier_loss(model)
+        params, _ = model.init(jax.random.PRNGKey(0), inputs.shape[1:])
+        state = TrainState.create(params=params, tx=tx, key=1)
+        variants = {
+            f"pmap x{n}, per-example keys": on_devices(loss, True),
+            f"pmap x{n}, one key per device": on_devices(loss, False),
+            "1 device, per-example keys": one_device(loss, True),
+            "1 device, one draw per batch": one_device(loss, False),
+        }
+        placed = {}
+        for label, (step, put_state, put_batch) in variants.items():
+            s, b = put_state(state), put_batch((inputs, y[index]))
+            s, _ = jax.block_until_ready(step(s, b))  # compile and warm up
+            placed[label] = [step, s, b]
+        times = {label: [] for label in variants}
+        for r in range(args.repeats):  # interleaved, every other round in reverse order
+            for label in list(placed)[:: 1 if r % 2 == 0 else -1]:
+                entry = placed[label]
+                step, s, b = entry
+                start = time.perf_counter()
+                for _ in range(args.steps):
+                    s, _ = step(s, b)
+                jax.block_until_ready(s)
+                times[label].append(1e3 * (time.perf_counter() - start) / args.steps)
+                entry[1] = s
+        medians = {label: statistics.median(t) for label, t in times.items()}
+        labels = list(medians)
+        for label in labels:
+            print(f"  {name:12s} {label:32s} {medians[label]:8.2f} ms  (min {min(times[label]):.2f})")
+        for rule, base in ((labels[0], labels[1]), (labels[2], labels[3])):
+            print(f"  {name:12s} {rule} / {base}: {medians[rule] / medians[base]:.3f} "
+                  f"(min / min {min(times[rule]) / min(times[base]):.3f})")
+        results[name] = {"ms_per_step": medians, "all_ms": times}
+    return results
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     counts = [int(c) for c in args.devices.split(",")]
@@ -231,6 +305,8 @@ def main(argv=None) -> int:
         out["sweep"] = bench_sweep(args)
     if args.part in ("all", "parallel"):
         out["parallel"] = bench_parallel(args, counts)
+    if args.part == "keys":
+        out["keys"] = bench_keys(args, max(counts))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -26,11 +26,14 @@ def _train(parallel):
     """A worker's run: shard_map data-parallel steps on its half of every batch."""
     import jax
 
-    from test_parallel import MODEL, TX, _batch, _loss, _state
+    from test_parallel import MODELS, TX, _batch, _state
 
+    from jtricks.train import classifier_loss
+
+    model, shape = MODELS["mlp"]  # batch norm and dropout; the loss is written as on one device
     mesh = parallel.data_mesh()  # all devices of all processes
-    step = parallel.sharded_step(_loss(MODEL, "data"), TX, mesh, per_device=True)
-    state = parallel.replicate_on_mesh(_state(MODEL, TX), mesh)
+    step = parallel.sharded_step(classifier_loss(model), TX, mesh, per_device=True)
+    state = parallel.replicate_on_mesh(_state(model, shape), mesh)
     for i in range(STEPS):
         local = parallel.process_slice(_batch(i))
         state, _ = step(state, parallel.shard_batch(local, mesh))
@@ -45,7 +48,7 @@ def _single_process_run():
 
     from test_parallel import _batch, _reference
 
-    state, _ = _reference([_batch(i) for i in range(STEPS)])
+    state, _ = _reference("mlp", [_batch(i) for i in range(STEPS)])
     return [np.asarray(leaf) for leaf in jax.tree.leaves(state)]
 
 

@@ -113,19 +113,23 @@ def test_bad_input_raises(fn, rate, training, key, match):
 def test_keep_masks_from_one_draw_are_independent_with_their_own_rates():
     from jtricks.nn._dropout import keep_masks
 
-    # Odd sizes, so the 16-bit halves straddle masks; rates given per mask.
-    shapes, keeps = [(101, 99), (7,), (300, 67)], [0.9, 1.0, 0.25]
+    # Odd sizes per example (99 + 1 + 201 = 301 uniforms, 151 words: the last
+    # half-word is unused), so the 16-bit halves straddle masks; rates per mask.
+    shapes, keeps = [(101, 99), (101, 1), (101, 201)], [0.9, 1.0, 0.25]
     a, b, c = jax.jit(lambda k: keep_masks(k, keeps, shapes))(jax.random.key(3))
     assert a.shape == shapes[0] and b.shape == shapes[1] and c.shape == shapes[2]
     assert bool(b.all())
     for mask, keep in ((a, 0.9), (c, 0.25)):
         n = mask.size
         assert abs(float(mask.mean()) - keep) < 4 * math.sqrt(keep * (1 - keep) / n)
-    # Disjoint bits: the first mask is uncorrelated with the overlapping part of the last.
-    x, y = np.asarray(a, float).ravel(), np.asarray(c, float).ravel()[: a.size]
+    # Disjoint bits: a's column j is the high half of word j, c's column 51 + j
+    # (uniform 151 + j) its low half; they are uncorrelated.
+    x, y = np.asarray(a, float).ravel(), np.asarray(c[:, 51:150], float).ravel()
     assert abs(np.corrcoef(x, y)[0, 1]) < 4 / math.sqrt(a.size)
     (none,) = keep_masks(jax.random.key(3), 0.0, [(1000,)])
     assert not bool(none.any())
+    with pytest.raises(ValueError, match="must share their leading"):
+        keep_masks(jax.random.key(3), 0.5, [(4, 2), (3, 2)])
 
 
 def test_keep_probability_is_resolved_to_1_in_65536():
@@ -152,3 +156,59 @@ def test_model_dropout_sites_get_their_own_masks_and_rates():
     assert abs((second > 0).mean() - 0.25) < 4 * math.sqrt(0.1875 / second.size)
     corr = np.corrcoef((first > 0).ravel(), (second > 0).ravel())[0, 1]
     assert abs(corr) < 4 / math.sqrt(first.size)
+
+
+@pytest.mark.parametrize("fn", [nn.dropout, nn.drop_path])
+def test_example_masks_depend_on_the_key_and_the_global_index_only(fn):
+    """Example i's mask is the same in any batch that puts it at index i, and per device
+    inside nn.data_parallel it is the mask of its global index."""
+    x = jnp.ones((12, 5))
+    key = jax.random.key(5)
+    full = np.asarray(fn(key, x, 0.5, training=True))
+    assert len({row.tobytes() for row in full}) > 1
+    np.testing.assert_array_equal(fn(key, x[:4], 0.5, training=True), full[:4])
+
+    def shard(xs):
+        return fn(key, xs, 0.5, training=True)
+
+    with nn.data_parallel("d"):
+        per_device = jax.pmap(shard, axis_name="d")(x.reshape(3, 4, 5))
+    np.testing.assert_array_equal(np.asarray(per_device).reshape(full.shape), full)
+
+
+def test_dropout_row_i_is_drawn_from_fold_in_key_i():
+    """The rule itself: 16-bit uniforms (high halves, then low halves) of fold_in(key, i)."""
+    key = jax.random.PRNGKey(11)
+    x = jnp.ones((6, 5))
+    kept = np.asarray(nn.dropout(key, x, 0.5, training=True)) != 0
+    for i in range(6):
+        words = np.asarray(jax.random.bits(jax.random.fold_in(key, i), (3,), jnp.uint32))
+        uniforms = np.concatenate([words >> 16, words & 0xFFFF])[:5]
+        np.testing.assert_array_equal(kept[i], uniforms < 32768)
+    np.testing.assert_array_equal(nn.example_keys(key, 6)[4], jax.random.fold_in(key, 4))
+
+
+def test_rate_sweep_members_get_their_solo_masks():
+    x = jnp.ones((64, 16))
+    key = jax.random.key(2)
+    rates = jnp.array([0.1, 0.5, 0.8])
+    swept = jax.jit(jax.vmap(lambda r: nn.dropout(key, x, r, training=True)))(rates)
+    solo = jax.jit(lambda r: nn.dropout(key, x, r, training=True))
+    for i, rate in enumerate(rates):
+        np.testing.assert_array_equal(swept[i], solo(rate))
+    # one set of uniforms for all rates: a lower rate keeps a superset
+    assert bool(((swept[2] != 0) <= (swept[0] != 0)).all())
+
+
+def test_a_function_jitted_outside_data_parallel_is_traced_again_inside():
+    """The context is part of jit's cache key: a function first traced per device without
+    it (local indices: every shard gets the masks of examples 0..3) is traced again."""
+    key = jax.random.key(9)
+    x = jnp.ones((8, 6))
+    masks = jax.jit(lambda x: nn.dropout(key, x, 0.5, training=True) != 0)
+    without = np.asarray(jax.pmap(masks, axis_name="d")(x.reshape(2, 4, 6)))
+    np.testing.assert_array_equal(without[0], without[1])
+    with nn.data_parallel("d"):
+        shards = np.asarray(jax.pmap(masks, axis_name="d")(x.reshape(2, 4, 6)))
+    np.testing.assert_array_equal(shards.reshape(x.shape), np.asarray(masks(x)))
+    assert not np.array_equal(shards[0], shards[1])

@@ -2,7 +2,9 @@
 
 Normalisation (:func:`batch_norm` with explicit running statistics,
 :func:`layer_norm`, :func:`group_norm`, :func:`instance_norm`,
-:func:`rms_norm`, :func:`weight_norm`), :func:`dropout` and :func:`drop_path`,
+:func:`rms_norm`, :func:`weight_norm`), :func:`dropout` and :func:`drop_path`
+(masks keyed by each example's index in the global batch, :func:`example_keys`;
+:func:`data_parallel` declares the data axis inside per-device code),
 dense and convolution layers, and the small models :func:`mlp`, :func:`cnn`
 and :func:`resnet` as :class:`Model` ``(init, apply)`` pairs.
 
@@ -20,6 +22,8 @@ Example:
   (2, 10)
 """
 
+from jtricks.nn._context import data_parallel as data_parallel
+from jtricks.nn._context import example_keys as example_keys
 from jtricks.nn._dropout import drop_path as drop_path
 from jtricks.nn._dropout import dropout as dropout
 from jtricks.nn._layers import conv2d as conv2d
@@ -54,7 +58,9 @@ __all__ = [
     "conv2d",
     "dense",
     "drop_path",
+    "data_parallel",
     "dropout",
+    "example_keys",
     "global_avg_pool",
     "group_norm",
     "init_batch_norm",

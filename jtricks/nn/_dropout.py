@@ -8,7 +8,10 @@ dropped and the gradients are zeros, not NaN.
 
 Masks are drawn by :func:`keep_masks`: 16-bit uniforms, two per random word,
 so the keep probability is resolved to 1/65536; the models of
-:mod:`jtricks.nn` draw all the masks of a forward pass at once.
+:mod:`jtricks.nn` draw all the masks of a forward pass at once. The first axis
+is the batch: example ``i`` draws from ``fold_in(key, i)``, ``i`` its index in
+the global batch (see :mod:`jtricks.nn._context`), so masks do not depend on
+the number of devices a step runs on.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from jtricks._validate import check_number
+from jtricks.nn._context import example_keys, per_example
 
 
 def _check(name: str, key, rate, training: bool) -> None:
@@ -29,8 +33,33 @@ def _check(name: str, key, rate, training: bool) -> None:
         )
 
 
+def _uniforms(key, batch: int, per_example_size: int) -> jax.Array:
+    """``uint32[batch, >= per_example_size]`` 16-bit uniforms, two per random word.
+
+    Row ``i`` comes from ``fold_in(key, global index of i)`` (:func:`example_keys`):
+    one ``vmap``-ed draw over the per-example keys, i.e. one batched threefry
+    of the same size as a single draw for the whole batch, plus one
+    ``fold_in`` per example. Inside ``data_parallel(..., per_example=False)``
+    the rows come from one draw of ``key`` for the whole local batch instead.
+    """
+    half = (per_example_size + 1) // 2
+    if per_example():
+        keys = example_keys(key, batch)
+        words = jax.vmap(lambda k: jax.random.bits(k, (half,), jnp.uint32))(keys)
+    else:
+        words = jax.random.bits(key, (batch, half), jnp.uint32)
+    return jnp.concatenate([words >> 16, words & 0xFFFF], axis=1)  # contiguous halves
+
+
 def keep_masks(key: jax.Array, keeps, shapes) -> list[jax.Array]:
     """Boolean masks of ``shapes``, each entry ``True`` with its mask's probability in ``keeps``.
+
+    The shapes share a leading batch axis, and example ``i``'s entries of
+    every mask come from the random bits of ``fold_in(key, i)``, ``i`` its
+    index in the global batch (:func:`jtricks.nn.example_keys`: ``arange``
+    on one device or under ``jit`` over a sharded global batch, shifted by the
+    shard's offset inside :func:`jtricks.nn.data_parallel`), so the masks do
+    not depend on how many devices share the batch.
 
     All the masks come from one random draw, and each random 32-bit word gives
     two 16-bit uniforms: a model that draws every dropout (or drop-path) mask
@@ -43,27 +72,42 @@ def keep_masks(key: jax.Array, keeps, shapes) -> list[jax.Array]:
     exact), within 7.7e-6 of ``keep``.
 
     Args:
-      key: a PRNG key (any implementation).
+      key: a PRNG key (any implementation), the same on every device.
       keeps: one keep probability per shape, or one for all; values in
         ``[0, 1]`` (may be traced; outside values are clipped).
-      shapes: the masks' shapes.
+      shapes: the masks' shapes, batch axis first (a 0-d shape is a batch of
+        one).
 
     Returns:
       A list of boolean arrays, one per shape; different masks use disjoint
       random bits, so they are independent.
+
+    Raises:
+      ValueError: if the shapes do not share their leading (batch) size.
+
+    Example:
+      >>> a, b = keep_masks(jax.random.key(0), [0.5, 0.9], [(4, 3), (4, 1)])
+      >>> a.shape, b.shape
+      ((4, 3), (4, 1))
+      >>> (first_two,) = keep_masks(jax.random.key(0), 0.5, [(2, 3)])  # example i: same bits
+      >>> bool((first_two == keep_masks(jax.random.key(0), 0.5, [(4, 3)])[0][:2]).all())
+      True
     """
     shapes = [tuple(s) for s in shapes]
-    sizes = [math.prod(s) for s in shapes]
+    rows = [s[1:] if s else () for s in shapes]
+    batches = {s[0] if s else 1 for s in shapes}
+    if len(batches) != 1:
+        raise ValueError(f"keep_masks: shapes {shapes} must share their leading (batch) size")
+    (batch,) = batches
+    sizes = [math.prod(r) for r in rows]
     if not isinstance(keeps, (list, tuple)):
         keeps = [keeps] * len(shapes)
-    half = (sum(sizes) + 1) // 2
-    words = jax.random.bits(key, (half,), jnp.uint32)
-    uniforms = jnp.concatenate([words >> 16, words & 0xFFFF])  # 16-bit values, contiguous halves
+    uniforms = _uniforms(key, batch, sum(sizes))
     masks, start = [], 0
     for shape, size, keep in zip(shapes, sizes, keeps):
         keep = jnp.clip(jnp.asarray(keep, jnp.float32), 0.0, 1.0)
         threshold = jnp.round(keep * 65536.0).astype(jnp.uint32)  # in [0, 65536]
-        masks.append(uniforms[start : start + size].reshape(shape) < threshold)
+        masks.append(uniforms[:, start : start + size].reshape(shape) < threshold)
         start += size
     return masks
 
@@ -91,8 +135,11 @@ def dropout(key: jax.Array | None, x: jax.Array, rate, *, training: bool) -> jax
     """Zeroes each entry of ``x`` with probability ``rate``, scales the rest by ``1/(1-rate)``.
 
     Args:
-      key: a PRNG key (needed when ``training``).
-      x: input of any shape and floating dtype (kept).
+      key: a PRNG key (needed when ``training``), the step key, the same on
+        every device.
+      x: input of any shape and floating dtype (kept), batch axis first:
+        example ``i``'s entries are dropped with the bits of ``fold_in(key,
+        i)``, ``i`` its index in the global batch (see :func:`keep_masks`).
       rate: the drop probability in ``[0, 1]`` (may be traced).
       training: when ``False`` the input is returned unchanged.
 
@@ -132,7 +179,8 @@ def drop_path(key: jax.Array | None, x: jax.Array, rate, *, training: bool) -> j
     zeroed, so the block is skipped for that example.
 
     Args:
-      key: a PRNG key (needed when ``training``).
+      key: a PRNG key (needed when ``training``); example ``i`` is kept or
+        dropped with the bits of ``fold_in(key, i)`` (see :func:`keep_masks`).
       x: the branch output ``(batch, ...)``.
       rate: the probability of dropping the branch, in ``[0, 1]`` (may be traced).
       training: when ``False`` the input is returned unchanged.

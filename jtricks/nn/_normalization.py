@@ -38,6 +38,7 @@ from jax import lax
 
 from jtricks._numeric import compute_dtype, upcast
 from jtricks._validate import check_int, check_positive, check_unit_interval
+from jtricks.nn._context import data_axis
 
 
 def _moments(x, axes, axis_name=None):
@@ -168,7 +169,10 @@ def batch_norm(
       eps: added to the variance, ``> 0``.
       axis_name: inside ``pmap`` / ``shard_map``, the mapped axis whose devices
         share statistics (``lax.pmean``), so that the result equals batch norm
-        on the whole global batch (for equal per-device batches).
+        on the whole global batch (for equal per-device batches). ``None``
+        takes the data axis of the enclosing
+        :func:`jtricks.nn.data_parallel` (which the per-device steps of
+        :mod:`jtricks.parallel` open), and is local outside one.
 
     Returns:
       ``(y, new_state)`` with ``y`` in ``x``'s dtype and ``new_state`` a
@@ -213,7 +217,7 @@ def batch_norm(
     if not training:
         y = _normalize(x, state.mean, state.var, eps, params.get("scale"), params.get("bias"), axes)
         return y, state
-    mean, var = _moments(x, axes, axis_name)
+    mean, var = _moments(x, axes, data_axis() if axis_name is None else axis_name)
     y = _normalize(x, mean, var, eps, params.get("scale"), params.get("bias"), axes)
     m = jnp.asarray(momentum, mean.dtype)
     new_state = BatchNormState(

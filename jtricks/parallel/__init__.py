@@ -3,17 +3,31 @@
 Two forms of the same ``train_step``: :func:`pmap_step` (one replica per
 local device, gradients averaged with ``lax.pmean``) and :func:`sharded_step`
 (``jit`` over a :func:`data_mesh` with ``NamedSharding``, or ``shard_map``
-with manual collectives). Dropout keys follow a rule that makes the result
-independent of the device count (:func:`apply_per_example`); batch norm
-averages its statistics over the global batch. :func:`initialize` joins
-several processes into one run.
+with manual collectives). A loss is written as on one device, e.g.
+:func:`jtricks.train.classifier_loss` of a :mod:`jtricks.nn` model: the
+per-device forms trace it inside :func:`data_parallel`, so dropout masks follow
+one rule, example ``i`` of the global batch draws from ``fold_in(step_key,
+i)`` (:func:`example_keys`), and batch norm averages its statistics over the
+global batch; the result does not depend on the device count.
+:func:`initialize` joins several processes into one run.
+
+Example:
+  >>> import jax, jtricks
+  >>> from jtricks import parallel
+  >>> model = jtricks.nn.mlp([16, 3], batch_norm=True, dropout=0.5)
+  >>> params, ms = model.init(jax.random.key(0), (4,))
+  >>> tx = jtricks.optim.sgd(0.1)
+  >>> state = jtricks.train.TrainState.create(params=params, tx=tx, key=0, model_state=ms)
+  >>> batch = (jax.numpy.ones((8, 4)), jax.numpy.zeros(8, int))
+  >>> step = parallel.pmap_step(jtricks.train.classifier_loss(model), tx, num_devices=2)
+  >>> new, metrics = step(parallel.replicate(state, 2), parallel.split_batch(batch, 2))
 """
+
+from jtricks.nn import data_parallel as data_parallel
+from jtricks.nn import example_keys as example_keys
 
 from ._distributed import initialize as initialize
 from ._distributed import process_slice as process_slice
-from ._keys import EXAMPLE_AXIS as EXAMPLE_AXIS
-from ._keys import apply_per_example as apply_per_example
-from ._keys import example_keys as example_keys
 from ._pmap import pmap_step as pmap_step
 from ._pmap import replicate as replicate
 from ._pmap import split_batch as split_batch
@@ -25,9 +39,8 @@ from ._sharded import shard_loss as shard_loss
 from ._sharded import sharded_step as sharded_step
 
 __all__ = [
-    "EXAMPLE_AXIS",
-    "apply_per_example",
     "data_mesh",
+    "data_parallel",
     "example_keys",
     "initialize",
     "pmap_step",

@@ -57,7 +57,8 @@ def split_batch(batch: Any, num_devices: int | None = None) -> Any:
     """Reshapes every leaf from ``(B, ...)`` to ``(num_devices, B // num_devices, ...)``.
 
     Device ``d`` receives the examples ``d * B // n ... (d + 1) * B // n - 1``,
-    in order, which is the layout that :func:`apply_per_example` assumes.
+    in order, which is the layout that the example-key rule assumes
+    (:func:`~jtricks.nn.example_keys`).
 
     Args:
       batch: a pytree of arrays with a common leading batch axis.
@@ -85,7 +86,6 @@ def pmap_step(
     tx,
     *,
     axis_name: str = "data",
-    dropout_keys: str = "example",
     num_devices: int | None = None,
     donate: bool = False,
 ):
@@ -93,18 +93,17 @@ def pmap_step(
 
     Args:
       loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss,
-        (new_model_state, metrics))``, run on each device's shard. It must
-        use ``axis_name`` wherever it needs global statistics (batch norm's
-        ``axis_name``, or :func:`apply_per_example`).
+        (new_model_state, metrics))``, run on each device's shard and written
+        as on one device (e.g. :func:`jtricks.train.classifier_loss`): it is
+        traced inside :func:`jtricks.nn.data_parallel` over ``axis_name``, so
+        batch norm shares its statistics over the devices and dropout masks
+        follow the example-key rule without the loss passing ``axis_name``:
+        example ``i`` of the global batch draws its masks from
+        ``fold_in(step_key, i)`` (:func:`~jtricks.nn.example_keys`), so masks
+        differ across devices and the step equals the single-device step on
+        the whole batch, whatever the device count.
       tx: the gradient transformation.
       axis_name: the name of the device axis.
-      dropout_keys: ``"example"`` (default): the loss receives the step key,
-        the same on every device, and draws per-example keys from global
-        example indices (:func:`apply_per_example`); masks differ across
-        devices and do not depend on how many there are, so the step equals
-        the single-device step on the whole batch. ``"device"``: the loss
-        receives ``fold_in(step_key, device index)`` (``train_step``'s rule),
-        cheaper, but the masks then depend on the device count.
       num_devices: how many local devices to use (all by default).
       donate: donate the input state's buffers to the output.
 
@@ -113,7 +112,7 @@ def pmap_step(
       state and a :func:`split_batch`-ed batch; metrics are replicated.
 
     Raises:
-      ValueError: for an unknown ``dropout_keys`` or a bad ``num_devices``.
+      ValueError: for a bad ``num_devices``.
 
     References:
       P. Goyal, P. Dollár, R. Girshick et al., "Accurate, Large Minibatch SGD:
@@ -125,7 +124,7 @@ def pmap_step(
     """
     devices = jax.local_devices()[: _device_count(num_devices)]
     pmapped = jax.pmap(
-        local_step(loss_fn, tx, axis_name, dropout_keys),
+        local_step(loss_fn, tx, axis_name),
         axis_name=axis_name,
         devices=devices,
         donate_argnums=(0,) if donate else (),

@@ -8,13 +8,14 @@ whole mesh, in one of two forms:
 * ``per_device=False`` (default): ``jit`` over the *global* batch
   (:func:`shard_loss`). The loss is written as on one device (no
   ``axis_name``); XLA partitions it and inserts the all-reduces, so batch-norm
-  statistics are those of the global batch, and dropout masks drawn for the
-  global batch shape are partitioned element by element
-  (``jax_threefry_partitionable``, the default): each device computes its own
-  slice of the very masks one device would draw.
+  statistics are those of the global batch, and the per-example keys
+  ``fold_in(step_key, i)`` of the global indices ``i`` and their masks are
+  partitioned along the batch axis: each device computes the masks of its own
+  examples, the very masks one device would draw, with no all-gather.
 * ``per_device=True``: ``shard_map`` runs ``train_step`` on each device's
   shard with manual collectives over ``axis_name``, exactly like
-  :func:`~jtricks.parallel.pmap_step` (same loss, same ``dropout_keys``).
+  :func:`~jtricks.parallel.pmap_step` (the same loss, traced inside
+  :func:`jtricks.nn.data_parallel`).
 
 Both work unchanged on a multi-host mesh (:func:`~jtricks.parallel.initialize`).
 """
@@ -28,10 +29,9 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jtricks._validate import check_choice
 from jtricks.train import train_step
 
-from ._step import DROPOUT_KEYS, batch_size, check_divisible, device_count, local_step
+from ._step import batch_size, check_divisible, device_count, local_step
 
 
 def data_mesh(num_devices: int | None = None, *, axis_name: str = "data") -> Mesh:
@@ -158,24 +158,21 @@ def sharded_step(
     mesh: Mesh,
     *,
     per_device: bool = False,
-    dropout_keys: str = "example",
     donate: bool = False,
 ):
     """A data-parallel ``train_step`` compiled once for the whole mesh.
 
     Args:
       loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss,
-        (new_model_state, metrics))``. With ``per_device=False`` it sees the
-        global batch and is written as on one device (``axis_name=None``);
-        with ``per_device=True`` it sees one device's shard and uses the
-        mesh's axis name for its collectives, as under
+        (new_model_state, metrics))``, written as on one device. With
+        ``per_device=False`` it sees the global batch; with
+        ``per_device=True`` it sees one device's shard and is traced inside
+        :func:`jtricks.nn.data_parallel` over the mesh's axis, as under
         :func:`~jtricks.parallel.pmap_step`.
       tx: the gradient transformation.
       mesh: a one-axis mesh (:func:`data_mesh`).
       per_device: run the step per device under ``shard_map`` (manual
         collectives) instead of over the global batch under ``jit``.
-      dropout_keys: with ``per_device=True``, the key rule of
-        :func:`~jtricks.parallel.pmap_step` (``"example"`` or ``"device"``).
       donate: donate the input state's buffers to the output.
 
     Returns:
@@ -184,7 +181,7 @@ def sharded_step(
       the new state and the metrics are replicated.
 
     Raises:
-      ValueError: for a mesh with more than one axis or a bad ``dropout_keys``.
+      ValueError: for a mesh with more than one axis.
 
     References:
       P. Goyal, P. Dollár, R. Girshick et al., "Accurate, Large Minibatch SGD:
@@ -195,17 +192,18 @@ def sharded_step(
       >>> step = sharded_step(loss_fn, jtricks.optim.adam(1e-3), mesh)
       >>> state, metrics = step(replicate_on_mesh(state, mesh), shard_batch(batch, mesh))
     """
-    check_choice("dropout_keys", dropout_keys, DROPOUT_KEYS)
     axis = _data_axis(mesh)
     replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(axis))
     if per_device:
         body = jax.shard_map(
-            local_step(loss_fn, tx, axis, dropout_keys),
+            local_step(loss_fn, tx, axis),
             mesh=mesh,
             in_specs=(P(), P(axis)),
             out_specs=(P(), P()),
-            # Batch norm inside apply_per_example reduces over a vmap axis and
-            # the mesh axis at once, which the varying-axes checker rejects.
+            # train_step averages the per-device gradients with lax.pmean, as
+            # under pmap; with the varying-axes checker on, the gradient of the
+            # replicated parameters would come back already summed over the
+            # devices (the transpose of the implicit pvary), n times too large.
             check_vma=False,
         )
     else:

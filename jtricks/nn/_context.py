@@ -1,0 +1,135 @@
+"""Where a forward pass runs: the data axis of a per-device step, and the example-key rule.
+
+jtricks fixes one rule for the randomness of a batch (dropout, drop path)::
+
+    key of example i = fold_in(step_key, i)      (i = its index in the global batch)
+
+so an example's masks depend only on the step key and on its place in the
+global batch, never on how the batch is cut over devices. On one device, and
+under ``jit`` over a global sharded batch, ``i = arange(batch)``. Inside
+per-device code (``pmap``, ``shard_map``) a model sees only its shard and
+cannot know where it lies in the global batch: :func:`data_parallel` tells it.
+The per-device forms of :mod:`jtricks.parallel` open it around the training
+step, so a loss written as on one device gets, without calling anything
+special,
+
+* the global example indices ``axis_index(axis) * shard + arange(shard)``
+  for its masks (:func:`example_keys`, used by :func:`jtricks.nn.dropout`,
+  :func:`jtricks.nn.drop_path` and the models), and
+* batch statistics over the global batch (:func:`jtricks.nn.batch_norm`
+  with ``axis_name=None`` averages over :func:`data_axis`).
+
+The context is read while tracing; it costs nothing at run time. It is part
+of ``jax.jit``'s cache key (``jax.make_user_context``), so a function jitted
+on its own and first traced outside the context is traced again inside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Hashable, Iterator, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class _Data(NamedTuple):
+    axis_name: Hashable | tuple | None
+    per_example: bool
+
+
+# A jit-cache-sensitive context: a function jitted on its own and traced outside
+# data_parallel is traced again inside it (and the reverse), never reused wrongly.
+_DATA = jax.make_user_context(_Data(None, True))
+
+
+@contextlib.contextmanager
+def data_parallel(axis_name: Hashable | tuple, *, per_example: bool = True) -> Iterator[None]:
+    """Declares, while tracing per-device code, the mesh axis (or axes) the batch is split over.
+
+    Device ``d`` along ``axis_name`` must hold the examples ``d * b ... (d +
+    1) * b - 1`` of the global batch (``b`` its shard size), the layout of
+    :func:`jtricks.parallel.split_batch` and :func:`jtricks.parallel.shard_batch`.
+    Contexts nest; ``data_parallel(None)`` switches the rule off inside one.
+
+    Args:
+      axis_name: a ``pmap`` / ``shard_map`` axis name, or a tuple of them
+        (their devices in row-major order).
+      per_example: ``False`` gives up the rule inside the context: masks are
+        drawn from the key the model receives for its whole (local) batch in
+        one draw, so they depend on how the batch is split. It is the
+        baseline that ``scripts/bench_scale.py --part keys`` measures the
+        rule against (no measurable difference); not for training.
+
+    Example:
+      >>> f = jax.pmap(lambda x: example_indices(x.shape[0]), axis_name="d")
+      >>> with data_parallel("d"):
+      ...     f(jnp.zeros((2, 3))).tolist()
+      [[0, 1, 2], [3, 4, 5]]
+    """
+    with _DATA(_Data(axis_name, bool(per_example))):
+        yield
+
+
+def data_axis():
+    """The data axis declared by the innermost :func:`data_parallel`, or ``None``.
+
+    Example:
+      >>> with data_parallel("data"):
+      ...     data_axis()
+      'data'
+    """
+    return _DATA.value.axis_name
+
+
+def per_example() -> bool:
+    """Whether masks follow the per-example key rule here (``False`` only inside
+    ``data_parallel(..., per_example=False)``)."""
+    return _DATA.value.per_example
+
+
+def example_indices(batch_size: int, *, axis_name=None) -> jax.Array:
+    """The global indices of a batch of ``batch_size`` examples (this shard's, per device).
+
+    Args:
+      batch_size: the leading size of the (local) batch.
+      axis_name: the data axis; by default the one of :func:`data_parallel`
+        (none outside it: the batch is the global batch, indices ``0 ... B-1``).
+
+    Returns:
+      ``int32[batch_size]``: ``axis_index(axis_name) * batch_size + arange(batch_size)``.
+
+    Example:
+      >>> example_indices(3).tolist()
+      [0, 1, 2]
+    """
+    axis_name = data_axis() if axis_name is None else axis_name
+    index = jnp.arange(batch_size, dtype=jnp.int32)
+    if axis_name is None:
+        return index
+    return jax.lax.axis_index(axis_name) * batch_size + index
+
+
+def example_keys(key: jax.Array, batch_size: int, *, axis_name=None) -> jax.Array:
+    """The keys of a batch's examples: ``fold_in(key, global index)``, the one key rule.
+
+    Args:
+      key: the step key (raw ``uint32[2]`` or typed), the same on every device.
+      batch_size: the number of examples of this (local) batch.
+      axis_name: inside ``pmap`` / ``shard_map``, the data axis; by default the
+        one declared by :func:`data_parallel`, or none (one device, or ``jit``
+        over a global sharded batch).
+
+    Returns:
+      ``batch_size`` keys of ``key``'s kind stacked on a leading axis
+      (``uint32[batch_size, 2]`` for a raw key).
+
+    Example:
+      >>> keys = example_keys(jax.random.PRNGKey(0), 4)
+      >>> keys.shape
+      (4, 2)
+      >>> bool((keys[1] == jax.random.fold_in(jax.random.PRNGKey(0), 1)).all())
+      True
+    """
+    index = example_indices(batch_size, axis_name=axis_name)
+    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, index)
