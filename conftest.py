@@ -24,17 +24,9 @@ import pytest  # noqa: E402
 
 import jtricks  # noqa: E402
 
-# lead: remove when engine docstrings run. The modules whose docstring examples are not yet
-# run as doctests (the engine rewrite owns their docstrings); everything else in jtricks/ is.
-# tests/test_package.py reads this list to check that no other example drops out.
-# (jtricks/train and jtricks/sweep.py left the list when their examples ran, 2026-11-29;
-# jtricks/demo and jtricks/cli already pass too; jtricks/parallel does not yet: 9 fail.)
-DOCTESTS_NOT_YET_RUN = [
-    "jtricks/parallel",
-    "jtricks/demo",
-    "jtricks/cli",
-]
-collect_ignore = list(DOCTESTS_NOT_YET_RUN) + ["jtricks/__main__.py"]
+# Every docstring example of jtricks/ runs as a doctest (tests/test_package.py checks that
+# none drops out of collection).
+collect_ignore = ["jtricks/__main__.py"]
 
 
 @pytest.fixture(autouse=True)

@@ -238,11 +238,15 @@ def bench_keys(args, n) -> dict:
 
     def on_devices(loss, per_example):
         # pmap_step's body (local_step) with or without the rule; one key per device is
-        # fold_in(step_key, device index) (train_step's per_device_keys) and one draw per shard.
+        # fold_in(step_key, device index) and one draw per shard, inside the loss.
+        def per_device(params, model_state, batch, key):  # the loss leaves the rule
+            key = jax.random.fold_in(key, jax.lax.axis_index("data"))
+            with jtricks.nn.data_parallel("data", per_example=False):
+                return loss(params, model_state, batch, key)
+
         def body(state, batch):
-            with jtricks.nn.data_parallel("data", per_example=per_example):
-                return train_step(state, batch, loss_fn=loss, tx=tx, axis_name="data",
-                                  per_device_keys=not per_example)
+            return train_step(state, batch, loss_fn=loss if per_example else per_device,
+                              tx=tx, axis_name="data")
 
         step = jax.pmap(body, axis_name="data", devices=jax.local_devices()[:n])
         return step, (lambda s: parallel.replicate(s, n)), (lambda b: parallel.split_batch(b, n))

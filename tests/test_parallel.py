@@ -124,28 +124,50 @@ def test_conv_models_are_device_count_free(form, name):
     _check_equals_reference(form, name, 8)
 
 
-def _one_key_per_device(per_example):
-    """pmap of train_step with fold_in(step_key, device) keys and local batch-norm statistics
-    unless the loss is traced inside data_parallel: what a plain per-device step does."""
-    loss_fn = classifier_loss(MLP)
+def _opted_out(fold_device):
+    """pmap of train_step whose loss leaves the rule: with ``fold_device`` it folds the
+    device index into its key (one key per device, the old per-device rule), without it
+    it also draws one mask per device and keeps local batch-norm statistics
+    (``data_parallel(None, per_example=False)`` inside the loss)."""
+    inner = classifier_loss(MLP)
+
+    def loss_fn(params, model_state, batch, key):
+        key = jax.random.fold_in(key, jax.lax.axis_index("data"))
+        if fold_device:
+            return inner(params, model_state, batch, key)
+        with parallel.data_parallel(None, per_example=False):
+            return inner(params, model_state, batch, key)
 
     def step(state, batch):
-        with parallel.data_parallel("data" if per_example else None, per_example=per_example):
-            return train_step(state, batch, loss_fn=loss_fn, tx=TX, axis_name="data")
+        return train_step(state, batch, loss_fn=loss_fn, tx=TX, axis_name="data")
 
     return jax.pmap(step, axis_name="data")
 
 
-@pytest.mark.parametrize("per_example", [False, True])
-def test_the_equality_can_fail(per_example):
-    """Without the rule (one draw per device, local statistics), or with per-device keys
-    folded in (train_step's default), 8 devices do not give the single-device step."""
+@pytest.mark.parametrize("fold_device", [False, True])
+def test_the_equality_can_fail(fold_device):
+    """Without the rule (one draw per device, local statistics), or with the device index
+    folded into the key, 8 devices do not give the single-device step."""
     expected, _ = _reference("mlp", _batches())
-    state, _ = _run(_one_key_per_device(per_example), _state(*MODELS["mlp"]), _batches(),
+    state, _ = _run(_opted_out(fold_device), _state(*MODELS["mlp"]), _batches(),
                     functools.partial(parallel.replicate, num_devices=8),
                     functools.partial(parallel.split_batch, num_devices=8), parallel.unreplicate)
     assert not np.allclose(state.params["dense_0"]["kernel"], expected.params["dense_0"]["kernel"],
                            rtol=RTOL, atol=1e-4)
+
+
+def test_a_hand_written_pmap_of_train_step_follows_the_rule():
+    """train_step(axis_name=...) itself traces the loss inside data_parallel: a plain
+    jax.pmap of it with classifier_loss equals the single-device step."""
+    loss_fn = classifier_loss(MLP)
+    step = jax.pmap(lambda s, b: train_step(s, b, loss_fn=loss_fn, tx=TX, axis_name="data"),
+                    axis_name="data")
+    expected, _ = _reference("mlp", _batches())
+    state, _ = _run(step, _state(*MODELS["mlp"]), _batches(),
+                    functools.partial(parallel.replicate, num_devices=8),
+                    functools.partial(parallel.split_batch, num_devices=8), parallel.unreplicate)
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(expected.params)):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
 
 
 def _recording(model):

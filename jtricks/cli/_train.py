@@ -315,6 +315,7 @@ def _augmenter(x_train):
     """Per-example random shift (±1 px), rotation (±10°) and zoom, background preserved."""
     import jax
 
+    import jtricks
     import jtricks.data as jd
 
     background = float(x_train.min())
@@ -325,8 +326,8 @@ def _augmenter(x_train):
         image = jd.random_rotate(k2, image, max_degrees=10.0, cval=background)
         return jd.random_zoom(k3, image, cval=background)
 
-    def augment(key, x):
-        return jax.vmap(one)(jax.random.split(key, x.shape[0]), x)
+    def augment(key, x):  # example i's key from its global index: device-count free
+        return jax.vmap(one)(jtricks.nn.example_keys(key, x.shape[0]), x)
 
     return augment
 

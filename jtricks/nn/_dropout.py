@@ -199,7 +199,7 @@ def drop_path(key: jax.Array | None, x: jax.Array, rate, *, training: bool) -> j
     Example:
       >>> y = drop_path(jax.random.key(0), jnp.ones((4, 8, 8, 16)), 0.2, training=True)
       >>> y[:, 0, 0, 0]          # whole examples dropped, the others scaled by 1 / 0.8
-      Array([0.  , 0.  , 1.25, 1.25], dtype=float32)
+      Array([0.  , 1.25, 0.  , 1.25], dtype=float32)
     """
     _check("drop_path", key, rate, training)
     x = jnp.asarray(x)

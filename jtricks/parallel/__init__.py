@@ -21,6 +21,8 @@ Example:
   >>> batch = (jax.numpy.ones((8, 4)), jax.numpy.zeros(8, int))
   >>> step = parallel.pmap_step(jtricks.train.classifier_loss(model), tx, num_devices=2)
   >>> new, metrics = step(parallel.replicate(state, 2), parallel.split_batch(batch, 2))
+  >>> new.step.tolist()
+  [1, 1]
 """
 
 from jtricks.nn import data_parallel as data_parallel

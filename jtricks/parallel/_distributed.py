@@ -49,8 +49,10 @@ def initialize(
       ValueError: for a bad ``num_processes``, ``process_id`` or
         ``local_device_count``.
 
-    Example:
-      >>> initialize("10.0.0.1:1234", num_processes=2, process_id=rank)
+    Usage, in each of the processes (``tests/test_multihost.py`` runs two on
+    127.0.0.1), before any other JAX call::
+
+        jtricks.parallel.initialize("10.0.0.1:1234", num_processes=2, process_id=rank)
     """
     num_processes = check_int("num_processes", num_processes, lo=1, allow_none=True)
     process_id = check_int("process_id", process_id, lo=0, allow_none=True)

@@ -17,6 +17,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jtricks.train._state import raw_keys, typed_like
+
 from ._step import batch_size, check_divisible, device_count, local_step
 
 
@@ -35,17 +37,23 @@ def replicate(tree: Any, num_devices: int | None = None) -> Any:
     Returns:
       The tree with leaves of shape ``(num_devices, *leaf.shape)``, as
       read-only NumPy views of one host copy (no device memory is used until
-      :func:`pmap_step` places them on the devices).
+      :func:`pmap_step` places them on the devices); typed PRNG keys stay
+      typed keys.
 
     Raises:
       ValueError: if ``num_devices`` is not positive or exceeds the local
         device count.
 
     Example:
-      >>> state = replicate(TrainState.create(params=p, tx=tx, key=0), 8)
+      >>> tree = {"w": jnp.ones(3), "key": jax.random.key(0)}
+      >>> replicated = replicate(tree, 2)
+      >>> replicated["w"].shape, replicated["key"].shape
+      ((2, 3), (2,))
     """
     n = _device_count(num_devices)
-    return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))), tree)
+    raw = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))),
+                       raw_keys(tree))
+    return typed_like(raw, tree)
 
 
 def unreplicate(tree: Any) -> Any:
@@ -73,7 +81,9 @@ def split_batch(batch: Any, num_devices: int | None = None) -> Any:
         and the mean loss); choose a batch size that is a multiple.
 
     Example:
-      >>> x, y = split_batch((x, y), 8)   # (64, 8, 8, 1) -> (8, 8, 8, 8, 1)
+      >>> x, y = split_batch((jnp.zeros((64, 8, 8, 1)), jnp.zeros(64)), 8)
+      >>> x.shape, y.shape
+      ((8, 8, 8, 8, 1), (8, 8))
     """
     n = _device_count(num_devices)
     size = batch_size(batch)
@@ -119,8 +129,17 @@ def pmap_step(
       Training ImageNet in 1 Hour", https://arxiv.org/abs/1706.02677, 2017.
 
     Example:
-      >>> step = pmap_step(loss_fn, jtricks.optim.sgd(0.1))
-      >>> state, metrics = step(replicate(state), split_batch(batch))
+      >>> from jtricks.train import TrainState, classifier_loss
+      >>> model = jtricks.nn.mlp([16, 3], batch_norm=True, dropout=0.5)
+      >>> params, model_state = model.init(jax.random.key(0), (4,))
+      >>> tx = jtricks.optim.sgd(0.1)
+      >>> state = TrainState.create(params=params, tx=tx, key=jax.random.key(1),
+      ...                           model_state=model_state)
+      >>> batch = (jnp.ones((8, 4)), jnp.zeros(8, jnp.int32))
+      >>> step = pmap_step(classifier_loss(model), tx, num_devices=2)
+      >>> state, metrics = step(replicate(state, 2), split_batch(batch, 2))
+      >>> state.step.tolist(), metrics["loss"].shape     # one replica per device
+      ([1, 1], (2,))
     """
     devices = jax.local_devices()[: _device_count(num_devices)]
     pmapped = jax.pmap(

@@ -30,6 +30,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jtricks.train import train_step
+from jtricks.train._state import raw_keys, typed_like
 
 from ._step import batch_size, check_divisible, device_count, local_step
 
@@ -50,6 +51,8 @@ def data_mesh(num_devices: int | None = None, *, axis_name: str = "data") -> Mes
 
     Example:
       >>> mesh = data_mesh(8)
+      >>> mesh.axis_names, mesh.size
+      (('data',), 8)
     """
     devices = jax.devices()
     n = device_count(num_devices, len(devices), "devices")
@@ -75,15 +78,19 @@ def replicate_on_mesh(tree: Any, mesh: Mesh) -> Any:
       mesh: the mesh (see :func:`data_mesh`).
 
     Returns:
-      The tree as global arrays with the replicated sharding ``P()``.
+      The tree as global arrays with the replicated sharding ``P()`` (typed
+      PRNG keys stay typed keys).
 
     Example:
-      >>> state = replicate_on_mesh(state, data_mesh())
+      >>> tree = replicate_on_mesh({"w": jnp.ones(3), "key": jax.random.key(0)}, data_mesh(4))
+      >>> tree["w"].sharding.is_fully_replicated, len(tree["key"].devices())
+      (True, 4)
     """
     sharding = NamedSharding(mesh, P())
-    return jax.tree.map(
-        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree
-    )
+    raw = jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
+        raw_keys(tree))
+    return typed_like(raw, tree)
 
 
 def shard_batch(batch: Any, mesh: Mesh) -> Any:
@@ -108,7 +115,9 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
         statistics and the mean loss).
 
     Example:
-      >>> x, y = shard_batch((x, y), mesh)
+      >>> x, y = shard_batch((jnp.zeros((16, 4)), jnp.zeros(16)), data_mesh(8))
+      >>> x.shape, x.addressable_shards[0].data.shape
+      ((16, 4), (2, 4))
     """
     axis = _data_axis(mesh)
     check_divisible(batch_size(batch) * jax.process_count(), mesh.size)
@@ -138,9 +147,19 @@ def shard_loss(loss_fn, mesh: Mesh):
       The loss function with the same signature.
 
     Example:
+      >>> from jtricks.train import TrainState, classifier_loss, fit
+      >>> model = jtricks.nn.mlp([16, 2], dropout=0.2)
+      >>> params, model_state = model.init(jax.random.key(0), (4,))
+      >>> tx = jtricks.optim.adam(1e-2)
+      >>> state = TrainState.create(params=params, tx=tx, key=1, model_state=model_state)
+      >>> x = jax.random.normal(jax.random.key(2), (64, 4))
+      >>> y = (x[:, 0] > 0).astype(jnp.int32)
       >>> mesh = data_mesh(8)
-      >>> result = jtricks.train.fit(replicate_on_mesh(state, mesh), tx,
-      ...                            shard_loss(loss_fn, mesh), (x, y), epochs=10, batch_size=64)
+      >>> result = fit(replicate_on_mesh(state, mesh), (x, y),
+      ...              loss_fn=shard_loss(classifier_loss(model), mesh), tx=tx,
+      ...              epochs=2, batch_size=16, progress=False)
+      >>> int(result.state.step)
+      8
     """
     split = NamedSharding(mesh, P(_data_axis(mesh)))
 
@@ -188,9 +207,18 @@ def sharded_step(
       Training ImageNet in 1 Hour", https://arxiv.org/abs/1706.02677, 2017.
 
     Example:
-      >>> mesh = data_mesh()
-      >>> step = sharded_step(loss_fn, jtricks.optim.adam(1e-3), mesh)
+      >>> from jtricks.train import TrainState, classifier_loss
+      >>> model = jtricks.nn.mlp([16, 3], batch_norm=True, dropout=0.5)
+      >>> params, model_state = model.init(jax.random.key(0), (4,))
+      >>> tx = jtricks.optim.adam(1e-3)
+      >>> state = TrainState.create(params=params, tx=tx, key=jax.random.key(1),
+      ...                           model_state=model_state)
+      >>> mesh = data_mesh(8)
+      >>> step = sharded_step(classifier_loss(model), tx, mesh)
+      >>> batch = (jnp.ones((16, 4)), jnp.zeros(16, jnp.int32))
       >>> state, metrics = step(replicate_on_mesh(state, mesh), shard_batch(batch, mesh))
+      >>> int(state.step), metrics["loss"].sharding.is_fully_replicated
+      (1, True)
     """
     axis = _data_axis(mesh)
     replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(axis))

@@ -7,29 +7,23 @@ from typing import Any
 import jax
 
 from jtricks._validate import check_int
-from jtricks.nn import data_parallel
 from jtricks.train import train_step
 
 def local_step(loss_fn, tx, axis_name):
     """``train_step`` on one device's shard, inside ``pmap`` / ``shard_map``.
 
-    The loss is traced inside :func:`jtricks.nn.data_parallel` over
-    ``axis_name``, so a loss written as on one device is right here too:
-    batch norm (``axis_name=None``) averages its statistics over the devices,
-    and the models draw example ``i``'s masks from ``fold_in(step_key, global
-    index of i)``. ``train_step`` is called with ``per_device_keys=False``:
-    every device gets the step key itself, the one ``train_step`` gives on
-    one device, and the global index is what tells the examples apart.
-    (One key per device, ``fold_in(step_key, device index)``, made the masks
-    depend on the device count and measured no faster: see
-    ``scripts/bench_scale.py --part keys``.)
+    ``train_step(axis_name=...)`` traces the loss inside
+    :func:`jtricks.nn.data_parallel` over ``axis_name``, so a loss written as
+    on one device is right here too: batch norm (``axis_name=None``) averages
+    its statistics over the devices, and the models draw example ``i``'s masks
+    from ``fold_in(step_key, global index of i)`` with the step key that one
+    device would use. (One key per device, ``fold_in(step_key, device
+    index)``, made the masks depend on the device count and measured no
+    faster: see ``scripts/bench_scale.py --part keys``.)
     """
 
     def step(state, batch):
-        with data_parallel(axis_name):
-            return train_step(
-                state, batch, loss_fn=loss_fn, tx=tx, axis_name=axis_name, per_device_keys=False
-            )
+        return train_step(state, batch, loss_fn=loss_fn, tx=tx, axis_name=axis_name)
 
     return step
 

@@ -19,23 +19,7 @@ import numpy as np
 
 from jtricks._optional import require
 
-
-def _is_typed_key(leaf) -> bool:
-    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
-
-
-def _raw_keys(tree):
-    """``tree`` with every typed PRNG key (``jax.random.key``) as its raw ``uint32``
-    data: what orbax and the digest can store."""
-    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_typed_key(x) else x, tree)
-
-
-def _typed_like(tree, target):
-    """The inverse of :func:`_raw_keys`: where ``target`` holds a typed key, wrap
-    ``tree``'s raw data back into a key of the same implementation."""
-    return jax.tree.map(
-        lambda x, t: jax.random.wrap_key_data(x, impl=jax.random.key_impl(t))
-        if _is_typed_key(t) else x, tree, target)
+from ._state import raw_keys, typed_like
 
 
 def _digest(tree) -> str:
@@ -101,7 +85,7 @@ class Checkpointer:
         The call returns when the checkpoint is complete on disk.
         """
         ocp = self._ocp
-        tree = _raw_keys(tree)
+        tree = raw_keys(tree)
         meta = dict(meta or {}, digest=_digest(tree))
         self._manager.save(
             int(epoch),
@@ -120,7 +104,7 @@ class Checkpointer:
           CheckpointError: if it cannot be read or its arrays do not match their digest.
         """
         ocp = self._ocp
-        typed_target, target = target, _raw_keys(target)
+        typed_target, target = target, raw_keys(target)
         path = os.path.join(self.directory, str(epoch))
         try:
             restored = self._manager.restore(
@@ -139,7 +123,7 @@ class Checkpointer:
         if jax.tree.structure(tree) != jax.tree.structure(target):
             raise CheckpointError(f"checkpoint {path} holds a different structure than "
                                   "this run (another model or optimizer?)")
-        return _typed_like(tree, typed_target), meta
+        return typed_like(tree, typed_target), meta
 
     def restore_latest(self, target: Any) -> tuple[int, Any, dict] | None:
         """Restores the newest checkpoint that restores cleanly.

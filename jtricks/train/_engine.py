@@ -27,6 +27,7 @@ and one evaluation signature (per-example metrics, averaged by
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -34,6 +35,7 @@ import jax.numpy as jnp
 
 from jtricks._numeric import global_norm, safe_increment
 from jtricks._validate import check_int
+from jtricks.nn import data_parallel
 from jtricks.optim import apply_updates
 from jtricks.optim._base import call_update
 
@@ -46,8 +48,7 @@ LossFn = Callable[[Any, Any, Any, jax.Array], tuple[jax.Array, tuple[Any, dict]]
 
 
 def train_step(state: TrainState, batch: Any, *, loss_fn: LossFn, tx,
-               axis_name: str | None = None,
-               per_device_keys: bool = True) -> tuple[TrainState, dict]:
+               axis_name: str | None = None) -> tuple[TrainState, dict]:
     """One optimizer step: gradients of ``loss_fn``, ``tx.update``, apply.
 
     The optimizer receives the step's loss as ``value=`` (optax's extra-argument
@@ -60,10 +61,14 @@ def train_step(state: TrainState, batch: Any, *, loss_fn: LossFn, tx,
       loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss,
         (new_model_state, metrics))`` with ``metrics`` a dict of scalars.
       tx: a gradient transformation (jtricks or optax).
-      axis_name: inside ``pmap`` / ``shard_map``, the mapped axis: gradients,
-        loss and metrics are averaged over it with ``lax.pmean``.
-      per_device_keys: with ``axis_name``, whether every device folds its
-        index into the step key (:mod:`jtricks.parallel` decides this).
+      axis_name: inside ``pmap`` / ``shard_map``, the data axis the batch is
+        split over: gradients, loss and metrics are averaged over it with
+        ``lax.pmean``, and the loss is traced inside
+        :func:`jtricks.nn.data_parallel` over it, so a loss written as on one
+        device (e.g. :func:`classifier_loss`) gets the global batch's
+        statistics from batch norm and draws example ``i``'s dropout masks
+        from ``fold_in(step_key, global index of i)``: every device gets the
+        same step key, and the result does not depend on the device count.
 
     Returns:
       ``(new_state, metrics)``; ``metrics`` holds the loss function's metrics,
@@ -82,11 +87,10 @@ def train_step(state: TrainState, batch: Any, *, loss_fn: LossFn, tx,
       (1, ['accuracy', 'grad_norm', 'loss'])
     """
     key, step_key = jax.random.split(state.key)
-    if axis_name is not None and per_device_keys:
-        step_key = jax.random.fold_in(step_key, jax.lax.axis_index(axis_name))
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, (model_state, metrics)), grads = grad_fn(state.params, state.model_state, batch,
-                                                    step_key)
+    with data_parallel(axis_name) if axis_name is not None else contextlib.nullcontext():
+        (loss, (model_state, metrics)), grads = grad_fn(state.params, state.model_state,
+                                                        batch, step_key)
     metrics = dict(metrics, loss=loss)
     if axis_name is not None:
         grads, metrics = jax.lax.pmean((grads, metrics), axis_name)

@@ -19,6 +19,24 @@ def as_key(key: Any) -> jax.Array:
     return jnp.asarray(key)
 
 
+def _is_typed_key(leaf) -> bool:
+    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def raw_keys(tree):
+    """``tree`` with every typed PRNG key (``jax.random.key``) as its raw ``uint32``
+    data: what orbax and the digest can store."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_typed_key(x) else x, tree)
+
+
+def typed_like(tree, target):
+    """The inverse of :func:`raw_keys`: where ``target`` holds a typed key, wrap
+    ``tree``'s raw data back into a key of the same implementation."""
+    return jax.tree.map(
+        lambda x, t: jax.random.wrap_key_data(x, impl=jax.random.key_impl(t))
+        if _is_typed_key(t) else x, tree, target)
+
+
 class TrainState(NamedTuple):
     """Everything that changes during training, as one pytree.
 

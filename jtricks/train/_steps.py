@@ -36,7 +36,10 @@ def classifier_loss(model, *, class_weights=None, augment: Callable | None = Non
       class_weights: optional ``(num_classes,)`` weights; the loss is
         ``sum_i w[y_i] l_i / sum_i w[y_i]``, so rare classes can count more.
       augment: optional ``augment(key, x) -> x`` applied to the batch of inputs
-        during training (e.g. a vmapped ``jtricks.data.random_shift``).
+        during training, e.g. ``jax.vmap(one)(jtricks.nn.example_keys(key,
+        len(x)), x)`` with ``one(key, image)`` a ``jtricks.data.random_shift``:
+        per-example keys from the global index keep it independent of the
+        device count, as dropout is.
 
     Returns:
       ``loss_fn(params, model_state, (x, y), key) -> (loss, (new_model_state,
