@@ -317,3 +317,17 @@ def test_cli_train_devices_runs_data_parallel(tmp_path, capsys):
     assert summary["config"]["devices"] == 8 and summary["test_accuracy"] > 0.5
     assert main([*argv, "--devices", "3", "--out", str(tmp_path)]) == 2
     assert "--batch-size 64 does not divide by --devices 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("form", ["pmap", "shard_map", "jit"])
+def test_typed_keys_run_every_form_as_raw_keys(form):
+    """A TrainState holding a typed key (jax.random.key) replicates, steps and comes back
+    typed on every form, with the numbers of the same raw key."""
+    model, shape = MODELS["mlp"]
+    raw = _state(model, shape)
+    typed = raw._replace(key=jax.random.wrap_key_data(raw.key))
+    (a, _), (b, _) = (_run_form(form, "mlp", _batches(), 2, state=s) for s in (typed, raw))
+    assert jax.dtypes.issubdtype(a.key.dtype, jax.dtypes.prng_key)
+    np.testing.assert_array_equal(jax.random.key_data(a.key), b.key)
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_array_equal(x, y)
