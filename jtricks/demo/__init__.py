@@ -3,8 +3,11 @@ written up as a report folder (README.md with tables and verdicts, a PNG per
 experiment, metrics JSONL/CSV).
 
 Example:
+  >>> import tempfile
   >>> from jtricks.demo import run_demo
-  >>> results = run_demo("jtricks-report", quick=True)
+  >>> results = run_demo(tempfile.mkdtemp(), quick=True, only=["imbalance"], progress=False)
+  >>> [r.name for r in results]
+  ['imbalance']
 """
 
 from __future__ import annotations
