@@ -227,7 +227,8 @@ def test_resume_with_another_run_config_refuses_naming_the_difference(tmp_path):
     with pytest.raises(CheckpointError) as info:
         _run(4, ckpt, resume=True, run_config=dict(config, seed=1, lr=0.1))
     message = str(info.value)
-    assert "another run configuration (lr: 0.01 -> 0.1; seed: 0 -> 1" in message
+    assert ("another run configuration (checkpoint -> this run: lr: 0.01 -> 0.1; "
+            "seed: 0 -> 1)") in message
     assert "\n" not in message
     assert os.listdir(ckpt) == ["2"]  # nothing moved aside, the lock released
     _run(4, ckpt, resume=True, run_config=config)  # the same configuration resumes

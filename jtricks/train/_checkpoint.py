@@ -13,6 +13,7 @@ refused, naming the difference. A lock file keeps one writer per directory.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -112,15 +113,36 @@ def _stderr(message: str) -> None:
 def _quiet_logs():
     """Orbax and TensorStore log through absl at INFO/WARNING (hundreds of lines for a
     failed restore); this class reports every problem in one line of its own."""
-    loggers = [logging.getLogger(name) for name in ("absl", "orbax", "jax._src.distributed")]
+    loggers = [logging.getLogger(name) for name in ("absl", "orbax", "asyncio")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
+        gc.collect()  # TensorStore futures of a failed read log their error when collected
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+
+
+def _ignore_closed_loop_callbacks() -> None:
+    """After a failed read, TensorStore completes the read's other requests from its own
+    threads, after orbax has closed the event loop that awaited them; each one would
+    print a ``RuntimeError: Event loop is closed`` traceback (dozens per damaged
+    checkpoint). This filter of ``sys.unraisablehook`` drops exactly those and hands
+    everything else to the previous hook."""
+    previous = sys.unraisablehook
+    if getattr(previous, "_jtricks_closed_loop_filter", False):
+        return
+
+    def hook(unraisable):
+        exc = unraisable.exc_value
+        if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook._jtricks_closed_loop_filter = True
+    sys.unraisablehook = hook
 
 
 class CheckpointError(RuntimeError):
@@ -206,6 +228,7 @@ class Checkpointer:
         if not os.access(d, os.W_OK | os.X_OK):
             raise CheckpointError(f"checkpoint directory {d} is not writable; choose "
                                   "a writable directory")
+        _ignore_closed_loop_callbacks()
         with _quiet_logs():
             self._manager = ocp.CheckpointManager(
                 d,
@@ -381,14 +404,16 @@ class Checkpointer:
         """
         ocp = self._ocp
         path = self._path(epoch)
-        try:
-            with _quiet_logs():
+        failure = None
+        with _quiet_logs():
+            try:
                 meta = self._manager.restore(
                     int(epoch), args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-        except Exception as e:  # orbax raises many kinds; any of them means unusable
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise CheckpointError(f"checkpoint {path} is unreadable "
-                                  f"({type(e).__name__}: {first[:200]})") from None
+            except Exception as e:  # orbax raises many kinds; any of them means unusable
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                failure = f"{type(e).__name__}: {first[:200]}"
+        if failure is not None:
+            raise CheckpointError(f"checkpoint {path} is unreadable ({failure})")
         if not isinstance(meta, dict):
             raise CheckpointError(f"checkpoint {path} is corrupt (its metadata is not a dict)")
         body = {k: v for k, v in meta.items() if k not in ("digest", "meta_digest")}
@@ -424,21 +449,24 @@ class Checkpointer:
             diff = config_differences(saved_config, run_config)
             if diff:
                 raise _Mismatch(f"checkpoint {path} was written by another run "
-                                f"configuration ({'; '.join(diff)}, checkpoint -> this run)")
+                                f"configuration (checkpoint -> this run: {'; '.join(diff)})")
         if "layout" in meta:
             layout = json.loads(_canonical(_layout(target)))
             if meta["layout"] != layout:
                 raise _Mismatch(f"checkpoint {path} holds another model or optimizer "
                                 f"({_layout_difference(meta['layout'], layout)})")
-        try:
-            with _quiet_logs():
+        failure = None
+        with _quiet_logs():
+            try:
                 tree = self._manager.restore(
                     int(epoch), args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
                 ).state
-        except Exception as e:  # orbax raises many kinds; any of them means unusable
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise CheckpointError(f"checkpoint {path} is unreadable "
-                                  f"({type(e).__name__}: {first[:200]})") from None
+            except Exception as e:  # orbax raises many kinds; any of them means unusable
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                failure = f"{type(e).__name__}: {first[:200]}"
+            # leaving the block collects the failed read's futures while the logs are quiet
+        if failure is not None:
+            raise CheckpointError(f"checkpoint {path} is unreadable ({failure})")
         body = {k: v for k, v in meta.items() if k != "digest"}
         expected = _digest(tree, body) if meta.get("format") == _FORMAT else _digest(tree)
         if meta.get("digest") != expected:
