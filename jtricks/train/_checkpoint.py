@@ -203,6 +203,13 @@ class Checkpointer:
       >>> epoch, restored, meta = ckpt.restore_latest(tree)
       >>> epoch, restored["w"].tolist(), meta["note"]
       (3, [0.0, 1.0, 2.0], 'after epoch 3')
+      >>> Checkpointer(ckpt.directory).save(4, tree)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      jtricks.train._checkpoint.CheckpointError: checkpoint directory ... is in use by this process ...
+      >>> ckpt.move_aside(3)  # doctest: +ELLIPSIS
+      '.../3.corrupt-1'
+      >>> ckpt.all_epochs(), ckpt.restore_latest(tree)
+      ([], None)
       >>> ckpt.close()
     """
 

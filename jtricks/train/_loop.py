@@ -82,7 +82,8 @@ def _divergence_message(epoch: int, metrics: dict, steps_per_epoch: int,
     if _skips_non_finite(opt_state):
         advice = ("apply_if_finite was on but more non-finite steps came in a row than "
                   "its max_consecutive_errors allows, so they were applied; try a smaller "
-                  "learning rate, gradient clipping, or a larger max_consecutive_errors.")
+                  "learning rate, gradient clipping, or a larger max_consecutive_errors "
+                  "(jtricks train: --max-bad-steps, unlimited by default).")
     else:
         advice = ("Try a smaller learning rate, gradient clipping, or apply_if_finite "
                   "to skip such steps.")
