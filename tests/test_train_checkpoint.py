@@ -363,3 +363,31 @@ def test_unusable_checkpoint_directory_is_refused_before_training(tmp_path, kind
             _run(2, str(ckpt))
     finally:
         tmp_path.chmod(0o700)
+
+
+def test_ctrl_c_during_a_save_completes_it_then_stops(tmp_path, uninterrupted, monkeypatch):
+    """A real SIGINT inside orbax's write (which runs under asyncio.run, where SIGINT
+    becomes a cancellation orbax may swallow): the save completes, then
+    KeyboardInterrupt reaches the caller, and the resumed run ends bit-identical."""
+    import signal
+
+    import orbax.checkpoint as ocp
+
+    ckpt = str(tmp_path / "ckpt")
+    original = ocp.handlers.JsonCheckpointHandler.async_save
+    calls = []
+
+    async def ctrl_c(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # epoch 4
+            os.kill(os.getpid(), signal.SIGINT)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.handlers.JsonCheckpointHandler, "async_save", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        _run(6, ckpt)
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert sorted(os.listdir(ckpt)) == ["2", "4"]  # 4 complete, the lock released
+    resumed = _run(6, ckpt, resume=True)
+    _assert_same(resumed.state, uninterrupted.state)

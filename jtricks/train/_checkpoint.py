@@ -18,8 +18,10 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 from typing import Any, Callable
 
@@ -143,6 +145,27 @@ def _ignore_closed_loop_callbacks() -> None:
 
     hook._jtricks_closed_loop_filter = True
     sys.unraisablehook = hook
+
+
+@contextlib.contextmanager
+def _sigint_after_block():
+    """Ctrl-C during the block is held until the block ends, then raised as
+    ``KeyboardInterrupt``: orbax runs its writes under ``asyncio.run``, which turns a
+    SIGINT into a cancellation that orbax may swallow (the run then goes on) or turn
+    into a traceback; a save is short, so it completes and the run stops right after.
+    Only in the main thread, and only when Python's default handler is in place."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 class CheckpointError(RuntimeError):
@@ -378,8 +401,10 @@ class Checkpointer:
     def save(self, epoch: int, tree: Any, meta: dict | None = None) -> None:
         """Saves ``tree`` (any pytree of arrays) and JSON ``meta`` as checkpoint ``epoch``.
 
-        The call returns when the checkpoint is complete on disk. Interrupted
-        (``KeyboardInterrupt``), it leaves an incomplete folder that restores skip.
+        The call returns when the checkpoint is complete on disk. Ctrl-C during the
+        write (in the main thread) is held until the checkpoint is complete, then
+        raised as ``KeyboardInterrupt``; an interrupted write (any other exception,
+        a kill) leaves an incomplete folder that restores move aside.
 
         Raises:
           CheckpointError: when another process holds the directory's lock.
@@ -390,7 +415,7 @@ class Checkpointer:
         meta = json.loads(_canonical(dict(meta or {}, format=_FORMAT, layout=_layout(tree))))
         meta = dict(meta, meta_digest=hashlib.sha256(_canonical(meta)).hexdigest(),
                     digest=_digest(tree, meta))
-        with _quiet_logs():
+        with _sigint_after_block(), _quiet_logs():
             self._manager.save(
                 int(epoch),
                 args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
