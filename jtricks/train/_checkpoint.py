@@ -122,7 +122,6 @@ def _quiet_logs():
     try:
         yield
     finally:
-        gc.collect()  # TensorStore futures of a failed read log their error when collected
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
 
@@ -444,6 +443,8 @@ class Checkpointer:
             except Exception as e:  # orbax raises many kinds; any of them means unusable
                 first = str(e).strip().splitlines()[0] if str(e).strip() else ""
                 failure = f"{type(e).__name__}: {first[:200]}"
+            if failure is not None:
+                gc.collect()
         if failure is not None:
             raise CheckpointError(f"checkpoint {path} is unreadable ({failure})")
         if not isinstance(meta, dict):
@@ -496,7 +497,8 @@ class Checkpointer:
             except Exception as e:  # orbax raises many kinds; any of them means unusable
                 first = str(e).strip().splitlines()[0] if str(e).strip() else ""
                 failure = f"{type(e).__name__}: {first[:200]}"
-            # leaving the block collects the failed read's futures while the logs are quiet
+            if failure is not None:  # a failed read's futures log their error when collected
+                gc.collect()
         if failure is not None:
             raise CheckpointError(f"checkpoint {path} is unreadable ({failure})")
         body = {k: v for k, v in meta.items() if k != "digest"}
