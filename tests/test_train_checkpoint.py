@@ -232,6 +232,10 @@ def test_resume_with_another_run_config_refuses_naming_the_difference(tmp_path):
     assert "\n" not in message
     assert os.listdir(ckpt) == ["2"]  # nothing moved aside, the lock released
     _run(4, ckpt, resume=True, run_config=config)  # the same configuration resumes
+    other = dict(config, seed=1)
+    fresh = _run(2, ckpt, resume=True, restart=True, run_config=other)  # or starts over
+    assert [row["epoch"] for row in fresh.history] == [1, 2]
+    assert sorted(os.listdir(os.path.join(ckpt, "archived-1"))) == ["2", "4"]
 
 
 def test_resume_with_another_model_refuses_naming_the_array(tmp_path):

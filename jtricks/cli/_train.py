@@ -119,8 +119,8 @@ def register(subparsers) -> None:
                         "they were written with other flags)")
     g.add_argument("--restart", action="store_true",
                    help="start over in a --checkpoint-dir whose checkpoints cannot be "
-                        "continued (without --resume, or none usable): they are moved "
-                        "into DIR/archived-N first")
+                        "continued (without --resume, none usable, or written with other "
+                        "flags): they are moved into DIR/archived-N first")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 

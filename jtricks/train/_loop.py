@@ -173,8 +173,8 @@ def fit(
         checkpoints are all damaged raises :class:`CheckpointError` (unless
         ``restart``).
       restart: start over in a ``checkpoint_dir`` that holds checkpoints this run
-        cannot continue (``resume=False``, or none usable): they are moved into
-        ``<checkpoint_dir>/archived-<n>`` first. Without it, a fresh run
+        cannot continue (``resume=False``, none usable, or written by another
+        ``run_config``): they are moved into ``<checkpoint_dir>/archived-<n>`` first. Without it, a fresh run
         (``resume=False``) refuses a directory that holds checkpoints.
       run_config: a JSON-able dict of everything that must match for an exact
         resume (model, optimizer and its hyperparameters, data and split seed,
@@ -288,7 +288,12 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
         had = checkpointer.has_checkpoints()
         if resume and had:
             target = {"state": state, "early_stopping": es_state, "average": avg_state}
-            found = checkpointer.restore_latest(target, run_config)
+            try:
+                found = checkpointer.restore_latest(target, run_config)
+            except CheckpointError as e:  # another run's checkpoints
+                if not restart:
+                    raise
+                _say(talk, f"not resuming: {e}")
         if found is not None:
             start, tree, meta = found
             state, es_state, avg_state = tree["state"], tree["early_stopping"], tree["average"]
