@@ -71,6 +71,10 @@ BAD_FLAGS = [
      "error: --init-scale inf: init_scale=inf must be finite"),
     (["train", "--clip-norm=-inf"], "error: --clip-norm -inf: clip_norm=-inf must be finite"),
     (["train", "--resume"], "--checkpoint-dir"),
+    (["train", "--restart"], "--restart needs --checkpoint-dir"),
+    (["train", "--max-bad-steps", "3"], "--max-bad-steps 3: needs --apply-if-finite"),
+    (["train", "--apply-if-finite", "--max-bad-steps", "-1"],
+     "--max-bad-steps -1: max_bad_steps=-1 must be >= 0"),
     (["demo", "--only", "dropout,nope"], "unknown experiment nope"),
     (["demo", "--seed", "-2"], "error: --seed -2: seed=-2 must be >= 0"),
     (["sweep", "--dropout", "0,1.5"], "error: --dropout 0,1.5: dropout=1.5 must be <= 1"),
@@ -303,3 +307,184 @@ def test_bench_without_flax_exits_2_before_any_row(tmp_path):
     proc = _without(["flax"], ["bench", "--quick", "--out", "-"], tmp_path)
     _one_line_exit_2(proc, "jtricks bench: error: the training step needs flax: "
                            "pip install 'jtricks[bench]' (or skip it: --no-train)")
+
+
+# ------------------------------------------------------- checkpoints, paths and data
+# Each refusal is one line with exit 2 before the first step ("jtricks train: digits"
+# is printed just before training starts).
+
+TINY = ["train", "--hidden", "16", "--batch-size", "64", "--quiet", "--checkpoint-every", "1"]
+
+
+def _refused(code, out, err, *expected):
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("jtricks train: error: "), err
+    assert not [line for line in lines[:-1] if not line.startswith(
+        ("jtricks train: digits", "skipping"))], err  # what it did, then why it stops
+    for text in expected:
+        assert text in lines[-1], lines[-1]
+    assert "Traceback" not in err and out == ""
+    return lines[-1]
+
+
+def _summary(out_dir):
+    return json.loads((out_dir / "summary.json").read_text())
+
+
+def _truncate_arrays(step_dir):
+    import os
+
+    for root, _, files in os.walk(step_dir / "state"):
+        if os.path.basename(root) == "d":
+            for name in files:
+                with open(os.path.join(root, name), "r+b") as f:
+                    f.truncate(8)
+
+
+def test_resume_after_a_corrupt_checkpoint_and_when_none_is_usable(tmp_path, capsys):
+    ck = tmp_path / "ck"
+    base = TINY + ["--epochs", "3", "--checkpoint-dir", str(ck)]
+    assert run(base + ["--out", str(tmp_path / "a")], capsys)[0] == 0
+    _truncate_arrays(ck / "3")
+    code, out, err = run(base + ["--out", str(tmp_path / "b"), "--resume"], capsys)
+    assert code == 0, err
+    assert f"checkpoint {ck}/3 is unreadable" in err and f"moved to {ck}/3.corrupt-1" in err
+    assert _summary(tmp_path / "b")["test_loss"] == _summary(tmp_path / "a")["test_loss"]
+    assert run(base + ["--out", str(tmp_path / "b"), "--resume"], capsys)[0] == 0  # again
+    for epoch in (1, 2, 3):
+        _truncate_arrays(ck / str(epoch))
+    code, out, err = run(base + ["--out", str(tmp_path / "c"), "--resume"], capsys)
+    _refused(code, out, err, "no usable checkpoint", "--restart")
+    code, out, err = run(base + ["--out", str(tmp_path / "c"), "--resume", "--restart"],
+                         capsys)
+    assert code == 0, err
+    assert _summary(tmp_path / "c")["test_loss"] == _summary(tmp_path / "a")["test_loss"]
+    assert (ck / "archived-1").is_dir()
+
+
+def test_resume_with_other_flags_refuses_naming_the_difference(tmp_path, capsys):
+    ck = tmp_path / "ck"
+    base = TINY + ["--epochs", "2", "--checkpoint-dir", str(ck), "--out", str(tmp_path / "o")]
+    assert run(base, capsys)[0] == 0
+    for flags, difference in ((["--seed", "1"], "--seed: 0 -> 1"),
+                              (["--optimizer", "sgd"], '--optimizer: "adam" -> "sgd"'),
+                              (["--hidden", "32"], "--hidden: [16] -> [32]")):
+        code, out, err = run(base + ["--resume"] + flags, capsys)
+        _refused(code, out, err, "written by another run configuration", difference,
+                        "--restart")
+    code, out, err = run(base, capsys)  # a fresh run does not overwrite them either
+    _refused(code, out, err, "already holds checkpoints", "--resume", "--restart")
+    assert sorted(p.name for p in ck.iterdir()) == ["1", "2"]
+
+
+def test_a_second_writer_is_refused(tmp_path, capsys):
+    from jtricks.train import Checkpointer
+
+    holder = Checkpointer(tmp_path / "ck")
+    holder.acquire()
+    try:
+        code, out, err = run(TINY + ["--epochs", "2", "--checkpoint-dir", str(tmp_path / "ck"),
+                                     "--out", str(tmp_path / "o")], capsys)
+    finally:
+        holder.close()
+    _refused(code, out, err, "is in use by this process", ".jtricks-checkpoint.lock")
+
+
+def test_ctrl_c_during_a_save_is_one_line_and_resumable(tmp_path, capsys, monkeypatch):
+    import orbax.checkpoint as ocp
+
+    ck = tmp_path / "ck"
+    base = TINY + ["--epochs", "3", "--checkpoint-dir", str(ck)]
+    assert run(base + ["--out", str(tmp_path / "a"), "--checkpoint-dir",
+                       str(tmp_path / "ck0")], capsys)[0] == 0
+    original = ocp.handlers.JsonCheckpointHandler.async_save
+    calls = []
+
+    async def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.handlers.JsonCheckpointHandler, "async_save", interrupted)
+    code, out, err = run(base + ["--out", str(tmp_path / "b")], capsys)
+    monkeypatch.undo()
+    assert code == 130
+    assert err.strip().splitlines()[-1] == (f"jtricks train: interrupted; the checkpoints in "
+                                            f"{ck} are intact: continue with --resume")
+    assert len(err.strip().splitlines()) == 2 and "Traceback" not in err
+    code, out, err = run(base + ["--out", str(tmp_path / "b"), "--resume"], capsys)
+    assert code == 0, err
+    assert _summary(tmp_path / "b")["test_loss"] == _summary(tmp_path / "a")["test_loss"]
+
+
+def test_unusable_paths_are_refused_before_training(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for flags, expected in ((["--out", str(a_file)], "--out"),
+                            (["--checkpoint-dir", str(a_file)], "--checkpoint-dir"),
+                            (["--checkpoint-dir", str(a_file / "ck")], "--checkpoint-dir")):
+        argv = TINY + ["--epochs", "1", "--out", str(tmp_path / "o")] + flags
+        line = _refused(*run(argv, capsys), expected, "is a file")
+        assert line.startswith(f"jtricks train: error: {expected} ")
+
+
+def _idx(path, array, code=0x08):
+    import struct
+
+    import numpy as np
+
+    array = np.asarray(array)
+    dtype = {0x08: np.uint8, 0x0D: ">f4"}[code]
+    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(dtype).tobytes())
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("label 255", "train-labels-idx1-ubyte: label 255 at index 4 is not a class index"),
+    ("nan label", "train-labels-idx1-ubyte: label nan at index 4 is not a class index"),
+    ("nan image", "training image"),
+    ("test size", "the test images are 20x20 but the training images are 28x28"),
+    ("empty", "the training part is empty"),
+])
+def test_data_training_cannot_use_is_refused_before_training(tmp_path, capsys, damage,
+                                                             expected):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    d = tmp_path / "mnist"
+    d.mkdir()
+    for prefix, n in (("train", 0 if damage == "empty" else 60), ("t10k", 20)):
+        labels, code = (np.arange(n) % 10).astype(np.float32), 0x08
+        images = rng.integers(0, 256, (n, 28, 28)).astype(np.float32)
+        if prefix == "train" and damage == "label 255":
+            labels[4] = 255
+        if prefix == "train" and damage == "nan label":
+            labels[4], code = np.nan, 0x0D
+        if prefix == "train" and damage == "nan image":
+            images[3, 1, 1] = np.nan
+        if prefix == "t10k" and damage == "test size":
+            images = images[:, :20, :20]
+        _idx(d / f"{prefix}-images-idx3-ubyte", images, 0x0D if damage == "nan image" else 0x08)
+        _idx(d / f"{prefix}-labels-idx1-ubyte", labels, code)
+    code, out, err = run(TINY + ["--epochs", "1", "--data", f"mnist:{d}", "--out",
+                                 str(tmp_path / "o")], capsys)
+    _refused(code, out, err, f"--data mnist:{d}: cannot load it", expected)
+    assert "jtricks train: mnist" not in err
+
+
+def test_apply_if_finite_skips_for_the_whole_run_unless_limited(tmp_path, capsys):
+    exploding = ["train", "--hidden", "128,128,128,128", "--init", "normal", "--init-scale",
+                 "3", "--optimizer", "sgd", "--lr", "0.1", "--epochs", "2", "--quiet",
+                 "--apply-if-finite", "--out", str(tmp_path)]
+    code, out, err = run(exploding, capsys)
+    assert code == 0, err  # every non-finite step skipped, for the whole run
+    assert out.startswith("test accuracy")
+    assert sum(json.loads(line).get("skipped_steps", 0) for line in
+               (tmp_path / "history.jsonl").read_text().splitlines()) > 5
+    code, out, err = run(exploding + ["--max-bad-steps", "2"], capsys)
+    assert code == 1
+    assert "diverged in epoch 1" in err and "apply_if_finite was on" in err
+    assert "--max-bad-steps" in err and "or apply_if_finite to skip" not in err

@@ -229,3 +229,65 @@ def test_load_split_docstring_example_runs():
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
     assert runner.summarize(verbose=False).attempted >= 5
+
+
+@pytest.mark.parametrize("labels, code, shown", [
+    (np.array([0, 1, -1, 2], np.int8), 0x09, "label -1 at index 2"),
+    (np.array([0, 1, np.nan, 2], ">f4"), 0x0D, "label nan at index 2"),
+    (np.array([0, 1.5, 2, 3], ">f4"), 0x0D, "label 1.5 at index 1"),
+    (np.array([0, 1, 2, 255], np.uint8), 0x08, "label 255 at index 3"),
+])
+def test_mnist_labels_must_be_class_indices(tmp_path, labels, code, shown):
+    _write(tmp_path / "train-images-idx3-ubyte", _idx_bytes(IMAGES[:4]), False)
+    _write(tmp_path / "train-labels-idx1-ubyte", _idx_bytes(labels, code), False)
+    with pytest.raises(ValueError, match=rf"train-labels-idx1-ubyte: {shown} is not a class "
+                                         r"index \(1 bad label\(s\)\); labels must be "
+                                         r"integers in \[0, 10\)"):
+        jd.load_mnist_idx(tmp_path)
+
+
+def test_mnist_labels_float_integers_and_num_classes(tmp_path):
+    _write(tmp_path / "train-images-idx3-ubyte", _idx_bytes(IMAGES[:4]), False)
+    _write(tmp_path / "train-labels-idx1-ubyte",
+           _idx_bytes(np.array([0, 1, 12, 3], ">f4"), 0x0D), False)
+    with pytest.raises(ValueError, match="label 12.0 at index 2"):
+        jd.load_mnist_idx(tmp_path)
+    _, labels = jd.load_mnist_idx(tmp_path, num_classes=None)
+    assert labels.tolist() == [0, 1, 12, 3] and labels.dtype == np.int32
+
+
+def test_idx_header_whose_size_overflows_is_a_value_error(tmp_path):
+    header = bytes([0, 0, 0x0E, 3]) + struct.pack(">III", 2**32 - 1, 2**32 - 1, 2**32 - 1)
+    path = _write(tmp_path / "big.idx", header + b"\x00" * 16, gz=False)
+    with pytest.raises(jd.IdxFormatError, match=r"big.idx: corrupt IDX header: shape "
+                                                r"\(4294967295, .* more than a 64-bit size"):
+        jd.read_idx(path)
+
+
+def _mnist_parts(path, train, test, train_labels=None):
+    for prefix, images in (("train", train), ("t10k", test)):
+        labels = np.arange(len(images)) % 10 if train_labels is None or prefix == "t10k" \
+            else train_labels
+        _write(path / f"{prefix}-images-idx3-ubyte", _idx_bytes(images, images.dtype == np.uint8
+                                                               and 0x08 or 0x0D), False)
+        _write(path / f"{prefix}-labels-idx1-ubyte", _idx_bytes(labels.astype(np.uint8)), False)
+
+
+def test_load_split_refuses_what_training_cannot_use(tmp_path):
+    train = RNG.integers(0, 256, (60, 28, 28)).astype(np.uint8)
+    test = RNG.integers(0, 256, (20, 28, 28)).astype(np.uint8)
+    (tmp_path / "a").mkdir()
+    _mnist_parts(tmp_path / "a", train, test[:, :20, :20])
+    with pytest.raises(ValueError, match="test images are 20x20 but the training images are "
+                                         "28x28"):
+        jd.load_split(tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    nan_train = train.astype(">f4")
+    nan_train[7, 3, 3] = np.nan
+    _mnist_parts(tmp_path / "b", nan_train, test.astype(">f4"))
+    with pytest.raises(ValueError, match="training image .* holds non-finite values"):
+        jd.load_split(tmp_path / "b")
+    (tmp_path / "c").mkdir()
+    _mnist_parts(tmp_path / "c", train[:0], test)
+    with pytest.raises(ValueError, match="training part is empty"):
+        jd.load_split(tmp_path / "c")

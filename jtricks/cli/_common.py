@@ -174,6 +174,41 @@ def load_data(spec: str, seed: int, *, scale: str = "minmax"):
         raise CliError(f"--data {spec}: cannot load it: {e}") from None
 
 
+def writable_dir(flag: str, path: str) -> None:
+    """Checks, before any work and without creating anything, that ``path`` is a
+    directory this process can write to, or can be created as one (its nearest
+    existing parent is a writable directory): e.g. ``--out``, ``--checkpoint-dir``.
+
+    Raises:
+      CliError: ``"--out runs/x: exists and is a file; give a directory"``,
+        ``"--out /x/y: /x is not writable; choose another directory"``.
+
+    Example:
+      >>> import os, tempfile
+      >>> folder = tempfile.mkdtemp()
+      >>> writable_dir("--out", os.path.join(folder, "run", "1"))  # can be created
+      >>> open(os.path.join(folder, "notes"), "w").close()
+      >>> writable_dir("--out", os.path.join(folder, "notes"))  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      jtricks.cli._common.CliError: --out .../notes: exists and is a file; give a directory
+    """
+    import os
+
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CliError(f"{flag} {path}: exists and is a file; give a directory")
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise CliError(f"{flag} {path}: {parent} is a file, so the directory cannot be "
+                       "created; choose another directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        what = "is not writable" if parent == path else \
+            f"cannot be created ({parent} is not writable)"
+        raise CliError(f"{flag} {path}: {what}; choose another directory")
+
+
 def say(message: str) -> None:
     """Progress and results for a person, on stderr (stdout keeps the results)."""
     print(message, file=sys.stderr, flush=True)

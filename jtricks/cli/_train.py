@@ -10,7 +10,7 @@ from .. import _registry
 from typing import Any, NamedTuple
 
 from ._common import (CliError, check, check_finite, data_spec, int_list, integer,
-                      library_errors, load_data, number, require_extras, say)
+                      library_errors, load_data, number, require_extras, say, writable_dir)
 from ._devices import add_devices_argument, check_devices, data_parallel, request_devices
 
 # The choices and a learning rate that works on digits for each when --lr is not given, from
@@ -88,6 +88,10 @@ def register(subparsers) -> None:
     g.add_argument("--l1", type=number, default=0.0, help="L1 weight decay")
     g.add_argument("--apply-if-finite", action="store_true",
                    help="skip steps whose gradients are not finite instead of stopping")
+    g.add_argument("--max-bad-steps", type=integer, default=None, metavar="N",
+                   help="with --apply-if-finite: apply the update anyway after N non-finite "
+                        "steps in a row, so the run stops as diverged (default: skip them "
+                        "for the whole run)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=integer, default=30)
     g.add_argument("--batch-size", type=integer, default=32)
@@ -110,7 +114,13 @@ def register(subparsers) -> None:
     g.add_argument("--checkpoint-dir", default=None, help="save orbax checkpoints here")
     g.add_argument("--checkpoint-every", type=integer, default=5, metavar="N")
     g.add_argument("--resume", action="store_true",
-                   help="continue from the latest complete checkpoint in --checkpoint-dir")
+                   help="continue from the latest usable checkpoint in --checkpoint-dir "
+                        "(damaged ones are moved aside; refused when none is usable or "
+                        "they were written with other flags)")
+    g.add_argument("--restart", action="store_true",
+                   help="start over in a --checkpoint-dir whose checkpoints cannot be "
+                        "continued (without --resume, none usable, or written with other "
+                        "flags): they are moved into DIR/archived-N first")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -147,6 +157,11 @@ def check_args(args) -> None:
     check("--seed", args.seed, check_int, "seed", lo=0)
     check("--warmup-epochs", args.warmup_epochs, check_int, "warmup_epochs", lo=0)
     check("--checkpoint-every", args.checkpoint_every, check_int, "checkpoint_every", lo=1)
+    if args.max_bad_steps is not None:
+        if not args.apply_if_finite:
+            raise CliError(f"--max-bad-steps {args.max_bad_steps}: needs --apply-if-finite "
+                           "(without it no step is skipped)")
+        check("--max-bad-steps", args.max_bad_steps, check_int, "max_bad_steps", lo=0)
     check_devices(args.devices)
 
 
@@ -269,8 +284,43 @@ def build_optimizer(args, steps_per_epoch: int):
                                                    args.plateau_patience,
                                                    accumulation_size=steps_per_epoch))
     if args.apply_if_finite:
-        tx = jo.apply_if_finite(tx, max_consecutive_errors=5)
+        tx = jo.apply_if_finite(tx, max_consecutive_errors=(
+            UNLIMITED_BAD_STEPS if args.max_bad_steps is None else args.max_bad_steps))
     return tx
+
+
+# apply_if_finite's counter saturates at the int32 maximum: never more than this in a row.
+UNLIMITED_BAD_STEPS = 2**31 - 1
+
+# Flags that do not change what an exact resume computes: left out of the run configuration
+# (--epochs is in it when the schedule depends on it).
+NOT_IN_RUN_CONFIG = {"run", "command", "epochs", "checkpoint_dir", "checkpoint_every", "resume",
+                     "restart", "out", "quiet", "devices"}
+
+
+def run_config(args, data, dtype) -> dict:
+    """What must match for an exact ``--resume``, keyed by flag: the model, the
+    optimizer and its hyperparameters (the learning rate as used), the data, the
+    split seed and the sizes of the split, the dtype; ``--epochs`` when the
+    schedule depends on it. :func:`jtricks.train.fit` stores it in every checkpoint.
+
+    Example:
+      >>> from jtricks.cli import build_parser
+      >>> args = build_parser().parse_args(["train", "--seed", "3"])
+      >>> class Data:
+      ...     name, y_train, y_val, y_test, num_classes = "digits", [0] * 7, [0] * 2, [0], 10
+      >>> config = run_config(args, Data, "float32")
+      >>> config["--seed"], config["--lr"], config["dtype"], "--epochs" in config
+      (3, 0.001, 'float32', False)
+    """
+    config = {"--" + k.replace("_", "-"): (list(v) if isinstance(v, tuple) else v)
+              for k, v in sorted(vars(args).items()) if k not in NOT_IN_RUN_CONFIG}
+    config["--lr"] = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
+    if args.schedule not in ("constant", "per-epoch"):
+        config["--epochs"] = args.epochs
+    config.update({"--data": data.name, "dtype": str(dtype), "num_classes": data.num_classes,
+                   "examples": [len(data.y_train), len(data.y_val), len(data.y_test)]})
+    return config
 
 
 class Built(NamedTuple):
@@ -338,10 +388,15 @@ def run(args) -> int:
                        "to continue from)")
     if args.model != "mlp" and args.hidden != (256, 128):
         say("note: --hidden only applies to --model mlp")
-    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise CliError(f"--out {args.out!r} exists and is not a directory")
+    if args.restart and not args.checkpoint_dir:
+        raise CliError("--restart needs --checkpoint-dir DIR (the folder to start over in)")
 
     check_args(args)
+    # the paths before any data is loaded or any step trained
+    if args.out:
+        writable_dir("--out", args.out)
+    if args.checkpoint_dir:
+        writable_dir("--checkpoint-dir", args.checkpoint_dir)
     require_extras("jtricks train", NEEDS + (("sklearn",) if args.data == "digits" else ())
                    + (("orbax.checkpoint",) if args.checkpoint_dir else ()))
     if args.init_scale is not None and args.init not in ("uniform", "normal"):
@@ -366,13 +421,33 @@ def run(args) -> int:
     say(f"jtricks train: {data.name} ({len(ytr)} train / {len(yva)} validation / "
         f"{len(yte)} test), {args.model}, {args.optimizer}, {args.epochs} epochs of "
         f"{steps_per_epoch} steps")
-    result = jt.fit(
-        state, (xtr, ytr), loss_fn=loss_fn, tx=tx, epochs=args.epochs,
-        batch_size=args.batch_size,
-        data_key=data_key, val_data=(xva, yva), eval_fn=jt.classifier_eval(model),
-        early_stopping=early, averager=averager,
-        checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-        resume=args.resume, history_dir=args.out, progress=False if args.quiet else None)
+    try:
+        result = jt.fit(
+            state, (xtr, ytr), loss_fn=loss_fn, tx=tx, epochs=args.epochs,
+            batch_size=args.batch_size,
+            data_key=data_key, val_data=(xva, yva), eval_fn=jt.classifier_eval(model),
+            early_stopping=early, averager=averager,
+            checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+            resume=args.resume, restart=args.restart,
+            run_config=run_config(args, data, xtr.dtype) if args.checkpoint_dir else None,
+            history_dir=args.out, progress=False if args.quiet else None)
+    except jt.CheckpointError as e:
+        hint = ("; resume with the flags it was written with, or start over with --restart"
+                if "another run configuration" in str(e) or "another model" in str(e)
+                else "")
+        message = str(e)
+        for library, flag in (("restart=True (jtricks train --restart)", "--restart"),
+                              ("resume=True (jtricks train --resume)", "--resume"),
+                              ("restart=True (--restart)", "--restart")):
+            message = message.replace(library, flag)
+        where = "" if os.path.abspath(args.checkpoint_dir) in message else \
+            f" {args.checkpoint_dir}"
+        raise CliError(f"--checkpoint-dir{where}: {message}{hint}") from None
+    except KeyboardInterrupt:
+        where = (f"; the checkpoints in {args.checkpoint_dir} are intact: continue with "
+                 "--resume" if args.checkpoint_dir else "")
+        say(f"jtricks train: interrupted{where}")
+        return 130
     if result.stop_reason and "diverged" in result.stop_reason:
         say(f"jtricks train: stopped: {result.stop_reason}")
         return 1

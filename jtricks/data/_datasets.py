@@ -13,6 +13,7 @@ training part) and ``labels`` int32 ``(n,)``. Nothing is ever downloaded.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from typing import NamedTuple
@@ -126,7 +127,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         )
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    if expected > np.iinfo(np.int64).max:
+        raise IdxFormatError(
+            f"{path}: corrupt IDX header: shape {shape} of {dtype.name} would need {expected} "
+            "bytes, more than a 64-bit size can hold"
+        )
     got = len(raw) - header
     if got < expected:
         raise IdxFormatError(
@@ -160,7 +166,30 @@ def _find(directory: str, stem: str) -> str:
     )
 
 
-def load_mnist_idx(path: str | os.PathLike, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+def _check_labels(label_file: str, labels: np.ndarray, num_classes: int | None) -> np.ndarray:
+    """``labels`` as int32 class indices, or an :class:`IdxFormatError` naming the file,
+    the first bad label and its position."""
+    values = labels.astype(np.float64) if labels.dtype.kind == "f" else labels
+    bad = ~np.isfinite(values) if values.dtype.kind == "f" else np.zeros(values.shape, bool)
+    if values.dtype.kind == "f":
+        bad |= np.where(np.isfinite(values), values != np.round(values), True)
+    with np.errstate(invalid="ignore"):
+        bad |= values < 0
+        if num_classes is not None:
+            bad |= values >= num_classes
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        accepted = (f"integers in [0, {num_classes})" if num_classes is not None
+                    else "non-negative integers")
+        raise IdxFormatError(
+            f"{label_file}: label {values[i].item()!r} at index {i} is not a class index "
+            f"({int(bad.sum())} bad label(s)); labels must be {accepted}"
+        )
+    return labels.astype(np.int32)
+
+
+def load_mnist_idx(path: str | os.PathLike, split: str = "train", *,
+                   num_classes: int | None = 10) -> tuple[np.ndarray, np.ndarray]:
     """Loads MNIST (or Fashion-MNIST) from the standard IDX files a user already has.
 
     ``path`` is the directory holding the files under their standard names:
@@ -172,14 +201,18 @@ def load_mnist_idx(path: str | os.PathLike, split: str = "train") -> tuple[np.nd
     Args:
       path: the directory with the IDX files.
       split: ``"train"`` or ``"test"``.
+      num_classes: labels must be integers in ``[0, num_classes)`` (MNIST and
+        Fashion-MNIST: 10); ``None`` accepts any non-negative integer.
 
     Returns:
       ``(images, labels)``: float32 ``(n, 28, 28, 1)`` raw values 0..255 and int32 ``(n,)``.
 
     Raises:
       FileNotFoundError: if a file is missing.
-      IdxFormatError: (a ``ValueError``) for a corrupt file (see ``read_idx``), images
-        that are not 3-d, labels that are not 1-d, or counts that differ.
+      IdxFormatError: (a ``ValueError``) for a corrupt file (see ``read_idx``; a
+        header whose sizes overflow), images that are not 3-d, labels that are not
+        1-d or not class indices (negative, NaN, fractional, ``>= num_classes``),
+        or counts that differ; the message names the file.
 
     Example:
       >>> import os, tempfile
@@ -208,7 +241,12 @@ def load_mnist_idx(path: str | os.PathLike, split: str = "train") -> tuple[np.nd
             f"{image_file} holds {images.shape[0]} images but {label_file} holds "
             f"{labels.shape[0]} labels"
         )
-    return images.astype(np.float32)[..., None], labels.astype(np.int32)
+    if num_classes is not None:
+        from jtricks._validate import check_int
+
+        num_classes = check_int("num_classes", num_classes, lo=1)
+    labels = _check_labels(label_file, labels, num_classes)
+    return images.astype(np.float32)[..., None], labels
 
 
 class Split(NamedTuple):
@@ -257,6 +295,22 @@ class Split(NamedTuple):
 _SCALES = ("minmax", "standardize", "none")
 
 
+def _check_parts(name: str, x_train: np.ndarray, x_test: np.ndarray) -> None:
+    """What training needs of the images before its first step: a training part, finite
+    values, and test images shaped as the training ones."""
+    if len(x_train) == 0:
+        raise ValueError(f"{name}: the training part is empty (no training examples)")
+    if x_test.shape[1:] != x_train.shape[1:]:
+        raise ValueError(f"{name}: the test images are {'x'.join(map(str, x_test.shape[1:3]))}"
+                         f" but the training images are "
+                         f"{'x'.join(map(str, x_train.shape[1:3]))}; they must have one size")
+    for part, x in (("training", x_train), ("test", x_test)):
+        finite = np.isfinite(x)
+        if not finite.all():
+            i = int(np.flatnonzero(~finite.reshape(len(x), -1).all(axis=1))[0])
+            raise ValueError(f"{name}: {part} image {i} holds non-finite values (NaN or inf)")
+
+
 def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=None,
                scale: str = "minmax", keep_raw: bool = False) -> Split:
     """Loads a dataset, splits it honestly and scales it with training statistics only.
@@ -289,7 +343,9 @@ def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=N
 
     Raises:
       ValueError: for a bad ``seed``, ``fractions`` or ``scale``, a class too small
-        to be stratified, or a corrupt IDX file (``IdxFormatError``).
+        to be stratified, a corrupt IDX file or labels that are not class indices
+        (``IdxFormatError``), an empty training part, non-finite images, or test
+        images of another size than the training ones.
       FileNotFoundError: if the MNIST directory or one of its files is missing.
       ImportError: for ``"digits"`` without scikit-learn (the ``demo`` extra).
 
@@ -337,10 +393,14 @@ def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=N
             raise ValueError(f"fractions={fractions!r} must have 2 parts (train, validation) "
                              "of the MNIST train files; t10k is the test part")
         x, y = load_mnist_idx(directory, split="train")
+        if len(y) == 0:
+            raise ValueError(f"mnist:{directory}: the training part is empty (its train "
+                             "files hold no examples)")
         xte, yte = load_mnist_idx(directory, split="test")
         tr, va = split(key, len(y), fractions, stratify=y)
         (xtr, ytr), (xva, yva) = take(x, y, tr), take(x, y, va)
         label = f"mnist:{directory}"
+    _check_parts(label, xtr, xte)
     raw = (xtr, xva, xte)
     scaler = None
     if scale != "none":

@@ -60,18 +60,37 @@ def _compiled_eval(eval_fn, batch_size):
     return jax.jit(lambda p, s, d: evaluate(eval_fn, p, s, d, batch_size=batch_size))
 
 
-def _divergence_message(epoch: int, metrics: dict, steps_per_epoch: int) -> str:
+def _skips_non_finite(opt_state) -> bool:
+    """Whether ``opt_state`` holds the state of an ``apply_if_finite`` (jtricks' or
+    optax's): the optimizer was skipping non-finite steps."""
+    def is_state(x):
+        return type(x).__name__ == "ApplyIfFiniteState"
+
+    return any(is_state(x) for x in jax.tree.leaves(opt_state, is_leaf=is_state))
+
+
+def _divergence_message(epoch: int, metrics: dict, steps_per_epoch: int,
+                        opt_state: Any = None) -> str:
+    """Why the run stopped: the epoch, the step, the last gradient norms, and what to
+    try next (``apply_if_finite`` is only recommended when it was not on)."""
     losses = np.asarray(metrics["loss"])
     norms = np.asarray(metrics["grad_norm"])
     bad = np.flatnonzero(~np.isfinite(losses))
     first_bad = int(bad[0]) if bad.size else len(losses) - 1
     finite_norms = norms[:first_bad][np.isfinite(norms[:first_bad])]
     last = f"{finite_norms[-1]:.4g}" if finite_norms.size else "not finite"
+    if _skips_non_finite(opt_state):
+        advice = ("apply_if_finite was on but more non-finite steps came in a row than "
+                  "its max_consecutive_errors allows, so they were applied; try a smaller "
+                  "learning rate, gradient clipping, or a larger max_consecutive_errors "
+                  "(jtricks train: --max-bad-steps, unlimited by default).")
+    else:
+        advice = ("Try a smaller learning rate, gradient clipping, or apply_if_finite "
+                  "to skip such steps.")
     return (f"training diverged in epoch {epoch}: the loss became NaN/inf at step "
             f"{first_bad + 1} of {steps_per_epoch} and the parameters are no longer finite; "
             f"last finite gradient norm {last} (last gradient norm "
-            f"{float(norms[first_bad]):.4g}). Try a smaller learning rate, gradient "
-            f"clipping, or apply_if_finite to skip such steps.")
+            f"{float(norms[first_bad]):.4g}). " + advice)
 
 
 def _progress_bar(progress: bool | None):
@@ -99,6 +118,8 @@ def fit(
     checkpoint_dir: str | None = None,
     checkpoint_every: int = 1,
     resume: bool = False,
+    restart: bool = False,
+    run_config: dict | None = None,
     history_dir: str | None = None,
     progress: bool | None = None,
     callbacks: Sequence[Callable] = (),
@@ -146,7 +167,21 @@ def fit(
         averaging states; needs ``orbax-checkpoint`` (the ``demo`` extra).
       checkpoint_every: epochs between checkpoints.
       resume: continue from the newest checkpoint in ``checkpoint_dir`` that
-        restores cleanly (damaged ones are reported and skipped).
+        restores cleanly: damaged ones are reported and moved aside
+        (``<epoch>.corrupt-<n>``), so the run ends exactly as an uninterrupted
+        one. An empty or new directory starts from scratch; a directory whose
+        checkpoints are all damaged raises :class:`CheckpointError` (unless
+        ``restart``).
+      restart: start over in a ``checkpoint_dir`` that holds checkpoints this run
+        cannot continue (``resume=False``, none usable, or written by another
+        ``run_config``): they are moved into ``<checkpoint_dir>/archived-<n>`` first. Without it, a fresh run
+        (``resume=False``) refuses a directory that holds checkpoints.
+      run_config: a JSON-able dict of everything that must match for an exact
+        resume (model, optimizer and its hyperparameters, data and split seed,
+        dtype, ...), stored in every checkpoint; ``resume`` refuses a checkpoint
+        whose recorded ``run_config`` differs, naming the first differing keys
+        with both values. Independently of it, a checkpoint whose arrays have
+        other paths, shapes or dtypes than ``state`` is refused.
       history_dir: where ``history.jsonl`` and ``history.csv`` are written
         (updated after every epoch).
       progress: a tqdm progress bar on stderr (epoch, loss, accuracy, steps/s,
@@ -162,6 +197,12 @@ def fit(
 
     Raises:
       ValueError: for invalid arguments.
+      CheckpointError: with ``checkpoint_dir``, before training: the directory is
+        a file or not writable, another live process writes to it (lock file
+        ``.jtricks-checkpoint.lock``; a dead process's lock is taken over), it
+        holds checkpoints and neither ``resume`` nor ``restart`` was given, every
+        checkpoint is damaged (``resume`` without ``restart``), or the newest
+        sound one belongs to another run configuration.
       ImportError: naming the extra, for a progress bar or checkpoints whose
         package is not installed.
 
@@ -191,14 +232,34 @@ def fit(
                          "(e.g. eval_fn=jtricks.train.classifier_eval(model))")
     if resume and checkpoint_dir is None:
         raise ValueError("fit(resume=True) needs a checkpoint_dir")
+    if restart and checkpoint_dir is None:
+        raise ValueError("fit(restart=True) needs a checkpoint_dir")
     monitor = monitor or ("val_loss" if val_data is not None else "train_loss")
     check_mode(early_stopping, monitor)
     tqdm = _progress_bar(progress)
+    if run_config is not None and not isinstance(run_config, dict):
+        raise TypeError(f"run_config must be a dict, got {type(run_config).__name__}")
     checkpointer = None
     if checkpoint_dir is not None:
         from ._checkpoint import Checkpointer
 
         checkpointer = Checkpointer(checkpoint_dir)
+    try:
+        return _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
+                    eval_fn, monitor, early_stopping, restore_best, averager, checkpointer,
+                    checkpoint_every, resume, restart, run_config, history_dir, progress,
+                    tqdm, callbacks, eval_batch_size)
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()
+
+
+def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data, eval_fn,
+         monitor, early_stopping, restore_best, averager, checkpointer, checkpoint_every,
+         resume, restart, run_config, history_dir, progress, tqdm, callbacks,
+         eval_batch_size) -> FitResult:
+    """The body of :func:`fit` once its arguments are checked (``checkpointer``
+    is closed by the caller, also when this raises)."""
 
     data_key = as_key(data_key)
     train_data = jax.tree.map(jnp.asarray, train_data)
@@ -218,26 +279,49 @@ def fit(
     stop_reason = None
     talk = progress is not False
 
-    if checkpointer is not None and resume:
-        target = {"state": state, "early_stopping": es_state, "average": avg_state}
-        found = checkpointer.restore_latest(target)
+    if checkpointer is not None:
+        from ._checkpoint import CheckpointError
+
+        where = checkpointer.directory
+        checkpointer.acquire()  # one writer per directory, before any work
+        found = None
+        had = checkpointer.has_checkpoints()
+        if resume and had:
+            target = {"state": state, "early_stopping": es_state, "average": avg_state}
+            try:
+                found = checkpointer.restore_latest(target, run_config)
+            except CheckpointError as e:  # another run's checkpoints
+                if not restart:
+                    raise
+                _say(talk, f"not resuming: {e}")
         if found is not None:
             start, tree, meta = found
             state, es_state, avg_state = tree["state"], tree["early_stopping"], tree["average"]
             history = list(meta.get("history", []))
             stop_reason = meta.get("stop_reason")
-            _say(talk, f"resuming from {checkpointer.directory}/{start} "
-                       f"(epoch {start} of {epochs})")
-        else:
-            _say(talk, f"no usable checkpoint in {checkpointer.directory}; "
-                       "starting from scratch")
+            _say(talk, f"resuming from {where}/{start} (epoch {start} of {epochs})")
+        elif had and restart:
+            _say(talk, f"starting over: moved the previous checkpoints to "
+                       f"{checkpointer.archive()}")
+        elif had and resume:
+            raise CheckpointError(
+                f"no usable checkpoint in {where}: every one is damaged (moved aside as "
+                "<epoch>.corrupt-<n>); pass restart=True (jtricks train --restart) to start "
+                "over")
+        elif had:
+            raise CheckpointError(
+                f"{where} already holds checkpoints; pass resume=True "
+                "(jtricks train --resume) to continue them, restart=True (--restart) to "
+                "start over (they are moved aside), or choose another directory")
+        elif resume:
+            _say(talk, f"no checkpoint in {where} yet; starting from scratch")
 
     def save(epoch):
         if checkpointer is not None:
             checkpointer.save(epoch, {"state": state, "early_stopping": es_state,
                                       "average": avg_state},
                               {"epoch": epoch, "history": history,
-                               "stop_reason": stop_reason})
+                               "stop_reason": stop_reason, "run_config": run_config})
 
     bar = _NoBar() if tqdm is None else tqdm(
         total=epochs, initial=min(start, epochs), desc="train", unit="epoch",
@@ -253,7 +337,7 @@ def fit(
             seconds = time.perf_counter() - t0
             if not finite:
                 stop_reason = _divergence_message(epoch, jax.device_get(metrics),
-                                                  steps_per_epoch)
+                                                  steps_per_epoch, state.opt_state)
                 _say(talk, f"jtricks: {stop_reason}", bar)
                 break
             state, avg_state = new_state, new_avg
@@ -299,8 +383,6 @@ def fit(
     if es_state is not None and restore_best and history and int(es_state.best_epoch) >= 0:
         best_params, best_model_state = es_state.best_params
         state = state._replace(params=best_params, model_state=best_model_state)
-    if checkpointer is not None:
-        checkpointer.close()
     return FitResult(state, history, stop_reason, avg_state, es_state)
 
 
