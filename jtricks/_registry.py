@@ -261,7 +261,7 @@ ENTRIES: tuple = (
                       converge=Converge(0.05, 4e-4, 5000),
                       cli=Cli("nesterov", 0.03, {"momentum": 0.9, "nesterov": True})),
             Variation("schedule", {"learning_rate": _jo("schedules.exponential_decay",
-                                                        0.05, 0.5, 20), "momentum": 0.9},
+                                                        0.05, 20, 0.5), "momentum": 0.9},
                       optax_kwargs={"learning_rate": _ox("exponential_decay", 0.05, 20, 0.5),
                                     "momentum": 0.9}),
         ),
