@@ -219,13 +219,13 @@ def _normalized(learning_rate, **kwargs):
     return jo.chain(jo.normalize_by_norm(**kwargs), jo.scale_by_learning_rate(learning_rate))
 
 
-def _optax_apply_if_finite(tx, max_consecutive_errors):
-    del tx  # its optax twin: the inner jtricks adam(1e-2) of the typical configuration
+def _optax_apply_if_finite(inner, max_consecutive_errors):
+    del inner  # its optax twin: the inner jtricks adam(1e-2) of the typical configuration
     return resolve("optax.apply_if_finite")(resolve("optax.adam")(1e-2), max_consecutive_errors)
 
 
-def _optax_apply_if_finite_accumulate(tx, max_consecutive_errors):
-    del tx  # accumulate_gradients(adam(1e-2), 2) of the variation
+def _optax_apply_if_finite_accumulate(inner, max_consecutive_errors):
+    del inner  # accumulate_gradients(adam(1e-2), 2) of the variation
     optax = importlib.import_module("optax")
     inner = optax.MultiSteps(optax.adam(1e-2), 2).gradient_transformation()
     return optax.apply_if_finite(inner, max_consecutive_errors)
@@ -237,8 +237,8 @@ def _optax_accumulate(tx, every_k):
     return optax.MultiSteps(optax.sgd(0.1), every_k).gradient_transformation()
 
 
-def _optax_masked(tx, mask):
-    del tx  # the inner jtricks adam(1e-2) of the typical configuration
+def _optax_masked(inner, mask):
+    del inner  # the inner jtricks adam(1e-2) of the typical configuration
     return resolve("optax.masked")(resolve("optax.adam")(1e-2), mask)
 
 
@@ -326,8 +326,7 @@ ENTRIES: tuple = (
         cli=Cli("adamw", 1e-3, {"weight_decay": 0.0}, sweep=True),
     ),
     # ------------------------------------------------------------------ building blocks
-    Entry("scale", "transform", {"factor": -0.3},
-          lambda factor: resolve("optax.scale")(factor)),  # optax's argument: step_size
+    Entry("scale", "transform", {"step_size": -0.3}, "optax.scale"),
     Entry(
         "scale_by_learning_rate", "transform", {"learning_rate": 0.1},
         "optax.scale_by_learning_rate",
@@ -391,9 +390,8 @@ ENTRIES: tuple = (
     ),
     Entry("identity", "transform", {}, "optax.identity"),
     # ------------------------------------------------------------------ clipping
-    Entry("clip", "transform", {"max_abs": 0.5},
-          lambda max_abs: resolve("optax.clip")(max_abs),  # optax's argument: max_delta
-          invalid=(Invalid({"max_abs": 0}),)),
+    Entry("clip", "transform", {"max_delta": 0.5}, "optax.clip",
+          invalid=(Invalid({"max_delta": 0}),)),
     Entry("clip_by_global_norm", "transform", {"max_norm": 1.0}, "optax.clip_by_global_norm",
           invalid=(Invalid({"max_norm": 0.0}),)),
     # per leaf; no optax twin (tests/test_optim_clipping.py checks the closed form)
@@ -402,9 +400,9 @@ ENTRIES: tuple = (
     # ------------------------------------------------------------------ wrappers
     Entry(
         "apply_if_finite", "transform",
-        {"tx": _jo("adam", 1e-2), "max_consecutive_errors": 3}, _optax_apply_if_finite,
+        {"inner": _jo("adam", 1e-2), "max_consecutive_errors": 3}, _optax_apply_if_finite,
         variations=(  # wrappers nest
-            Variation("accumulate", {"tx": _jo("accumulate_gradients", _jo("adam", 1e-2), 2)},
+            Variation("accumulate", {"inner": _jo("accumulate_gradients", _jo("adam", 1e-2), 2)},
                       optax=_optax_apply_if_finite_accumulate),
         ),
         invalid=(Invalid({"max_consecutive_errors": -1}),),
@@ -414,7 +412,7 @@ ENTRIES: tuple = (
         _optax_accumulate,
         invalid=(Invalid({"every_k": 0}),),
     ),
-    Entry("masked", "transform", {"tx": _jo("adam", 1e-2), "mask": matrices_only},
+    Entry("masked", "transform", {"inner": _jo("adam", 1e-2), "mask": matrices_only},
           _optax_masked),
     Entry("flatten", "transform", {"tx": _jo("adam", 1e-2)}, _optax_flatten),
     Entry(

@@ -54,18 +54,18 @@ def _scale_leaves(updates, factor):
 # ----------------------------------------------------------------------------- scaling
 
 
-def scale(factor: jax.typing.ArrayLike) -> GradientTransformation:
-    """Multiplies the updates by ``factor``.
+def scale(step_size: jax.typing.ArrayLike) -> GradientTransformation:
+    """Multiplies the updates by ``step_size`` (optax's name for the factor).
 
     Args:
-      factor: a number, array or tracer (any sign).
+      step_size: a number, array or tracer (any sign).
 
     Returns:
       A stateless ``GradientTransformation``.
 
     Raises:
-      TypeError: if ``factor`` is not numeric.
-      ValueError: if ``factor`` is NaN.
+      TypeError: if ``step_size`` is not numeric.
+      ValueError: if ``step_size`` is NaN.
 
     Example:
       >>> tx = scale(-0.1)   # plain gradient descent with step 0.1
@@ -73,11 +73,11 @@ def scale(factor: jax.typing.ArrayLike) -> GradientTransformation:
       >>> tx.update(g, tx.init(g), g)[0]
       Array([-0.1,  0.2], dtype=float32)
     """
-    v.check_number("factor", factor)
+    v.check_number("step_size", step_size)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        return _scale_leaves(updates, factor), state
+        return _scale_leaves(updates, step_size), state
 
     return GradientTransformation(_empty_init, update_fn)
 
