@@ -229,13 +229,6 @@ TX_CASES = [
 ]
 
 
-def _build(module_name: str, qualname: str, args):
-    group, name = qualname.split(".")
-    if module_name == "jtricks":
-        return _public(qualname)(*args(jo))
-    return _optax_twin(qualname)(*args(optax))
-
-
 def compare_ported_call(ours, theirs, args, rtol, value=False):
     """Raises AssertionError unless ``ours(*args(jo))`` gives ``theirs(*args(optax))``'s
     updates at every step (and state buffers of the same dtypes)."""
