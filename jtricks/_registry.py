@@ -290,7 +290,12 @@ ENTRIES: tuple = (
     ),
     Entry(
         "adadelta", "optimizer", {"learning_rate": 1.0}, "optax.adadelta",
-        invalid=(Invalid({"rho": 1.0}), Invalid({"eps": -1e-6})),
+        variations=(
+            # optax's L2 decay, added before the rescaling
+            Variation("weight_decay", {"weight_decay": 0.01, "weight_decay_mask": matrices_only}),
+        ),
+        invalid=(Invalid({"rho": 1.0}), Invalid({"eps": -1e-6}),
+                 Invalid({"weight_decay": -0.1})),
         # on Rosenbrock adadelta needs its step annealed
         converge=Converge(10.0, _jo("schedules.cosine_decay", 0.2, 10_000), 10_000),
         cli=Cli("adadelta", 1.0),
@@ -300,6 +305,10 @@ ENTRIES: tuple = (
         variations=(
             Variation("amsgrad", {"amsgrad": True}, optax="optax.amsgrad",
                       optax_kwargs={"learning_rate": 1e-2}, converge=Converge(0.1, 0.2, 10_000)),
+            # optax's keyword-only NAdam
+            Variation("nesterov", {"nesterov": True}),
+            # every positional argument, in optax's order (eps_root, mu_dtype after eps)
+            Variation("eps_root", {"b1": 0.8, "b2": 0.99, "eps": 1e-6, "eps_root": 1e-9}),
             # an f32 array (not weakly typed) learning rate must not promote bf16 / f16 updates
             Variation("f32_lr", {"learning_rate": Call("jax.numpy.float32", (1e-2,))}),
             Variation("amsgrad_f32_moments",
@@ -349,6 +358,7 @@ ENTRIES: tuple = (
         "scale_by_rms", "transform", {"decay": 0.9, "eps": 1e-8}, "optax.scale_by_rms",
         variations=(
             Variation("eps_outside", {"decay": 0.8, "eps": 1e-3, "eps_in_sqrt": False}),
+            Variation("initial_scale", {"initial_scale": 0.1}),
             Variation("centered", {"eps": 1e-3, "centered": True}, optax="optax.scale_by_stddev",
                       optax_kwargs={"decay": 0.9, "eps": 1e-3}),
         ),
@@ -362,6 +372,7 @@ ENTRIES: tuple = (
         "scale_by_adam", "transform", {"b1": 0.8, "b2": 0.99, "eps": 1e-6}, "optax.scale_by_adam",
         variations=(
             Variation("eps_root", {"eps_root": 1e-8}),
+            Variation("nesterov", {"nesterov": True}),
             Variation("amsgrad", {"amsgrad": True}, optax="optax.scale_by_amsgrad",
                       optax_kwargs={"b1": 0.8, "b2": 0.99, "eps": 1e-6}),
         ),

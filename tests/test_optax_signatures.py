@@ -250,6 +250,22 @@ def test_ported_positional_call_gives_optax_s_numbers(qualname, args, rtol):
                         value=qualname == "optim.reduce_on_plateau")
 
 
+# optax's keyword-only options that jtricks also has: same meaning, same numbers.
+KEYWORD_CASES = [
+    ("optim.adam", (1e-2, 0.8, 0.99, 1e-6, 1e-9), {"nesterov": True}),
+    ("optim.adamw", (1e-2, 0.8, 0.99, 1e-6, 1e-9, None, 0.05, MASK), {"nesterov": True}),
+    ("optim.scale_by_adam", (0.8, 0.99, 1e-6, 1e-9), {"nesterov": True}),
+]
+
+
+@pytest.mark.parametrize("qualname,args,kwargs", KEYWORD_CASES,
+                         ids=[q.split(".")[1] for q, _, _ in KEYWORD_CASES])
+def test_shared_keyword_only_option_gives_optax_s_numbers(qualname, args, kwargs):
+    compare_ported_call(lambda *a: _public(qualname)(*a, **kwargs),
+                        lambda *a: _optax_twin(qualname)(*a, **kwargs),
+                        lambda L: args, ADAM)
+
+
 def test_inject_hyperparams_ported_call():
     ours = jo.inject_hyperparams(jo.adam)(1e-2, 0.8, 0.99, 1e-6, 1e-9)
     theirs = optax.inject_hyperparams(optax.adam)(1e-2, 0.8, 0.99, 1e-6, 1e-9)

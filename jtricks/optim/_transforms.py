@@ -518,7 +518,7 @@ def scale_by_adam(
                 n_max = n_hat.astype(n_max_old.dtype)
             denom = jnp.sqrt(n_hat + as_dtype(eps_root, cdt)) + as_dtype(eps, cdt)
             if nesterov:
-                m_hat = d1 * m / bc1_next.astype(cdt) + c1 * g32 / bc1.astype(cdt)
+                m_hat = d1 * (m / bc1_next.astype(cdt)) + c1 * (g32 / bc1.astype(cdt))
             else:
                 m_hat = m / bc1.astype(cdt)
             u = m_hat / denom
