@@ -147,6 +147,13 @@ def rmsprop(
       >>> g = jnp.array([1.0, -2.0])
       >>> tx.update(g, tx.init(g), g)[0]
       Array([-0.00333333,  0.00333333], dtype=float32)
+
+      Positionally, in optax's order (``initial_scale`` fourth, ``centered`` sixth):
+
+      >>> import optax
+      >>> ours, theirs = rmsprop(1e-3, 0.9, 1e-8, 0.1), optax.rmsprop(1e-3, 0.9, 1e-8, 0.1)
+      >>> ours.update(g, ours.init(g))[0], theirs.update(g, theirs.init(g))[0]
+      (Array([-0.00229416,  0.00285714], dtype=float32), Array([-0.00229416,  0.00285714], dtype=float32))
     """
     _require_default("rmsprop", "bias_correction", bias_correction, False)
     v.check_unit_interval("momentum", momentum, allow_none=True)
@@ -254,6 +261,13 @@ def adam(
       Array([-0.001,  0.001], dtype=float32)
       >>> jo.apply_updates(params, updates)["w"]
       Array([ 0.999, -1.999], dtype=float32)
+
+      A call ported from optax means the same thing (the fifth argument is ``eps_root``):
+
+      >>> import optax
+      >>> ours, theirs = jo.adam(1e-2, 0.8, 0.99, 1e-6, 1e-9), optax.adam(1e-2, 0.8, 0.99, 1e-6, 1e-9)
+      >>> ours.update(grads, ours.init(params))[0]["w"], theirs.update(grads, theirs.init(params))[0]["w"]
+      (Array([-0.00999998,  0.0099999 ], dtype=float32), Array([-0.00999998,  0.0099999 ], dtype=float32))
     """
     return chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, amsgrad=amsgrad,
