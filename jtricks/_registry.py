@@ -219,13 +219,13 @@ def _normalized(learning_rate, **kwargs):
     return jo.chain(jo.normalize_by_norm(**kwargs), jo.scale_by_learning_rate(learning_rate))
 
 
-def _optax_apply_if_finite(tx, max_consecutive_errors):
-    del tx  # its optax twin: the inner jtricks adam(1e-2) of the typical configuration
+def _optax_apply_if_finite(inner, max_consecutive_errors):
+    del inner  # its optax twin: the inner jtricks adam(1e-2) of the typical configuration
     return resolve("optax.apply_if_finite")(resolve("optax.adam")(1e-2), max_consecutive_errors)
 
 
-def _optax_apply_if_finite_accumulate(tx, max_consecutive_errors):
-    del tx  # accumulate_gradients(adam(1e-2), 2) of the variation
+def _optax_apply_if_finite_accumulate(inner, max_consecutive_errors):
+    del inner  # accumulate_gradients(adam(1e-2), 2) of the variation
     optax = importlib.import_module("optax")
     inner = optax.MultiSteps(optax.adam(1e-2), 2).gradient_transformation()
     return optax.apply_if_finite(inner, max_consecutive_errors)
@@ -237,8 +237,8 @@ def _optax_accumulate(tx, every_k):
     return optax.MultiSteps(optax.sgd(0.1), every_k).gradient_transformation()
 
 
-def _optax_masked(tx, mask):
-    del tx  # the inner jtricks adam(1e-2) of the typical configuration
+def _optax_masked(inner, mask):
+    del inner  # the inner jtricks adam(1e-2) of the typical configuration
     return resolve("optax.masked")(resolve("optax.adam")(1e-2), mask)
 
 
@@ -261,7 +261,7 @@ ENTRIES: tuple = (
                       converge=Converge(0.05, 4e-4, 5000),
                       cli=Cli("nesterov", 0.03, {"momentum": 0.9, "nesterov": True})),
             Variation("schedule", {"learning_rate": _jo("schedules.exponential_decay",
-                                                        0.05, 0.5, 20), "momentum": 0.9},
+                                                        0.05, 20, 0.5), "momentum": 0.9},
                       optax_kwargs={"learning_rate": _ox("exponential_decay", 0.05, 20, 0.5),
                                     "momentum": 0.9}),
         ),
@@ -290,7 +290,12 @@ ENTRIES: tuple = (
     ),
     Entry(
         "adadelta", "optimizer", {"learning_rate": 1.0}, "optax.adadelta",
-        invalid=(Invalid({"rho": 1.0}), Invalid({"eps": -1e-6})),
+        variations=(
+            # optax's L2 decay, added before the rescaling
+            Variation("weight_decay", {"weight_decay": 0.01, "weight_decay_mask": matrices_only}),
+        ),
+        invalid=(Invalid({"rho": 1.0}), Invalid({"eps": -1e-6}),
+                 Invalid({"weight_decay": -0.1})),
         # on Rosenbrock adadelta needs its step annealed
         converge=Converge(10.0, _jo("schedules.cosine_decay", 0.2, 10_000), 10_000),
         cli=Cli("adadelta", 1.0),
@@ -300,6 +305,10 @@ ENTRIES: tuple = (
         variations=(
             Variation("amsgrad", {"amsgrad": True}, optax="optax.amsgrad",
                       optax_kwargs={"learning_rate": 1e-2}, converge=Converge(0.1, 0.2, 10_000)),
+            # optax's keyword-only NAdam
+            Variation("nesterov", {"nesterov": True}),
+            # every positional argument, in optax's order (eps_root, mu_dtype after eps)
+            Variation("eps_root", {"b1": 0.8, "b2": 0.99, "eps": 1e-6, "eps_root": 1e-9}),
             # an f32 array (not weakly typed) learning rate must not promote bf16 / f16 updates
             Variation("f32_lr", {"learning_rate": Call("jax.numpy.float32", (1e-2,))}),
             Variation("amsgrad_f32_moments",
@@ -326,8 +335,7 @@ ENTRIES: tuple = (
         cli=Cli("adamw", 1e-3, {"weight_decay": 0.0}, sweep=True),
     ),
     # ------------------------------------------------------------------ building blocks
-    Entry("scale", "transform", {"factor": -0.3},
-          lambda factor: resolve("optax.scale")(factor)),  # optax's argument: step_size
+    Entry("scale", "transform", {"step_size": -0.3}, "optax.scale"),
     Entry(
         "scale_by_learning_rate", "transform", {"learning_rate": 0.1},
         "optax.scale_by_learning_rate",
@@ -350,6 +358,7 @@ ENTRIES: tuple = (
         "scale_by_rms", "transform", {"decay": 0.9, "eps": 1e-8}, "optax.scale_by_rms",
         variations=(
             Variation("eps_outside", {"decay": 0.8, "eps": 1e-3, "eps_in_sqrt": False}),
+            Variation("initial_scale", {"initial_scale": 0.1}),
             Variation("centered", {"eps": 1e-3, "centered": True}, optax="optax.scale_by_stddev",
                       optax_kwargs={"decay": 0.9, "eps": 1e-3}),
         ),
@@ -363,6 +372,7 @@ ENTRIES: tuple = (
         "scale_by_adam", "transform", {"b1": 0.8, "b2": 0.99, "eps": 1e-6}, "optax.scale_by_adam",
         variations=(
             Variation("eps_root", {"eps_root": 1e-8}),
+            Variation("nesterov", {"nesterov": True}),
             Variation("amsgrad", {"amsgrad": True}, optax="optax.scale_by_amsgrad",
                       optax_kwargs={"b1": 0.8, "b2": 0.99, "eps": 1e-6}),
         ),
@@ -391,9 +401,8 @@ ENTRIES: tuple = (
     ),
     Entry("identity", "transform", {}, "optax.identity"),
     # ------------------------------------------------------------------ clipping
-    Entry("clip", "transform", {"max_abs": 0.5},
-          lambda max_abs: resolve("optax.clip")(max_abs),  # optax's argument: max_delta
-          invalid=(Invalid({"max_abs": 0}),)),
+    Entry("clip", "transform", {"max_delta": 0.5}, "optax.clip",
+          invalid=(Invalid({"max_delta": 0}),)),
     Entry("clip_by_global_norm", "transform", {"max_norm": 1.0}, "optax.clip_by_global_norm",
           invalid=(Invalid({"max_norm": 0.0}),)),
     # per leaf; no optax twin (tests/test_optim_clipping.py checks the closed form)
@@ -402,9 +411,9 @@ ENTRIES: tuple = (
     # ------------------------------------------------------------------ wrappers
     Entry(
         "apply_if_finite", "transform",
-        {"tx": _jo("adam", 1e-2), "max_consecutive_errors": 3}, _optax_apply_if_finite,
+        {"inner": _jo("adam", 1e-2), "max_consecutive_errors": 3}, _optax_apply_if_finite,
         variations=(  # wrappers nest
-            Variation("accumulate", {"tx": _jo("accumulate_gradients", _jo("adam", 1e-2), 2)},
+            Variation("accumulate", {"inner": _jo("accumulate_gradients", _jo("adam", 1e-2), 2)},
                       optax=_optax_apply_if_finite_accumulate),
         ),
         invalid=(Invalid({"max_consecutive_errors": -1}),),
@@ -414,7 +423,7 @@ ENTRIES: tuple = (
         _optax_accumulate,
         invalid=(Invalid({"every_k": 0}),),
     ),
-    Entry("masked", "transform", {"tx": _jo("adam", 1e-2), "mask": matrices_only},
+    Entry("masked", "transform", {"inner": _jo("adam", 1e-2), "mask": matrices_only},
           _optax_masked),
     Entry("flatten", "transform", {"tx": _jo("adam", 1e-2)}, _optax_flatten),
     Entry(

@@ -44,7 +44,7 @@ BAD_FLAGS = [
      "error: --init-scale -1: scale=-1.0 must be >= 0"),
     (["train", "--hidden", "64,0"], "error: --hidden 64,0: features=0 must be >= 1"),
     (["train", "--clip-norm", "0"], "error: --clip-norm 0: max_norm=0.0 must be > 0"),
-    (["train", "--clip-value", "-1"], "error: --clip-value -1: max_abs=-1.0 must be > 0"),
+    (["train", "--clip-value", "-1"], "error: --clip-value -1: max_delta=-1.0 must be > 0"),
     (["train", "--l1", "-1"], "error: --l1 -1: l1=-1.0 must be >= 0"),
     (["train", "--weight-decay", "-1"], "error: --weight-decay -1: weight_decay=-1.0 must be >= 0"),
     (["train", "--ema", "-0.1"], "error: --ema -0.1: decay=-0.1 must be >= 0"),

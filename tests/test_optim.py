@@ -288,7 +288,7 @@ BAD = [(f"{e.name}:{arg}={value}", lambda e=e, bad=bad: e.configs()[0].build(**b
        for e in registry.ENTRIES for bad in e.invalid for arg, value in bad.kwargs.items()]
 # ... and of the schedules (functions of the step, not transformations: not registry rows).
 BAD_SCHEDULES = [
-    (lambda: jo.schedules.exponential_decay(0.1, 0.5, transition_steps=0), "transition_steps", "0"),
+    (lambda: jo.schedules.exponential_decay(0.1, 0, 0.5), "transition_steps", "0"),
     (lambda: jo.schedules.per_epoch(0.1, 0.98, steps_per_epoch=-3), "steps_per_epoch", "-3"),
     (lambda: jo.schedules.cosine_decay(0.1, decay_steps=0), "decay_steps", "0"),
     (lambda: jo.schedules.warmup_cosine_decay(0.0, 0.1, 0, 100), "warmup_steps", "0"),

@@ -228,7 +228,7 @@ _KNOWN = {"flatten": "jo.flatten(tx).update accepts gradients of another tree st
 # (accumulate_gradients keeps an accumulator like the parameters) or the wrapped one's.
 _OWN_STATE_WRAPPERS = {"accumulate_gradients"}
 STATEFUL = [pytest.param(e.name, e.configs()[0].build,
-                         "tx" in e.kwargs and e.name not in _OWN_STATE_WRAPPERS, id=e.name,
+                         ("tx" in e.kwargs or "inner" in e.kwargs) and e.name not in _OWN_STATE_WRAPPERS, id=e.name,
                          marks=[pytest.mark.xfail(strict=True, reason=_KNOWN[e.name])]
                          if e.name in _KNOWN else [])
             for e in registry.ENTRIES

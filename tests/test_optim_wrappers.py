@@ -100,7 +100,7 @@ def test_reduce_on_plateau_needs_value():
 
 
 def test_wrappers_reject_non_transformations():
-    with pytest.raises(TypeError, match="tx"):
+    with pytest.raises(TypeError, match="inner"):
         jo.masked(object(), {"w": True})
     with pytest.raises(TypeError, match="every_k"):
         jo.accumulate_gradients(jo.sgd(0.1), 2.5)

@@ -17,13 +17,13 @@ CLOSED_FORMS = [
     ("constant", S.constant(0.3), lambda t: 0.3),
     ("per_epoch_lesson", S.per_epoch(0.1, 0.98, steps_per_epoch=50),
      lambda t: 0.1 * 0.98 ** (t // 50)),
-    ("exponential", S.exponential_decay(0.1, 0.5, transition_steps=100),
+    ("exponential", S.exponential_decay(0.1, 100, 0.5),
      lambda t: 0.1 * 0.5 ** (t / 100)),
-    ("exponential_staircase", S.exponential_decay(0.1, 0.5, 100, staircase=True),
+    ("exponential_staircase", S.exponential_decay(0.1, 100, 0.5, staircase=True),
      lambda t: 0.1 * 0.5 ** (t // 100)),
-    ("exponential_end", S.exponential_decay(0.1, 0.5, 100, end_value=0.02),
+    ("exponential_end", S.exponential_decay(0.1, 100, 0.5, end_value=0.02),
      lambda t: max(0.1 * 0.5 ** (t / 100), 0.02)),
-    ("exponential_begin", S.exponential_decay(0.1, 0.5, 100, transition_begin=50),
+    ("exponential_begin", S.exponential_decay(0.1, 100, 0.5, transition_begin=50),
      lambda t: 0.1 * 0.5 ** (max(t - 50, 0) / 100)),
     ("piecewise", S.piecewise_constant(1.0, {50: 0.5, 100: 0.1}),
      lambda t: 1.0 * (0.5 if t >= 50 else 1) * (0.1 if t >= 100 else 1)),
@@ -47,7 +47,7 @@ def test_schedule_equals_closed_form(name, schedule, closed):
 
 # (name, schedule, optax's)
 OPTAX = [
-    ("exponential", S.exponential_decay(0.1, 0.7, 30, staircase=True, end_value=0.01,
+    ("exponential", S.exponential_decay(0.1, 30, 0.7, staircase=True, end_value=0.01,
                                         transition_begin=10),
      optax.exponential_decay(0.1, 30, 0.7, transition_begin=10, staircase=True, end_value=0.01)),
     ("piecewise", S.piecewise_constant(0.1, {100: 0.5, 50: 0.2}),
@@ -86,8 +86,8 @@ def test_traced_values_and_vmap_over_init_value():
 
 BAD = [
     (lambda: S.per_epoch(0.1, 0.98, 0), "steps_per_epoch=0"),
-    (lambda: S.exponential_decay(0.1, 0.5, -1), "transition_steps=-1"),
-    (lambda: S.exponential_decay(0.1, 0.5, 10, transition_begin=-2), "transition_begin=-2"),
+    (lambda: S.exponential_decay(0.1, -1, 0.5), "transition_steps=-1"),
+    (lambda: S.exponential_decay(0.1, 10, 0.5, transition_begin=-2), "transition_begin=-2"),
     (lambda: S.cosine_decay(0.1, -5), "decay_steps=-5"),
     (lambda: S.linear(0.0, 1.0, 0), "transition_steps=0"),
     (lambda: S.warmup_cosine_decay(0.0, 0.1, 10, 10), "decay_steps=10"),

@@ -247,7 +247,7 @@ def build_optimizer(args, steps_per_epoch: int):
              "decay": ("--rho", args.rho), "rho": ("--rho", args.rho), "b1": ("--b1", args.b1),
              "b2": ("--b2", args.b2), "eps": ("--eps", args.eps),
              "weight_decay": ("--weight-decay", args.weight_decay), "l1": ("--l1", args.l1),
-             "max_abs": ("--clip-value", args.clip_value),
+             "max_delta": ("--clip-value", args.clip_value),
              "max_norm": ("--clip-norm", args.clip_norm)}
     with library_errors(flags):
         if name == "sgd":

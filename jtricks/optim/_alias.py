@@ -17,6 +17,7 @@ from .. import _validate as v
 from ._base import GradientTransformation, chain, identity
 from ._transforms import (
     ScalarOrSchedule,
+    _require_default,
     add_decayed_weights,
     scale_by_adadelta,
     scale_by_adagrad,
@@ -31,6 +32,7 @@ def sgd(
     learning_rate: ScalarOrSchedule,
     momentum: Optional[jax.typing.ArrayLike] = None,
     nesterov: bool = False,
+    accumulator_dtype: Optional[jax.typing.DTypeLike] = None,
 ) -> GradientTransformation:
     r"""Stochastic gradient descent, optionally with (Nesterov) momentum.
 
@@ -42,9 +44,11 @@ def sgd(
       learning_rate: :math:`\eta`, number, array or schedule.
       momentum: :math:`\gamma` in ``[0, 1)``, or ``None`` for none.
       nesterov: whether to use Nesterov momentum.
+      accumulator_dtype: dtype of the momentum buffer (default: the params' dtype).
 
     Returns:
-      ``chain(trace(momentum, nesterov), scale_by_learning_rate(learning_rate))``.
+      ``chain(trace(momentum, nesterov, accumulator_dtype),
+      scale_by_learning_rate(learning_rate))``.
 
     Raises:
       ValueError: for a negative ``learning_rate`` or ``momentum`` outside ``[0, 1)``.
@@ -61,7 +65,7 @@ def sgd(
     """
     v.check_unit_interval("momentum", momentum, allow_none=True)
     return chain(
-        trace(momentum, nesterov) if momentum is not None else identity(),
+        trace(momentum, nesterov, accumulator_dtype) if momentum is not None else identity(),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -104,32 +108,35 @@ def rmsprop(
     learning_rate: ScalarOrSchedule,
     decay: jax.typing.ArrayLike = 0.9,
     eps: jax.typing.ArrayLike = 1e-8,
+    initial_scale: jax.typing.ArrayLike = 0.0,
+    eps_in_sqrt: bool = True,
     centered: bool = False,
     momentum: Optional[jax.typing.ArrayLike] = None,
     nesterov: bool = False,
-    eps_in_sqrt: bool = True,
-    *,
-    initial_scale: jax.typing.ArrayLike = 0.0,
+    bias_correction: bool = False,
 ) -> GradientTransformation:
     r"""RMSprop: divides by the root of a moving average of squared gradients.
 
-    The momentum (if any) is applied after the learning rate, as in optax.
+    The momentum (if any) is applied after the learning rate, as in optax. The
+    arguments are optax's, in optax's order.
 
     Args:
       learning_rate: number, array or schedule.
       decay: moving-average decay in ``[0, 1)``.
       eps: see :func:`scale_by_rms` (``eps_in_sqrt=False`` matches PyTorch).
+      initial_scale: starting value of the average of squares.
+      eps_in_sqrt: where ``eps`` goes.
       centered: whether to divide by the root of the variance instead.
       momentum: optional momentum in ``[0, 1)``.
       nesterov: whether to use Nesterov momentum.
-      eps_in_sqrt: where ``eps`` goes.
-      initial_scale: starting value of the average of squares.
+      bias_correction: only ``False`` (optax's default) is supported.
 
     Returns:
       ``chain(scale_by_rms(...), scale_by_learning_rate(lr), trace(momentum))``.
 
     Raises:
       ValueError: for bad arguments.
+      NotImplementedError: for ``bias_correction=True``.
 
     References:
       Hinton, Srivastava, Swersky, "Neural Networks for Machine Learning, lecture 6e",
@@ -140,10 +147,19 @@ def rmsprop(
       >>> g = jnp.array([1.0, -2.0])
       >>> tx.update(g, tx.init(g), g)[0]
       Array([-0.00333333,  0.00333333], dtype=float32)
+
+      Positionally, in optax's order (``initial_scale`` fourth, ``centered`` sixth):
+
+      >>> import optax
+      >>> ours, theirs = rmsprop(1e-3, 0.9, 1e-8, 0.1), optax.rmsprop(1e-3, 0.9, 1e-8, 0.1)
+      >>> ours.update(g, ours.init(g))[0], theirs.update(g, theirs.init(g))[0]
+      (Array([-0.00229416,  0.00285714], dtype=float32), Array([-0.00229416,  0.00285714], dtype=float32))
     """
+    _require_default("rmsprop", "bias_correction", bias_correction, False)
     v.check_unit_interval("momentum", momentum, allow_none=True)
     return chain(
-        scale_by_rms(decay, eps, eps_in_sqrt, centered, initial_scale=initial_scale),
+        scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction,
+                     centered=centered),
         scale_by_learning_rate(learning_rate),
         trace(momentum, nesterov) if momentum is not None else identity(),
     )
@@ -153,6 +169,8 @@ def adadelta(
     learning_rate: Optional[ScalarOrSchedule] = None,
     rho: jax.typing.ArrayLike = 0.9,
     eps: jax.typing.ArrayLike = 1e-6,
+    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay_mask: Any = None,
 ) -> GradientTransformation:
     r"""Adadelta:
     :math:`w \leftarrow w - \eta \sqrt{E[\Delta x^2]+\epsilon}/\sqrt{E[g^2]+\epsilon}\, g`.
@@ -164,9 +182,15 @@ def adadelta(
         ``learning_rate=1.0`` for Zeiler's descent step.
       rho: moving-average decay in ``[0, 1)``.
       eps: ``>= 0``.
+      weight_decay: L2 decay :math:`\lambda \ge 0` added to the gradients *before*
+        the rescaling (as optax), number, array or schedule. With a plain ``0``
+        (the default) no decay transform is built and ``update`` needs no params.
+      weight_decay_mask: optional pytree of bools (or function of the params)
+        selecting the leaves to decay.
 
     Returns:
-      ``chain(scale_by_adadelta(rho, eps), scale_by_learning_rate(learning_rate))``.
+      ``chain(add_decayed_weights(weight_decay, weight_decay_mask),
+      scale_by_adadelta(rho, eps), scale_by_learning_rate(learning_rate))``.
 
     Raises:
       ValueError: for bad arguments.
@@ -181,7 +205,12 @@ def adadelta(
       >>> tx.update(g, tx.init(g), g)[0]
       Array([-0.00316226,  0.00316227], dtype=float32)
     """
-    return chain(scale_by_adadelta(rho, eps), scale_by_learning_rate(learning_rate))
+    no_decay = isinstance(weight_decay, (int, float)) and weight_decay == 0
+    return chain(
+        *(() if no_decay else (add_decayed_weights(weight_decay, weight_decay_mask),)),
+        scale_by_adadelta(rho, eps),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def adam(
@@ -189,21 +218,27 @@ def adam(
     b1: jax.typing.ArrayLike = 0.9,
     b2: jax.typing.ArrayLike = 0.999,
     eps: jax.typing.ArrayLike = 1e-8,
-    amsgrad: bool = False,
-    *,
     eps_root: jax.typing.ArrayLike = 0.0,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    *,
+    nesterov: bool = False,
+    amsgrad: bool = False,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
 ) -> GradientTransformation:
     r"""Adam (``amsgrad=True``: AMSGrad, equal to ``optax.amsgrad``).
+
+    The positional arguments are ``optax.adam``'s, in optax's order; ``nesterov``
+    (optax's, NAdam) and jtricks' ``amsgrad`` and ``nu_dtype`` are keyword-only.
 
     Args:
       learning_rate: number, array or schedule.
       b1, b2: moment decays in ``[0, 1)``.
       eps: added outside the square root.
-      amsgrad: whether to divide by the running maximum of the second moment.
       eps_root: added inside the square root.
-      mu_dtype, nu_dtype: dtypes of the moment buffers (default: params' dtype).
+      mu_dtype: dtype of the first-moment buffer (default: params' dtype).
+      nesterov: whether to use NAdam's Nesterov momentum.
+      amsgrad: whether to divide by the running maximum of the second moment.
+      nu_dtype: dtype of the second-moment buffer (default: params' dtype).
 
     Returns:
       ``chain(scale_by_adam(...), scale_by_learning_rate(learning_rate))``.
@@ -226,9 +261,17 @@ def adam(
       Array([-0.001,  0.001], dtype=float32)
       >>> jo.apply_updates(params, updates)["w"]
       Array([ 0.999, -1.999], dtype=float32)
+
+      A call ported from optax means the same thing (the fifth argument is ``eps_root``):
+
+      >>> import optax
+      >>> ours, theirs = jo.adam(1e-2, 0.8, 0.99, 1e-6, 1e-9), optax.adam(1e-2, 0.8, 0.99, 1e-6, 1e-9)
+      >>> ours.update(grads, ours.init(params))[0]["w"], theirs.update(grads, theirs.init(params))[0]["w"]
+      (Array([-0.00999998,  0.0099999 ], dtype=float32), Array([-0.00999998,  0.0099999 ], dtype=float32))
     """
     return chain(
-        scale_by_adam(b1, b2, eps, amsgrad, mu_dtype, nu_dtype, eps_root=eps_root),
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, amsgrad=amsgrad,
+                      nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -238,18 +281,23 @@ def adamw(
     b1: jax.typing.ArrayLike = 0.9,
     b2: jax.typing.ArrayLike = 0.999,
     eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: Optional[jax.typing.DTypeLike] = None,
     weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
     *,
-    eps_root: jax.typing.ArrayLike = 0.0,
-    mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    nesterov: bool = False,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
 ) -> GradientTransformation:
     r"""Adam with decoupled weight decay: :math:`w \leftarrow w - \eta(\text{adam}(g) + \lambda w)`.
 
+    The positional arguments are ``optax.adamw``'s, in optax's order (``weight_decay``
+    comes after ``eps_root`` and ``mu_dtype``); ``nesterov`` and ``nu_dtype`` are
+    keyword-only.
+
     Args:
       learning_rate: number, array or schedule.
-      b1, b2, eps, eps_root, mu_dtype, nu_dtype: as :func:`adam`.
+      b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype: as :func:`adam`.
       weight_decay: :math:`\lambda \ge 0`, number, array or schedule.
       mask: optional pytree of bools (or function of the params) selecting the
         leaves to decay, e.g. no decay on biases and norm scales.
@@ -273,7 +321,7 @@ def adamw(
       (Array([-1.0000001e-05, -1.0000001e-05], dtype=float32), Array([-0., -0.], dtype=float32))
     """
     return chain(
-        scale_by_adam(b1, b2, eps, False, mu_dtype, nu_dtype, eps_root=eps_root),
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )

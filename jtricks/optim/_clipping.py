@@ -18,17 +18,17 @@ def _empty_init(params):
     return EmptyState()
 
 
-def clip(max_abs: jax.typing.ArrayLike) -> GradientTransformation:
-    """Clips every update element to ``[-max_abs, max_abs]``.
+def clip(max_delta: jax.typing.ArrayLike) -> GradientTransformation:
+    """Clips every update element to ``[-max_delta, max_delta]`` (``optax.clip``).
 
     Args:
-      max_abs: the largest absolute value, ``> 0``.
+      max_delta: the largest absolute value, ``> 0`` (optax's name).
 
     Returns:
       A stateless ``GradientTransformation``.
 
     Raises:
-      ValueError: for a non-positive ``max_abs``.
+      ValueError: for a non-positive ``max_delta``.
 
     Example:
       >>> tx = clip(1.0)
@@ -36,13 +36,13 @@ def clip(max_abs: jax.typing.ArrayLike) -> GradientTransformation:
       >>> tx.update(g, tx.init(g), g)[0]   # each entry to [-1, 1]
       Array([ 1., -1.], dtype=float32)
     """
-    v.check_positive("max_abs", max_abs)
+    v.check_positive("max_delta", max_delta)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
 
         def leaf(g):
-            m = as_dtype(max_abs, compute_dtype(g.dtype))
+            m = as_dtype(max_delta, compute_dtype(g.dtype))
             return jnp.clip(g.astype(m.dtype), -m, m).astype(g.dtype)
 
         return jax.tree.map(leaf, updates), state

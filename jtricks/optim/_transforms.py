@@ -31,6 +31,16 @@ def _empty_init(params):
     return EmptyState()
 
 
+def _require_default(fn: str, name: str, value: Any, default: Any) -> None:
+    """Rejects a value other than optax's ``default`` for an argument jtricks does not
+    implement, so that a call ported from optax never silently means something else."""
+    same = value is default or (isinstance(value, (bool, int, float)) and value == default)
+    if not same:
+        raise NotImplementedError(
+            f"{fn}: {name}={value!r} is not supported by jtricks (only optax's default "
+            f"{name}={default!r}); use optax.{fn} for it")
+
+
 def _scale_leaves(updates, factor):
     """``updates * factor`` leaf by leaf, computed in >= f32, in the updates' dtype."""
 
@@ -44,18 +54,18 @@ def _scale_leaves(updates, factor):
 # ----------------------------------------------------------------------------- scaling
 
 
-def scale(factor: jax.typing.ArrayLike) -> GradientTransformation:
-    """Multiplies the updates by ``factor``.
+def scale(step_size: jax.typing.ArrayLike) -> GradientTransformation:
+    """Multiplies the updates by ``step_size`` (optax's name for the factor).
 
     Args:
-      factor: a number, array or tracer (any sign).
+      step_size: a number, array or tracer (any sign).
 
     Returns:
       A stateless ``GradientTransformation``.
 
     Raises:
-      TypeError: if ``factor`` is not numeric.
-      ValueError: if ``factor`` is NaN.
+      TypeError: if ``step_size`` is not numeric.
+      ValueError: if ``step_size`` is NaN.
 
     Example:
       >>> tx = scale(-0.1)   # plain gradient descent with step 0.1
@@ -63,11 +73,11 @@ def scale(factor: jax.typing.ArrayLike) -> GradientTransformation:
       >>> tx.update(g, tx.init(g), g)[0]
       Array([-0.1,  0.2], dtype=float32)
     """
-    v.check_number("factor", factor)
+    v.check_number("step_size", step_size)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        return _scale_leaves(updates, factor), state
+        return _scale_leaves(updates, step_size), state
 
     return GradientTransformation(_empty_init, update_fn)
 
@@ -79,14 +89,14 @@ class ScaleByScheduleState(NamedTuple):
 
 
 def scale_by_learning_rate(
-    learning_rate: Optional[ScalarOrSchedule], *, flip_sign: bool = True
+    learning_rate: Optional[ScalarOrSchedule] = None, *, flip_sign: bool = True
 ) -> GradientTransformation:
     """Multiplies the updates by ``-learning_rate`` (``+`` with ``flip_sign=False``).
 
     Args:
       learning_rate: a non-negative number, array or tracer, or a schedule
-        ``step -> value`` (then the state counts the steps), or ``None`` for
-        no scaling.
+        ``step -> value`` (then the state counts the steps), or ``None`` (the
+        default, as in optax) for no scaling.
       flip_sign: whether to multiply by ``-learning_rate`` (descent).
 
     Returns:
@@ -130,7 +140,7 @@ class TraceState(NamedTuple):
 
 
 def trace(
-    decay: jax.typing.ArrayLike = 0.9,
+    decay: jax.typing.ArrayLike,
     nesterov: bool = False,
     accumulator_dtype: Optional[jax.typing.DTypeLike] = None,
 ) -> GradientTransformation:
@@ -138,7 +148,7 @@ def trace(
     (or :math:`g + \gamma t` with Nesterov).
 
     Args:
-      decay: the momentum coefficient :math:`\gamma` in ``[0, 1)``.
+      decay: the momentum coefficient :math:`\gamma` in ``[0, 1)`` (required, as in optax).
       nesterov: whether to use Nesterov's look-ahead form.
       accumulator_dtype: dtype of the buffer; defaults to the params' dtype.
 
@@ -259,10 +269,11 @@ class ScaleByCenteredRmsState(NamedTuple):
 def scale_by_rms(
     decay: jax.typing.ArrayLike = 0.9,
     eps: jax.typing.ArrayLike = 1e-8,
-    eps_in_sqrt: bool = True,
-    centered: bool = False,
-    *,
     initial_scale: jax.typing.ArrayLike = 0.0,
+    eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
+    *,
+    centered: bool = False,
 ) -> GradientTransformation:
     r"""RMSprop's rescaling by the root of a moving average of squared gradients.
 
@@ -275,9 +286,12 @@ def scale_by_rms(
     Args:
       decay: :math:`\rho` in ``[0, 1)``.
       eps: ``>= 0``.
-      eps_in_sqrt: where ``eps`` goes, see above.
-      centered: whether to subtract the squared mean.
       initial_scale: starting value of :math:`\nu`.
+      eps_in_sqrt: where ``eps`` goes, see above.
+      bias_correction: optax's debiasing of :math:`\nu`; only ``False`` (optax's
+        default) is supported, any other value raises ``NotImplementedError``.
+      centered: (keyword-only, jtricks' addition; ``optax.scale_by_stddev``)
+        whether to subtract the squared mean.
 
     Returns:
       A ``GradientTransformation`` with state :class:`ScaleByRmsState` or
@@ -285,6 +299,7 @@ def scale_by_rms(
 
     Raises:
       ValueError: for ``decay`` outside ``[0, 1)`` or a negative ``eps``.
+      NotImplementedError: for ``bias_correction=True``.
 
     References:
       Hinton, Srivastava, Swersky, "Neural Networks for Machine Learning, lecture 6e",
@@ -298,6 +313,7 @@ def scale_by_rms(
       >>> tx.update(g, tx.init(g), g)[0]
       Array([ 3.3333333, -3.3333333], dtype=float32)
     """
+    _require_default("scale_by_rms", "bias_correction", bias_correction, False)
     v.check_unit_interval("decay", decay)
     v.check_non_negative("eps", eps)
     v.check_non_negative("initial_scale", initial_scale)
@@ -413,29 +429,36 @@ def scale_by_adam(
     b1: jax.typing.ArrayLike = 0.9,
     b2: jax.typing.ArrayLike = 0.999,
     eps: jax.typing.ArrayLike = 1e-8,
-    amsgrad: bool = False,
-    mu_dtype: Optional[jax.typing.DTypeLike] = None,
-    nu_dtype: Optional[jax.typing.DTypeLike] = None,
-    *,
     eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    *,
+    nesterov: bool = False,
+    amsgrad: bool = False,
+    nu_dtype: Optional[jax.typing.DTypeLike] = None,
 ) -> GradientTransformation:
     r"""Adam's rescaling :math:`\hat m / (\sqrt{\hat v + \epsilon_{root}} + \epsilon)`.
 
     :math:`m \leftarrow \beta_1 m + (1-\beta_1) g`,
     :math:`v \leftarrow \beta_2 v + (1-\beta_2) g^2`, bias-corrected
     :math:`\hat m = m / (1-\beta_1^t)`, :math:`\hat v = v / (1-\beta_2^t)`.
-    With ``amsgrad`` the denominator uses the running maximum of :math:`\hat v`
-    (as ``optax.scale_by_amsgrad``). ``m``, ``v`` and the update are computed
-    together in one pass per leaf.
+    With ``nesterov`` the numerator is NAdam's
+    :math:`\beta_1 m / (1-\beta_1^{t+1}) + (1-\beta_1) g / (1-\beta_1^t)` (as optax's
+    ``nesterov=True``). With ``amsgrad`` the denominator uses the running maximum of
+    :math:`\hat v` (as ``optax.scale_by_amsgrad``). ``m``, ``v`` and the update are
+    computed together in one pass per leaf.
+
+    The positional arguments are optax's, in optax's order; ``amsgrad`` and
+    ``nu_dtype`` are jtricks' keyword-only additions.
 
     Args:
       b1: decay of the first moment, in ``[0, 1)``.
       b2: decay of the second moment, in ``[0, 1)``.
       eps: added outside the square root, ``>= 0``.
-      amsgrad: whether to use the AMSGrad maximum.
-      mu_dtype: dtype of ``m`` (default: the params' dtype).
-      nu_dtype: dtype of ``v`` (default: the params' dtype).
       eps_root: added inside the square root, ``>= 0``.
+      mu_dtype: dtype of ``m`` (default: the params' dtype).
+      nesterov: whether to use NAdam's Nesterov momentum (keyword-only, as in optax).
+      amsgrad: whether to use the AMSGrad maximum (keyword-only).
+      nu_dtype: dtype of ``v`` (keyword-only; default: the params' dtype).
 
     Returns:
       A ``GradientTransformation`` with state :class:`ScaleByAdamState` or
@@ -479,6 +502,8 @@ def scale_by_adam(
         bdt = compute_dtype(jnp.result_type(*jax.tree.leaves(updates), jnp.float32))
         bc1 = 1 - as_dtype(b1, bdt) ** count
         bc2 = 1 - as_dtype(b2, bdt) ** count
+        # NAdam's look-ahead correction of m (optax: bias_correction(mu, b1, count + 1)).
+        bc1_next = 1 - as_dtype(b1, bdt) ** safe_increment(count) if nesterov else None
 
         def leaf(g, m_old, n_old, n_max_old=None):
             cdt = compute_dtype(jnp.result_type(g, m_old, n_old))
@@ -492,7 +517,11 @@ def scale_by_adam(
                 n_hat = jnp.maximum(n_max_old.astype(cdt), n_hat)
                 n_max = n_hat.astype(n_max_old.dtype)
             denom = jnp.sqrt(n_hat + as_dtype(eps_root, cdt)) + as_dtype(eps, cdt)
-            u = (m / bc1.astype(cdt)) / denom
+            if nesterov:
+                m_hat = d1 * (m / bc1_next.astype(cdt)) + c1 * (g32 / bc1.astype(cdt))
+            else:
+                m_hat = m / bc1.astype(cdt)
+            u = m_hat / denom
             return u.astype(g.dtype), m.astype(m_old.dtype), n.astype(n_old.dtype), n_max
 
         trees = (state.mu, state.nu) + ((state.nu_max,) if amsgrad else ())

@@ -47,11 +47,11 @@ def _is_mask_fn(mask) -> bool:
     return bool(leaves) and all(leaves)
 
 
-def masked(tx: GradientTransformation, mask: Any) -> GradientTransformation:
-    """Applies ``tx`` to the leaves where ``mask`` is True; the others pass through.
+def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
+    """Applies ``inner`` to the leaves where ``mask`` is True; the others pass through.
 
     Args:
-      tx: the inner transformation (jtricks or optax).
+      inner: the inner transformation (jtricks or optax).
       mask: a pytree of bools with the params' structure (or a prefix of it),
         or a function ``params -> such a pytree``. It must be static (Python bools).
 
@@ -59,7 +59,7 @@ def masked(tx: GradientTransformation, mask: Any) -> GradientTransformation:
       A ``GradientTransformation`` with state :class:`MaskedState`.
 
     Raises:
-      TypeError: if ``tx`` is not a gradient transformation.
+      TypeError: if ``inner`` is not a gradient transformation.
 
     Example:
       >>> import jtricks.optim as jo
@@ -71,7 +71,8 @@ def masked(tx: GradientTransformation, mask: Any) -> GradientTransformation:
       >>> updates["w"], updates["b"]                     # the bias is left alone
       (Array([[0.1, 0.1]], dtype=float32), Array([0., 0.], dtype=float32))
     """
-    _check_transform("tx", tx)
+    _check_transform("inner", inner)
+    tx = inner
 
     def select(tree, mask_tree):
         return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask_tree, tree)
@@ -111,7 +112,7 @@ class ApplyIfFiniteState(NamedTuple):
 
 
 def apply_if_finite(
-    tx: GradientTransformation, max_consecutive_errors: int
+    inner: GradientTransformation, max_consecutive_errors: int
 ) -> GradientTransformation:
     """Skips steps whose updates contain NaN or Inf (zero updates, inner state kept).
 
@@ -120,7 +121,7 @@ def apply_if_finite(
     diverged run shows up instead of stalling silently.
 
     Args:
-      tx: the inner transformation.
+      inner: the inner transformation.
       max_consecutive_errors: how many non-finite steps in a row to skip, ``>= 0``
         (an int, or an integer array / tracer).
 
@@ -128,7 +129,7 @@ def apply_if_finite(
       A ``GradientTransformation`` with state :class:`ApplyIfFiniteState`.
 
     Raises:
-      TypeError / ValueError: for a bad ``tx`` or ``max_consecutive_errors``.
+      TypeError / ValueError: for a bad ``inner`` or ``max_consecutive_errors``.
 
     Example:
       >>> import jtricks.optim as jo
@@ -142,7 +143,8 @@ def apply_if_finite(
       >>> tx.update(jnp.array([1.0, 2.0]), state)[0]
       Array([-1., -2.], dtype=float32)
     """
-    _check_transform("tx", tx)
+    _check_transform("inner", inner)
+    tx = inner
     max_consecutive_errors = _check_count("max_consecutive_errors", max_consecutive_errors, 0)
 
     def init_fn(params):

@@ -55,27 +55,27 @@ def constant(value: jax.typing.ArrayLike) -> Schedule:
 
 def exponential_decay(
     init_value: jax.typing.ArrayLike,
-    decay_rate: jax.typing.ArrayLike,
     transition_steps: int,
+    decay_rate: jax.typing.ArrayLike,
+    transition_begin: int = 0,
     staircase: bool = False,
     end_value: jax.typing.ArrayLike | None = None,
-    *,
-    transition_begin: int = 0,
 ) -> Schedule:
     r"""``init_value * decay_rate ** (t / transition_steps)``, ``t = step - transition_begin``.
 
     ``init_value`` while ``t <= 0``. With ``staircase`` the exponent is
     ``floor(t / transition_steps)``. With ``end_value`` the value is clipped at
     it (from below when ``decay_rate < 1``, from above otherwise). Equal to
-    ``optax.exponential_decay``.
+    ``optax.exponential_decay``, with its arguments in its order
+    (``transition_steps`` before ``decay_rate``).
 
     Args:
       init_value: the value before and at ``transition_begin``.
-      decay_rate: the factor per ``transition_steps`` steps, ``>= 0``.
       transition_steps: a positive integer.
+      decay_rate: the factor per ``transition_steps`` steps, ``>= 0``.
+      transition_begin: steps to wait before decaying, ``>= 0``.
       staircase: whether to decay in discrete jumps.
       end_value: optional bound.
-      transition_begin: steps to wait before decaying, ``>= 0``.
 
     Returns:
       ``step -> value``.
@@ -85,7 +85,7 @@ def exponential_decay(
         ``transition_begin`` or ``decay_rate``.
 
     Example:
-      >>> lr = exponential_decay(0.1, decay_rate=0.5, transition_steps=1000)
+      >>> lr = exponential_decay(0.1, 1000, 0.5)   # optax's order: steps, then rate
       >>> [round(float(lr(t)), 6) for t in (0, 1000, 2000)]   # halved every 1000 steps
       [0.1, 0.05, 0.025]
     """
@@ -196,7 +196,7 @@ def piecewise_constant(
 
 def cosine_decay(
     init_value: jax.typing.ArrayLike, decay_steps: int, alpha: jax.typing.ArrayLike = 0.0,
-    *, exponent: jax.typing.ArrayLike = 1.0,
+    exponent: jax.typing.ArrayLike = 1.0,
 ) -> Schedule:
     r"""``init_value * ((1 - alpha) * c ** exponent + alpha)`` with
     ``c = (1 + cos(pi * min(step, decay_steps) / decay_steps)) / 2``.
@@ -238,7 +238,7 @@ def cosine_decay(
 
 
 def linear(init_value: jax.typing.ArrayLike, end_value: jax.typing.ArrayLike,
-           transition_steps: int, *, transition_begin: int = 0) -> Schedule:
+           transition_steps: int, transition_begin: int = 0) -> Schedule:
     """Linear interpolation from ``init_value`` to ``end_value`` over ``transition_steps``
     steps (after ``transition_begin``), constant afterwards (``optax.linear_schedule``).
 
@@ -319,7 +319,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
 
 def warmup_cosine_decay(
     init_value: jax.typing.ArrayLike, peak_value: jax.typing.ArrayLike, warmup_steps: int,
-    decay_steps: int, end_value: jax.typing.ArrayLike = 0.0, *,
+    decay_steps: int, end_value: jax.typing.ArrayLike = 0.0,
     exponent: jax.typing.ArrayLike = 1.0,
 ) -> Schedule:
     """Linear warm-up from ``init_value`` to ``peak_value`` over ``warmup_steps``, then
