@@ -43,7 +43,7 @@ def _check_report_files(report):
         assert f"]({info['figure']})" in readme  # the plot is shown in the summary
         assert info["verdict"] and info["seconds"] > 0
     assert readme.count("**Verdict:**") == len(EXPERIMENTS)
-    assert "| experiment | verdict | time (s) |" in readme
+    assert "| experiment | verdict | effects: mean [95% CI] | seeds | time (s) |" in readme
     assert str(results["machine"]["cpu_count"]) in readme
 
 
@@ -86,3 +86,50 @@ def _check_numbers(report):
     assert decay["l2_norm"]["L2 0.05"] < decay["l2_norm"]["none"]
     assert decay["sparsity"]["L1 0.005"] > decay["sparsity"]["none"]
     assert numbers["averaging"]["ensemble"] >= numbers["averaging"]["single"] - 0.01
+
+
+# --- the statistics helper (jtricks/demo/_stats.py) ---------------------------------
+
+
+def test_t_quantiles_match_the_table_and_the_expansion():
+    from jtricks.demo._stats import t975
+
+    assert t975(1) == 12.7062 and t975(7) == 2.3646 and t975(30) == 2.0423
+    assert abs(t975(40) - 2.0211) < 2e-4 and abs(t975(120) - 1.9799) < 2e-4
+    assert all(t975(d) > t975(d + 1) for d in range(1, 60))  # decreasing toward 1.96
+
+
+def test_paired_interval_by_hand():
+    from jtricks.demo._stats import SHOWN, paired
+
+    # differences 1, 2, 3, 4: mean 2.5, sd = sqrt(5/3), t(0.975, 3) = 3.1824
+    e = paired("a - b", [2.0, 4.0, 6.0, 8.0], [1.0, 2.0, 3.0, 4.0], claim="greater")
+    half = 3.1824 * np.sqrt(5 / 3) / 2
+    assert e.n == 4 and e.mean == 2.5
+    assert np.isclose(e.low, 2.5 - half) and np.isclose(e.high, 2.5 + half)
+    assert e.outcome == SHOWN
+    assert "+2.500 [+0.446, +4.554]" in e.text()
+
+
+def test_the_three_verdict_outcomes():
+    from jtricks.demo._stats import CONTRADICTED, NOT_SHOWN, SHOWN, headline, paired, verdict
+
+    base = np.array([0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97])
+    noise = np.array([0.01, -0.01, 0.02, -0.02, 0.005, -0.005, 0.015, -0.015])
+    up = paired("up", base + 0.05 + noise, base, claim="greater")
+    flat = paired("flat", base + noise, base, claim="greater")
+    down = paired("down", base - 0.05 + noise, base, claim="greater")
+    assert (up.outcome, flat.outcome, down.outcome) == (SHOWN, NOT_SHOWN, CONTRADICTED)
+    assert up.low > 0 and flat.low < 0 < flat.high and down.high < 0
+    # the claimed direction flips the reading
+    assert paired("less", base - 0.05 + noise, base, claim="less").outcome == SHOWN
+    assert paired("less", base + 0.05 + noise, base, claim="less").outcome == CONTRADICTED
+    assert headline([up]) == "Shown" and headline([flat]) == "Not shown on this data"
+    assert headline([down]) == "Contradicted" and headline([up, flat]) == "Partly shown"
+    assert headline([up, down]) == "Mixed"
+    text = verdict([up, flat])
+    assert text.startswith("Partly shown: ") and up.interval() in text and flat.interval() in text
+    # non-finite seeds are dropped and counted; fewer than two: nothing is shown
+    e = paired("nan", [1.0, np.nan, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0])
+    assert e.n == 3 and e.dropped == 1
+    assert paired("one", [1.0], [0.0]).outcome == NOT_SHOWN

@@ -11,8 +11,10 @@ import jtricks.nn as nn
 import jtricks.optim as jo
 import jtricks.optim.schedules as sch
 
-from ._common import (Result, Member, Timer, curve_rows, epochs_axis, figure, fmt, save,
+from ._common import (Result, Member, Timer, band, band_note, curve_rows, epochs_axis, figure,
+                      fmt, save, seeded_rows, seeds_of, train_seeded, train_seeded_sweeps,
                       train_sweep, train_sweeps)
+from ._stats import paired, verdict as paired_verdict
 
 # Each optimizer with its customary default learning rate (PyTorch / Keras defaults).
 OPTIMIZERS = {
@@ -75,7 +77,7 @@ def optimizers(data, out_dir, quick):
                   {"val_accuracy": final, "train_loss": loss}, t.seconds)
 
 
-def schedules(data, out_dir, quick):
+def schedules(data, out_dir, quick, seed=0):
     """Claim 11: start large, then shrink the learning rate (×0.98 per epoch, or another
     schedule)."""
     epochs = 6 if quick else 30
@@ -85,6 +87,7 @@ def schedules(data, out_dir, quick):
     steps = epochs * spe
     choices = [sch.constant(lr0), sch.per_epoch(lr0, 0.98, spe), sch.per_epoch(lr0, 0.9, spe),
                sch.cosine_decay(lr0, steps)]
+    seeds = seeds_of(seed)
 
     def schedule_for(kind):
         # one program for every schedule: evaluate them all, select by the traced index
@@ -94,35 +97,45 @@ def schedules(data, out_dir, quick):
         return Member(nn.mlp((128, 64, 10)), jo.sgd(schedule_for(kind), momentum=0.9))
 
     with Timer() as t:
-        c = train_sweep(make, jnp.arange(len(labels)), data.train, data.val, epochs=epochs)
-    fig, (a0, a1, a2) = figure("Learning-rate decay: SGD+momentum from lr 0.1", 3, width=5.0)
+        c = train_seeded(make, jnp.arange(len(labels)), data.train, data.val, epochs=epochs,
+                         seeds=seeds)
+    fig, (a0, a1, a2) = figure(f"Learning-rate decay: SGD+momentum from lr 0.1 "
+                               f"({band_note(len(seeds))})", 3, width=5.0)
     x = np.arange(1, epochs + 1)
     for i, label in enumerate(labels):
         a0.plot(x, [float(choices[i]((e - 1) * spe)) for e in x], label=label)
-        a1.plot(x, c["train_loss"][i], label=label)
-        a2.plot(x, c["val_loss"][i], label=label)
+        band(a1, x, c["train_loss"][i], label)
+        band(a2, x, c["val_loss"][i], label)
     epochs_axis(a0, "learning rate during the epoch")
     epochs_axis(a1, "training loss", log=True)
     epochs_axis(a2, "validation loss", log=True)
     name = save(fig, out_dir, "schedules")
-    final_acc = c["val_accuracy"][:, -1]
-    final_loss = c["val_loss"][:, -1]
-    rows = [[label, fmt(c["train_loss"][i, -1], 4), fmt(final_loss[i]), fmt(final_acc[i])]
+    final_loss = c["val_loss"][:, :, -1]  # (arms, seeds)
+    final_acc = c["val_accuracy"][:, :, -1]
+    effects = tuple(paired(f"final val. loss, {labels[i]} − constant", final_loss[i],
+                           final_loss[0], claim="less", digits=4)
+                    for i in range(1, len(labels)))
+    rows = [[label, fmt(float(c["train_loss"][i, :, -1].mean()), 4),
+             fmt(float(final_loss[i].mean()), 4), fmt(float(final_loss[i].std(ddof=1)), 4),
+             fmt(float(final_acc[i].mean())),
+             "" if i == 0 else effects[i - 1].interval()]
             for i, label in enumerate(labels)]
-    best = int(np.argmin(final_loss))
-    decayed_better = min(final_loss[1:]) < final_loss[0]
-    verdict = (f"{'Supported' if decayed_better else 'Not supported here'}: the lowest final "
-               f"validation loss comes from '{labels[best]}' ({fmt(final_loss[best])}; "
-               f"constant: {fmt(final_loss[0])}). ×0.98 per epoch is a gentle decay: after "
-               f"{epochs} epochs the rate is still {0.98 ** (epochs - 1):.2f}× the initial one.")
+    verdict = paired_verdict(effects, f"×0.98 per epoch is a gentle decay: after {epochs} "
+                                      f"epochs the rate is still {0.98 ** (epochs - 1):.2f}× "
+                                      "the initial one.")
     return Result("schedules", "Learning-rate decay", "Start with a large learning rate and "
                   "shrink it: multiply by 0.98 after every epoch, or use a more elaborate "
                   "schedule.",
                   f"MLP 128-64, SGD+momentum 0.9 from lr {lr0}, {epochs} epochs; the four "
-                  "schedules (jtricks.optim.schedules) are trained together with vmap.",
-                  (["schedule", "final training loss", "final val. loss", "final val. accuracy"],
-                   rows), name, verdict, curve_rows("schedules", labels, c),
-                  {"val_loss": dict(zip(labels, map(float, final_loss)))}, t.seconds)
+                  f"schedules (jtricks.optim.schedules) × {len(seeds)} seeds are trained "
+                  "together with vmap (one program); each seed gives every schedule the same "
+                  "initial weights and data order.",
+                  (["schedule", "final training loss (mean)", "final val. loss (mean)",
+                    "s.d. over seeds", "final val. accuracy (mean)",
+                    "val. loss − constant, mean [95% CI]"], rows),
+                  name, verdict, seeded_rows("schedules", labels, c, seeds),
+                  {"val_loss": dict(zip(labels, map(float, final_loss.mean(1))))}, t.seconds,
+                  effects=effects, seeds=tuple(seeds))
 
 
 def clipping(data, out_dir, quick):
