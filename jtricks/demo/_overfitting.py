@@ -126,12 +126,13 @@ def overfitting(data, out_dir, quick, seed=0):
                   t.seconds, effects=effects, seeds=tuple(seeds))
 
 
-def weight_decay(data, out_dir, quick):
+def weight_decay(data, out_dir, quick, seed=0):
     """Claim 6: L2 weight decay favours small weights, L1 sparse ones."""
     epochs = 10 if quick else 40
-    small = _subset(data, 30)
+    small = _subset(data, 30, seed)
     configs = [(0.0, 0.0), (0.0, 1e-2), (0.0, 5e-2), (1e-3, 0.0), (5e-3, 0.0)]
     labels = ["none", "L2 0.01", "L2 0.05", "L1 0.001", "L1 0.005"]
+    seeds = seeds_of(seed)
 
     def make(hp):
         l1, l2 = hp[0], hp[1]
@@ -140,45 +141,53 @@ def weight_decay(data, out_dir, quick):
         return Member(nn.mlp((256, 10)), tx)
 
     with Timer() as t:
-        c = train_sweep(make, jnp.asarray(configs), small, data.val, epochs=epochs,
-                        batch_size=30, eval_train=True)
-    kernels = np.asarray(c["params"]["dense_0"]["kernel"]).reshape(len(configs), -1)
-    l2_norm = np.sqrt((kernels ** 2).sum(1))
-    sparsity = (np.abs(kernels) < 1e-3).mean(1)
+        c = train_seeded(make, jnp.asarray(configs), small, data.val, epochs=epochs,
+                         batch_size=30, eval_train=True, seeds=seeds)
+    kernels = np.asarray(c["params"]["dense_0"]["kernel"]).reshape(len(configs), len(seeds), -1)
+    l2_norm = np.sqrt((kernels ** 2).sum(-1))  # (arms, seeds)
+    sparsity = (np.abs(kernels) < 1e-3).mean(-1)
     fig, (a1, a2) = figure(f"L1 / L2 weight decay: MLP 256 on {len(small[1])} training "
-                           "digits, SGD+momentum", 2)
+                           f"digits, SGD+momentum ({band_note(len(seeds))})", 2)
     x = range(1, epochs + 1)
     for i, label in enumerate(labels):
-        a1.plot(x, c["val_loss"][i], label=label)
+        band(a1, x, c["val_loss"][i], label)
     epochs_axis(a1, "validation loss", log=True)
     bins = np.linspace(-0.4, 0.4, 81)
     for i in (0, 2, 4):
-        a2.hist(kernels[i], bins=bins, histtype="step", label=labels[i], log=True)
+        a2.hist(kernels[i].ravel(), bins=bins, histtype="step", log=True,
+                label=f"{labels[i]} (all {len(seeds)} seeds)")
     a2.set_xlabel("first-layer weight value")
     a2.set_ylabel("count (log)")
     a2.legend(fontsize=8)
     a2.grid(alpha=0.3)
     name = save(fig, out_dir, "weight_decay")
-    final = c["val_accuracy"][:, -1]
-    rows = [[label, fmt(c["train_eval_accuracy"][i, -1]), fmt(final[i]), f"{l2_norm[i]:.2f}",
-             f"{sparsity[i]:.1%}"] for i, label in enumerate(labels)]
-    smaller = l2_norm[2] < l2_norm[0]
-    sparser = sparsity[4] > max(sparsity[0], sparsity[2])
-    verdict = ("Supported" if smaller and sparser else "Partly supported") + (
-        f": L2 shrinks the first-layer weight norm from {l2_norm[0]:.2f} to {l2_norm[2]:.2f}; "
-        f"L1 makes {sparsity[4]:.0%} of them (near) zero vs {sparsity[0]:.0%} without decay. "
-        f"Validation accuracy: none {fmt(final[0])}, best L2 {fmt(max(final[1:3]))}, best L1 "
-        f"{fmt(max(final[3:]))}.")
+    final = c["val_accuracy"][:, :, -1]
+    effects = (paired("‖W₁‖₂, L2 0.05 − none", l2_norm[2], l2_norm[0], claim="less", digits=2),
+               paired("share of |w| < 1e-3, L1 0.005 − none", sparsity[4], sparsity[0]))
+    context = [paired(f"final val. accuracy, {labels[i]} − none", final[i], final[0])
+               for i in range(1, len(labels))]
+    rows = [[label, fmt(float(c["train_eval_accuracy"][i, :, -1].mean())),
+             fmt(float(final[i].mean())),
+             "" if i == 0 else context[i - 1].interval(),
+             f"{l2_norm[i].mean():.2f}", f"{sparsity[i].mean():.1%}"]
+            for i, label in enumerate(labels)]
+    verdict = paired_verdict(effects, "Whether decay also helps validation accuracy on these "
+                                      f"{len(small[1])} images (claim > 0): "
+                                      + "; ".join(f"{e.label.split(', ')[1]} {e.interval()} "
+                                                  f"{e.outcome}" for e in context) + ".")
     return Result("weight_decay", "L1 and L2 weight decay", "Explicit regularisation: L2 "
                   "favours small weights, L1 favours sparse ones.",
                   f"MLP with one hidden layer of 256, SGD+momentum lr 0.05, "
                   f"{len(small[1])} training images, {epochs} epochs; "
                   "add_l1_decay / add_decayed_weights chained before the optimizer, all "
-                  "strengths in one vmapped program.",
-                  (["decay", "final train acc.", "final val. acc.", "‖W₁‖₂",
-                    "|w| < 1e-3"], rows), name, verdict, curve_rows("weight_decay", labels, c),
-                  {"l2_norm": dict(zip(labels, map(float, l2_norm))),
-                   "sparsity": dict(zip(labels, map(float, sparsity)))}, t.seconds)
+                  f"strengths × {len(seeds)} seeds in one vmapped program. Weight norm and "
+                  "sparsity are means over seeds.",
+                  (["decay", "final train acc. (mean)", "final val. acc. (mean)",
+                    "val. acc. − none, mean [95% CI]", "‖W₁‖₂", "|w| < 1e-3"], rows), name,
+                  verdict, seeded_rows("weight_decay", labels, c, seeds),
+                  {"l2_norm": dict(zip(labels, map(float, l2_norm.mean(1)))),
+                   "sparsity": dict(zip(labels, map(float, sparsity.mean(1))))}, t.seconds,
+                  effects=effects, seeds=tuple(seeds))
 
 
 def imbalance(data, out_dir, quick):
