@@ -254,57 +254,74 @@ def imbalance(data, out_dir, quick, seed=0):
                   t.seconds, effects=effects, seeds=tuple(seeds))
 
 
-def averaging(data, out_dir, quick):
+def averaging(data, out_dir, quick, seed=0):
     """Claim 6: model averaging — an ensemble of independently trained models, and an EMA
     of the weights, against a single model."""
     epochs = 6 if quick else 25
     members = 5
     decay = 0.98
+    seeds = seeds_of(seed)
 
     def make(_):
         model = nn.mlp((128, 10))
         return Member(model, jo.sgd(0.1, momentum=0.9), averager=ema(decay))
 
-    keys = jax.random.split(jax.random.PRNGKey(0), members)
+    # seed s: one ensemble of ``members`` models with keys fold_in(PRNGKey(s), m)
+    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), m)
+                      for s in seeds for m in range(members)])
+    n, shape = len(seeds), (len(seeds), members)
     with Timer() as t:
-        c = train_sweep(make, jnp.zeros(members), data.train, data.val, epochs=epochs,
+        c = train_sweep(make, jnp.zeros(n * members), data.train, data.val, epochs=epochs,
                         keys=keys, val_logits=True)
-        probs = jax.nn.softmax(jnp.asarray(c["val_logits"]), -1).mean(0)  # (epochs, n, 10)
-        ensemble = np.asarray(jnp.mean(jnp.argmax(probs, -1) == data.y_val[None], -1))
+        probs = jax.nn.softmax(jnp.asarray(c.pop("val_logits")).reshape(
+            shape + (epochs, len(data.y_val), 10)), -1).mean(1)  # (seeds, epochs, n, 10)
+        ensemble = np.asarray(jnp.mean(jnp.argmax(probs, -1) == data.y_val, -1))
         model = nn.mlp((128, 10))
-        final_ensemble = float(jnp.mean(jnp.argmax(ensemble_predict(
-            lambda p, x: model.apply(p, {}, x, training=False)[0], c["params"],
-            data.x_val), -1) == data.y_val))
-    single = c["val_accuracy"]
+        grouped = jax.tree.map(lambda p: p.reshape(shape + p.shape[1:]), c["params"])
+        final_ensemble = np.asarray(jax.vmap(lambda p: jnp.mean(jnp.argmax(ensemble_predict(
+            lambda q, x: model.apply(q, {}, x, training=False)[0], p, data.x_val), -1)
+            == data.y_val))(grouped))  # (seeds,)
+    single = c["val_accuracy"].reshape(shape + (epochs,))  # (seeds, members, epochs)
+    avg = c["avg_val_accuracy"].reshape(shape + (epochs,))
     x = np.arange(1, epochs + 1)
-    fig, (a1,) = figure(f"Model averaging: {members} MLPs (128 units, SGD+momentum lr 0.1) "
-                        "from different seeds", 1, width=8)
-    a1.plot(x, single.mean(0), label=f"single model (mean of {members})")
-    a1.fill_between(x, single.min(0), single.max(0), alpha=0.2, label="single models, min-max")
-    a1.plot(x, c["avg_val_accuracy"].mean(0), label=f"EMA of the weights (decay {decay})")
-    a1.plot(x, ensemble, label=f"ensemble of {members} (averaged probabilities)")
+    fig, (a1,) = figure(f"Model averaging: ensembles of {members} MLPs (128 units, "
+                        f"SGD+momentum lr 0.1) ({band_note(len(seeds))})", 1, width=8)
+    band(a1, x, single.mean(1), f"single model (mean of the {members} members)")
+    band(a1, x, avg.mean(1), f"EMA of the weights (decay {decay}, mean of members)")
+    band(a1, x, ensemble, f"ensemble of {members} (averaged probabilities)")
     epochs_axis(a1, "validation accuracy")
     name = save(fig, out_dir, "averaging")
-    rows = [["single model (mean)", fmt(single[:, -1].mean())],
-            ["single model (best of 5)", fmt(single[:, -1].max())],
-            [f"EMA of weights (mean, decay {decay})", fmt(c["avg_val_accuracy"][:, -1].mean())],
-            [f"ensemble of {members}", fmt(final_ensemble)]]
-    ens_gain = final_ensemble - single[:, -1].mean()
-    ema_gain = c["avg_val_accuracy"][:, -1].mean() - single[:, -1].mean()
-    status = ("Supported" if ens_gain > 1.5 / len(data.y_val) else
-              "Not clearly supported here (within one validation example)"
-              if ens_gain > -1.5 / len(data.y_val) else "Not supported here")
-    verdict = (f"{status}: the ensemble's "
-               f"validation accuracy is {fmt(final_ensemble)} vs {fmt(single[:, -1].mean())} "
-               f"for a single model on average; the EMA of the weights changes it by "
-               f"{ema_gain:+.3f}.")
+    single_final = single[:, :, -1].mean(1)  # per seed: the average member
+    ema_final = avg[:, :, -1].mean(1)
+    effects = (paired(f"final val. accuracy, ensemble of {members} − single model",
+                      final_ensemble, single_final),
+               paired(f"final val. accuracy, EMA of the weights − raw weights", ema_final,
+                      single_final))
+    rows = [["single model (mean of members)", fmt(float(single_final.mean())),
+             fmt(float(single_final.std(ddof=1)))],
+            [f"single model (best member of {members})",
+             fmt(float(single[:, :, -1].max(1).mean())),
+             fmt(float(single[:, :, -1].max(1).std(ddof=1)))],
+            [f"EMA of weights (decay {decay})", fmt(float(ema_final.mean())),
+             fmt(float(ema_final.std(ddof=1)))],
+            [f"ensemble of {members}", fmt(float(final_ensemble.mean())),
+             fmt(float(final_ensemble.std(ddof=1)))]]
+    n_val = len(data.y_val)
+    verdict = paired_verdict(effects, f"On {n_val} validation images the ensemble's mean gain "
+                                      f"is {effects[0].mean * n_val:+.1f} images.")
     return Result("averaging", "Model averaging", "Train several models and average them "
                   "(ensembles), or average the weights along training (EMA / SWA).",
-                  f"{members} MLPs with 128 hidden units, SGD+momentum lr 0.1, {epochs} epochs, "
-                  f"trained together with vmap over seeds; jtricks.train.ema({decay}) updated "
-                  "every step; jtricks.train.ensemble_predict for the ensemble.",
-                  (["", "final val. accuracy"], rows), name, verdict,
-                  curve_rows("averaging", [f"seed {s}" for s in range(members)], c,
+                  f"For each of {len(seeds)} seeds, an ensemble of {members} MLPs with 128 "
+                  f"hidden units (keys fold_in(seed, member)), SGD+momentum lr 0.1, {epochs} "
+                  f"epochs; all {len(seeds) * members} models trained together with vmap; "
+                  f"jtricks.train.ema({decay}) updated every step; "
+                  "jtricks.train.ensemble_predict for the ensemble. Each effect compares, per "
+                  "seed, the ensemble (or the EMA weights) with the mean of its own members.",
+                  (["", "final val. accuracy (mean over seeds)", "s.d. over seeds"], rows),
+                  name, verdict,
+                  curve_rows("averaging", [f"seed {s} member {m}" for s in seeds
+                                           for m in range(members)], c,
                              ["train_loss", "val_loss", "val_accuracy", "avg_val_accuracy"]),
-                  {"ensemble": final_ensemble, "single": float(single[:, -1].mean()),
-                   "ema": float(c["avg_val_accuracy"][:, -1].mean())}, t.seconds)
+                  {"ensemble": float(final_ensemble.mean()), "single": float(single_final.mean()),
+                   "ema": float(ema_final.mean())}, t.seconds, effects=effects,
+                  seeds=tuple(seeds))
