@@ -14,7 +14,7 @@ import jtricks.optim.schedules as sch
 from ._common import (Result, Member, Timer, band, band_note, curve_rows, epochs_axis, figure,
                       fmt, save, seeded_rows, seeds_of, train_seeded, train_seeded_sweeps,
                       train_sweep, train_sweeps)
-from ._stats import paired, verdict as paired_verdict
+from ._stats import CONTRADICTED, NOT_SHOWN, SHOWN, paired, verdict as paired_verdict
 
 # Each optimizer with its customary default learning rate (PyTorch / Keras defaults).
 OPTIMIZERS = {
@@ -33,48 +33,62 @@ LEARNING_RATES = {"SGD": 0.01, "momentum": 0.01, "Nesterov": 0.01, "normalised �
                   "AdamW": 1e-3}
 
 
-def optimizers(data, out_dir, quick):
+def optimizers(data, out_dir, quick, seed=0):
     """Claim 9: SGD, momentum, Nesterov, the normalised step, Adagrad, RMSProp, Adadelta,
     Adam (and AdamW) at equal steps."""
     epochs = 5 if quick else 20
-    with Timer() as t:  # nine optimizer states of different shapes: one program, no vmap
+    seeds = seeds_of(seed)
+    with Timer() as t:  # nine optimizer states of different shapes: one program
         sweeps = [(lambda _, m=make_tx: Member(nn.mlp((128, 64, 10)), m()), jnp.zeros(1))
                   for make_tx in OPTIMIZERS.values()]
-        curves = dict(zip(OPTIMIZERS, train_sweeps(sweeps, data.train, data.val,
-                                                   epochs=epochs)))
-    fig, (a1, a2) = figure("Optimizers at equal steps: MLP 128-64 on digits, "
-                           "each with its usual learning rate", 2)
+        curves = {k: jax.tree.map(lambda v: v[0], c) for k, c in zip(
+            OPTIMIZERS, train_seeded_sweeps(sweeps, data.train, data.val, epochs=epochs,
+                                            seeds=seeds))}  # (seeds, epochs) each
+    fig, (a1, a2) = figure("Optimizers at equal steps: MLP 128-64 on digits, each with its "
+                           f"usual learning rate ({band_note(len(seeds))})", 2)
     x = range(1, epochs + 1)
     for label, c in curves.items():
         style = "-" if label in ("Adam", "AdamW", "SGD") else "--"
-        a1.plot(x, c["train_loss"][0], style, label=f"{label} (lr {LEARNING_RATES[label]:g})")
-        a2.plot(x, c["val_accuracy"][0], style, label=label)
+        band(a1, x, c["train_loss"], f"{label} (lr {LEARNING_RATES[label]:g})", style=style,
+             alpha=0.1)
+        band(a2, x, c["val_accuracy"], label, style=style, alpha=0.1)
     epochs_axis(a1, "training loss", log=True)
     epochs_axis(a2, "validation accuracy")
     name = save(fig, out_dir, "optimizers")
-    final = {k: float(c["val_accuracy"][0, -1]) for k, c in curves.items()}
-    loss = {k: float(c["train_loss"][0, -1]) for k, c in curves.items()}
-    rows = [[k, f"{LEARNING_RATES[k]:g}", fmt(loss[k], 4), fmt(final[k])] for k in curves]
-    ranking = sorted(final, key=final.get, reverse=True)
-    if final["Adam"] >= np.median(list(final.values())):
-        verdict = (f"Supported: Adam {'beats' if final['Adam'] > final['SGD'] else 'ties'} "
-                   f"plain SGD at equal steps ({fmt(final['Adam'])} vs {fmt(final['SGD'])}) and "
-                   "is in the upper half with its default settings, so 'if unsure, use Adam' "
-                   "holds; momentum and the adaptive methods all speed up plain SGD. Ranking "
-                   f"by final validation accuracy: {', '.join(ranking)}.")
-    else:
-        verdict = (f"Not supported here: Adam is below the median with its default learning "
-                   f"rate. Ranking: {', '.join(ranking)}.")
+    final = {k: c["val_accuracy"][:, -1] for k, c in curves.items()}  # per seed
+    loss = {k: c["train_loss"][:, -1] for k, c in curves.items()}
+    versus = {k: paired(f"final val. accuracy, Adam − {k}", final["Adam"], final[k])
+              for k in curves if k != "Adam"}
+    effects = (versus["SGD"],
+               paired("final val. accuracy, momentum − SGD", final["momentum"], final["SGD"]))
+    rows = [[k, f"{LEARNING_RATES[k]:g}", fmt(float(loss[k].mean()), 4),
+             fmt(float(final[k].mean())), fmt(float(final[k].std(ddof=1))),
+             versus[k].interval() if k in versus else ""] for k in curves]
+    groups = {o: [k for k, e in versus.items() if e.outcome == o]
+              for o in (SHOWN, NOT_SHOWN, CONTRADICTED)}
+    n_val = len(data.y_val)
+    detail = (f"Adam against each of the other {len(versus)} optimizers (paired 95% CIs in the "
+              f"table, uncorrected): better than {', '.join(groups[SHOWN]) or 'none'}; not "
+              f"distinguishable from {', '.join(groups[NOT_SHOWN]) or 'none'}; worse than "
+              f"{', '.join(groups[CONTRADICTED]) or 'none'}. One validation image is "
+              f"{1 / n_val:.4f} of accuracy.")
+    verdict = paired_verdict(effects, detail)
     rows_metrics = []
     for k, c in curves.items():
-        rows_metrics += curve_rows("optimizers", [k], c)
+        rows_metrics += seeded_rows("optimizers", [k], {n: v[None] for n, v in c.items()
+                                                        if np.ndim(v) == 2}, seeds)
     return Result("optimizers", "Optimizers", "SGD, momentum (γ=0.9), Nesterov, the normalised "
                   "step w − η∇/‖∇‖, Adagrad, RMSProp, Adadelta and Adam; if unsure, use Adam.",
-                  f"MLP 128-64, batch 32, {epochs} epochs, the same initial weights and data "
-                  "order for every optimizer, each with its customary learning rate.",
-                  (["optimizer", "learning rate", "final training loss", "final val. accuracy"],
-                   rows), name, verdict, rows_metrics,
-                  {"val_accuracy": final, "train_loss": loss}, t.seconds)
+                  f"MLP 128-64, batch 32, {epochs} epochs, {len(seeds)} seeds; each seed gives "
+                  "every optimizer the same initial weights and data order; each optimizer "
+                  "with its customary learning rate; all 9 × "
+                  f"{len(seeds)} runs compiled as one program.",
+                  (["optimizer", "learning rate", "final training loss (mean)",
+                    "final val. accuracy (mean)", "s.d. over seeds",
+                    "Adam − this, mean [95% CI]"], rows), name, verdict, rows_metrics,
+                  {"val_accuracy": {k: float(v.mean()) for k, v in final.items()},
+                   "train_loss": {k: float(v.mean()) for k, v in loss.items()}}, t.seconds,
+                  effects=effects, seeds=tuple(seeds))
 
 
 def schedules(data, out_dir, quick, seed=0):
