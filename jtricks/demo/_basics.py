@@ -72,13 +72,13 @@ def scaling(data, out_dir, quick, seed=0):
                   effects=effects, seeds=tuple(seeds))
 
 
-def _activation_stds(inits: dict, activations, depth: int, width: int) -> dict:
+def _activation_stds(inits: dict, activations, depth: int, width: int, keys) -> dict:
     """Std of the activations after each of ``depth`` square layers (no bias) for 256
-    N(0, 1) inputs, for every initializer and activation: the forward half of
-    ``jtricks.diagnose.signal_propagation``, compiled once for all of them."""
+    N(0, 1) inputs, for every initializer, activation and key (``vmap`` over the keys):
+    the forward half of ``jtricks.diagnose.signal_propagation``, compiled once for all of
+    them. Returns ``{label: [(keys, depth) per activation]}``."""
 
-    def run():
-        key = jax.random.PRNGKey(1)
+    def run(key):
         x = jax.random.normal(jax.random.fold_in(key, depth), (256, width))
         out = {}
         for label, init in inits.items():
@@ -92,7 +92,10 @@ def _activation_stds(inits: dict, activations, depth: int, width: int) -> dict:
                 out[label].append(jax.lax.scan(layer, x, weights)[1])
         return out
 
-    return jax.tree.map(np.asarray, jax.jit(run, compiler_options=_FAST_COMPILE)())
+    # lax.map, not vmap, over the keys: a batched QR (the orthogonal initializer) of
+    # several seeds at once can deadlock XLA's CPU thread pool on a 2-core machine.
+    return jax.tree.map(np.asarray, jax.jit(lambda k: jax.lax.map(run, k),
+                                            compiler_options=_FAST_COMPILE)(jnp.asarray(keys)))
 
 
 _INITS = {
@@ -106,78 +109,90 @@ _INITS = {
 }
 
 
-def initializers(data, out_dir, quick):
+def initializers(data, out_dir, quick, seed=0):
     """Claim 3: initialisation should preserve the spread of values through layers."""
     depth, width = 20, 128
+    probe = 10  # the ReLU comparison's layer: N(0, 1) overflows float32 before layer 20
     epochs = 5 if quick else 20
+    seeds = seeds_of(seed)
+    keys = seed_keys(seeds)
     with Timer() as t:
         signal = _activation_stds({k: v for k, v in _INITS.items() if k != "zeros"},
-                                  (jax.nn.relu, jnp.tanh), depth, width)
+                                  (jax.nn.relu, jnp.tanh), depth, width, keys)
         # Training: a 6-hidden-layer ReLU MLP, same shape for every initializer, so the
-        # initial weights are stacked and the seven runs are one vmapped program.
+        # initial weights (initializer × seed, arm-major) are stacked and the 7 × seeds
+        # runs are one vmapped program.
         labels = list(_INITS)
-        stacked = jax.jit(lambda: jax.tree.map(lambda *a: jnp.stack(a), *[
-            nn.mlp((64,) * 6 + (10,), kernel_init=init).init(jax.random.PRNGKey(0), (8, 8, 1))
-            for init in _INITS.values()]), compiler_options=_FAST_COMPILE)()
+        model_shape = (64,) * 6 + (10,)
+        stacked = jax.jit(lambda: jax.tree.map(lambda *a: jnp.concatenate(a), *[
+            jax.lax.map(lambda k, init=init: nn.mlp(model_shape, kernel_init=init).init(
+                k, (8, 8, 1)), keys) for init in _INITS.values()]),  # lax.map: see above
+            compiler_options=_FAST_COMPILE)()
 
         def make(_):
-            return Member(nn.mlp((64,) * 6 + (10,)), jo.sgd(0.01, momentum=0.9))
+            return Member(nn.mlp(model_shape), jo.sgd(0.01, momentum=0.9))
 
-        c = train_sweep(make, jnp.zeros(len(labels)), data.train, data.val, epochs=epochs,
-                        init_params=stacked)
-    fig, (a1, a2, a3) = figure("Weight initialisation: signal through depth and training", 3,
-                               width=5.0)
+        c = train_seeded(make, jnp.zeros(len(labels)), data.train, data.val, epochs=epochs,
+                         init_params=stacked, seeds=seeds)
+    fig, (a1, a2, a3) = figure("Weight initialisation: signal through depth and training "
+                               f"({band_note(len(seeds))})", 3, width=5.0)
     colors = {label: f"C{i}" for i, label in enumerate(_INITS)}  # same colour per panel
-    for label, (relu, tanh) in signal.items():
-        a1.plot(range(1, depth + 1), relu, label=label, color=colors[label])
-        a2.plot(range(1, depth + 1), tanh, label=label, color=colors[label])
+    with np.errstate(all="ignore"):
+        for label, (relu, tanh) in signal.items():
+            band(a1, range(1, depth + 1), np.log10(relu), label, color=colors[label])
+            band(a2, range(1, depth + 1), np.log10(tanh), label, color=colors[label])
     for ax, act in ((a1, "ReLU"), (a2, "tanh")):
-        ax.set_yscale("log")
         ax.set_xlabel("layer")
-        ax.set_ylabel("std of activations")
+        ax.set_ylabel("log10 std of activations (inf not drawn)")
         ax.set_title(f"{depth} {act} layers of width {width}, N(0,1) inputs", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for i, label in enumerate(labels):
-        a3.plot(range(1, epochs + 1), c["val_accuracy"][i], label=label, color=colors[label],
-                linestyle=":" if label == "zeros" else "-")
-    a3.set_title("6-layer ReLU MLP, SGD+momentum (N(0, 1): NaN, not drawn)"
-                 if not np.isfinite(c["val_loss"][0]).all() else
-                 "6-layer ReLU MLP, SGD+momentum", fontsize=9)
+        band(a3, range(1, epochs + 1), c["val_accuracy"][i], label, color=colors[label],
+             style=":" if label == "zeros" else "-", alpha=0.1)
+    a3.set_title("6-layer ReLU MLP, SGD+momentum", fontsize=9)
     epochs_axis(a3, "validation accuracy")
     name = save(fig, out_dir, "initializers")
-    final = dict(zip(labels, map(float, c["val_accuracy"][:, -1])))
+    acc = dict(zip(labels, c["val_accuracy"][:, :, -1]))  # per seed
+    with np.errstate(all="ignore"):
+        log_relu = {k: np.log10(v[0]) for k, v in signal.items()}
+        log_tanh = {k: np.log10(v[1]) for k, v in signal.items()}
+    effects = (
+        paired(f"log10 std after {probe} ReLU layers, N(0, 1) − He", log_relu["N(0, 1)"][:, probe - 1],
+               log_relu["He normal"][:, probe - 1], digits=2),
+        paired(f"log10 std after {depth} tanh layers, Glorot − uniform ±0.05",
+               log_tanh["Glorot normal"][:, -1], log_tanh["uniform ±0.05"][:, -1], digits=2),
+        paired("final val. accuracy, He − N(0, 1)", acc["He normal"], acc["N(0, 1)"]),
+        paired("final val. accuracy, He − zeros", acc["He normal"], acc["zeros"]),
+    )
     rows = []
     for label in labels:
-        relu_last = float(signal[label][0][-1]) if label in signal else 0.0
-        tanh_last = float(signal[label][1][-1]) if label in signal else 0.0
-        rows.append([label, f"{relu_last:.3g}", f"{tanh_last:.3g}", fmt(final[label])])
-    he_std = float(signal["He normal"][0][-1])
-    n01 = float(signal["N(0, 1)"][0][-1])
-    n01_text = f"std {n01:.3g}" if np.isfinite(n01) else "beyond float32 (inf)"
-    verdict = (f"Supported: with ReLU, N(0, 1) weights blow the signal up to {n01_text} "
-               f"after {depth} layers while He keeps it at {he_std:.3g}; for tanh Glorot keeps "
-               f"it in range. All-zero weights never learn ({fmt(final['zeros'])} accuracy, "
-               f"chance is 0.1); He reaches {fmt(final['He normal'])}, N(0, 1) "
-               f"{fmt(final['N(0, 1)'])}.")
-    if final["He normal"] < final["N(0, 1)"]:
-        verdict = ("Partly supported: the signal explodes with N(0, 1) weights (std "
-                   f"{n01_text} after {depth} ReLU layers vs {he_std:.3g} with He), but in "
-                   f"this short training N(0, 1) still reached {fmt(final['N(0, 1)'])} vs He "
-                   f"{fmt(final['He normal'])}.")
+        rows.append([label] + ([f"{np.median(signal[label][0][:, probe - 1]):.3g}",
+                                f"{np.median(signal[label][0][:, -1]):.3g}",
+                                f"{np.median(signal[label][1][:, -1]):.3g}"]
+                               if label in signal else ["0", "0", "0"])
+                    + [fmt(float(acc[label].mean())), fmt(float(acc[label].std(ddof=1)))])
+    glorot = signal["Glorot normal"][1][:, -1]
+    verdict = paired_verdict(effects, f"After {depth} tanh layers the Glorot signal's std is "
+                                      f"{glorot.min():.3g}–{glorot.max():.3g} over the seeds "
+                                      f"(inputs: 1).")
     return Result("initializers", "Weight initialisation", "Initialisation should preserve "
                   "the distribution of values through the layers: N(0, 1) is a bad idea, "
                   "Glorot keeps tanh signals in range, He (×2) suits ReLU; never all zeros.",
                   f"Left and middle: std of the activations of a plain {depth}-layer network "
-                  f"(width {width}, no bias, 256 N(0, 1) inputs) for each initializer. Right: a 6-hidden-layer ReLU MLP "
-                  f"(width 64) trained {epochs} epochs with SGD+momentum (lr 0.01) from "
-                  "each initializer.",
-                  (["initializer", f"ReLU std at layer {depth}", f"tanh std at layer {depth}",
-                    "final validation accuracy"], rows),
-                  name, verdict, curve_rows("initializers", labels, c),
-                  {"val_accuracy": final, "relu_std_last": {k: float(v[0][-1])
-                                                            for k, v in signal.items()}},
-                  t.seconds)
+                  f"(width {width}, no bias, 256 N(0, 1) inputs) for each initializer, "
+                  f"{len(seeds)} seeds (weights and inputs), in one vmapped program. Right: a "
+                  f"6-hidden-layer ReLU MLP (width 64) trained {epochs} epochs with "
+                  "SGD+momentum (lr 0.01) from each initializer × seed (each seed: the same "
+                  "data order for every initializer). Stds in the table are medians over seeds.",
+                  (["initializer", f"ReLU std at layer {probe}", f"ReLU std at layer {depth}",
+                    f"tanh std at layer {depth}", "final val. accuracy (mean)",
+                    "s.d. over seeds"], rows),
+                  name, verdict, seeded_rows("initializers", labels, c, seeds),
+                  {"val_accuracy": {k: float(v.mean()) for k, v in acc.items()},
+                   "relu_std_last": {k: float(np.median(v[0][:, -1]))
+                                     for k, v in signal.items()}},
+                  t.seconds, effects=effects, seeds=tuple(seeds))
 
 
 def batch_norm(data, out_dir, quick, seed=0):
