@@ -171,14 +171,16 @@ def clipping(data, out_dir, quick, seed=0):
         c = train_seeded(make, jnp.asarray(thresholds), data.train, data.val, epochs=epochs,
                          seeds=seeds)
     diverged = ~np.isfinite(c["train_loss"]).all(-1)  # (arms, seeds)
-    fig, (a1, a2) = figure("Gradient clipping on a deep ReLU net made to explode "
-                           f"(8 layers, too-large init, SGD+momentum lr 0.05; "
-                           f"{band_note(len(seeds))} among finite runs)", 2)
+    fig, (a1, a2) = figure("Gradient clipping, deep ReLU net made to explode "
+                           f"({band_note(len(seeds))}; NaN left out)", 2)
     x = range(1, epochs + 1)
     for i, label in enumerate(labels):
-        band(a1, x, c["train_loss"][i], f"{label} (NaN in {diverged[i].sum()} of "
-                                        f"{len(seeds)} seeds)")
-        band(a2, x, c["grad_norm"][i], label)
+        line = band(a1, x, c["train_loss"][i], f"{label} (NaN in {diverged[i].sum()} of "
+                                               f"{len(seeds)} seeds)")
+        band(a2, x, c["grad_norm"][i], label, color=line.get_color())
+        if diverged[i].any():  # the seeds themselves, until their loss becomes NaN
+            for ax, key in ((a1, "train_loss"), (a2, "grad_norm")):
+                ax.plot(x, c[key][i].T, color=line.get_color(), alpha=0.35, linewidth=0.8)
     epochs_axis(a1, "training loss (NaN runs left out)", log=True)
     epochs_axis(a2, "mean gradient norm before clipping", log=True)
     name = save(fig, out_dir, "clipping")
