@@ -60,9 +60,13 @@ def _statistics(r) -> list[str]:
                     "outcome"], rows), ""]
 
 
+def _cell(value) -> str:
+    return str(value).replace("|", "\\|")  # a literal | (e.g. "|w| < 1e-3") in a cell
+
+
 def _table(headers, rows) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(map(_cell, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 

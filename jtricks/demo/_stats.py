@@ -29,8 +29,9 @@ SHOWN = "shown"
 NOT_SHOWN = "not shown on this data"
 CONTRADICTED = "contradicted"
 
-TEST = ("paired Student t over seeds (each seed gives every arm the same initial weights "
-        "where shapes agree, the same data order and the same split): mean per-seed "
+TEST = ("paired Student t over seeds (a seed gives every arm the same split and data order, "
+        "and the same initial weights unless the initialisation is what is compared): "
+        "mean per-seed "
         "difference with a two-sided 95% confidence interval; an effect is *shown* when the "
         "interval excludes 0 in the claimed direction, *contradicted* when it excludes 0 the "
         "other way, *not shown on this data* otherwise")
