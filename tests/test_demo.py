@@ -19,13 +19,15 @@ def test_demo_quick_writes_a_sane_report(tmp_path):
     _check_report_files(report)
     _check_metrics_files(report)
     _check_numbers(report)
+    _check_verdicts(report)
+    _check_seed_agreement(report, tmp_path / "seed1")
 
 
-def _run_demo(out):
+def _run_demo(out, *args):
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-m", "jtricks", "demo", "--quick", "--out",
-                           str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+                           str(out), *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
 
@@ -58,6 +60,11 @@ def _check_metrics_files(report):
     assert set(by_experiment) == set(EXPERIMENTS)
     assert by_experiment["dropout"] == {f"dropout {r:.1f}" for r in (0, .1, .2, .3, .4, .5)}
     assert by_experiment["batch_norm"] == {"with batch norm", "without batch norm"}
+    seeds = {}
+    for row in rows:  # every experiment's rows carry the seed of their run
+        if row["experiment"] != "averaging":  # averaging names seed and member in config
+            seeds.setdefault(row["experiment"], set()).add(row["seed"])
+    assert all(len(s) >= 8 for s in seeds.values()), seeds
     assert len(by_experiment["optimizers"]) == 9
     for row in rows:  # validation accuracy is a probability wherever it is finite
         value = row.get("val_accuracy")
@@ -78,14 +85,61 @@ def _check_numbers(report):
     relu = numbers["initializers"]["relu_std_last"]
     assert not relu["N(0, 1)"] < 1e3  # explodes (or overflows to inf)
     assert 0.1 < relu["He normal"] < 10
-    assert numbers["clipping"]["diverged"]["no clipping"]
-    assert not numbers["clipping"]["diverged"]["clip ‖∇‖ at θ = 1"]
+    assert numbers["clipping"]["diverged"]["no clipping"] > 0  # seeds whose loss became NaN
+    assert numbers["clipping"]["diverged"]["clip ‖∇‖ at θ = 1"] == 0
     rare = numbers["imbalance"]["rare_recall"]
     assert rare["class-weighted cross-entropy"] > rare["plain cross-entropy"]
     decay = numbers["weight_decay"]
     assert decay["l2_norm"]["L2 0.05"] < decay["l2_norm"]["none"]
     assert decay["sparsity"]["L1 0.005"] > decay["sparsity"]["none"]
     assert numbers["averaging"]["ensemble"] >= numbers["averaging"]["single"] - 0.01
+
+
+def _check_verdicts(report):
+    """Every verdict is built from its effects: the headline follows from the outcomes,
+    and every effect's numbers (mean and 95% interval) appear in the verdict and the
+    README; every experiment ran at least 8 seeds."""
+    from jtricks.demo._stats import Effect, headline, outcome_of
+
+    out, _ = report
+    readme = (out / "README.md").read_text()
+    assert readme.count("**Statistics:**") == len(EXPERIMENTS)
+    assert "paired Student t over seeds" in readme
+    for name, info in json.loads((out / "results.json").read_text())["experiments"].items():
+        assert len(info["seeds"]) >= 8 and info["seeds"] == list(range(8)), name
+        effects = [Effect(**e) for e in info["effects"]]
+        assert effects, name
+        assert info["verdict"].startswith(headline(effects) + ": "), name
+        for e in effects:
+            assert e.n >= 8 - e.dropped and e.low <= e.mean <= e.high, (name, e)
+            assert e.outcome == outcome_of(e.low, e.high, e.claim), (name, e)
+            assert e.interval() in info["verdict"], (name, e.interval(), info["verdict"])
+            assert e.interval() in readme, (name, e)
+
+
+def _check_seed_agreement(report, out):
+    """Another --seed (another split, disjoint training seeds) must not flip an effect
+    whose interval is clear of zero in both runs; at least one effect is clear in both,
+    so the check cannot pass vacuously."""
+    from jtricks.demo._stats import NOT_SHOWN
+
+    names = ["imbalance", "weight_decay"]
+    _run_demo(out, "--only", ",".join(names), "--seed", "1")
+    first = json.loads((report[0] / "results.json").read_text())["experiments"]
+    second = json.loads((out / "results.json").read_text())
+    assert second["seed"] == 1
+    compared = 0
+    for name in names:
+        one, two = first[name], second["experiments"][name]
+        assert set(one["seeds"]).isdisjoint(two["seeds"]) and len(two["seeds"]) >= 8
+        assert one["effects"] != two["effects"]  # other seeds, other numbers
+        for a, b in zip(one["effects"], two["effects"]):
+            assert a["label"] == b["label"]
+            if NOT_SHOWN not in (a["outcome"], b["outcome"]):
+                assert a["outcome"] == b["outcome"], (name, a, b)
+                assert np.sign(a["mean"]) == np.sign(b["mean"])
+                compared += 1
+    assert compared >= 2
 
 
 # --- the statistics helper (jtricks/demo/_stats.py) ---------------------------------

@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import concurrent.futures
-import inspect
 import os
 import sys
 import time
@@ -85,9 +84,7 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
     # Two experiments at a time: while one traces Python, the other compiles (XLA
     # releases the GIL), which keeps both cores of a small machine busy.
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(EXPERIMENTS[name], data, out_dir, quick,
-                               **({"seed": seed} if "seed" in inspect.signature(
-                                   EXPERIMENTS[name]).parameters else {})): name
+        futures = {pool.submit(EXPERIMENTS[name], data, out_dir, quick, seed=seed): name
                    for name in names}
         done = {}
         for future in concurrent.futures.as_completed(futures):
