@@ -43,7 +43,8 @@ def train_sweep(make: Callable[[Any], Member], hparams: Any, train, val, **kw) -
 
 def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed: int = 0,
                  keys=None, init_params=None, eval_train: bool = False,
-                 val_logits: bool = False, data_per_config: bool = False) -> list[dict]:
+                 val_logits: bool = False, data_per_config: bool = False,
+                 fast_compile: bool | None = None) -> list[dict]:
     """Several :func:`train_sweep` s of different structure (e.g. optimizers with
     different states) compiled together as one program: one compilation instead of
     one per structure. Each configuration is :func:`jtricks.sweep.fit_member` (the
@@ -63,6 +64,9 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
       val_logits: also return the validation logits after every epoch.
       data_per_config: ``train`` and ``val`` carry a leading configuration axis
         (e.g. differently scaled inputs of the same shape).
+      fast_compile: compile without XLA optimisations (seconds less to compile, a
+        little slower to run); default: when the work (configurations × parameters ×
+        epochs × examples) is small.
 
     Returns:
       One dict per sweep, as :func:`train_sweep`.
@@ -74,14 +78,9 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
                               else jnp.asarray(keys))
     starts = [None] * len(sweeps) if init_params is None else [init_params]
     # Small programs: compile fast (runs for milliseconds anyway); big ones: optimise.
-    x_shape = np.shape(train[0])[1 + data_per_config:]
-    sizes = [sum(np.size(p) for p in jax.tree.leaves(jax.eval_shape(
-        lambda m=make, h=h: m(jax.tree.map(lambda a: a[0], h)).model.init(
-            jax.random.PRNGKey(0), x_shape))))
-        for make, h in sweeps]
-    work = sum(jax.tree.leaves(h)[0].shape[0] * size for (_, h), size in zip(sweeps, sizes)
-               ) * epochs * np.shape(train[0])[data_per_config]
-    options = _FAST_COMPILE if work < 2.5e9 else None
+    if fast_compile is None:
+        fast_compile = _work(sweeps, train, epochs, data_per_config) < 2.5e9
+    options = _FAST_COMPILE if fast_compile else None
     data_axis = 0 if data_per_config else None
 
     def one(make, hp, key, start, train, val):
@@ -110,6 +109,18 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
 
     out = jax.jit(program, compiler_options=options)(keys_per_sweep, starts, train, val)
     return jax.tree.map(np.asarray, out)
+
+
+def _work(sweeps, train, epochs: int, data_per_config: bool, per: int = 1) -> float:
+    """Configurations × parameters × epochs × examples of a program (``per``: divides
+    the configurations, e.g. by the seeds)."""
+    x_shape = np.shape(train[0])[1 + data_per_config:]
+    sizes = [sum(np.size(p) for p in jax.tree.leaves(jax.eval_shape(
+        lambda m=make, h=h: m(jax.tree.map(lambda a: a[0], h)).model.init(
+            jax.random.PRNGKey(0), x_shape))))
+        for make, h in sweeps]
+    return sum(jax.tree.leaves(h)[0].shape[0] * size for (_, h), size in zip(sweeps, sizes)
+               ) / per * epochs * np.shape(train[0])[data_per_config]
 
 
 # Every experiment trains each arm over this many seeds (the statistics need n >= 8).
@@ -171,6 +182,10 @@ def train_seeded_sweeps(sweeps, train, val, *, seeds, init_params=None,
     arms = [jax.tree.leaves(h)[0].shape[0] for _, h in sweeps]
     if len(set(arms)) != 1:
         raise ValueError(f"every sweep needs the same number of arms, got {arms}")
+    # Compile as the single-seed program would have been: the seeds multiply the run
+    # time (milliseconds per epoch), not the compilation.
+    if kw.get("fast_compile") is None:
+        kw["fast_compile"] = _work(sweeps, train, kw["epochs"], data_per_config) < 2.5e9
     rep = [(make, _repeat(h, n)) for make, h in sweeps]
     if data_per_config:
         train, val = _repeat(train, n), _repeat(val, n)
