@@ -19,13 +19,15 @@ def test_demo_quick_writes_a_sane_report(tmp_path):
     _check_report_files(report)
     _check_metrics_files(report)
     _check_numbers(report)
+    _check_verdicts(report)
+    _check_seed_agreement(report, tmp_path / "seed1")
 
 
-def _run_demo(out):
+def _run_demo(out, *args):
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-m", "jtricks", "demo", "--quick", "--out",
-                           str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+                           str(out), *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
 
@@ -43,7 +45,7 @@ def _check_report_files(report):
         assert f"]({info['figure']})" in readme  # the plot is shown in the summary
         assert info["verdict"] and info["seconds"] > 0
     assert readme.count("**Verdict:**") == len(EXPERIMENTS)
-    assert "| experiment | verdict | time (s) |" in readme
+    assert "| experiment | verdict | effects: mean [95% CI] | seeds | time (s) |" in readme
     assert str(results["machine"]["cpu_count"]) in readme
 
 
@@ -57,7 +59,12 @@ def _check_metrics_files(report):
         by_experiment.setdefault(row["experiment"], set()).add(row["config"])
     assert set(by_experiment) == set(EXPERIMENTS)
     assert by_experiment["dropout"] == {f"dropout {r:.1f}" for r in (0, .1, .2, .3, .4, .5)}
-    assert {"with batch norm seed 0", "without batch norm seed 0"} <= by_experiment["batch_norm"]
+    assert by_experiment["batch_norm"] == {"with batch norm", "without batch norm"}
+    seeds = {}
+    for row in rows:  # every experiment's rows carry the seed of their run
+        if row["experiment"] != "averaging":  # averaging names seed and member in config
+            seeds.setdefault(row["experiment"], set()).add(row["seed"])
+    assert all(len(s) >= 8 for s in seeds.values()), seeds
     assert len(by_experiment["optimizers"]) == 9
     for row in rows:  # validation accuracy is a probability wherever it is finite
         value = row.get("val_accuracy")
@@ -78,11 +85,105 @@ def _check_numbers(report):
     relu = numbers["initializers"]["relu_std_last"]
     assert not relu["N(0, 1)"] < 1e3  # explodes (or overflows to inf)
     assert 0.1 < relu["He normal"] < 10
-    assert numbers["clipping"]["diverged"]["no clipping"]
-    assert not numbers["clipping"]["diverged"]["clip ‖∇‖ at θ = 1"]
+    assert numbers["clipping"]["diverged"]["no clipping"] > 0  # seeds whose loss became NaN
+    assert numbers["clipping"]["diverged"]["clip ‖∇‖ at θ = 1"] == 0
     rare = numbers["imbalance"]["rare_recall"]
     assert rare["class-weighted cross-entropy"] > rare["plain cross-entropy"]
     decay = numbers["weight_decay"]
     assert decay["l2_norm"]["L2 0.05"] < decay["l2_norm"]["none"]
     assert decay["sparsity"]["L1 0.005"] > decay["sparsity"]["none"]
     assert numbers["averaging"]["ensemble"] >= numbers["averaging"]["single"] - 0.01
+
+
+def _check_verdicts(report):
+    """Every verdict is built from its effects: the headline follows from the outcomes,
+    and every effect's numbers (mean and 95% interval) appear in the verdict and the
+    README; every experiment ran at least 8 seeds."""
+    from jtricks.demo._stats import Effect, headline, outcome_of
+
+    out, _ = report
+    readme = (out / "README.md").read_text()
+    assert readme.count("**Statistics:**") == len(EXPERIMENTS)
+    assert "paired Student t over seeds" in readme
+    for name, info in json.loads((out / "results.json").read_text())["experiments"].items():
+        assert len(info["seeds"]) >= 8 and info["seeds"] == list(range(8)), name
+        effects = [Effect(**e) for e in info["effects"]]
+        assert effects, name
+        assert info["verdict"].startswith(headline(effects) + ": "), name
+        for e in effects:
+            assert e.n >= 8 - e.dropped and e.low <= e.mean <= e.high, (name, e)
+            assert e.outcome == outcome_of(e.low, e.high, e.claim), (name, e)
+            assert e.interval() in info["verdict"], (name, e.interval(), info["verdict"])
+            assert e.interval() in readme, (name, e)
+
+
+def _check_seed_agreement(report, out):
+    """Another --seed (another split, disjoint training seeds) must not flip an effect
+    whose interval is clear of zero in both runs; at least one effect is clear in both,
+    so the check cannot pass vacuously."""
+    from jtricks.demo._stats import NOT_SHOWN
+
+    names = ["imbalance", "weight_decay"]
+    _run_demo(out, "--only", ",".join(names), "--seed", "1")
+    first = json.loads((report[0] / "results.json").read_text())["experiments"]
+    second = json.loads((out / "results.json").read_text())
+    assert second["seed"] == 1
+    compared = 0
+    for name in names:
+        one, two = first[name], second["experiments"][name]
+        assert set(one["seeds"]).isdisjoint(two["seeds"]) and len(two["seeds"]) >= 8
+        assert one["effects"] != two["effects"]  # other seeds, other numbers
+        for a, b in zip(one["effects"], two["effects"]):
+            assert a["label"] == b["label"]
+            if NOT_SHOWN not in (a["outcome"], b["outcome"]):
+                assert a["outcome"] == b["outcome"], (name, a, b)
+                assert np.sign(a["mean"]) == np.sign(b["mean"])
+                compared += 1
+    assert compared >= 2
+
+
+# --- the statistics helper (jtricks/demo/_stats.py) ---------------------------------
+
+
+def test_t_quantiles_match_the_table_and_the_expansion():
+    from jtricks.demo._stats import t975
+
+    assert t975(1) == 12.7062 and t975(7) == 2.3646 and t975(30) == 2.0423
+    assert abs(t975(40) - 2.0211) < 2e-4 and abs(t975(120) - 1.9799) < 2e-4
+    assert all(t975(d) > t975(d + 1) for d in range(1, 60))  # decreasing toward 1.96
+
+
+def test_paired_interval_by_hand():
+    from jtricks.demo._stats import SHOWN, paired
+
+    # differences 1, 2, 3, 4: mean 2.5, sd = sqrt(5/3), t(0.975, 3) = 3.1824
+    e = paired("a - b", [2.0, 4.0, 6.0, 8.0], [1.0, 2.0, 3.0, 4.0], claim="greater")
+    half = 3.1824 * np.sqrt(5 / 3) / 2
+    assert e.n == 4 and e.mean == 2.5
+    assert np.isclose(e.low, 2.5 - half) and np.isclose(e.high, 2.5 + half)
+    assert e.outcome == SHOWN
+    assert "+2.500 [+0.446, +4.554]" in e.text()
+
+
+def test_the_three_verdict_outcomes():
+    from jtricks.demo._stats import CONTRADICTED, NOT_SHOWN, SHOWN, headline, paired, verdict
+
+    base = np.array([0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97])
+    noise = np.array([0.01, -0.01, 0.02, -0.02, 0.005, -0.005, 0.015, -0.015])
+    up = paired("up", base + 0.05 + noise, base, claim="greater")
+    flat = paired("flat", base + noise, base, claim="greater")
+    down = paired("down", base - 0.05 + noise, base, claim="greater")
+    assert (up.outcome, flat.outcome, down.outcome) == (SHOWN, NOT_SHOWN, CONTRADICTED)
+    assert up.low > 0 and flat.low < 0 < flat.high and down.high < 0
+    # the claimed direction flips the reading
+    assert paired("less", base - 0.05 + noise, base, claim="less").outcome == SHOWN
+    assert paired("less", base + 0.05 + noise, base, claim="less").outcome == CONTRADICTED
+    assert headline([up]) == "Shown" and headline([flat]) == "Not shown on this data"
+    assert headline([down]) == "Contradicted" and headline([up, flat]) == "Partly shown"
+    assert headline([up, down]) == "Mixed"
+    text = verdict([up, flat])
+    assert text.startswith("Partly shown: ") and up.interval() in text and flat.interval() in text
+    # non-finite seeds are dropped and counted; fewer than two: nothing is shown
+    e = paired("nan", [1.0, np.nan, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0])
+    assert e.n == 3 and e.dropped == 1
+    assert paired("one", [1.0], [0.0]).outcome == NOT_SHOWN

@@ -23,7 +23,9 @@ def register(subparsers) -> None:
                    help="few epochs per experiment: well under a minute")
     p.add_argument("--only", default=None, metavar="NAME,NAME",
                    help="run only these experiments (comma-separated)")
-    p.add_argument("--seed", type=integer, default=0, help="seeds the data split")
+    p.add_argument("--seed", type=integer, default=0,
+                   help="seeds the data split and shifts every experiment's 8 seeds "
+                        "(--seed s trains with seeds 8s ... 8s+7)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 

@@ -55,7 +55,8 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
       quick: few epochs per experiment (well under a minute in total).
       only: names of the experiments to run (default: all, see ``EXPERIMENTS``).
       progress: show a progress bar on stderr.
-      seed: seeds the data split.
+      seed: seeds the data split and shifts every experiment's seeds (``--seed s``
+        trains with seeds ``8 s ... 8 s + 7``).
       workers: experiments run at the same time (threads).
 
     Returns:
@@ -86,7 +87,7 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
     # Two experiments at a time: while one traces Python, the other compiles (XLA
     # releases the GIL), which keeps both cores of a small machine busy.
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(EXPERIMENTS[name], data, out_dir, quick): name
+        futures = {pool.submit(EXPERIMENTS[name], data, out_dir, quick, seed=seed): name
                    for name in names}
         done = {}
         for future in concurrent.futures.as_completed(futures):
@@ -98,5 +99,6 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
                       file=sys.stderr)
     bar.close()
     results = [done[name] for name in names]
-    write_report(out_dir, results, quick=quick, total_seconds=time.perf_counter() - start)
+    write_report(out_dir, results, quick=quick, total_seconds=time.perf_counter() - start,
+                 seed=seed)
     return results

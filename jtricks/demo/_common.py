@@ -43,7 +43,8 @@ def train_sweep(make: Callable[[Any], Member], hparams: Any, train, val, **kw) -
 
 def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed: int = 0,
                  keys=None, init_params=None, eval_train: bool = False,
-                 val_logits: bool = False, data_per_config: bool = False) -> list[dict]:
+                 val_logits: bool = False, data_per_config: bool = False,
+                 fast_compile: bool | None = None) -> list[dict]:
     """Several :func:`train_sweep` s of different structure (e.g. optimizers with
     different states) compiled together as one program: one compilation instead of
     one per structure. Each configuration is :func:`jtricks.sweep.fit_member` (the
@@ -63,6 +64,9 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
       val_logits: also return the validation logits after every epoch.
       data_per_config: ``train`` and ``val`` carry a leading configuration axis
         (e.g. differently scaled inputs of the same shape).
+      fast_compile: compile without XLA optimisations (seconds less to compile, a
+        little slower to run); default: when the work (configurations × parameters ×
+        epochs × examples) is small.
 
     Returns:
       One dict per sweep, as :func:`train_sweep`.
@@ -74,14 +78,9 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
                               else jnp.asarray(keys))
     starts = [None] * len(sweeps) if init_params is None else [init_params]
     # Small programs: compile fast (runs for milliseconds anyway); big ones: optimise.
-    x_shape = np.shape(train[0])[1 + data_per_config:]
-    sizes = [sum(np.size(p) for p in jax.tree.leaves(jax.eval_shape(
-        lambda m=make, h=h: m(jax.tree.map(lambda a: a[0], h)).model.init(
-            jax.random.PRNGKey(0), x_shape))))
-        for make, h in sweeps]
-    work = sum(jax.tree.leaves(h)[0].shape[0] * size for (_, h), size in zip(sweeps, sizes)
-               ) * epochs * np.shape(train[0])[data_per_config]
-    options = _FAST_COMPILE if work < 2.5e9 else None
+    if fast_compile is None:
+        fast_compile = _work(sweeps, train, epochs, data_per_config) < 2.5e9
+    options = _FAST_COMPILE if fast_compile else None
     data_axis = 0 if data_per_config else None
 
     def one(make, hp, key, start, train, val):
@@ -112,6 +111,118 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
     return jax.tree.map(np.asarray, out)
 
 
+def _work(sweeps, train, epochs: int, data_per_config: bool, per: int = 1) -> float:
+    """Configurations × parameters × epochs × examples of a program (``per``: divides
+    the configurations, e.g. by the seeds)."""
+    x_shape = np.shape(train[0])[1 + data_per_config:]
+    sizes = [sum(np.size(p) for p in jax.tree.leaves(jax.eval_shape(
+        lambda m=make, h=h: m(jax.tree.map(lambda a: a[0], h)).model.init(
+            jax.random.PRNGKey(0), x_shape))))
+        for make, h in sweeps]
+    return sum(jax.tree.leaves(h)[0].shape[0] * size for (_, h), size in zip(sweeps, sizes)
+               ) / per * epochs * np.shape(train[0])[data_per_config]
+
+
+# Every experiment trains each arm over this many seeds (the statistics need n >= 8).
+N_SEEDS = 8
+
+
+def seeds_of(seed: int, n: int = N_SEEDS) -> list[int]:
+    """The seeds of a demo run with ``--seed seed``: ``seed * n ... seed * n + n - 1``,
+    so different ``--seed`` values use disjoint seeds."""
+    return [seed * n + i for i in range(n)]
+
+
+def seed_keys(seeds) -> jax.Array:
+    """One ``PRNGKey(s)`` per seed, stacked: ``(len(seeds), 2)``."""
+    return jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+
+
+def _per_arm(tree, arms: int, seeds: int):
+    return jax.tree.map(lambda v: np.reshape(v, (arms, seeds) + np.shape(v)[1:]), tree)
+
+
+def _repeat(tree, seeds: int):
+    return jax.tree.map(lambda v: jnp.repeat(jnp.asarray(v), seeds, axis=0), tree)
+
+
+def train_seeded(make, hparams, train, val, *, seeds, init_params=None,
+                 data_per_config: bool = False, **kw) -> dict:
+    """:func:`train_sweep` over arms × seeds in one compiled program.
+
+    Every arm (leading index of ``hparams``) is trained once per seed; seed ``s``
+    gives every arm the same key (initialisation, dropout, data order), so arms are
+    compared in pairs. Configurations are stacked arm-major on the leading axis.
+
+    Args:
+      make, hparams, train, val: as :func:`train_sweep` (one arm per leading index).
+      seeds: the integer seeds (see :func:`seeds_of`).
+      init_params: optional ``(params, model_state)`` with a leading
+        ``(arms * seeds)`` axis, arm-major.
+      data_per_config: ``train``/``val`` carry a leading arm axis (repeated per seed).
+      **kw: the other options of :func:`train_sweeps`.
+
+    Returns:
+      As :func:`train_sweep`, every array with leading axes ``(arms, seeds)``.
+    """
+    return train_seeded_sweeps([(make, hparams)], train, val, seeds=seeds,
+                               init_params=init_params, data_per_config=data_per_config,
+                               **kw)[0]
+
+
+def train_seeded_sweeps(sweeps, train, val, *, seeds, init_params=None,
+                        data_per_config: bool = False, **kw) -> list[dict]:
+    """:func:`train_sweeps` over arms × seeds, one program; see :func:`train_seeded`.
+
+    Returns:
+      One dict per sweep, every array with leading axes ``(arms, seeds)``.
+    """
+    n = len(seeds)
+    keys = seed_keys(seeds)
+    arms = [jax.tree.leaves(h)[0].shape[0] for _, h in sweeps]
+    if len(set(arms)) != 1:
+        raise ValueError(f"every sweep needs the same number of arms, got {arms}")
+    # Compile as the single-seed program would have been: the seeds multiply the run
+    # time (milliseconds per epoch), not the compilation.
+    if kw.get("fast_compile") is None:
+        kw["fast_compile"] = _work(sweeps, train, kw["epochs"], data_per_config) < 2.5e9
+    rep = [(make, _repeat(h, n)) for make, h in sweeps]
+    if data_per_config:
+        train, val = _repeat(train, n), _repeat(val, n)
+    out = train_sweeps(rep, train, val, keys=jnp.tile(keys, (arms[0], 1)),
+                       init_params=init_params, data_per_config=data_per_config, **kw)
+    return [_per_arm(o, arms[0], n) for o in out]
+
+
+def band(ax, x, values, label: str, *, color=None, style: str = "-", alpha: float = 0.18):
+    """Plots the mean over seeds (axis 0 of ``values``) with a ±1 s.d. band."""
+    from ._stats import mean_band
+
+    m, lo, hi = mean_band(np.asarray(values, np.float64))
+    line, = ax.plot(x, m, style, label=label, color=color)
+    ax.fill_between(x, lo, hi, alpha=alpha, color=line.get_color(), linewidth=0)
+    return line
+
+
+def band_note(n: int) -> str:
+    """The figure caption's words for :func:`band`."""
+    return f"lines: mean of {n} seeds, bands: ±1 s.d."
+
+
+def seeded_rows(experiment: str, labels, curves: dict, seeds, keys=None) -> list[dict]:
+    """One metrics row per arm, seed and epoch from ``(arms, seeds, epochs)`` curves."""
+    keys = keys or [k for k, v in curves.items()
+                    if isinstance(v, np.ndarray) and v.ndim == 3]
+    rows = []
+    for a, label in enumerate(labels):
+        for i, s in enumerate(seeds):
+            for row in curve_rows(experiment, [label], {k: curves[k][a, i][None]
+                                                        for k in keys}, keys):
+                row["seed"] = int(s)
+                rows.append(row)
+    return rows
+
+
 # The programs run for milliseconds and compile for seconds: trade a little run time
 # for a much shorter compilation.
 _FAST_COMPILE = {"xla_backend_optimization_level": 0}
@@ -131,6 +242,9 @@ class Result(NamedTuple):
       metrics: flat rows for metrics.jsonl / metrics.csv.
       numbers: named values the tests and the summary use.
       seconds: wall time of the experiment.
+      effects: the paired comparisons (:class:`jtricks.demo._stats.Effect`) the
+        verdict is computed from.
+      seeds: the seeds every arm was trained with.
     """
 
     name: str
@@ -143,6 +257,8 @@ class Result(NamedTuple):
     metrics: list
     numbers: dict
     seconds: float = 0.0
+    effects: tuple = ()
+    seeds: tuple = ()
 
 
 def curve_rows(experiment: str, labels, curves: dict, keys=None) -> list[dict]:

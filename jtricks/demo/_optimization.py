@@ -11,8 +11,10 @@ import jtricks.nn as nn
 import jtricks.optim as jo
 import jtricks.optim.schedules as sch
 
-from ._common import (Result, Member, Timer, curve_rows, epochs_axis, figure, fmt, save,
+from ._common import (Result, Member, Timer, band, band_note, curve_rows, epochs_axis, figure,
+                      fmt, save, seeded_rows, seeds_of, train_seeded, train_seeded_sweeps,
                       train_sweep, train_sweeps)
+from ._stats import CONTRADICTED, NOT_SHOWN, SHOWN, paired, verdict as paired_verdict
 
 # Each optimizer with its customary default learning rate (PyTorch / Keras defaults).
 OPTIMIZERS = {
@@ -31,51 +33,65 @@ LEARNING_RATES = {"SGD": 0.01, "momentum": 0.01, "Nesterov": 0.01, "normalised �
                   "AdamW": 1e-3}
 
 
-def optimizers(data, out_dir, quick):
+def optimizers(data, out_dir, quick, seed=0):
     """Claim 9: SGD, momentum, Nesterov, the normalised step, Adagrad, RMSProp, Adadelta,
     Adam (and AdamW) at equal steps."""
     epochs = 5 if quick else 20
-    with Timer() as t:  # nine optimizer states of different shapes: one program, no vmap
+    seeds = seeds_of(seed)
+    with Timer() as t:  # nine optimizer states of different shapes: one program
         sweeps = [(lambda _, m=make_tx: Member(nn.mlp((128, 64, 10)), m()), jnp.zeros(1))
                   for make_tx in OPTIMIZERS.values()]
-        curves = dict(zip(OPTIMIZERS, train_sweeps(sweeps, data.train, data.val,
-                                                   epochs=epochs)))
-    fig, (a1, a2) = figure("Optimizers at equal steps: MLP 128-64 on digits, "
-                           "each with its usual learning rate", 2)
+        curves = {k: jax.tree.map(lambda v: v[0], c) for k, c in zip(
+            OPTIMIZERS, train_seeded_sweeps(sweeps, data.train, data.val, epochs=epochs,
+                                            seeds=seeds))}  # (seeds, epochs) each
+    fig, (a1, a2) = figure("Optimizers at equal steps: MLP 128-64 on digits, each with its "
+                           f"usual learning rate ({band_note(len(seeds))})", 2)
     x = range(1, epochs + 1)
     for label, c in curves.items():
         style = "-" if label in ("Adam", "AdamW", "SGD") else "--"
-        a1.plot(x, c["train_loss"][0], style, label=f"{label} (lr {LEARNING_RATES[label]:g})")
-        a2.plot(x, c["val_accuracy"][0], style, label=label)
+        band(a1, x, c["train_loss"], f"{label} (lr {LEARNING_RATES[label]:g})", style=style,
+             alpha=0.1)
+        band(a2, x, c["val_accuracy"], label, style=style, alpha=0.1)
     epochs_axis(a1, "training loss", log=True)
     epochs_axis(a2, "validation accuracy")
     name = save(fig, out_dir, "optimizers")
-    final = {k: float(c["val_accuracy"][0, -1]) for k, c in curves.items()}
-    loss = {k: float(c["train_loss"][0, -1]) for k, c in curves.items()}
-    rows = [[k, f"{LEARNING_RATES[k]:g}", fmt(loss[k], 4), fmt(final[k])] for k in curves]
-    ranking = sorted(final, key=final.get, reverse=True)
-    if final["Adam"] >= np.median(list(final.values())):
-        verdict = (f"Supported: Adam {'beats' if final['Adam'] > final['SGD'] else 'ties'} "
-                   f"plain SGD at equal steps ({fmt(final['Adam'])} vs {fmt(final['SGD'])}) and "
-                   "is in the upper half with its default settings, so 'if unsure, use Adam' "
-                   "holds; momentum and the adaptive methods all speed up plain SGD. Ranking "
-                   f"by final validation accuracy: {', '.join(ranking)}.")
-    else:
-        verdict = (f"Not supported here: Adam is below the median with its default learning "
-                   f"rate. Ranking: {', '.join(ranking)}.")
+    final = {k: c["val_accuracy"][:, -1] for k, c in curves.items()}  # per seed
+    loss = {k: c["train_loss"][:, -1] for k, c in curves.items()}
+    versus = {k: paired(f"final val. accuracy, Adam − {k}", final["Adam"], final[k])
+              for k in curves if k != "Adam"}
+    effects = (versus["SGD"],
+               paired("final val. accuracy, momentum − SGD", final["momentum"], final["SGD"]))
+    rows = [[k, f"{LEARNING_RATES[k]:g}", fmt(float(loss[k].mean()), 4),
+             fmt(float(final[k].mean())), fmt(float(final[k].std(ddof=1))),
+             versus[k].interval() if k in versus else ""] for k in curves]
+    groups = {o: [k for k, e in versus.items() if e.outcome == o]
+              for o in (SHOWN, NOT_SHOWN, CONTRADICTED)}
+    n_val = len(data.y_val)
+    detail = (f"Adam against each of the other {len(versus)} optimizers (paired 95% CIs in the "
+              f"table, uncorrected): better than {', '.join(groups[SHOWN]) or 'none'}; not "
+              f"distinguishable from {', '.join(groups[NOT_SHOWN]) or 'none'}; worse than "
+              f"{', '.join(groups[CONTRADICTED]) or 'none'}. One validation image is "
+              f"{1 / n_val:.4f} of accuracy.")
+    verdict = paired_verdict(effects, detail)
     rows_metrics = []
     for k, c in curves.items():
-        rows_metrics += curve_rows("optimizers", [k], c)
+        rows_metrics += seeded_rows("optimizers", [k], {n: v[None] for n, v in c.items()
+                                                        if np.ndim(v) == 2}, seeds)
     return Result("optimizers", "Optimizers", "SGD, momentum (γ=0.9), Nesterov, the normalised "
                   "step w − η∇/‖∇‖, Adagrad, RMSProp, Adadelta and Adam; if unsure, use Adam.",
-                  f"MLP 128-64, batch 32, {epochs} epochs, the same initial weights and data "
-                  "order for every optimizer, each with its customary learning rate.",
-                  (["optimizer", "learning rate", "final training loss", "final val. accuracy"],
-                   rows), name, verdict, rows_metrics,
-                  {"val_accuracy": final, "train_loss": loss}, t.seconds)
+                  f"MLP 128-64, batch 32, {epochs} epochs, {len(seeds)} seeds; each seed gives "
+                  "every optimizer the same initial weights and data order; each optimizer "
+                  "with its customary learning rate; all 9 × "
+                  f"{len(seeds)} runs compiled as one program.",
+                  (["optimizer", "learning rate", "final training loss (mean)",
+                    "final val. accuracy (mean)", "s.d. over seeds",
+                    "Adam − this, mean [95% CI]"], rows), name, verdict, rows_metrics,
+                  {"val_accuracy": {k: float(v.mean()) for k, v in final.items()},
+                   "train_loss": {k: float(v.mean()) for k, v in loss.items()}}, t.seconds,
+                  effects=effects, seeds=tuple(seeds))
 
 
-def schedules(data, out_dir, quick):
+def schedules(data, out_dir, quick, seed=0):
     """Claim 11: start large, then shrink the learning rate (×0.98 per epoch, or another
     schedule)."""
     epochs = 6 if quick else 30
@@ -85,6 +101,7 @@ def schedules(data, out_dir, quick):
     steps = epochs * spe
     choices = [sch.constant(lr0), sch.per_epoch(lr0, 0.98, spe), sch.per_epoch(lr0, 0.9, spe),
                sch.cosine_decay(lr0, steps)]
+    seeds = seeds_of(seed)
 
     def schedule_for(kind):
         # one program for every schedule: evaluate them all, select by the traced index
@@ -94,42 +111,53 @@ def schedules(data, out_dir, quick):
         return Member(nn.mlp((128, 64, 10)), jo.sgd(schedule_for(kind), momentum=0.9))
 
     with Timer() as t:
-        c = train_sweep(make, jnp.arange(len(labels)), data.train, data.val, epochs=epochs)
-    fig, (a0, a1, a2) = figure("Learning-rate decay: SGD+momentum from lr 0.1", 3, width=5.0)
+        c = train_seeded(make, jnp.arange(len(labels)), data.train, data.val, epochs=epochs,
+                         seeds=seeds)
+    fig, (a0, a1, a2) = figure(f"Learning-rate decay: SGD+momentum from lr 0.1 "
+                               f"({band_note(len(seeds))})", 3, width=5.0)
     x = np.arange(1, epochs + 1)
     for i, label in enumerate(labels):
         a0.plot(x, [float(choices[i]((e - 1) * spe)) for e in x], label=label)
-        a1.plot(x, c["train_loss"][i], label=label)
-        a2.plot(x, c["val_loss"][i], label=label)
+        band(a1, x, c["train_loss"][i], label)
+        band(a2, x, c["val_loss"][i], label)
     epochs_axis(a0, "learning rate during the epoch")
     epochs_axis(a1, "training loss", log=True)
     epochs_axis(a2, "validation loss", log=True)
     name = save(fig, out_dir, "schedules")
-    final_acc = c["val_accuracy"][:, -1]
-    final_loss = c["val_loss"][:, -1]
-    rows = [[label, fmt(c["train_loss"][i, -1], 4), fmt(final_loss[i]), fmt(final_acc[i])]
+    final_loss = c["val_loss"][:, :, -1]  # (arms, seeds)
+    final_acc = c["val_accuracy"][:, :, -1]
+    effects = tuple(paired(f"final val. loss, {labels[i]} − constant", final_loss[i],
+                           final_loss[0], claim="less", digits=4)
+                    for i in range(1, len(labels)))
+    rows = [[label, fmt(float(c["train_loss"][i, :, -1].mean()), 4),
+             fmt(float(final_loss[i].mean()), 4), fmt(float(final_loss[i].std(ddof=1)), 4),
+             fmt(float(final_acc[i].mean())),
+             "" if i == 0 else effects[i - 1].interval()]
             for i, label in enumerate(labels)]
-    best = int(np.argmin(final_loss))
-    decayed_better = min(final_loss[1:]) < final_loss[0]
-    verdict = (f"{'Supported' if decayed_better else 'Not supported here'}: the lowest final "
-               f"validation loss comes from '{labels[best]}' ({fmt(final_loss[best])}; "
-               f"constant: {fmt(final_loss[0])}). ×0.98 per epoch is a gentle decay: after "
-               f"{epochs} epochs the rate is still {0.98 ** (epochs - 1):.2f}× the initial one.")
+    verdict = paired_verdict(effects, f"×0.98 per epoch is a gentle decay: after {epochs} "
+                                      f"epochs the rate is still {0.98 ** (epochs - 1):.2f}× "
+                                      "the initial one.")
     return Result("schedules", "Learning-rate decay", "Start with a large learning rate and "
                   "shrink it: multiply by 0.98 after every epoch, or use a more elaborate "
                   "schedule.",
                   f"MLP 128-64, SGD+momentum 0.9 from lr {lr0}, {epochs} epochs; the four "
-                  "schedules (jtricks.optim.schedules) are trained together with vmap.",
-                  (["schedule", "final training loss", "final val. loss", "final val. accuracy"],
-                   rows), name, verdict, curve_rows("schedules", labels, c),
-                  {"val_loss": dict(zip(labels, map(float, final_loss)))}, t.seconds)
+                  f"schedules (jtricks.optim.schedules) × {len(seeds)} seeds are trained "
+                  "together with vmap (one program); each seed gives every schedule the same "
+                  "initial weights and data order.",
+                  (["schedule", "final training loss (mean)", "final val. loss (mean)",
+                    "s.d. over seeds", "final val. accuracy (mean)",
+                    "val. loss − constant, mean [95% CI]"], rows),
+                  name, verdict, seeded_rows("schedules", labels, c, seeds),
+                  {"val_loss": dict(zip(labels, map(float, final_loss.mean(1))))}, t.seconds,
+                  effects=effects, seeds=tuple(seeds))
 
 
-def clipping(data, out_dir, quick):
+def clipping(data, out_dir, quick, seed=0):
     """Claim 10: clip the gradient norm (θ = 1 or 10) — on a network made to explode."""
     epochs = 5 if quick else 15
     thresholds = [np.inf, 10.0, 1.0]
     labels = ["no clipping", "clip ‖∇‖ at θ = 10", "clip ‖∇‖ at θ = 1"]
+    seeds = seeds_of(seed)
 
     def make(theta):
         # made to explode: 8 layers of 64 with weights 1.5× too large for ReLU, and a
@@ -140,42 +168,46 @@ def clipping(data, out_dir, quick):
                                                                             momentum=0.9)))
 
     with Timer() as t:
-        c = train_sweep(make, jnp.asarray(thresholds), data.train, data.val, epochs=epochs)
-    fig, (a1, a2) = figure("Gradient clipping on a deep ReLU net made to explode "
-                           "(8 layers, too-large init, SGD+momentum lr 0.05)", 2)
+        c = train_seeded(make, jnp.asarray(thresholds), data.train, data.val, epochs=epochs,
+                         seeds=seeds)
+    diverged = ~np.isfinite(c["train_loss"]).all(-1)  # (arms, seeds)
+    fig, (a1, a2) = figure("Gradient clipping, deep ReLU net made to explode "
+                           f"({band_note(len(seeds))}; NaN left out)", 2)
     x = range(1, epochs + 1)
     for i, label in enumerate(labels):
-        a1.plot(x, c["train_loss"][i], "o-", markersize=3, label=label)
-        a2.plot(x, c["grad_norm"][i], "o-", markersize=3, label=label)
-    for i, label in enumerate(labels):
-        bad = np.flatnonzero(~np.isfinite(c["train_loss"][i]))
-        if bad.size:
-            a1.text(0.02, 0.04 + 0.07 * i, f"{label}: loss NaN from epoch {bad[0] + 1}",
-                    transform=a1.transAxes, color=f"C{i}", fontsize=9)
-    epochs_axis(a1, "training loss (missing = NaN)", log=True)
+        line = band(a1, x, c["train_loss"][i], f"{label} (NaN in {diverged[i].sum()} of "
+                                               f"{len(seeds)} seeds)")
+        band(a2, x, c["grad_norm"][i], label, color=line.get_color())
+        if diverged[i].any():  # the seeds themselves, until their loss becomes NaN
+            for ax, key in ((a1, "train_loss"), (a2, "grad_norm")):
+                ax.plot(x, c[key][i].T, color=line.get_color(), alpha=0.35, linewidth=0.8)
+    epochs_axis(a1, "training loss (NaN runs left out)", log=True)
     epochs_axis(a2, "mean gradient norm before clipping", log=True)
     name = save(fig, out_dir, "clipping")
-    final = c["val_accuracy"][:, -1]
-    diverged = [not np.isfinite(c["train_loss"][i]).all() for i in range(len(labels))]
-    rows = [[label, "yes" if diverged[i] else "no",
-             f"{np.nanmax(c['grad_norm'][i]):.3g}" if np.isfinite(c["grad_norm"][i]).any()
-             else "NaN", fmt(final[i])] for i, label in enumerate(labels)]
-    if diverged[0] and not diverged[2]:
-        verdict = (f"Supported: without clipping the loss becomes NaN; clipping the global "
-                   f"norm at θ = 1 keeps training stable and reaches {fmt(final[2])} "
-                   "validation accuracy.")
-    elif final[2] > final[0]:
-        verdict = (f"Supported: clipping at θ = 1 reaches {fmt(final[2])} validation "
-                   f"accuracy vs {fmt(final[0])} without.")
-    else:
-        verdict = (f"Not shown: this network did not explode badly enough (no clipping "
-                   f"{fmt(final[0])}, θ = 1 {fmt(final[2])}).")
+    final = c["val_accuracy"][:, :, -1]
+    effects = (paired("final val. accuracy, θ = 1 − no clipping", final[2], final[0]),
+               paired("final val. accuracy, θ = 10 − no clipping", final[1], final[0]))
+    finite_norm = np.where(np.isfinite(c["grad_norm"]), c["grad_norm"], -np.inf)
+    peak = np.where(np.isfinite(finite_norm).any(-1), finite_norm.max(-1), np.nan)
+    rows = [[label, f"{diverged[i].sum()} of {len(seeds)}",
+             f"{np.nanmedian(peak[i]):.3g}" if np.isfinite(peak[i]).any() else "NaN",
+             fmt(float(np.nanmean(final[i]))) if np.isfinite(final[i]).any() else "NaN"]
+            for i, label in enumerate(labels)]
+    verdict = paired_verdict(effects, "The training loss became NaN in "
+                                      + ", ".join(f"{diverged[i].sum()} of {len(seeds)} seeds "
+                                                  f"{label}" for i, label in
+                                                  enumerate(["without clipping", "with θ = 10",
+                                                             "with θ = 1"])) + ".")
     return Result("clipping", "Gradient clipping", "If ‖∇L‖ > θ, divide the gradient by its "
                   "norm (θ = 1 or 10): exploding gradients stop wrecking the weights.",
                   f"MLP with 8 ReLU layers of 64 initialised with 1.5× the He standard "
                   f"deviation, SGD+momentum lr 0.05, {epochs} epochs; "
-                  "clip_by_global_norm(θ) with θ = ∞, 10, 1 trained together with vmap.",
-                  (["", "loss became NaN", "largest mean gradient norm", "final val. accuracy"],
-                   rows), name, verdict, curve_rows("clipping", labels, c),
-                  {"val_accuracy": dict(zip(labels, map(float, final))),
-                   "diverged": dict(zip(labels, diverged))}, t.seconds)
+                  f"clip_by_global_norm(θ) with θ = ∞, 10, 1 × {len(seeds)} seeds trained "
+                  "together with vmap (each seed: same initial weights and data order for every "
+                  "θ). A run whose loss became NaN keeps the accuracy its NaN weights give.",
+                  (["", "loss became NaN", "largest mean gradient norm (median over seeds)",
+                    "final val. accuracy (mean)"], rows), name, verdict,
+                  seeded_rows("clipping", labels, c, seeds),
+                  {"val_accuracy": dict(zip(labels, map(float, np.nanmean(final, 1)))),
+                   "diverged": dict(zip(labels, map(int, diverged.sum(1)))),
+                   "seeds": len(seeds)}, t.seconds, effects=effects, seeds=tuple(seeds))
