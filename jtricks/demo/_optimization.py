@@ -68,9 +68,9 @@ def optimizers(data, out_dir, quick, seed=0):
               for o in (SHOWN, NOT_SHOWN, CONTRADICTED)}
     n_val = len(data.y_val)
     detail = (f"Adam against each of the other {len(versus)} optimizers (paired 95% CIs in the "
-              f"table, uncorrected): better than {', '.join(groups[SHOWN]) or 'none'}; not "
-              f"distinguishable from {', '.join(groups[NOT_SHOWN]) or 'none'}; worse than "
-              f"{', '.join(groups[CONTRADICTED]) or 'none'}. One validation image is "
+              f"table, uncorrected): better than {', '.join(groups[SHOWN]) or 'no other'}; "
+              f"not distinguishable from {', '.join(groups[NOT_SHOWN]) or 'no other'}; worse "
+              f"than {', '.join(groups[CONTRADICTED]) or 'no other'}. One validation image is "
               f"{1 / n_val:.4f} of accuracy.")
     verdict = paired_verdict(effects, detail)
     rows_metrics = []
