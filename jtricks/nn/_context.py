@@ -9,9 +9,9 @@ global batch, never on how the batch is cut over devices. On one device, and
 under ``jit`` over a global sharded batch, ``i = arange(batch)``. Inside
 per-device code (``pmap``, ``shard_map``) a model sees only its shard and
 cannot know where it lies in the global batch: :func:`data_parallel` tells it.
-The per-device forms of :mod:`jtricks.parallel` open it around the training
-step, so a loss written as on one device gets, without calling anything
-special,
+``jtricks.train.train_step(axis_name=...)`` — and so every per-device form of
+:mod:`jtricks.parallel` — traces the loss inside it, so a loss written as on
+one device gets, without calling anything special,
 
 * the global example indices ``axis_index(axis) * shard + arange(shard)``
   for its masks (:func:`example_keys`, used by :func:`jtricks.nn.dropout`,
