@@ -85,6 +85,23 @@ BAD_FLAGS = [
     (["sweep", "--hidden", "0"], "error: --hidden 0: features=0 must be >= 1"),
     (["sweep", "--epochs", "0"], "error: --epochs 0: epochs=0 must be >= 1"),
     (["sweep", "--patience", "-1"], "error: --patience -1: patience=-1 must be >= 0"),
+    # a flag that does not apply to the configuration is refused, not ignored
+    (["train", "--lr-decay", "0.9"],
+     "error: --lr-decay 0.9: applies only to --schedule per-epoch (this run: --schedule constant)"),
+    (["train", "--drop-path", "0.2"],
+     "error: --drop-path 0.2: applies only to --model resnet (this run: --model mlp)"),
+    (["train", "--model", "resnet", "--hidden", "64,32"],
+     "error: --hidden 64,32: applies only to --model mlp (this run: --model resnet)"),
+    (["train", "--momentum", "0.5"], "error: --momentum 0.5: applies only to --optimizer "
+                                     "momentum and nesterov (this run: --optimizer adam)"),
+    (["train", "--optimizer", "sgd", "--eps", "1e-3"], "error: --eps 0.001: applies only to "
+                                                       "the adaptive optimizers (this run: --optimizer sgd)"),
+    (["train", "--init-scale", "2"], "error: --init-scale 2.0: applies only to --init uniform "
+                                     "and normal (this run: --init he_normal)"),
+    (["train", "--schedule", "warmup-cosine", "--warmup-epochs", "40", "--epochs", "30"],
+     "error: --warmup-epochs 40: must be fewer than --epochs 30"),
+    (["train", "--plateau-patience", "2"], "error: --plateau-patience 2: applies only to "
+                                           "--reduce-lr-on-plateau (this run: no --reduce-lr-on-plateau)"),
 ]
 
 
@@ -180,6 +197,7 @@ def test_train_runs_and_reports_test_accuracy(tmp_path, capsys):
     assert summary["test_accuracy"] == pytest.approx(accuracy, abs=1e-4)
     assert 0.5 < accuracy <= 1.0  # 3 epochs on digits are far above chance (0.1)
     assert summary["epochs_run"] == 3
+    assert summary["config"]["lr"] == 1e-3 and summary["config"]["batch_norm"] is False  # resolved
     assert (tmp_path / "history.jsonl").exists() and (tmp_path / "history.csv").exists()
 
 

@@ -66,7 +66,7 @@ def register(subparsers) -> None:
                    help="learning rate (default depends on the optimizer: "
                         + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
     g.add_argument("--momentum", type=number, default=0.9,
-                   help="momentum γ for momentum/nesterov/rmsprop (default 0.9)")
+                   help="momentum γ of --optimizer momentum / nesterov (default 0.9)")
     g.add_argument("--b1", type=number, default=0.9, help="Adam's b1 (default 0.9)")
     g.add_argument("--b2", type=number, default=0.999, help="Adam's b2 (default 0.999)")
     g.add_argument("--eps", type=number, default=None,
@@ -122,7 +122,7 @@ def register(subparsers) -> None:
                         "continued (without --resume, none usable, or written with other "
                         "flags): they are moved into DIR/archived-N first")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, flag_defaults={dest: p.get_default(dest) for dest in _APPLIES})
 
 
 class _BooleanFlag(argparse.BooleanOptionalAction):
@@ -139,6 +139,55 @@ NUMBER_FLAGS = {"--init-scale": "init_scale", "--dropout": "dropout", "--drop-pa
                 "--clip-norm": "clip_norm", "--clip-value": "clip_value",
                 "--weight-decay": "weight_decay", "--l1": "l1",
                 "--reduce-lr-on-plateau": "reduce_lr_on_plateau", "--ema": "ema"}
+
+
+# A flag that does not apply to the chosen configuration is an error, not silently
+# ignored: dest -> (flag, whether it applies, what uses it, what this run chose).
+_APPLIES = {
+    "hidden": ("--hidden", lambda a: a.model == "mlp", "--model mlp",
+               lambda a: f"--model {a.model}"),
+    "dropout": ("--dropout", lambda a: a.model != "resnet", "--model mlp and cnn "
+                "(the resnet drops whole branches: --drop-path)", lambda a: "--model resnet"),
+    "drop_path": ("--drop-path", lambda a: a.model == "resnet", "--model resnet",
+                  lambda a: f"--model {a.model}"),
+    "init_scale": ("--init-scale", lambda a: a.init in ("uniform", "normal"),
+                   "--init uniform and normal", lambda a: f"--init {a.init}"),
+    "momentum": ("--momentum", lambda a: a.optimizer in ("momentum", "nesterov"),
+                 "--optimizer momentum and nesterov", lambda a: f"--optimizer {a.optimizer}"),
+    "b1": ("--b1", lambda a: a.optimizer in ("adam", "adamw"), "--optimizer adam and adamw",
+           lambda a: f"--optimizer {a.optimizer}"),
+    "b2": ("--b2", lambda a: a.optimizer in ("adam", "adamw"), "--optimizer adam and adamw",
+           lambda a: f"--optimizer {a.optimizer}"),
+    "rho": ("--rho", lambda a: a.optimizer in ("rmsprop", "adadelta"),
+            "--optimizer rmsprop and adadelta", lambda a: f"--optimizer {a.optimizer}"),
+    "eps": ("--eps", lambda a: a.optimizer in ("adagrad", "rmsprop", "adadelta", "adam",
+                                               "adamw"),
+            "the adaptive optimizers", lambda a: f"--optimizer {a.optimizer}"),
+    "lr_decay": ("--lr-decay", lambda a: a.schedule == "per-epoch", "--schedule per-epoch",
+                 lambda a: f"--schedule {a.schedule}"),
+    "warmup_epochs": ("--warmup-epochs", lambda a: a.schedule == "warmup-cosine",
+                      "--schedule warmup-cosine", lambda a: f"--schedule {a.schedule}"),
+    "plateau_patience": ("--plateau-patience", lambda a: a.reduce_lr_on_plateau is not None,
+                         "--reduce-lr-on-plateau", lambda a: "no --reduce-lr-on-plateau"),
+}
+
+
+def check_applies(args, defaults: dict) -> None:
+    """Refuses a flag set (to other than its default) where the configuration does not
+    use it, e.g. ``--lr-decay 0.9`` without ``--schedule per-epoch``.
+
+    Raises:
+      CliError: ``--lr-decay 0.9: applies only to --schedule per-epoch (this run:
+        --schedule constant)``.
+    """
+    for dest, (flag, applies, users, chosen) in _APPLIES.items():
+        value = getattr(args, dest)
+        if value != defaults[dest] and not applies(args):
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            raise CliError(f"{flag} {shown}: applies only to {users} (this run: {chosen(args)})")
+    if args.schedule == "warmup-cosine" and args.warmup_epochs >= args.epochs:
+        raise CliError(f"--warmup-epochs {args.warmup_epochs}: must be fewer than --epochs "
+                       f"{args.epochs} (the cosine decay follows the warm-up)")
 
 
 def check_args(args) -> None:
@@ -163,6 +212,7 @@ def check_args(args) -> None:
                            "(without it no step is skipped)")
         check("--max-bad-steps", args.max_bad_steps, check_int, "max_bad_steps", lo=0)
     check_devices(args.devices)
+    check_applies(args, args.flag_defaults)
 
 
 def _initializer(name: str, scale):
@@ -295,7 +345,7 @@ UNLIMITED_BAD_STEPS = 2**31 - 1
 # Flags that do not change what an exact resume computes: left out of the run configuration
 # (--epochs is in it when the schedule depends on it).
 NOT_IN_RUN_CONFIG = {"run", "command", "epochs", "checkpoint_dir", "checkpoint_every", "resume",
-                     "restart", "out", "quiet", "devices"}
+                     "restart", "out", "quiet", "devices", "flag_defaults"}
 
 
 def run_config(args, data, dtype) -> dict:
@@ -382,12 +432,21 @@ def _augmenter(x_train):
     return augment
 
 
+def resolved_config(args) -> dict:
+    """The flags as the run used them: defaults that depend on other flags resolved
+    (``lr``: the optimizer's default learning rate; ``batch_norm``: on for the resnet)."""
+    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
+              if k not in ("run", "data", "flag_defaults")}
+    config["data"] = args.data
+    config["lr"] = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
+    config["batch_norm"] = (args.model == "resnet") if args.batch_norm is None else args.batch_norm
+    return config
+
+
 def run(args) -> int:
     if args.resume and not args.checkpoint_dir:
         raise CliError("--resume needs --checkpoint-dir DIR (the folder of the checkpoints "
                        "to continue from)")
-    if args.model != "mlp" and args.hidden != (256, 128):
-        say("note: --hidden only applies to --model mlp")
     if args.restart and not args.checkpoint_dir:
         raise CliError("--restart needs --checkpoint-dir DIR (the folder to start over in)")
 
@@ -399,8 +458,6 @@ def run(args) -> int:
         writable_dir("--checkpoint-dir", args.checkpoint_dir)
     require_extras("jtricks train", NEEDS + (("sklearn",) if args.data == "digits" else ())
                    + (("orbax.checkpoint",) if args.checkpoint_dir else ()))
-    if args.init_scale is not None and args.init not in ("uniform", "normal"):
-        say("note: --init-scale only applies to --init uniform and --init normal")
 
     request_devices(args.devices)
     import jax
@@ -461,8 +518,7 @@ def run(args) -> int:
         "best_val_accuracy": max((r["val_accuracy"] for r in result.history), default=None),
         "test_accuracy": float(test["accuracy"]), "test_loss": float(test["loss"]),
         "test_examples": int(len(yte)),
-        "config": {k: (list(v) if isinstance(v, tuple) else v)
-                   for k, v in vars(args).items() if k not in ("run", "data")},
+        "config": resolved_config(args),
     }
     if args.out:
         os.makedirs(args.out, exist_ok=True)
