@@ -15,15 +15,12 @@ import jax
 
 from .. import _validate as v
 from ._base import GradientTransformation, chain, identity
+from ._adaptive import scale_by_adadelta, scale_by_adagrad, scale_by_adam, scale_by_rms
 from ._transforms import (
     ScalarOrSchedule,
     _require_default,
     add_decayed_weights,
-    scale_by_adadelta,
-    scale_by_adagrad,
-    scale_by_adam,
     scale_by_learning_rate,
-    scale_by_rms,
     trace,
 )
 
