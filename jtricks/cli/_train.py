@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-
-from .. import _registry
 from typing import Any, NamedTuple
 
+from .. import _registry
 from ._common import (CliError, check, check_finite, data_spec, int_list, integer,
                       library_errors, load_data, number, require_extras, say, writable_dir)
 from ._devices import add_devices_argument, check_devices, data_parallel, request_devices
@@ -23,9 +22,8 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu")
 SCHEDULES = ("constant", "per-epoch", "cosine", "warmup-cosine", "step")
 
 COMMAND = "train"
-# The optional packages every run needs: jtricks.train.fit's progress bar imports tqdm
-# even with --quiet. --data digits adds scikit-learn, --checkpoint-dir orbax.
-NEEDS = ("tqdm",)
+# jtricks.train.fit needs no optional package (its progress bar shows when tqdm is
+# installed); --data digits needs scikit-learn, --checkpoint-dir orbax.
 
 
 def register(subparsers) -> None:
@@ -456,7 +454,7 @@ def run(args) -> int:
         writable_dir("--out", args.out)
     if args.checkpoint_dir:
         writable_dir("--checkpoint-dir", args.checkpoint_dir)
-    require_extras("jtricks train", NEEDS + (("sklearn",) if args.data == "digits" else ())
+    require_extras("jtricks train", (("sklearn",) if args.data == "digits" else ())
                    + (("orbax.checkpoint",) if args.checkpoint_dir else ()))
 
     request_devices(args.devices)
