@@ -434,7 +434,7 @@ def test_cli_choices_come_from_the_registry_and_build_its_configurations():
     """``jtricks train --optimizer NAME`` and ``jtricks sweep --optimizer NAME`` build what
     the registry's row says (two updates compared; the CLIs fall back to another optimizer
     for a name they do not know, so a new row without CLI code fails here)."""
-    from jtricks.cli import _sweep, _train, build_parser
+    from jtricks.cli import _build, _sweep, _train, build_parser
 
     choices = registry.cli_configs()
     assert _train.OPTIMIZERS == tuple(c.cli.name for c in choices)
@@ -451,7 +451,7 @@ def test_cli_choices_come_from_the_registry_and_build_its_configurations():
         out = {}
         for c in choices:
             args = parser.parse_args(["train", "--optimizer", c.cli.name])
-            txs = {"train": _train.build_optimizer(args, 10),
+            txs = {"train": _build.build_optimizer(args, 10),
                    "registry": c.build_cli(c.cli.lr)}
             if c.cli.sweep:
                 args = parser.parse_args(["sweep", "--optimizer", c.cli.name])
