@@ -43,22 +43,22 @@ def integer(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
-def int_list(text):
-    """argparse type: comma-separated integers, e.g. ``256,128``."""
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of integers (e.g. 256,128)") from None
+def _list_of(kind, what: str, example: str):
+    """argparse type: comma-separated values of ``kind``, e.g. ``example``."""
+
+    def parse(text):
+        try:
+            return tuple(kind(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a comma-separated list of {what} (e.g. {example})") from None
+
+    parse.__doc__ = f"argparse type: comma-separated {what}, e.g. ``{example}``."
+    return parse
 
 
-def number_list(text):
-    """argparse type: comma-separated numbers, e.g. ``1e-3,1e-2``."""
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of numbers (e.g. 1e-3,1e-2)") from None
+int_list = _list_of(int, "integers", "256,128")
+number_list = _list_of(float, "numbers", "1e-3,1e-2")
 
 
 def data_spec(text):
