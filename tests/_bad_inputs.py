@@ -1,0 +1,121 @@
+"""The bad-input sweep: one table of bad arguments across the public API.
+
+Each package's cases live in ``tests/test_bad_inputs_<package>.py`` as a list
+``CASES`` built with :func:`bad` (a keyword argument given a bad value) or
+:class:`Bad` (any call, e.g. a misuse at ``update`` time). Every case asserts
+the exception type and that the message names the argument and shows the value
+as the user gave it. A case that jtricks does not yet answer clearly carries a
+``remaining`` reason: it runs as a strict ``xfail`` (so it fails loudly once
+fixed) and counts against the clear-error rate.
+
+``python tests/_bad_inputs.py`` prints the clear-error rate per package;
+``tests/test_bad_inputs_summary.py`` requires at least 375 cases and 98%.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from jtricks._validate import show
+
+
+@dataclasses.dataclass(frozen=True)
+class Bad:
+    """One bad input.
+
+    Attributes:
+      package: the public package it belongs to (``optim``, ``schedules``, ``init``,
+        ``nn``, ``data``, ``losses``, ``regularize``, ``diagnose``, ``train``,
+        ``sweep``, ``parallel``).
+      label: what is called, as a user would write it (the test id).
+      call: runs the bad call.
+      arg: the argument's name, which the message must contain.
+      shown: the value's text, which the message must contain.
+      exc: the exception type expected.
+      remaining: why this case does not give a clear error yet (``None`` if it does).
+    """
+
+    package: str
+    label: str
+    call: Callable[[], Any]
+    arg: str
+    shown: str
+    exc: type[BaseException] = ValueError
+    remaining: str | None = None
+
+
+def bad(package: str, fn: Callable, arg: str, value: Any, *args, exc=ValueError,
+        shown: str | None = None, remaining: str | None = None, **kwargs) -> Bad:
+    """A case calling ``fn(*args, **kwargs, arg=value)``.
+
+    Example: ``bad("optim", optim.adam, "learning_rate", float("inf"))``.
+    """
+    def call():
+        return fn(*args, **{**kwargs, arg: value})
+
+    name = getattr(fn, "__name__", repr(fn))
+    pos = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+    label = f"{name}({pos + ', ' if pos else ''}{arg}={show(value)})"
+    return Bad(package, label, call, arg, show(value) if shown is None else shown, exc, remaining)
+
+
+def clear_error(case: Bad) -> None:
+    """Asserts that ``case`` raises ``case.exc`` naming the argument and the value."""
+    with pytest.raises(case.exc) as info:
+        case.call()
+    message = str(info.value)
+    assert case.arg in message, f"{case.label}: message {message!r} does not name {case.arg!r}"
+    assert case.shown in message, f"{case.label}: message {message!r} does not show {case.shown!r}"
+
+
+def as_params(cases: list[Bad]) -> list:
+    """``pytest.param``s of ``cases``, the remaining ones as strict xfails."""
+    return [pytest.param(c, id=c.label,
+                         marks=[pytest.mark.xfail(strict=True, reason=c.remaining)]
+                         if c.remaining else [])
+            for c in cases]
+
+
+def all_cases() -> list[Bad]:
+    """Every case of every ``tests/test_bad_inputs_*.py`` module."""
+    cases: list[Bad] = []
+    here = Path(__file__).parent
+    if str(here) not in sys.path:  # run as a script: the test modules import `_bad_inputs`
+        sys.path.insert(0, str(here))
+    for info in sorted(pkgutil.iter_modules([str(here)]), key=lambda m: m.name):
+        if info.name.startswith("test_bad_inputs_") and info.name != "test_bad_inputs_summary":
+            cases += importlib.import_module(info.name).CASES
+    return cases
+
+
+def rates(cases: list[Bad]) -> dict[str, tuple[int, int]]:
+    """``{package: (clear, total)}`` over ``cases`` (by their ``remaining`` marks)."""
+    out: dict[str, tuple[int, int]] = {}
+    for c in cases:
+        clear, total = out.get(c.package, (0, 0))
+        out[c.package] = (clear + (c.remaining is None), total + 1)
+    return out
+
+
+def main() -> None:
+    cases = all_cases()
+    table = rates(cases)
+    print(f"{'package':<12} {'clear':>6} {'cases':>6} {'rate':>7}")
+    for pkg, (clear, total) in sorted(table.items()):
+        print(f"{pkg:<12} {clear:>6} {total:>6} {clear / total:>7.1%}")
+    clear = sum(c for c, _ in table.values())
+    print(f"{'all':<12} {clear:>6} {len(cases):>6} {clear / max(len(cases), 1):>7.1%}")
+    for c in cases:
+        if c.remaining:
+            print(f"remaining: [{c.package}] {c.label}: {c.remaining}")
+
+
+if __name__ == "__main__":
+    main()
