@@ -12,6 +12,9 @@ conftest pytest loads and not in a fixture.
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The CLI's persistent compilation cache stays off in tests (no writes to ~/.cache, and
+# every test compiles what it runs); tests/test_cli_cache.py turns it on in a subprocess.
+os.environ["JTRICKS_COMPILE_CACHE"] = "off"
 
 import jax  # noqa: E402
 

@@ -20,7 +20,7 @@ import sys
 from ._common import CliError as CliError
 from ._common import Parser
 
-__all__ = ["CliError", "build_parser", "main"]
+__all__ = ["CliError", "build_parser", "compile_cache_dir", "enable_compile_cache", "main"]
 
 
 def _command_modules():
@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     if argv and argv[0] in _PASSTHROUGH:  # their own parsers see every flag
         return _PASSTHROUGH[argv[0]](argv[1:])
     args = parser.parse_args(argv)
+    enable_compile_cache()
     try:
         return int(args.run(args) or 0)
     except CliError as e:
@@ -63,6 +64,53 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"jtricks {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def compile_cache_dir() -> str | None:
+    """Where ``jtricks demo`` / ``train`` / ``sweep`` keep compiled programs between runs.
+
+    ``$JTRICKS_COMPILE_CACHE`` if set (``off`` or ``0`` disables the cache), else
+    ``$XDG_CACHE_HOME/jtricks/xla`` (``~/.cache/jtricks/xla``).
+    """
+    import os
+
+    value = os.environ.get("JTRICKS_COMPILE_CACHE")
+    if value is not None:
+        return None if value.strip().lower() in ("", "0", "off", "false", "no") else value
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "jtricks", "xla")
+
+
+def enable_compile_cache() -> str | None:
+    """Turns on JAX's persistent compilation cache for this process; returns its folder.
+
+    A run compiles the same programs as the previous run of the same
+    configuration (the model's step, the epoch, the evaluation and the small
+    programs of data preparation); with the cache, the second run loads them
+    instead (``jtricks train --epochs 3`` on 2 CPU cores: about 50 s cold, 20 s
+    warm under load). Every program is cached, however quick its compilation,
+    since a run has dozens of small ones. JAX keys each entry by the program,
+    the JAX version and the device, so a stale entry is never used. An
+    unwritable folder leaves the cache off. ``jtricks bench`` does not use it:
+    it measures compilation.
+    """
+    import os
+
+    path = compile_cache_dir()
+    if path is None:
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            return None
+    except OSError:
+        return None
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
 
 
 def _run_bench(argv) -> int:  # not `_bench`: that name is the submodule `jtricks.cli._bench`
