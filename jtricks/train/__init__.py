@@ -68,3 +68,8 @@ __all__ = [
     "write_history",
     "write_jsonl",
 ]
+
+# Every state class of jtricks.train serializes with jax.export (jtricks/_export.py).
+from jtricks._export import register_namedtuples as _register_namedtuples  # noqa: E402
+
+_register_namedtuples(__name__)
