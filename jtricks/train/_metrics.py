@@ -55,12 +55,9 @@ def _row(step: int, scalars: Mapping[str, Any]) -> dict:
 
 
 class _Writer:
-    """Context-manager support and the ``write_scalars`` of the file writers."""
+    """Context-manager support: ``with Writer(...) as w:`` closes ``w`` at the end."""
 
-    def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
-        self.write_row(_row(step, scalars))
-
-    def write_row(self, row: Mapping[str, Any]) -> None:  # pragma: no cover - abstract
+    def close(self) -> None:  # pragma: no cover - every writer has its own
         raise NotImplementedError
 
     def __enter__(self):
@@ -70,7 +67,27 @@ class _Writer:
         self.close()
 
 
-class JsonlWriter(_Writer):
+class _FileWriter(_Writer):
+    """A writer of rows to one file: ``write_scalars`` is ``write_row`` of
+    ``{"step": step, **scalars}``."""
+
+    _file: Any
+
+    def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
+        self.write_row(_row(step, scalars))
+
+    def write_row(self, row: Mapping[str, Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class JsonlWriter(_FileWriter):
     """Writes each ``write_scalars(step, scalars)`` as one JSON line ``{"step": step, ...}``.
 
     Args:
@@ -95,15 +112,8 @@ class JsonlWriter(_Writer):
         """Writes ``row`` as it is (no ``step`` added)."""
         self._file.write(json.dumps({k: plain(v) for k, v in row.items()}) + "\n")
 
-    def flush(self) -> None:
-        self._file.flush()
 
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-
-
-class CsvWriter(_Writer):
+class CsvWriter(_FileWriter):
     """Writes each ``write_scalars(step, scalars)`` as one CSV row.
 
     The header is the union of the keys in first-seen order; a key missing from a
@@ -154,15 +164,8 @@ class CsvWriter(_Writer):
         self._file = open(self.path, "a", newline="")
         self._csv = csv.DictWriter(self._file, fieldnames=self._fields)
 
-    def flush(self) -> None:
-        self._file.flush()
 
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-
-
-class TensorBoardWriter:
+class TensorBoardWriter(_Writer):
     """Writes scalars as TensorBoard events (``tensorboardX.SummaryWriter``).
 
     Every numeric entry of ``write_scalars(step, scalars)`` becomes the scalar
@@ -195,14 +198,8 @@ class TensorBoardWriter:
     def close(self) -> None:
         self._writer.close()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-
-class MultiWriter:
+class MultiWriter(_Writer):
     """Several writers as one: every call goes to each, in order.
 
     Example:
@@ -231,12 +228,6 @@ class MultiWriter:
     def close(self) -> None:
         for writer in self.writers:
             writer.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def check_writer(writer, name: str = "writer"):
