@@ -104,9 +104,9 @@ def test_learning_rate_of_reads_injected_rates_and_plateau_scales_as_optax():
     for inject in (optax.inject_hyperparams, jo.inject_hyperparams):  # optax's and jtricks'
         tx = optax.chain(inject(optax.sgd)(learning_rate=schedule),
                          optax.contrib.reduce_on_plateau(factor=0.5, patience=1))
-        state = tx.init(params)
+        state, update = tx.init(params), jax.jit(tx.update)
         for step in range(4):
-            _, state = tx.update(jnp.ones(2), state, params, value=jnp.float32(1.0))
+            _, state = update(jnp.ones(2), state, params, value=jnp.float32(1.0))
             expected = schedule(step) * state[1].scale
             assert float(learning_rate_of(state)) == pytest.approx(float(expected))
         assert float(state[1].scale) < 1  # the plateau has cut the rate
