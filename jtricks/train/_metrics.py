@@ -140,7 +140,7 @@ class CsvWriter(_FileWriter):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self._fields: list[str] = []
         self._file = open(self.path, "w", newline="")
-        self._csv = None
+        self._csv = csv.DictWriter(self._file, fieldnames=self._fields)
 
     def write_row(self, row: Mapping[str, Any]) -> None:
         """Writes ``row`` as it is (no ``step`` added)."""
