@@ -2,8 +2,9 @@
 
 The core install is ``jax``, ``numpy`` and ``optax``. Everything else comes with an
 extra of ``pyproject.toml``: ``demo`` (scikit-learn, matplotlib, orbax-checkpoint,
-tqdm) and ``bench`` (flax). Code that needs one of them calls :func:`require` instead
-of a bare ``import``, so a missing package gives one line that says what to install.
+tqdm), ``bench`` (flax) and ``tensorboard`` (tensorboardX). Code that needs one of
+them calls :func:`require` instead of a bare ``import``, so a missing package gives
+one line that says what to install.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ PACKAGES = {
     "orbax.checkpoint": ("orbax-checkpoint", "demo"),
     "tqdm": ("tqdm", "demo"),
     "flax": ("flax", "bench"),
+    "tensorboardX": ("tensorboardX", "tensorboard"),
 }
 
 

@@ -7,7 +7,7 @@ import json
 import os
 
 from .. import _registry
-from ._build import DEFAULT_LR, _augmenter, build
+from ._build import DEFAULT_LR, _augmenter, build, build_schedule
 from ._common import (CliError, check, check_finite, data_spec, int_list, integer, load_data,
                       number, require_extras, say, writable_dir)
 from ._devices import add_devices_argument, check_devices, data_parallel, request_devices
@@ -118,6 +118,13 @@ def register(subparsers) -> None:
                    help="start over in a --checkpoint-dir whose checkpoints cannot be "
                         "continued (without --resume, none usable, or written with other "
                         "flags): they are moved into DIR/archived-N first")
+    g.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="also write every epoch's metrics (learning rate included) as "
+                        "TensorBoard events to DIR (needs tensorboardX: the tensorboard "
+                        "extra)")
+    g.add_argument("--log-steps", action="store_true",
+                   help="with --tensorboard: also every step's loss, accuracy, gradient norm "
+                        "and learning rate (batch/*)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run, flag_defaults={dest: p.get_default(dest) for dest in _APPLIES})
 
@@ -166,6 +173,8 @@ _APPLIES = {
                       "--schedule warmup-cosine", lambda a: f"--schedule {a.schedule}"),
     "plateau_patience": ("--plateau-patience", lambda a: a.reduce_lr_on_plateau is not None,
                          "--reduce-lr-on-plateau", lambda a: "no --reduce-lr-on-plateau"),
+    "log_steps": ("--log-steps", lambda a: a.tensorboard is not None, "--tensorboard DIR",
+                  lambda a: "no --tensorboard"),
 }
 
 
@@ -181,7 +190,8 @@ def check_applies(args, defaults: dict) -> None:
         value = getattr(args, dest)
         if value != defaults[dest] and not applies(args):
             shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
-            raise CliError(f"{flag} {shown}: applies only to {users} (this run: {chosen(args)})")
+            given = flag if value is True else f"{flag} {shown}"  # a switch: the flag alone
+            raise CliError(f"{given}: applies only to {users} (this run: {chosen(args)})")
     if args.schedule == "warmup-cosine" and args.warmup_epochs >= args.epochs:
         raise CliError(f"--warmup-epochs {args.warmup_epochs}: must be fewer than --epochs "
                        f"{args.epochs} (the cosine decay follows the warm-up)")
@@ -215,7 +225,8 @@ def check_args(args) -> None:
 # Flags that do not change what an exact resume computes: left out of the run configuration
 # (--epochs is in it when the schedule depends on it).
 NOT_IN_RUN_CONFIG = {"run", "command", "epochs", "checkpoint_dir", "checkpoint_every", "resume",
-                     "restart", "out", "quiet", "devices", "flag_defaults"}
+                     "restart", "out", "quiet", "devices", "flag_defaults", "tensorboard",
+                     "log_steps"}
 
 
 def run_config(args, data, dtype) -> dict:
@@ -267,8 +278,11 @@ def run(args) -> int:
         writable_dir("--out", args.out)
     if args.checkpoint_dir:
         writable_dir("--checkpoint-dir", args.checkpoint_dir)
+    if args.tensorboard:
+        writable_dir("--tensorboard", args.tensorboard)
     require_extras("jtricks train", (("sklearn",) if args.data == "digits" else ())
-                   + (("orbax.checkpoint",) if args.checkpoint_dir else ()))
+                   + (("orbax.checkpoint",) if args.checkpoint_dir else ())
+                   + (("tensorboardX",) if args.tensorboard else ()))
 
     request_devices(args.devices)
     import jax
@@ -289,6 +303,7 @@ def run(args) -> int:
     say(f"jtricks train: {data.name} ({len(ytr)} train / {len(yva)} validation / "
         f"{len(yte)} test), {args.model}, {args.optimizer}, {args.epochs} epochs of "
         f"{steps_per_epoch} steps")
+    writer = jt.TensorBoardWriter(args.tensorboard) if args.tensorboard else None
     try:
         result = jt.fit(
             state, (xtr, ytr), loss_fn=loss_fn, tx=tx, epochs=args.epochs,
@@ -298,7 +313,9 @@ def run(args) -> int:
             checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
             resume=args.resume, restart=args.restart,
             run_config=run_config(args, data, xtr.dtype) if args.checkpoint_dir else None,
-            history_dir=args.out, progress=False if args.quiet else None)
+            history_dir=args.out, progress=False if args.quiet else None,
+            learning_rate=build_schedule(args, steps_per_epoch), writers=writer,
+            log_steps=args.log_steps)
     except jt.CheckpointError as e:
         hint = ("; resume with the flags it was written with, or start over with --restart"
                 if "another run configuration" in str(e) or "another model" in str(e)
@@ -316,6 +333,9 @@ def run(args) -> int:
                  "--resume" if args.checkpoint_dir else "")
         say(f"jtricks train: interrupted{where}")
         return 130
+    finally:
+        if writer is not None:
+            writer.close()
     if result.stop_reason and "diverged" in result.stop_reason:
         say(f"jtricks train: stopped: {result.stop_reason}")
         return 1
@@ -323,12 +343,16 @@ def run(args) -> int:
     if averager is not None:
         params = jt.averaged_params(result.avg_state, params)
     test = jt.evaluate(jt.classifier_eval(model), params, result.state.model_state, (xte, yte))
+    stopping = early_stopping_report(args, result, averager)
+    if stopping and stopping["stopped"]:
+        say(f"jtricks train: {stopping['message']}")
     summary = {
         "data": data.name, "epochs_run": len(result.history),
         "stop_reason": result.stop_reason,
         "best_val_accuracy": max((r["val_accuracy"] for r in result.history), default=None),
         "test_accuracy": float(test["accuracy"]), "test_loss": float(test["loss"]),
         "test_examples": int(len(yte)),
+        "early_stopping": stopping,
         "config": resolved_config(args),
     }
     if args.out:
@@ -339,3 +363,37 @@ def run(args) -> int:
           f"({len(yte)} test examples, evaluated once after training"
           f"{', EMA weights' if averager is not None else ''})")
     return 0
+
+
+def early_stopping_report(args, result, averager=None) -> dict | None:
+    """When and why early stopping ended the run, for ``summary.json`` and the
+    terminal; ``None`` without ``--early-stopping``.
+
+    Returns:
+      ``{"stopped", "stopped_after_epoch", "epochs", "monitor", "best_value",
+      "best_epoch", "epochs_without_improvement", "patience", "message"}``
+      (epochs 1-based; ``stopped_after_epoch`` is ``None`` when all epochs ran).
+    """
+    if args.early_stopping is None:
+        return None
+    state = result.early_stopping_state
+    last = result.history[-1]["epoch"] if result.history else 0
+    stopped = result.stop_reason is not None and result.stop_reason.startswith("early stopping")
+    best_epoch = int(state.best_epoch) + 1 if int(state.best_epoch) >= 0 else None
+    best = float(state.best_value) if best_epoch is not None else None
+    report = {"stopped": stopped, "stopped_after_epoch": last if stopped else None,
+              "epochs": args.epochs, "monitor": "val_loss", "best_value": best,
+              "best_epoch": best_epoch,
+              "epochs_without_improvement": last - best_epoch if best_epoch else None,
+              "patience": args.early_stopping}
+    if best_epoch is None:
+        report["message"] = "early stopping: no epoch was monitored"
+        return report
+    weights = "the EMA weights" if averager is not None else f"the weights of epoch {best_epoch}"
+    report["message"] = (
+        f"early stopping after epoch {last} of {args.epochs}: val_loss has not improved on "
+        f"its best, {best:.4g} at epoch {best_epoch}, for {last - best_epoch} "
+        f"epoch{'s' if last - best_epoch != 1 else ''} "
+        f"(--early-stopping {args.early_stopping}); testing {weights}" if stopped else
+        f"early stopping did not trigger: val_loss was best at epoch {best_epoch} ({best:.4g})")
+    return report

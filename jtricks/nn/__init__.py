@@ -79,3 +79,8 @@ __all__ = [
     "rms_norm",
     "weight_norm",
 ]
+
+# Every state class of jtricks.nn serializes with jax.export (jtricks/_export.py).
+from jtricks._export import register_namedtuples as _register_namedtuples  # noqa: E402
+
+_register_namedtuples(__name__)

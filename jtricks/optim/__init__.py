@@ -106,3 +106,8 @@ __all__ = [
     "sgd",
     "trace",
 ]
+
+# Every state class of jtricks.optim serializes with jax.export (jtricks/_export.py).
+from jtricks._export import register_namedtuples as _register_namedtuples  # noqa: E402
+
+_register_namedtuples(__name__)

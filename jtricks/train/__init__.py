@@ -7,6 +7,9 @@
   ``loss_fn(params, model_state, batch, key)`` (:func:`classifier_loss`) and
   per-example evaluation metrics (:func:`classifier_eval`, :func:`evaluate`);
 * :func:`fit`: epochs with validation, history, progress and checkpoints;
+* metric writers (:class:`JsonlWriter`, :class:`CsvWriter`,
+  :class:`TensorBoardWriter`, :class:`MultiWriter`; CLU's protocol) that ``fit``
+  logs epochs and steps to, and :func:`learning_rate_of` (the rate a step used);
 * the tricks around it: :func:`early_stopping` (Keras' meaning), model
   averaging (:func:`ema`, :func:`swa`, :func:`ensemble_predict`).
 """
@@ -32,6 +35,12 @@ from ._history import write_csv as write_csv
 from ._history import write_history as write_history
 from ._history import write_jsonl as write_jsonl
 from ._loop import FitResult as FitResult
+from ._metrics import CsvWriter as CsvWriter
+from ._metrics import JsonlWriter as JsonlWriter
+from ._metrics import MetricWriter as MetricWriter
+from ._metrics import MultiWriter as MultiWriter
+from ._metrics import TensorBoardWriter as TensorBoardWriter
+from ._metrics import learning_rate_of as learning_rate_of
 from ._loop import fit as fit
 from ._state import TrainState as TrainState
 from ._steps import classifier_eval as classifier_eval
@@ -44,10 +53,15 @@ __all__ = [
     "AveragingState",
     "CheckpointError",
     "Checkpointer",
+    "CsvWriter",
     "EarlyStopping",
     "EarlyStoppingState",
     "FitResult",
+    "JsonlWriter",
+    "MetricWriter",
+    "MultiWriter",
     "Run",
+    "TensorBoardWriter",
     "TrainState",
     "averaged_params",
     "classifier_eval",
@@ -57,6 +71,7 @@ __all__ = [
     "ensemble_predict",
     "evaluate",
     "fit",
+    "learning_rate_of",
     "make_epoch",
     "make_run",
     "params_like",
@@ -68,3 +83,8 @@ __all__ = [
     "write_history",
     "write_jsonl",
 ]
+
+# Every state class of jtricks.train serializes with jax.export (jtricks/_export.py).
+from jtricks._export import register_namedtuples as _register_namedtuples  # noqa: E402
+
+_register_namedtuples(__name__)

@@ -102,7 +102,7 @@ def train_step(state: TrainState, batch: Any, *, loss_fn: LossFn, tx,
 
 
 def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,
-               axis_name: str | None = None):
+               axis_name: str | None = None, record: Callable | None = None):
     """Builds one epoch of training as a pure function of the state.
 
     The data are shuffled with ``key`` (derive it from the seed and the
@@ -120,11 +120,14 @@ def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,
       averager: optional parameter averaging (``jtricks.train.ema(decay)`` /
         ``swa()``), updated after every step.
       axis_name: passed to :func:`train_step` for per-device code.
+      record: optional ``record(state) -> {name: scalar}``, extra per-step
+        metrics computed from the state after each step (``fit`` records the
+        learning rate with it).
 
     Returns:
       ``epoch(state, data, key, avg_state=None) -> (state, avg_state, metrics)``
-      where ``metrics`` holds one value per step (``loss``, ``grad_norm`` and
-      the loss function's own metrics).
+      where ``metrics`` holds one value per step (``loss``, ``grad_norm``, the
+      loss function's own metrics and ``record``'s).
 
     Example:
       >>> from jtricks.train import TrainState, classifier_eval, classifier_loss
@@ -154,6 +157,8 @@ def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,
                                         axis_name=axis_name)
             if averager is not None:
                 avg_state = averager.update(state.params, avg_state)
+            if record is not None:
+                metrics = {**metrics, **record(state)}
             return (state, avg_state), metrics
 
         (state, avg_state), metrics = jax.lax.scan(body, (state, avg_state), order)

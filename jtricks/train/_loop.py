@@ -14,10 +14,11 @@ import numpy as np
 
 from jtricks._numeric import all_finite
 from jtricks._optional import missing, require
-from jtricks._validate import check_int
+from jtricks._validate import check_int, check_non_negative
 
 from ._engine import averaged_params, check_mode, epoch_row, make_epoch
-from ._history import write_history
+from ._history import history_writer
+from ._metrics import as_writer, learning_rate_of
 from ._state import TrainState, as_key
 from ._steps import evaluate
 
@@ -42,15 +43,27 @@ class FitResult(NamedTuple):
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_epoch(loss_fn, tx, batch_size, averager):
+def _compiled_epoch(loss_fn, tx, batch_size, averager, learning_rate):
     """One jitted epoch (with its history row) per (loss, optimizer, batch size,
-    averager): a second ``fit`` with the same pieces (e.g. a resumed run) does not
-    compile again."""
-    epoch = make_epoch(loss_fn=loss_fn, tx=tx, batch_size=batch_size, averager=averager)
+    averager, learning rate): a second ``fit`` with the same pieces (e.g. a resumed
+    run) does not compile again.
+
+    The per-step metrics include ``learning_rate`` when it can be resolved
+    (:func:`learning_rate_of`); the row's ``learning_rate`` is the last step's."""
+
+    def record(state):
+        rate = learning_rate_of(state.opt_state, learning_rate, state.step - 1)
+        return {} if rate is None else {"learning_rate": rate}
+
+    epoch = make_epoch(loss_fn=loss_fn, tx=tx, batch_size=batch_size, averager=averager,
+                       record=record)
 
     def epoch_and_row(state, data, key, avg_state):
         state, avg_state, metrics = epoch(state, data, key, avg_state)
-        return state, avg_state, metrics, epoch_row(metrics), all_finite(state.params)
+        row = epoch_row({k: v for k, v in metrics.items() if k != "learning_rate"})
+        if "learning_rate" in metrics:
+            row["learning_rate"] = metrics["learning_rate"][-1]
+        return state, avg_state, metrics, row, all_finite(state.params)
 
     return jax.jit(epoch_and_row)
 
@@ -124,6 +137,9 @@ def fit(
     progress: bool | None = None,
     callbacks: Sequence[Callable] = (),
     eval_batch_size: int = 1024,
+    learning_rate: Any = None,
+    writers: Any = None,
+    log_steps: bool = False,
 ) -> FitResult:
     """Trains ``state`` for ``epochs`` epochs, validating after every epoch.
 
@@ -183,13 +199,30 @@ def fit(
         with both values. Independently of it, a checkpoint whose arrays have
         other paths, shapes or dtypes than ``state`` is refused.
       history_dir: where ``history.jsonl`` and ``history.csv`` are written
-        (updated after every epoch).
-      progress: a tqdm progress bar on stderr (epoch, loss, accuracy, steps/s,
-        ETA); ``None`` (default) shows it when tqdm is installed, ``True``
-        requires it.
+        (a row appended after every epoch; a resumed run first writes the
+        history it restored).
+      progress: a tqdm progress bar on stderr (epoch, loss, accuracy, learning
+        rate, steps/s, ETA); ``None`` (default) shows it when tqdm is installed,
+        ``True`` requires it.
       callbacks: ``callback(epoch, row, state)`` called after every epoch;
         returning ``True`` stops training.
       eval_batch_size: examples evaluated at once.
+      learning_rate: the learning rate or schedule ``tx`` was built with, for
+        the history only (it changes nothing in training): every step's rate is
+        then computed inside the compiled epoch (``schedule(step)`` times the
+        scale of any reduce-on-plateau state, :func:`learning_rate_of`) and
+        logged as ``learning_rate`` (the epoch's last step's rate in the
+        history, every step's with ``log_steps``). Not needed when ``tx`` is an
+        ``inject_hyperparams`` optimizer: its state holds the rate.
+      writers: a metric writer (:class:`JsonlWriter`, :class:`CsvWriter`,
+        :class:`TensorBoardWriter`, a CLU writer) or a list of them; each epoch's
+        row is written at its last step (``write_scalars(row["step"], row)``),
+        and the writers are flushed after every epoch (not closed).
+      log_steps: also write every step's metrics to ``writers`` as
+        ``batch/<name>`` (``batch/loss``, ``batch/grad_norm``,
+        ``batch/learning_rate``, the loss function's metrics) at that step's
+        number; they come out of the compiled epoch as one array per metric,
+        written after the epoch (no host synchronisation per step).
 
     Returns:
       A :class:`FitResult` ``(state, history, stop_reason, avg_state,
@@ -223,6 +256,13 @@ def fit(
     epochs = check_int("epochs", epochs, lo=0)
     batch_size = check_int("batch_size", batch_size, lo=1)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, lo=1)
+    writer = as_writer(writers)
+    if log_steps and writer is None:
+        raise ValueError("fit(log_steps=True) needs writers= to write the steps to "
+                         "(e.g. writers=jtricks.train.JsonlWriter('steps.jsonl'))")
+    if learning_rate is not None and not callable(learning_rate):
+        check_non_negative("learning_rate", learning_rate)
+        learning_rate = float(learning_rate)
     for name, value in (("loss_fn", loss_fn), ("eval_fn", eval_fn)):
         if value is not None and hasattr(value, "init") and hasattr(value, "update"):
             raise TypeError(f"fit got a gradient transformation as {name}; pass the "
@@ -248,7 +288,7 @@ def fit(
         return _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
                     eval_fn, monitor, early_stopping, restore_best, averager, checkpointer,
                     checkpoint_every, resume, restart, run_config, history_dir, progress,
-                    tqdm, callbacks, eval_batch_size)
+                    tqdm, callbacks, eval_batch_size, learning_rate, writer, log_steps)
     finally:
         if checkpointer is not None:
             checkpointer.close()
@@ -257,7 +297,7 @@ def fit(
 def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data, eval_fn,
          monitor, early_stopping, restore_best, averager, checkpointer, checkpoint_every,
          resume, restart, run_config, history_dir, progress, tqdm, callbacks,
-         eval_batch_size) -> FitResult:
+         eval_batch_size, learning_rate, writer, log_steps) -> FitResult:
     """The body of :func:`fit` once its arguments are checked (``checkpointer``
     is closed by the caller, also when this raises)."""
 
@@ -265,7 +305,7 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
     train_data = jax.tree.map(jnp.asarray, train_data)
     n = jax.tree.leaves(train_data)[0].shape[0]
     steps_per_epoch = n // min(batch_size, n)
-    epoch_fn = _compiled_epoch(loss_fn, tx, batch_size, averager)
+    epoch_fn = _compiled_epoch(loss_fn, tx, batch_size, averager, learning_rate)
     eval_jit = None
     if val_data is not None:
         val_data = jax.tree.map(jnp.asarray, val_data)
@@ -326,7 +366,13 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
     bar = _NoBar() if tqdm is None else tqdm(
         total=epochs, initial=min(start, epochs), desc="train", unit="epoch",
         file=sys.stderr, dynamic_ncols=True, leave=True)
+    history_file = None
     try:
+        if history_dir is not None:
+            history_file = history_writer(history_dir)
+            for row in history:  # a resumed run's files hold its whole history
+                history_file.write_scalars(row["step"], row)
+            history_file.flush()
         for epoch in range(start + 1, epochs + 1):
             if stop_reason is not None:
                 break
@@ -335,6 +381,8 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
                 state, train_data, jax.random.fold_in(data_key, epoch), avg_state)
             epoch_means, finite = jax.device_get((epoch_means, finite))
             seconds = time.perf_counter() - t0
+            if log_steps:
+                _write_steps(writer, int(state.step), jax.device_get(metrics))
             if not finite:
                 stop_reason = _divergence_message(epoch, jax.device_get(metrics),
                                                   steps_per_epoch, state.opt_state)
@@ -369,8 +417,10 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
                                    f"epoch {row['best_epoch']})")
                     _say(talk, f"jtricks: {stop_reason}", bar)
             history.append(row)
-            if history_dir is not None:
-                write_history(history, history_dir)
+            for out in (history_file, writer):
+                if out is not None:
+                    out.write_scalars(row["step"], row)
+                    out.flush()
             bar.update(1)
             bar.set_postfix(_postfix(row), refresh=True)
             for callback in callbacks:
@@ -380,6 +430,10 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
                 save(epoch)
     finally:
         bar.close()
+        if history_file is not None:
+            history_file.close()
+        if writer is not None:
+            writer.flush()
     if es_state is not None and restore_best and history and int(es_state.best_epoch) >= 0:
         best_params, best_model_state = es_state.best_params
         state = state._replace(params=best_params, model_state=best_model_state)
@@ -399,12 +453,23 @@ class _NoBar:
         pass
 
 
+def _write_steps(writer, step0: int, metrics: dict) -> None:
+    """Writes an epoch's per-step metrics (one array per name) as ``batch/<name>`` at
+    steps ``step0 + 1, step0 + 2, ...``."""
+    names = list(metrics)
+    for i, values in enumerate(zip(*(metrics[name] for name in names))):
+        writer.write_scalars(step0 + i + 1, {f"batch/{name}": value
+                                             for name, value in zip(names, values)})
+
+
 def _postfix(row: dict) -> dict:
     out = {"loss": f"{row['train_loss']:.4f}"}
     if "train_accuracy" in row:
         out["acc"] = f"{row['train_accuracy']:.3f}"
     if "val_accuracy" in row:
         out["val_acc"] = f"{row['val_accuracy']:.3f}"
+    if "learning_rate" in row:
+        out["lr"] = f"{row['learning_rate']:.3g}"
     out["steps/s"] = f"{row['steps_per_s']:.0f}"
     return out
 
