@@ -8,7 +8,7 @@ hyperparameters may be traced (``jit`` arguments, ``vmap`` sweeps).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import jax
 import numpy as np
@@ -90,6 +90,12 @@ def check_unit_interval(name: str, value: Any, *, closed_right: bool = False, **
     check_number(name, value, lo=0, hi=1, hi_open=not closed_right, **kw)
 
 
+@overload
+def check_int(name: str, value: Any, *, lo: int | None = None,
+              allow_none: Literal[False] = False) -> int: ...
+@overload
+def check_int(name: str, value: Any, *, lo: int | None = None,
+              allow_none: bool = ...) -> int | None: ...
 def check_int(name: str, value: Any, *, lo: int | None = None, allow_none: bool = False) -> int | None:
     """Checks that ``value`` is a Python/NumPy integer (not bool) and ``>= lo``.
 
