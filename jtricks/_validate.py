@@ -20,7 +20,7 @@ What every numeric check enforces unless told otherwise:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import jax
 import jax.numpy as jnp
@@ -141,6 +141,12 @@ def check_unit_interval(name: str, value: Any, *, closed_right: bool = False, **
     check_number(name, value, lo=0, hi=1, hi_open=not closed_right, **kw)
 
 
+@overload
+def check_int(name: str, value: Any, *, lo: int | None = None, hi: int | None = None,
+              allow_none: Literal[False] = False) -> int: ...
+@overload
+def check_int(name: str, value: Any, *, lo: int | None = None, hi: int | None = None,
+              allow_none: bool = ...) -> int | None: ...
 def check_int(name: str, value: Any, *, lo: int | None = None, hi: int | None = None,
               allow_none: bool = False) -> int | None:
     """Checks that ``value`` is an integer (not a bool, not ``2.5``) in ``[lo, hi]``.

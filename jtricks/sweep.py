@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence, cast
 
 import jax
 import jax.numpy as jnp
@@ -210,7 +210,7 @@ def fit_member(
     params, model_state = init_params
     state = _train.TrainState.create(params=params, tx=member.tx, key=train_key,
                                      model_state=model_state)
-    run = _train.make_run(loss_fn=member.loss_fn, tx=member.tx, batch_size=batch_size,
+    run = _train.make_run(loss_fn=cast(Callable, member.loss_fn), tx=member.tx, batch_size=batch_size,
                           epochs=epochs, eval_fn=member.eval_fn, averager=member.averager,
                           early_stopping=_train.early_stopping(
                               epochs if patience is None else patience),

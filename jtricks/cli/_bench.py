@@ -59,7 +59,7 @@ def _import_benchmarks(root: str):
     if root not in sys.path:
         sys.path.insert(0, root)
     module = importlib.import_module("benchmarks")
-    where = os.path.dirname(os.path.realpath(module.__file__))
+    where = os.path.dirname(os.path.realpath(str(module.__file__)))
     if where != os.path.realpath(expected):
         raise ImportError(f"'benchmarks' was imported from {where}, not {expected}")
     return module

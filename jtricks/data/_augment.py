@@ -29,7 +29,7 @@ from jtricks._validate import check_non_negative, check_number, concrete_value
 def affine_transform(
     image: ArrayLike,
     matrix: ArrayLike,
-    offset: ArrayLike = (0.0, 0.0),
+    offset: ArrayLike | tuple[float, float] = (0.0, 0.0),
     *,
     mode: str = "constant",
     cval: float = 0.0,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import jax
 import numpy as np
@@ -21,7 +21,7 @@ def _num_examples(data: Any) -> int:
         raise ValueError(
             f"every array in data needs the same leading (example) axis; got shapes {shapes}"
         )
-    return sizes.pop()
+    return cast(int, sizes.pop())
 
 
 def num_batches(n: int, batch_size: int, *, drop_last: bool = False) -> int:

@@ -24,7 +24,7 @@ from jtricks._optional import require
 from jtricks._validate import check_choice
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): data are big-endian.
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),

@@ -123,7 +123,7 @@ def split(
             )
         perm = np.asarray(jax.random.permutation(key, n))
         by_class = perm[np.argsort(inverse[perm], kind="stable")]  # shuffled within class
-        chunks = [[] for _ in f]
+        chunks: list[list[np.ndarray]] = [[] for _ in f]
         start = 0
         for c in range(len(classes)):
             for j, size in enumerate(table[c]):

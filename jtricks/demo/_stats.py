@@ -124,10 +124,10 @@ def paired(label: str, a: Sequence[float], b: Sequence[float], *, claim: str = "
       ``mean ± t(0.975, n-1) · sd / √n`` and the outcome. Fewer than two finite
       differences give an infinite interval (not shown).
     """
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"a and b must be 1-D of the same length, got {a.shape} and {b.shape}")
-    d = a - b
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"a and b must be 1-D of the same length, got {x.shape} and {y.shape}")
+    d = x - y
     finite = np.isfinite(d)
     d = d[finite]
     n = int(d.size)

@@ -25,7 +25,8 @@ def _pair(name: str, value) -> tuple[int, int]:
     value = tuple(value)
     if len(value) != 2:
         raise ValueError(f"{name}={value!r} must be an int or a pair of ints")
-    return tuple(check_int(name, v, lo=1) for v in value)
+    first, second = (check_int(name, v, lo=1) for v in value)
+    return first, second
 
 
 def init_dense(

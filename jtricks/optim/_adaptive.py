@@ -237,7 +237,7 @@ def scale_by_adadelta(
 class ScaleByAdamState(NamedTuple):
     """Adam's step count and first / second moment estimates."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's name; shadows tuple.count
     mu: Any
     nu: Any
 
@@ -245,7 +245,7 @@ class ScaleByAdamState(NamedTuple):
 class ScaleByAmsgradState(NamedTuple):
     """AMSGrad's state: Adam's plus the running maximum of the corrected ``nu``."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's name; shadows tuple.count
     mu: Any
     nu: Any
     nu_max: Any

@@ -8,7 +8,7 @@ and imported from there.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +49,8 @@ def check_structure(name: str, updates: Any, reference: Any, what: str = "init")
       reference: a tree of the state with the structure given to ``init``.
       what: where ``reference`` came from, for the message.
     """
-    got, want = jax.tree.structure(updates), jax.tree.structure(reference)
+    got: Any = jax.tree.structure(updates)
+    want: Any = jax.tree.structure(reference)
     if got != want:
         raise ValueError(
             f"{name}.update got updates with tree structure {got}, but the state was "
@@ -66,6 +67,7 @@ def map_leaves(fn: Callable, n_out: int, tree: Any, *rest: Any) -> tuple:
     ``nu`` and step) is a single Python loop over the leaves.
     """
     leaves, treedef = jax.tree.flatten(tree)
+    treedef = cast(Any, treedef)  # jaxlib's PyTreeDef has no stub mypy can read
     rest_leaves = [treedef.flatten_up_to(r) for r in rest]
     outs = [fn(*args) for args in zip(leaves, *rest_leaves)]
     if not outs:

@@ -24,7 +24,7 @@ class InjectHyperparamsState(NamedTuple):
       inner_state: the wrapped optimizer's state.
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's name; shadows tuple.count
     hyperparams: dict
     inner_state: Any
 

@@ -86,7 +86,7 @@ def scale(step_size: jax.typing.ArrayLike) -> GradientTransformation:
 class ScaleByScheduleState(NamedTuple):
     """The step count fed to a schedule (int32, saturating)."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's name; shadows tuple.count
 
 
 def scale_by_learning_rate(
@@ -248,7 +248,7 @@ def normalize_by_norm(
 class WeightDecayScheduleState(NamedTuple):
     """The step count fed to a weight-decay schedule."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's name; shadows tuple.count
 
 
 def _decay_transform(name: str, coeff, leaf_term: Callable, mask) -> GradientTransformation:

@@ -272,7 +272,7 @@ class ReduceOnPlateauState(NamedTuple):
     best_value: jax.Array
     plateau_count: jax.Array
     cooldown_count: jax.Array
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's name; shadows tuple.count
     avg_value: jax.Array
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 
@@ -45,7 +45,7 @@ def batch_size(batch: Any) -> int:
         raise ValueError(
             f"batch leaves must share a leading batch axis, got leading sizes {sorted(map(str, sizes))}"
         )
-    return sizes.pop()
+    return cast(int, sizes.pop())
 
 
 def check_divisible(size: int, num_devices: int) -> None:

@@ -32,7 +32,7 @@ class AveragingState(NamedTuple):
         leaves in at least float32 (cast back with ``params_like``).
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's name; shadows tuple.count
     average: Any
 
 

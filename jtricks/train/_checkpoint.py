@@ -33,7 +33,7 @@ from jtricks._optional import require
 from ._state import raw_keys, typed_like
 
 
-def _canonical(meta: dict) -> bytes:
+def _canonical(meta: dict | list) -> bytes:
     """``meta`` as the JSON bytes the digests cover (key order fixed)."""
     return json.dumps(meta, sort_keys=True, separators=(",", ":"), default=str).encode()
 
@@ -126,7 +126,7 @@ def _ignore_closed_loop_callbacks() -> None:
             return
         previous(unraisable)
 
-    hook._jtricks_closed_loop_filter = True
+    hook._jtricks_closed_loop_filter = True  # type: ignore[attr-defined]
     sys.unraisablehook = hook
 
 
@@ -490,7 +490,7 @@ class Checkpointer:
         if meta.get("digest") != expected:
             raise CheckpointError(f"checkpoint {path} is corrupt (its arrays and metadata do "
                                   "not match the digest saved with them)")
-        if jax.tree.structure(tree) != jax.tree.structure(target):
+        if jax.tree.structure(tree) != jax.tree.structure(target):  # type: ignore[operator]
             raise _Mismatch(f"checkpoint {path} holds a different structure than "
                             "this run (another model or optimizer?)")
         return typed_like(tree, typed_target), body

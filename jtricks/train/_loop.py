@@ -306,7 +306,7 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
     n = jax.tree.leaves(train_data)[0].shape[0]
     steps_per_epoch = n // min(batch_size, n)
     epoch_fn = _compiled_epoch(loss_fn, tx, batch_size, averager, learning_rate)
-    eval_jit = None
+    eval_jit: Any = None  # set below when there is validation data
     if val_data is not None:
         val_data = jax.tree.map(jnp.asarray, val_data)
         eval_jit = _compiled_eval(eval_fn, eval_batch_size)
@@ -370,8 +370,8 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
     try:
         if history_dir is not None:
             history_file = history_writer(history_dir)
-            for row in history:  # a resumed run's files hold its whole history
-                history_file.write_scalars(row["step"], row)
+            for past in history:  # a resumed run's files hold its whole history
+                history_file.write_scalars(past["step"], past)
             history_file.flush()
         for epoch in range(start + 1, epochs + 1):
             if stop_reason is not None:
@@ -389,7 +389,7 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
                 _say(talk, f"jtricks: {stop_reason}", bar)
                 break
             state, avg_state = new_state, new_avg
-            row = {"epoch": epoch, "step": int(state.step)}
+            row: dict[str, Any] = {"epoch": epoch, "step": int(state.step)}
             row.update({name: float(value) for name, value in epoch_means.items()
                         if name != "skipped_steps"})
             if epoch_means["skipped_steps"]:
