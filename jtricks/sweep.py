@@ -299,4 +299,9 @@ def _typed(key) -> bool:
     return jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
 
 
-__all__ = ["Member", "MemberResult", "SweepResult", "fit_member", "grid", "member_of", "train"]
+# The learning-rate range test is a sweep over rates (its own module, built on train above).
+from jtricks._lr_range import (LRRangeResult, lr_range_test, plot_lr_range,  # noqa: E402
+                               suggest_learning_rate)
+
+__all__ = ["LRRangeResult", "Member", "MemberResult", "SweepResult", "fit_member", "grid",
+           "lr_range_test", "member_of", "plot_lr_range", "suggest_learning_rate", "train"]

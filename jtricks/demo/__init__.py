@@ -21,6 +21,7 @@ from jtricks._optional import install_hint, missing, require
 
 from ._basics import batch_norm, dropout, initializers, scaling
 from ._common import Result
+from ._lr_range import learning_rate
 from ._optimization import clipping, optimizers, schedules
 from ._overfitting import averaging, imbalance, overfitting, weight_decay
 from ._report import write_report
@@ -37,6 +38,7 @@ EXPERIMENTS = {
     "weight_decay": weight_decay,
     "imbalance": imbalance,
     "averaging": averaging,
+    "learning_rate": learning_rate,
 }
 
 __all__ = ["EXPERIMENTS", "Result", "run_demo"]

@@ -1,0 +1,55 @@
+"""The lesson's notebooks (notebooks/*.ipynb) run top to bottom, at reduced sizes.
+
+Each notebook reads ``JTRICKS_NOTEBOOK_SMOKE=1`` in its first code cell and shrinks its
+data, epochs and seeds so that it runs in seconds; a cell that raises fails the test
+with the notebook's name and the cell's error. The notebooks are stored without outputs.
+"""
+
+import glob
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+# The lesson's chapters, one notebook each.
+FAST_COMPILE = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true")
+CHAPTERS = ("values_and_initialisation", "normalisation", "dropout_and_overfitting",
+            "optimizers_clipping_schedules", "imbalance_and_augmentation")
+
+
+def test_one_notebook_per_chapter_stored_without_outputs():
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (test extra)")
+    names = [os.path.basename(p) for p in NOTEBOOKS]
+    assert [n[3:-6] for n in names] == list(CHAPTERS), names
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), path
+        assert "JTRICKS_NOTEBOOK_SMOKE" in code[0].source, path
+        # the public API only: no private module of jtricks
+        assert not any("jtricks._" in c.source or "from jtricks._" in c.source for c in code)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: os.path.basename(p)[:-6])
+def test_notebook_runs(path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (test extra)")
+    nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (test extra)")
+    pytest.importorskip("ipykernel", reason="ipykernel is not installed (test extra)")
+    # The kernel inherits this environment: reduced sizes, this checkout's jtricks, CPU.
+    monkeypatch.setenv("JTRICKS_NOTEBOOK_SMOKE", "1")
+    monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # The smoke programs run for milliseconds and compile for seconds: compile them without
+    # XLA's optimisations (half the compile time; what jtricks demo does for small programs).
+    monkeypatch.setenv("XLA_FLAGS", " ".join([os.environ.get("XLA_FLAGS", ""), *FAST_COMPILE]))
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": os.path.dirname(path)}})
+    client.execute()
+    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+                 for o in c.outputs)
+    assert images >= 1, f"{os.path.basename(path)} shows no plot"
