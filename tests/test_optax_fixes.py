@@ -11,6 +11,7 @@ import optax
 import pytest
 
 import jtricks.optim as jo
+from jtricks.optim import schedules as js
 
 # ----------------------------------------------------------------------------- complex params
 
@@ -69,3 +70,40 @@ def test_clip_by_norm_uses_the_magnitude_of_complex_entries():
     g = jnp.array([3j, 4.0 + 0j], jnp.complex64)  # |g| = 5
     out, _ = jo.clip_by_norm(1.0).update(g, jo.EmptyState())
     np.testing.assert_allclose(np.asarray(out), np.asarray(g) / 5, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+@pytest.mark.parametrize("staircase", [False, True])
+def test_exponential_decay_with_zero_rate_stays_at_init_value(staircase):
+    ours = jax.jit(js.exponential_decay(0.5, 2, 0.0, staircase=staircase))
+    theirs = optax.exponential_decay(0.5, 2, 0.0, staircase=staircase)
+    for t in range(6):
+        assert float(ours(t)) == float(theirs(t)) == 0.5
+
+
+def _warmup_cosine(c, init, peak, warmup, decay, end):
+    if c < warmup:
+        return init + (peak - init) * c / warmup
+    t = min(c - warmup, decay - warmup) / (decay - warmup)
+    return end + (peak - end) * 0.5 * (1 + np.cos(np.pi * t))
+
+
+GIANT = int(1e10)
+
+
+@pytest.mark.parametrize("ours,reference", [
+    # optax's own cosine_decay_schedule works beyond int32 (its test_with_giant_int_steps)
+    (js.cosine_decay(1000.0, GIANT), optax.cosine_decay_schedule(1000.0, GIANT)),
+    # optax's linear / warmup schedules overflow there: the closed form is the reference
+    (js.warmup_cosine_decay(0.0, 1000.0, 10, GIANT, 1.0),
+     lambda c: _warmup_cosine(c, 0.0, 1000.0, 10, GIANT, 1.0)),
+    (js.linear(1000.0, 0.0, GIANT), lambda c: 1000.0 * (1 - min(c, GIANT) / GIANT)),
+], ids=["cosine_decay", "warmup_cosine_decay", "linear"])
+def test_step_counts_beyond_int32(ours, reference):
+    for count in (int(1e9), 2**31 + 7, int(5e9), 2 * GIANT):
+        np.testing.assert_allclose(np.asarray(ours(count)), np.asarray(reference(count)),
+                                   rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(jax.jit(ours)(int(1e9))),
+                               np.asarray(reference(int(1e9))), rtol=1e-5)
