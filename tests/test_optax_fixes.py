@@ -107,3 +107,135 @@ def test_step_counts_beyond_int32(ours, reference):
                                    rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(np.asarray(jax.jit(ours)(int(1e9))),
                                np.asarray(reference(int(1e9))), rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- inject_hyperparams
+
+
+class _Total:
+    """A stateful schedule (optax's StatefulSchedule protocol): the sum of ``addendum``."""
+
+    def init(self):
+        return jnp.zeros([], jnp.float32)
+
+    def update(self, state, **extra_args):
+        return state + extra_args["addendum"]
+
+    def __call__(self, state, **extra_args):
+        del extra_args
+        return state
+
+
+@pytest.mark.parametrize("L", [jo, optax], ids=["jtricks", "optax"])
+def test_inject_hyperparams_stateful_schedule(L):
+    tx = L.inject_hyperparams(L.scale)(step_size=_Total())
+    params = jnp.ones(3)
+    state = tx.init(params)
+    step = jax.jit(tx.update)
+    for _ in range(3):
+        updates, state = step(params, state, params, addendum=jnp.float32(0.5))
+    assert float(state.hyperparams["step_size"]) == 1.0  # the value before the last update
+    assert float(state.hyperparams_states["step_size"]) == 1.5
+    np.testing.assert_array_equal(np.asarray(updates), np.ones(3))
+
+
+@pytest.mark.parametrize("L", [jo, optax], ids=["jtricks", "optax"])
+def test_inject_hyperparams_dtypes_are_optax_s(L):
+    params = [jnp.ones(2, jnp.float16), jnp.ones(3, jnp.float32)]  # widest: f32
+    # ints keep their dtype; float numbers follow the params; explicit dtypes stay
+    state = L.inject_hyperparams(L.clip_by_global_norm)(3).init(params)
+    assert state.hyperparams["max_norm"].dtype == jnp.int32
+    state = L.inject_hyperparams(L.trace)(0.5).init([jnp.ones(2, jnp.float16)])
+    assert state.hyperparams["decay"].dtype == jnp.float16
+    state = L.inject_hyperparams(L.trace)(jnp.float32(0.5)).init([jnp.ones(2, jnp.float16)])
+    assert state.hyperparams["decay"].dtype == jnp.float32
+    tx = L.inject_hyperparams(L.trace, hyperparam_dtype=jnp.float16)(0.5)
+    state = tx.init(params)
+    assert state.hyperparams["decay"].dtype == jnp.float16
+    _, state = jax.jit(tx.update)(params, state, params)
+    assert state.hyperparams["decay"].dtype == jnp.float16
+
+
+@pytest.mark.parametrize("L", [jo, optax], ids=["jtricks", "optax"])
+def test_inject_hyperparams_static_args(L):
+    def factory(learning_rate, mask):
+        return L.masked(L.scale(-learning_rate), mask)
+
+    mask_fn = lambda p: [x.ndim > 1 for x in p]  # noqa: E731
+    for static in ("mask", ["mask"]):  # a string is one name, not its characters
+        tx = L.inject_hyperparams(factory, static_args=static)(0.1, mask_fn)
+        params = [jnp.ones((1, 2)), jnp.ones(2)]
+        state = tx.init(params)
+        assert set(state.hyperparams) == {"learning_rate"}
+        updates, _ = tx.update(params, state)
+        np.testing.assert_allclose(np.asarray(updates[0]), -0.1 * np.ones((1, 2)), rtol=1e-6)
+    with pytest.raises(ValueError, match="lr"):
+        L.inject_hyperparams(L.scale, static_args="lr")
+
+
+def test_inject_hyperparams_leaves_prng_keys_alone():
+    def noise(key, scale):
+        def init_fn(params):
+            del params
+            return key
+
+        def update_fn(updates, state, params=None):
+            del params
+            key, sub = jax.random.split(state)
+            return jax.tree.map(lambda u: scale * jax.random.normal(sub, u.shape), updates), key
+
+        return optax.GradientTransformation(init_fn, update_fn)
+
+    for L in (jo, optax):
+        tx = L.inject_hyperparams(noise)(jax.random.key(3), 1e-3)
+        state = tx.init(jnp.ones(2))
+        assert jax.dtypes.issubdtype(state.hyperparams["key"].dtype, jax.dtypes.prng_key)
+        updates, _ = jax.jit(tx.update)(jnp.ones(2), state)
+        if L is jo:
+            ours = updates
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(updates))
+
+
+def test_inject_hyperparams_state_equals_optax_s_adadelta():
+    """adadelta's default weight_decay=0 becomes an array under inject_hyperparams:
+    the chain is the same with and without it (and the same as optax's)."""
+    params = {"w": jnp.ones((2, 2))}
+    plain = jax.tree.structure(jo.adadelta(0.1).init(params))
+    injected = jo.inject_hyperparams(jo.adadelta)(0.1).init(params).inner_state
+    assert jax.tree.structure(injected) == plain
+    assert jax.tree.structure(optax.adadelta(0.1).init(params)) == jax.tree.structure(
+        optax.tree.map_params(optax.adadelta(0.1), lambda x: x, optax.adadelta(0.1).init(params)))
+    tx = jo.adadelta(0.1)  # a concrete zero decay: update needs no params
+    tx.update(params, tx.init(params))
+
+
+# ----------------------------------------------------------------------------- None trees
+
+
+@pytest.mark.parametrize("L", [jo, optax], ids=["jtricks", "optax"])
+def test_none_trees(L):
+    x = jnp.array([1.0, 2.0, 3.0])
+    assert L.apply_updates(None, x) is None
+    weights = (jnp.ones(2), {"a": jnp.ones(2)})
+    assert L.add_decayed_weights(0.1).update(None, L.add_decayed_weights(0.1).init(weights),
+                                             weights)[0] is None
+
+
+# ----------------------------------------------------------------------------- masked state
+
+
+def test_tree_map_params_on_a_masked_state_gives_optax_s():
+    params = {"a": (jnp.zeros((1, 2)), jnp.zeros((2, 2))), "b": jnp.zeros((1, 3))}
+    mask = {"a": (True, False), "b": True}
+    axes = {"a": ("x", "y"), "b": "z"}
+
+    def specs(L):
+        tx = L.masked(L.adam(1e-2), mask)
+        return optax.tree_utils.tree_map_params(
+            tx, lambda p, axis: None if isinstance(p, L.MaskedNode) else axis,
+            tx.init(params), axes, is_leaf=lambda v: isinstance(v, L.MaskedNode),
+            transform_non_params=lambda v: None)
+
+    ours, theirs = specs(jo), specs(optax)
+    assert ours.inner_state[0].mu == theirs.inner_state[0].mu == {"a": ("x", None), "b": "z"}
+    assert ours.inner_state[0].nu == theirs.inner_state[0].nu

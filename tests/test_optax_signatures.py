@@ -59,10 +59,6 @@ ALLOWED = {
     # Parameter *name* only (tx vs optax's inner); jtricks/optim/_flat.py belongs to
     # another part of the work. flatten(adam(...)) means the same in both.
     "optim.flatten": "inner is named tx",
-    # Name only (factory vs inner_factory); optax's third positional argument
-    # hyperparam_dtype is missing, so a ported 3-argument call raises TypeError.
-    # jtricks/optim/_inject.py belongs to another part of the work.
-    "optim.inject_hyperparams": "inner_factory is named factory; no hyperparam_dtype",
 }
 
 

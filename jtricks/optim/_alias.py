@@ -180,8 +180,8 @@ def adadelta(
       rho: moving-average decay in ``[0, 1)``.
       eps: ``>= 0``.
       weight_decay: L2 decay :math:`\lambda \ge 0` added to the gradients *before*
-        the rescaling (as optax), number, array or schedule. With a plain ``0``
-        (the default) no decay transform is built and ``update`` needs no params.
+        the rescaling (as optax), number, array or schedule. With a concrete ``0``
+        (the default) ``update`` needs no params.
       weight_decay_mask: optional pytree of bools (or function of the params)
         selecting the leaves to decay.
 
@@ -202,9 +202,8 @@ def adadelta(
       >>> tx.update(g, tx.init(g), g)[0]
       Array([-0.00316226,  0.00316227], dtype=float32)
     """
-    no_decay = isinstance(weight_decay, (int, float)) and weight_decay == 0
     return chain(
-        *(() if no_decay else (add_decayed_weights(weight_decay, weight_decay_mask),)),
+        add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_adadelta(rho, eps),
         scale_by_learning_rate(learning_rate),
     )

@@ -18,6 +18,7 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._numeric import compute_dtype, global_norm, safe_increment, zero_count
 from .. import _validate as v
@@ -258,15 +259,22 @@ def _decay_transform(name: str, coeff, leaf_term: Callable, mask) -> GradientTra
         del params
         return WeightDecayScheduleState(zero_count()) if callable(coeff) else EmptyState()
 
+    zero = v.concrete_value(coeff)
+    zero = zero is not None and not np.any(zero)  # a concrete 0: the params are not needed
+
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         if params is None:
+            if zero:
+                return updates, state
             raise ValueError(f"{name} needs the params: call update(updates, state, params)")
-        check_structure(name, updates, params, what="the params given to update")
         if callable(coeff):
             c, state = coeff(state.count), WeightDecayScheduleState(safe_increment(state.count))
         else:
             c = coeff
+        if updates is None:  # no updates at all (optax accepts it): nothing to decay
+            return None, state
+        check_structure(name, updates, params, what="the params given to update")
 
         def leaf(g, p):
             cdt = compute_dtype(g.dtype)
@@ -297,7 +305,8 @@ def add_decayed_weights(
       A ``GradientTransformation`` (it needs ``params`` in ``update``).
 
     Raises:
-      ValueError: for a negative ``weight_decay``; in ``update`` when ``params`` is missing.
+      ValueError: for a negative ``weight_decay``; in ``update`` when ``params`` is
+        missing (unless ``weight_decay`` is a concrete 0).
 
     References:
       Loshchilov, Hutter, "Decoupled Weight Decay Regularization",

@@ -47,13 +47,28 @@ def _is_mask_fn(mask) -> bool:
     return bool(leaves) and all(leaves)
 
 
-def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
+def _is_params_placeholder(params) -> bool:
+    """Whether ``init`` is being called by ``optax.tree_utils.tree_map_params``, which
+    passes a placeholder for the params tree to find where the state holds copies of it
+    (optax's ``masked`` detects it the same way)."""
+    return type(params).__name__ == "_ParamsPlaceholder"
+
+
+def masked(
+    inner: GradientTransformation, mask: Any, *, mask_compatible_extra_args: bool = False
+) -> GradientTransformation:
     """Applies ``inner`` to the leaves where ``mask`` is True; the others pass through.
+
+    As ``optax.masked``: the state works with ``optax.tree_utils.tree_map_params``
+    (pass ``is_leaf=lambda v: isinstance(v, MaskedNode)`` to map extra trees of the
+    params' structure over it).
 
     Args:
       inner: the inner transformation (jtricks or optax).
       mask: a pytree of bools with the params' structure (or a prefix of it),
         or a function ``params -> such a pytree``. It must be static (Python bools).
+      mask_compatible_extra_args: whether to mask the ``extra_args`` of ``update``
+        that have the updates' tree structure too (optax's option).
 
     Returns:
       A ``GradientTransformation`` with state :class:`MaskedState`.
@@ -78,12 +93,18 @@ def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
         return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask_tree, tree)
 
     def init_fn(params):
+        if _is_params_placeholder(params):
+            return MaskedState(tx.init(params))
         mask_tree = mask(params) if _is_mask_fn(mask) else mask
         return MaskedState(tx.init(select(params, mask_tree)))
 
     def update_fn(updates, state, params=None, **extra_args):
         mask_tree = mask(updates) if _is_mask_fn(mask) else mask
         inner_params = None if params is None else select(params, mask_tree)
+        if mask_compatible_extra_args:
+            structure = jax.tree.structure(updates)
+            extra_args = {k: select(x, mask_tree) if jax.tree.structure(x) == structure else x
+                          for k, x in extra_args.items()}
         new, inner_state = call_update(
             tx, select(updates, mask_tree), state.inner_state, inner_params, extra_args)
         merged = jax.tree.map(lambda m, n, o: n if m else o, mask_tree, new, updates)
