@@ -239,3 +239,43 @@ def test_tree_map_params_on_a_masked_state_gives_optax_s():
     ours, theirs = specs(jo), specs(optax)
     assert ours.inner_state[0].mu == theirs.inner_state[0].mu == {"a": ("x", None), "b": "z"}
     assert ours.inner_state[0].nu == theirs.inner_state[0].nu
+
+
+# ----------------------------------------------------------------------------- accumulation
+
+
+def _micro_batches():
+    g = [{"w": jnp.array([1.0, -2.0]) * (t + 1), "b": jnp.array(0.5 - t)} for t in range(12)]
+    g[3] = {"w": jnp.array([jnp.nan, 1.0]), "b": jnp.array(1.0)}  # skipped by both
+    g[8] = {"w": jnp.array([1.0, 2.0]), "b": jnp.array(jnp.inf)}
+    return g
+
+
+def _grow(gradient_step):
+    return jnp.where(gradient_step < 2, 2, 3)  # batch size 2 micro-batches, then 3
+
+
+@pytest.mark.parametrize("every_k", [3, _grow], ids=["int", "schedule"])
+def test_accumulate_gradients_equals_multisteps(every_k):
+    ours = jo.accumulate_gradients(jo.adam(0.1), every_k, skip_nonfinite=True)
+    ms = optax.MultiSteps(optax.adam(0.1), every_k, should_skip_update_fn=optax.skip_not_finite)
+    theirs = ms.gradient_transformation()
+    params = {"w": jnp.zeros(2), "b": jnp.zeros([])}
+    s_ours, s_theirs = ours.init(params), theirs.init(params)
+    step_ours, step_theirs = jax.jit(ours.update), jax.jit(theirs.update)
+    for g in _micro_batches():
+        u_ours, s_ours = step_ours(g, s_ours, params)
+        u_theirs, s_theirs = step_theirs(g, s_theirs, params)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+                     u_ours, u_theirs)
+        assert int(s_ours.mini_step) == int(s_theirs.mini_step)
+        assert int(s_ours.gradient_step) == int(s_theirs.gradient_step)
+    assert int(s_ours.gradient_step) > 2
+
+
+def test_accumulate_gradients_without_skipping_propagates_nan():
+    tx = jo.accumulate_gradients(jo.sgd(1.0), 2)
+    state = tx.init(jnp.zeros(1))
+    _, state = tx.update(jnp.array([jnp.nan]), state)
+    updates, _ = tx.update(jnp.array([1.0]), state)
+    assert bool(jnp.isnan(updates[0]))

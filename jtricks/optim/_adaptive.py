@@ -231,7 +231,8 @@ def scale_by_adadelta(
             new_e_g = r1 * abs_sq(g32) + r * e_g.astype(cdt)
             u = (jnp.sqrt(e_x.astype(cdt) + e) / jnp.sqrt(new_e_g + e)) * g32
             new_e_x = r1 * abs_sq(u) + r * e_x.astype(cdt)
-            return u.astype(jnp.result_type(g)), new_e_g.astype(e_g.dtype), new_e_x.astype(e_x.dtype)
+            return (u.astype(jnp.result_type(g)), new_e_g.astype(e_g.dtype),
+                    new_e_x.astype(e_x.dtype))
 
         updates, e_g, e_x = map_leaves(leaf, 3, updates, state.e_g, state.e_x)
         return updates, ScaleByAdadeltaState(e_g=e_g, e_x=e_x)
