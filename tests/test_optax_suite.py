@@ -155,8 +155,6 @@ SKIP = {
     # whole test classes and test methods (all their parameterisations)
     "LBFGSTest.*": "tests optax.lbfgs, which jtricks does not provide",
     # what jtricks deliberately does differently
-    "TransformTest.test_rms_match_adam":
-        "scale_by_rms(bias_correction=True) is not implemented (raises, naming it)",
     "ClippingTest.test_clip_by_global_norm":
         "passes state=None; jtricks' clip_by_global_norm keeps a state (the last norm)",
     "PartitionTest.test_labels_mismatch":

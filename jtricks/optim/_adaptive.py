@@ -20,7 +20,6 @@ from .._numeric import abs_sq, compute_dtype, safe_increment, zero_count
 from .. import _validate as v
 from ._base import GradientTransformation
 from ._common import as_dtype, check_structure, full_like, map_leaves, zeros_like
-from ._transforms import _require_default
 
 
 class ScaleByAdagradState(NamedTuple):
@@ -93,6 +92,21 @@ class ScaleByCenteredRmsState(NamedTuple):
     nu: Any
 
 
+class ScaleByRmsWithCountState(NamedTuple):
+    """``scale_by_rms(bias_correction=True)``'s state: the step count and ``nu``."""
+
+    count: jax.Array
+    nu: Any
+
+
+class ScaleByCenteredRmsWithCountState(NamedTuple):
+    """The centered ``scale_by_rms(bias_correction=True)``'s state: count, ``mu``, ``nu``."""
+
+    count: jax.Array
+    mu: Any
+    nu: Any
+
+
 def scale_by_rms(
     decay: jax.typing.ArrayLike = 0.9,
     eps: jax.typing.ArrayLike = 1e-8,
@@ -108,25 +122,27 @@ def scale_by_rms(
     :math:`g / \sqrt{\nu + \epsilon}` (``eps_in_sqrt=True``, optax's default)
     or :math:`g / (\sqrt{\nu} + \epsilon)` (PyTorch's). ``centered`` also
     tracks :math:`\mu \leftarrow \rho\mu + (1-\rho) g` and divides by the root
-    of the variance estimate :math:`\nu - \mu^2` (clamped at 0).
+    of the variance estimate :math:`\nu - \mu^2` (clamped at 0). With
+    ``bias_correction`` the averages are divided by :math:`1 - \rho^t` first, as
+    Adam's (and as optax's ``bias_correction=True``).
 
     Args:
       decay: :math:`\rho` in ``[0, 1)``.
       eps: ``>= 0``.
       initial_scale: starting value of :math:`\nu`.
       eps_in_sqrt: where ``eps`` goes, see above.
-      bias_correction: optax's debiasing of :math:`\nu`; only ``False`` (optax's
-        default) is supported, any other value raises ``NotImplementedError``.
+      bias_correction: whether to debias the averages (optax's option; the state
+        then counts the steps).
       centered: (keyword-only, jtricks' addition; ``optax.scale_by_stddev``)
         whether to subtract the squared mean.
 
     Returns:
       A ``GradientTransformation`` with state :class:`ScaleByRmsState` or
-      :class:`ScaleByCenteredRmsState`.
+      :class:`ScaleByCenteredRmsState` (with ``bias_correction``:
+      :class:`ScaleByRmsWithCountState` or :class:`ScaleByCenteredRmsWithCountState`).
 
     Raises:
       ValueError: for ``decay`` outside ``[0, 1)`` or a negative ``eps``.
-      NotImplementedError: for ``bias_correction=True``.
 
     References:
       Hinton, Srivastava, Swersky, "Neural Networks for Machine Learning, lecture 6e",
@@ -140,38 +156,49 @@ def scale_by_rms(
       >>> tx.update(g, tx.init(g), g)[0]
       Array([ 3.3333333, -3.3333333], dtype=float32)
     """
-    _require_default("scale_by_rms", "bias_correction", bias_correction, False)
     v.check_unit_interval("decay", decay)
     v.check_non_negative("eps", eps)
     v.check_non_negative("initial_scale", initial_scale)
 
     def init_fn(params):
         nu = jax.tree.map(lambda p: full_like(p, initial_scale), params)
-        if centered:
-            return ScaleByCenteredRmsState(mu=jax.tree.map(zeros_like, params), nu=nu)
-        return ScaleByRmsState(nu=nu)
+        mu = jax.tree.map(zeros_like, params)
+        if bias_correction:
+            return (ScaleByCenteredRmsWithCountState(zero_count(), mu, nu) if centered
+                    else ScaleByRmsWithCountState(zero_count(), nu))
+        return ScaleByCenteredRmsState(mu, nu) if centered else ScaleByRmsState(nu)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         check_structure("scale_by_rms", updates, state.nu)
+        count = safe_increment(state.count) if bias_correction else None
+        if bias_correction:  # 1 - decay**t once per step, in >= float32
+            bdt = compute_dtype(jnp.result_type(*jax.tree.leaves(updates), jnp.float32))
+            bc = 1 - as_dtype(decay, bdt) ** count
 
         def leaf(g, nu_old, mu_old=None):
             cdt = compute_dtype(jnp.result_type(g, nu_old))
             d, e, d1 = as_dtype(decay, cdt), as_dtype(eps, cdt), as_dtype(1 - decay, cdt)
             g32 = jnp.asarray(g).astype(cdt)
             nu = d1 * abs_sq(g32) + d * nu_old.astype(cdt)
-            var, mu = nu, None
+            nu_hat = nu / bc.astype(cdt) if bias_correction else nu
+            var, mu = nu_hat, None
             if centered:
                 mu = d1 * g32 + d * mu_old.astype(cdt)
-                var = jnp.maximum(nu - abs_sq(mu), 0.0)  # a variance is never negative
+                mu_hat = mu / bc.astype(cdt) if bias_correction else mu
+                var = jnp.maximum(nu_hat - abs_sq(mu_hat), 0.0)  # a variance is never negative
                 mu = mu.astype(mu_old.dtype)
             s = jax.lax.rsqrt(var + e) if eps_in_sqrt else 1 / (jnp.sqrt(var) + e)
             return (s * g32).astype(jnp.result_type(g)), nu.astype(nu_old.dtype), mu
 
         if centered:
             updates, nu, mu = map_leaves(leaf, 3, updates, state.nu, state.mu)
+            if bias_correction:
+                return updates, ScaleByCenteredRmsWithCountState(count, mu, nu)
             return updates, ScaleByCenteredRmsState(mu, nu)
         updates, nu, _ = map_leaves(leaf, 3, updates, state.nu)
+        if bias_correction:
+            return updates, ScaleByRmsWithCountState(count, nu)
         return updates, ScaleByRmsState(nu)
 
     return GradientTransformation(init_fn, update_fn)

@@ -18,7 +18,6 @@ from ._base import GradientTransformation, chain, identity
 from ._adaptive import scale_by_adadelta, scale_by_adagrad, scale_by_adam, scale_by_rms
 from ._transforms import (
     ScalarOrSchedule,
-    _require_default,
     add_decayed_weights,
     scale_by_learning_rate,
     trace,
@@ -126,14 +125,13 @@ def rmsprop(
       centered: whether to divide by the root of the variance instead.
       momentum: optional momentum in ``[0, 1)``.
       nesterov: whether to use Nesterov momentum.
-      bias_correction: only ``False`` (optax's default) is supported.
+      bias_correction: whether to debias the moving averages (see :func:`scale_by_rms`).
 
     Returns:
       ``chain(scale_by_rms(...), scale_by_learning_rate(lr), trace(momentum))``.
 
     Raises:
       ValueError: for bad arguments.
-      NotImplementedError: for ``bias_correction=True``.
 
     References:
       Hinton, Srivastava, Swersky, "Neural Networks for Machine Learning, lecture 6e",
@@ -152,7 +150,6 @@ def rmsprop(
       >>> ours.update(g, ours.init(g))[0], theirs.update(g, theirs.init(g))[0]
       (Array([-0.00229416,  0.00285714], dtype=float32), Array([-0.00229416,  0.00285714], dtype=float32))
     """
-    _require_default("rmsprop", "bias_correction", bias_correction, False)
     v.check_unit_interval("momentum", momentum, allow_none=True)
     return chain(
         scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction,

@@ -33,16 +33,6 @@ def _empty_init(params):
     return EmptyState()
 
 
-def _require_default(fn: str, name: str, value: Any, default: Any) -> None:
-    """Rejects a value other than optax's ``default`` for an argument jtricks does not
-    implement, so that a call ported from optax never silently means something else."""
-    same = value is default or (isinstance(value, (bool, int, float)) and value == default)
-    if not same:
-        raise NotImplementedError(
-            f"{fn}: {name}={value!r} is not supported by jtricks (only optax's default "
-            f"{name}={default!r}); use optax.{fn} for it")
-
-
 def _scale_leaves(updates, factor):
     """``updates * factor`` leaf by leaf, computed in >= f32, in the updates' dtype."""
 
