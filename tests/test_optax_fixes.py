@@ -279,3 +279,41 @@ def test_accumulate_gradients_without_skipping_propagates_nan():
     _, state = tx.update(jnp.array([jnp.nan]), state)
     updates, _ = tx.update(jnp.array([1.0]), state)
     assert bool(jnp.isnan(updates[0]))
+
+
+# ----------------------------------------------------------------------------- extra arguments
+
+
+def _scaled_by_loss():
+    """A transformation that needs a keyword-only extra argument (as optax's ExtraArgsTest)."""
+
+    def update_fn(updates, state, params=None, *, loss, **extra_args):
+        del params, extra_args
+        return jax.tree.map(lambda g: g * loss, updates), state
+
+    return optax.GradientTransformationExtraArgs(lambda params: (), update_fn)
+
+
+WRAPPERS = {
+    "jtricks.chain": lambda t: jo.chain(jo.scale(1.0), t),
+    "jtricks.masked": lambda t: jo.masked(t, {"w": True}),
+    "jtricks.apply_if_finite": lambda t: jo.apply_if_finite(t, 2),
+    "jtricks.accumulate_gradients": lambda t: jo.accumulate_gradients(t, 1),
+    "jtricks.flatten": lambda t: jo.flatten(t),
+    "jtricks.inject_hyperparams": lambda t: jo.inject_hyperparams(lambda scale: jo.chain(
+        jo.scale(scale), t))(1.0),
+    "optax.chain": lambda t: optax.chain(jo.scale(1.0), jo.chain(t)),
+    "optax.partition": lambda t: optax.partition({"a": jo.chain(t)}, {"w": "a"}),
+    "optax.named_chain": lambda t: optax.named_chain(("x", jo.scale(1.0)), ("y", jo.chain(t))),
+    "optax.MultiSteps": lambda t: optax.MultiSteps(jo.chain(t), 1).gradient_transformation(),
+    "optax.masked": lambda t: optax.masked(jo.masked(t, {"w": True}), {"w": True}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_extra_args_reach_the_inner_transformation(name):
+    tx = WRAPPERS[name](_scaled_by_loss())
+    params = {"w": jnp.array([1.0, -2.0])}
+    updates, _ = jax.jit(tx.update)(params, tx.init(params), params, loss=jnp.float32(3.0),
+                                    ignored=1)
+    np.testing.assert_allclose(np.asarray(updates["w"]), [3.0, -6.0])
