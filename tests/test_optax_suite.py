@@ -39,7 +39,6 @@ import jax
 import pytest
 
 import jtricks.optim as jo
-from jtricks.optim import schedules as js
 from test_optax_signatures import NO_TWIN, _optax_twin, _public, _shared_names
 
 # ----------------------------------------------------------------------------- what runs

@@ -7,8 +7,6 @@ and ``jax.vmap`` over a vector of learning rates runs a sweep), or a schedule
 ``accumulator_dtype``: the dtype of that buffer; default the params' dtype).
 """
 
-from __future__ import annotations
-
 from typing import Any, Optional
 
 import jax

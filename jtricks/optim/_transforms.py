@@ -14,18 +14,21 @@ State dtypes are named as in optax, after the buffer they set (``mu_dtype``,
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from .._numeric import compute_dtype, global_norm, safe_increment, zero_count
 from .. import _validate as v
 from ._base import EmptyState, GradientTransformation, identity
 from ._common import as_dtype, check_structure, map_leaves, zeros_like
 
-ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]
+ScalarOrSchedule = optax.ScalarOrSchedule
+"""A number, array or schedule ``step -> value``: optax's own alias (tools that read
+annotations, such as optax's tests, see the same type)."""
 
 
 def _empty_init(params):
