@@ -22,7 +22,8 @@ Some slow parameterisations are skipped too ("slow: ..."), so that this file add
 a minute to ``pytest -n 2`` on two cores; the reason says what covers them.
 
 A name a stand-in module is asked for that is neither substituted nor in ``SKIP`` raises
-``AttributeError`` naming it, so the table stays complete.
+``AttributeError`` naming it, so the table stays complete (written against optax 0.2.8's
+test files; a newer optax may ask for new names).
 """
 
 from __future__ import annotations
