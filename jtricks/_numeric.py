@@ -7,6 +7,7 @@ and the front-ends call these; none of them writes its own copy.
   the input dtype promoted to at least float32.
 * :func:`safe_increment` / :func:`zero_count` — step and patience counters
   that saturate at the top of their integer dtype instead of wrapping.
+* :func:`abs_sq` — ``|x|**2 = x * conj(x)``, real also for complex ``x``.
 * :func:`global_norm` — the L2 norm over every leaf of a pytree.
 * :func:`all_finite` — whether every floating leaf of a pytree is finite.
 """
@@ -52,8 +53,23 @@ def safe_increment(count: Any) -> jax.Array:
     return jnp.where(count < top, count + 1, top).astype(count.dtype)
 
 
+def abs_sq(x: Any) -> jax.Array:
+    """``|x|**2`` elementwise: ``x * x`` for real ``x``, ``x.real**2 + x.imag**2`` (real) for
+    complex ``x`` — the squared magnitude every second moment and norm is built from.
+
+    Example:
+      >>> abs_sq(jnp.array([3.0 + 4.0j]))
+      Array([25.], dtype=float32)
+    """
+    x = jnp.asarray(x)
+    if jnp.iscomplexobj(x):
+        return jnp.square(x.real) + jnp.square(x.imag)
+    return x * x
+
+
 def global_norm(tree: Any) -> jax.Array:
-    """The L2 norm of all leaves together, accumulated in at least float32.
+    """The L2 norm of all leaves together (``|x|`` for complex ones), accumulated in at
+    least float32.
 
     Example:
       >>> float(global_norm({"a": jnp.array([3.0]), "b": jnp.array([4.0])}))
@@ -63,7 +79,7 @@ def global_norm(tree: Any) -> jax.Array:
     if not leaves:
         return jnp.zeros([], jnp.float32)
     dtype = compute_dtype(jnp.result_type(*leaves))
-    return jnp.sqrt(sum(jnp.sum(jnp.square(jnp.asarray(x).astype(dtype))) for x in leaves))
+    return jnp.sqrt(sum(jnp.sum(abs_sq(jnp.asarray(x).astype(dtype))) for x in leaves))
 
 
 def all_finite(tree: Any) -> jax.Array:
@@ -81,5 +97,5 @@ def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
 
 
-__all__ = ["all_finite", "compute_dtype", "global_norm", "safe_increment", "upcast",
+__all__ = ["abs_sq", "all_finite", "compute_dtype", "global_norm", "safe_increment", "upcast",
            "zero_count"]

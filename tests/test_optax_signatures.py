@@ -59,10 +59,6 @@ ALLOWED = {
     # Parameter *name* only (tx vs optax's inner); jtricks/optim/_flat.py belongs to
     # another part of the work. flatten(adam(...)) means the same in both.
     "optim.flatten": "inner is named tx",
-    # Name only (factory vs inner_factory); optax's third positional argument
-    # hyperparam_dtype is missing, so a ported 3-argument call raises TypeError.
-    # jtricks/optim/_inject.py belongs to another part of the work.
-    "optim.inject_hyperparams": "inner_factory is named factory; no hyperparam_dtype",
 }
 
 
@@ -198,9 +194,11 @@ TX_CASES = [
     ("optim.sgd", lambda L: (0.05, 0.8, True), EXACT),
     ("optim.sgd", lambda L: (0.05, 0.8, True, BF16), BF16_TOL),
     ("optim.adagrad", lambda L: (0.05, 0.2, 1e-6), EXACT),
-    # bias_correction: only optax's default is supported (NotImplementedError otherwise)
     ("optim.rmsprop", lambda L: (0.01, 0.8, 1e-6, 0.1, False, True, 0.7, True), EXACT),
     ("optim.rmsprop", lambda L: (0.01, 0.8, 1e-6, 0.1, False, False, 0.7, True), EXACT),
+    ("optim.rmsprop", lambda L: (0.01, 0.8, 1e-6, 0.1, False, True, 0.7, True, True), ADAM),
+    ("optim.rmsprop", lambda L: (0.01, 0.8, 1e-6, 0.1, False, False, None, False, True),
+     ADAM),
     ("optim.adadelta", lambda L: (0.5, 0.8, 1e-5, 0.05, MASK), EXACT),
     ("optim.adam", lambda L: (1e-2, 0.8, 0.99, 1e-6, 1e-9), ADAM),
     ("optim.adam", lambda L: (1e-2, 0.8, 0.99, 1e-6, 1e-9, BF16), BF16_TOL),
@@ -211,8 +209,8 @@ TX_CASES = [
     ("optim.trace", lambda L: (0.7, True), EXACT),
     ("optim.trace", lambda L: (0.7, True, BF16), BF16_TOL),
     ("optim.scale_by_adagrad", lambda L: (0.2, 1e-6), EXACT),
-    # bias_correction: only optax's default is supported
     ("optim.scale_by_rms", lambda L: (0.8, 1e-6, 0.1, False), EXACT),
+    ("optim.scale_by_rms", lambda L: (0.8, 1e-6, 0.1, False, True), ADAM),
     ("optim.scale_by_adadelta", lambda L: (0.8, 1e-5), EXACT),
     ("optim.scale_by_adam", lambda L: (0.8, 0.99, 1e-6, 1e-9), ADAM),
     ("optim.scale_by_adam", lambda L: (0.8, 0.99, 1e-6, 1e-9, BF16), BF16_TOL),
@@ -310,17 +308,6 @@ def test_every_schedule_has_a_ported_call():
     covered = {q for q, _ in SCHEDULE_CASES}
     missing = [n for n in TWINNED if n.startswith("schedules.") and n not in covered]
     assert not missing, f"no ported-call case for {missing}"
-
-
-# ----------------------------------------------------------------------------- unsupported
-
-@pytest.mark.parametrize("make", [
-    lambda: jo.rmsprop(0.01, 0.9, 1e-8, 0.0, True, False, None, False, True),
-    lambda: jo.scale_by_rms(0.9, 1e-8, 0.0, True, True),
-], ids=["rmsprop", "scale_by_rms"])
-def test_unsupported_optax_argument_is_refused_by_name(make):
-    with pytest.raises(NotImplementedError, match="bias_correction=True"):
-        make()
 
 
 # ----------------------------------------------------------------------------- the check can fail

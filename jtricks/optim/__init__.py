@@ -31,7 +31,9 @@ from ._adaptive import ScaleByAdagradState as ScaleByAdagradState
 from ._adaptive import ScaleByAdamState as ScaleByAdamState
 from ._adaptive import ScaleByAmsgradState as ScaleByAmsgradState
 from ._adaptive import ScaleByCenteredRmsState as ScaleByCenteredRmsState
+from ._adaptive import ScaleByCenteredRmsWithCountState as ScaleByCenteredRmsWithCountState
 from ._adaptive import ScaleByRmsState as ScaleByRmsState
+from ._adaptive import ScaleByRmsWithCountState as ScaleByRmsWithCountState
 from ._transforms import ScaleByScheduleState as ScaleByScheduleState
 from ._transforms import TraceState as TraceState
 from ._transforms import WeightDecayScheduleState as WeightDecayScheduleState
@@ -71,7 +73,9 @@ __all__ = [
     "ScaleByAdamState",
     "ScaleByAmsgradState",
     "ScaleByCenteredRmsState",
+    "ScaleByCenteredRmsWithCountState",
     "ScaleByRmsState",
+    "ScaleByRmsWithCountState",
     "ScaleByScheduleState",
     "TraceState",
     "WeightDecayScheduleState",

@@ -3,8 +3,9 @@
 Each unit is a ``NamedTuple`` state and a factory returning a
 :class:`GradientTransformation`, written like the building blocks of
 :mod:`._transforms`: one fused per-leaf function applied in a single pass over
-the leaves, in the leaf's dtype promoted to at least float32. State dtypes are
-named as in optax (``mu_dtype``, ``nu_dtype``, ``accumulator_dtype``; default:
+the leaves, in the leaf's dtype promoted to at least float32. Squared gradients are
+squared magnitudes ``|g|**2 = g * conj(g)`` (real for complex parameters, as in optax).
+State dtypes are named as in optax (``mu_dtype``, ``nu_dtype``, ``accumulator_dtype``; default:
 the params' dtype).
 """
 
@@ -15,11 +16,10 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from .._numeric import compute_dtype, safe_increment, zero_count
+from .._numeric import abs_sq, compute_dtype, safe_increment, zero_count
 from .. import _validate as v
 from ._base import GradientTransformation
 from ._common import as_dtype, check_structure, full_like, map_leaves, zeros_like
-from ._transforms import _require_default
 
 
 class ScaleByAdagradState(NamedTuple):
@@ -68,10 +68,10 @@ def scale_by_adagrad(
 
         def leaf(g, s):
             cdt = compute_dtype(jnp.result_type(g, s))
-            g32 = g.astype(cdt)
-            s_new = g32 * g32 + s.astype(cdt)
-            inv = jnp.where(s_new > 0, jax.lax.rsqrt(s_new + as_dtype(eps, cdt)), 0.0)
-            return (inv * g32).astype(g.dtype), s_new.astype(s.dtype)
+            g32 = jnp.asarray(g).astype(cdt)
+            s_new = abs_sq(g32) + s.astype(cdt)
+            inv = jnp.where(s_new.real > 0, jax.lax.rsqrt(s_new + as_dtype(eps, cdt)), 0.0)
+            return (inv * g32).astype(jnp.result_type(g)), s_new.astype(s.dtype)
 
         updates, sums = map_leaves(leaf, 2, updates, state.sum_of_squares)
         return updates, ScaleByAdagradState(sums)
@@ -92,6 +92,21 @@ class ScaleByCenteredRmsState(NamedTuple):
     nu: Any
 
 
+class ScaleByRmsWithCountState(NamedTuple):
+    """``scale_by_rms(bias_correction=True)``'s state: the step count and ``nu``."""
+
+    count: jax.Array
+    nu: Any
+
+
+class ScaleByCenteredRmsWithCountState(NamedTuple):
+    """The centered ``scale_by_rms(bias_correction=True)``'s state: count, ``mu``, ``nu``."""
+
+    count: jax.Array
+    mu: Any
+    nu: Any
+
+
 def scale_by_rms(
     decay: jax.typing.ArrayLike = 0.9,
     eps: jax.typing.ArrayLike = 1e-8,
@@ -107,25 +122,27 @@ def scale_by_rms(
     :math:`g / \sqrt{\nu + \epsilon}` (``eps_in_sqrt=True``, optax's default)
     or :math:`g / (\sqrt{\nu} + \epsilon)` (PyTorch's). ``centered`` also
     tracks :math:`\mu \leftarrow \rho\mu + (1-\rho) g` and divides by the root
-    of the variance estimate :math:`\nu - \mu^2` (clamped at 0).
+    of the variance estimate :math:`\nu - \mu^2` (clamped at 0). With
+    ``bias_correction`` the averages are divided by :math:`1 - \rho^t` first, as
+    Adam's (and as optax's ``bias_correction=True``).
 
     Args:
       decay: :math:`\rho` in ``[0, 1)``.
       eps: ``>= 0``.
       initial_scale: starting value of :math:`\nu`.
       eps_in_sqrt: where ``eps`` goes, see above.
-      bias_correction: optax's debiasing of :math:`\nu`; only ``False`` (optax's
-        default) is supported, any other value raises ``NotImplementedError``.
+      bias_correction: whether to debias the averages (optax's option; the state
+        then counts the steps).
       centered: (keyword-only, jtricks' addition; ``optax.scale_by_stddev``)
         whether to subtract the squared mean.
 
     Returns:
       A ``GradientTransformation`` with state :class:`ScaleByRmsState` or
-      :class:`ScaleByCenteredRmsState`.
+      :class:`ScaleByCenteredRmsState` (with ``bias_correction``:
+      :class:`ScaleByRmsWithCountState` or :class:`ScaleByCenteredRmsWithCountState`).
 
     Raises:
       ValueError: for ``decay`` outside ``[0, 1)`` or a negative ``eps``.
-      NotImplementedError: for ``bias_correction=True``.
 
     References:
       Hinton, Srivastava, Swersky, "Neural Networks for Machine Learning, lecture 6e",
@@ -139,38 +156,49 @@ def scale_by_rms(
       >>> tx.update(g, tx.init(g), g)[0]
       Array([ 3.3333333, -3.3333333], dtype=float32)
     """
-    _require_default("scale_by_rms", "bias_correction", bias_correction, False)
     v.check_unit_interval("decay", decay)
     v.check_non_negative("eps", eps)
     v.check_non_negative("initial_scale", initial_scale)
 
     def init_fn(params):
         nu = jax.tree.map(lambda p: full_like(p, initial_scale), params)
-        if centered:
-            return ScaleByCenteredRmsState(mu=jax.tree.map(zeros_like, params), nu=nu)
-        return ScaleByRmsState(nu=nu)
+        mu = jax.tree.map(zeros_like, params)
+        if bias_correction:
+            return (ScaleByCenteredRmsWithCountState(zero_count(), mu, nu) if centered
+                    else ScaleByRmsWithCountState(zero_count(), nu))
+        return ScaleByCenteredRmsState(mu, nu) if centered else ScaleByRmsState(nu)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         check_structure("scale_by_rms", updates, state.nu)
+        count = safe_increment(state.count) if bias_correction else None
+        if bias_correction:  # 1 - decay**t once per step, in >= float32
+            bdt = compute_dtype(jnp.result_type(*jax.tree.leaves(updates), jnp.float32))
+            bc = 1 - as_dtype(decay, bdt) ** count
 
         def leaf(g, nu_old, mu_old=None):
             cdt = compute_dtype(jnp.result_type(g, nu_old))
             d, e, d1 = as_dtype(decay, cdt), as_dtype(eps, cdt), as_dtype(1 - decay, cdt)
-            g32 = g.astype(cdt)
-            nu = d1 * (g32 * g32) + d * nu_old.astype(cdt)
-            var, mu = nu, None
+            g32 = jnp.asarray(g).astype(cdt)
+            nu = d1 * abs_sq(g32) + d * nu_old.astype(cdt)
+            nu_hat = nu / bc.astype(cdt) if bias_correction else nu
+            var, mu = nu_hat, None
             if centered:
                 mu = d1 * g32 + d * mu_old.astype(cdt)
-                var = jnp.maximum(nu - mu * mu, 0.0)  # a variance is never negative
+                mu_hat = mu / bc.astype(cdt) if bias_correction else mu
+                var = jnp.maximum(nu_hat - abs_sq(mu_hat), 0.0)  # a variance is never negative
                 mu = mu.astype(mu_old.dtype)
             s = jax.lax.rsqrt(var + e) if eps_in_sqrt else 1 / (jnp.sqrt(var) + e)
-            return (s * g32).astype(g.dtype), nu.astype(nu_old.dtype), mu
+            return (s * g32).astype(jnp.result_type(g)), nu.astype(nu_old.dtype), mu
 
         if centered:
             updates, nu, mu = map_leaves(leaf, 3, updates, state.nu, state.mu)
+            if bias_correction:
+                return updates, ScaleByCenteredRmsWithCountState(count, mu, nu)
             return updates, ScaleByCenteredRmsState(mu, nu)
         updates, nu, _ = map_leaves(leaf, 3, updates, state.nu)
+        if bias_correction:
+            return updates, ScaleByRmsWithCountState(count, nu)
         return updates, ScaleByRmsState(nu)
 
     return GradientTransformation(init_fn, update_fn)
@@ -191,6 +219,10 @@ def scale_by_adadelta(
     Args:
       rho: decay of both moving averages, in ``[0, 1)``.
       eps: ``>= 0``.
+
+    Complex gradients use :math:`|g|^2` (and :math:`|\Delta x|^2`) in both averages, as
+    every second moment here; optax's ``scale_by_adadelta`` squares them (``g**2``) and
+    does not support complex parameters.
 
     Returns:
       A ``GradientTransformation`` with state :class:`ScaleByAdadeltaState`.
@@ -222,11 +254,12 @@ def scale_by_adadelta(
         def leaf(g, e_g, e_x):
             cdt = compute_dtype(jnp.result_type(g, e_g))
             r, e, r1 = as_dtype(rho, cdt), as_dtype(eps, cdt), as_dtype(1 - rho, cdt)
-            g32 = g.astype(cdt)
-            new_e_g = r1 * (g32 * g32) + r * e_g.astype(cdt)
+            g32 = jnp.asarray(g).astype(cdt)
+            new_e_g = r1 * abs_sq(g32) + r * e_g.astype(cdt)
             u = (jnp.sqrt(e_x.astype(cdt) + e) / jnp.sqrt(new_e_g + e)) * g32
-            new_e_x = r1 * (u * u) + r * e_x.astype(cdt)
-            return u.astype(g.dtype), new_e_g.astype(e_g.dtype), new_e_x.astype(e_x.dtype)
+            new_e_x = r1 * abs_sq(u) + r * e_x.astype(cdt)
+            return (u.astype(jnp.result_type(g)), new_e_g.astype(e_g.dtype),
+                    new_e_x.astype(e_x.dtype))
 
         updates, e_g, e_x = map_leaves(leaf, 3, updates, state.e_g, state.e_x)
         return updates, ScaleByAdadeltaState(e_g=e_g, e_x=e_x)
@@ -335,9 +368,9 @@ def scale_by_adam(
             cdt = compute_dtype(jnp.result_type(g, m_old, n_old))
             d1, d2 = as_dtype(b1, cdt), as_dtype(b2, cdt)
             c1, c2 = as_dtype(1 - b1, cdt), as_dtype(1 - b2, cdt)
-            g32 = g.astype(cdt)
+            g32 = jnp.asarray(g).astype(cdt)
             m = c1 * g32 + d1 * m_old.astype(cdt)
-            n = c2 * (g32 * g32) + d2 * n_old.astype(cdt)
+            n = c2 * abs_sq(g32) + d2 * n_old.astype(cdt)
             n_hat, n_max = n / bc2.astype(cdt), None
             if amsgrad:
                 n_hat = jnp.maximum(n_max_old.astype(cdt), n_hat)
@@ -348,7 +381,7 @@ def scale_by_adam(
             else:
                 m_hat = m / bc1.astype(cdt)
             u = m_hat / denom
-            return u.astype(g.dtype), m.astype(m_old.dtype), n.astype(n_old.dtype), n_max
+            return u.astype(jnp.result_type(g)), m.astype(m_old.dtype), n.astype(n_old.dtype), n_max
 
         trees = (state.mu, state.nu) + ((state.nu_max,) if amsgrad else ())
         updates, mu, nu, nu_max = map_leaves(leaf, 4, updates, *trees)

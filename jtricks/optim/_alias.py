@@ -7,8 +7,6 @@ and ``jax.vmap`` over a vector of learning rates runs a sweep), or a schedule
 ``accumulator_dtype``: the dtype of that buffer; default the params' dtype).
 """
 
-from __future__ import annotations
-
 from typing import Any, Optional
 
 import jax
@@ -18,7 +16,6 @@ from ._base import GradientTransformation, chain, identity
 from ._adaptive import scale_by_adadelta, scale_by_adagrad, scale_by_adam, scale_by_rms
 from ._transforms import (
     ScalarOrSchedule,
-    _require_default,
     add_decayed_weights,
     scale_by_learning_rate,
     trace,
@@ -126,14 +123,13 @@ def rmsprop(
       centered: whether to divide by the root of the variance instead.
       momentum: optional momentum in ``[0, 1)``.
       nesterov: whether to use Nesterov momentum.
-      bias_correction: only ``False`` (optax's default) is supported.
+      bias_correction: whether to debias the moving averages (see :func:`scale_by_rms`).
 
     Returns:
       ``chain(scale_by_rms(...), scale_by_learning_rate(lr), trace(momentum))``.
 
     Raises:
       ValueError: for bad arguments.
-      NotImplementedError: for ``bias_correction=True``.
 
     References:
       Hinton, Srivastava, Swersky, "Neural Networks for Machine Learning, lecture 6e",
@@ -152,7 +148,6 @@ def rmsprop(
       >>> ours.update(g, ours.init(g))[0], theirs.update(g, theirs.init(g))[0]
       (Array([-0.00229416,  0.00285714], dtype=float32), Array([-0.00229416,  0.00285714], dtype=float32))
     """
-    _require_default("rmsprop", "bias_correction", bias_correction, False)
     v.check_unit_interval("momentum", momentum, allow_none=True)
     return chain(
         scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction,
@@ -180,8 +175,8 @@ def adadelta(
       rho: moving-average decay in ``[0, 1)``.
       eps: ``>= 0``.
       weight_decay: L2 decay :math:`\lambda \ge 0` added to the gradients *before*
-        the rescaling (as optax), number, array or schedule. With a plain ``0``
-        (the default) no decay transform is built and ``update`` needs no params.
+        the rescaling (as optax), number, array or schedule. With a concrete ``0``
+        (the default) ``update`` needs no params.
       weight_decay_mask: optional pytree of bools (or function of the params)
         selecting the leaves to decay.
 
@@ -202,9 +197,8 @@ def adadelta(
       >>> tx.update(g, tx.init(g), g)[0]
       Array([-0.00316226,  0.00316227], dtype=float32)
     """
-    no_decay = isinstance(weight_decay, (int, float)) and weight_decay == 0
     return chain(
-        *(() if no_decay else (add_decayed_weights(weight_decay, weight_decay_mask),)),
+        add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_adadelta(rho, eps),
         scale_by_learning_rate(learning_rate),
     )

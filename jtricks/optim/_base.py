@@ -126,14 +126,16 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     """Returns ``params + updates``, leaf by leaf, keeping each parameter's dtype.
 
     Args:
-      params: a pytree of arrays.
-      updates: a pytree of the same structure (``None`` leaves are skipped).
+      params: a pytree of arrays; ``None`` leaves (or ``None`` for the whole tree) stay
+        ``None``, as in optax.
+      updates: a pytree of the same structure (``None`` leaves leave the parameter as it is).
 
     Returns:
       The updated parameters, each leaf in the dtype of the parameter.
     """
     return jax.tree.map(
-        lambda p, u: p if u is None else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
+        lambda p, u: p if p is None or u is None
+        else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
         params,
         updates,
         is_leaf=lambda x: x is None,

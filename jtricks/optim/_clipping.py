@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._numeric import compute_dtype, global_norm
+from .._numeric import abs_sq, compute_dtype, global_norm
 from .. import _validate as v
 from ._base import EmptyState, GradientTransformation
 from ._common import as_dtype
@@ -81,7 +81,7 @@ def clip_by_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformation:
         def leaf(g):
             cdt = compute_dtype(g.dtype)
             g32, c = g.astype(cdt), as_dtype(max_norm, cdt)
-            norm = jnp.sqrt(jnp.sum(g32 * g32))
+            norm = jnp.sqrt(jnp.sum(abs_sq(g32)))
             clipped = (g32 / jnp.where(norm > 0, norm, 1.0)) * c
             return jnp.where(norm < c, g32, clipped).astype(g.dtype)
 

@@ -14,32 +14,26 @@ State dtypes are named as in optax, after the buffer they set (``mu_dtype``,
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import optax
 
 from .._numeric import compute_dtype, global_norm, safe_increment, zero_count
 from .. import _validate as v
 from ._base import EmptyState, GradientTransformation, identity
 from ._common import as_dtype, check_structure, map_leaves, zeros_like
 
-ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]
+ScalarOrSchedule = optax.ScalarOrSchedule
+"""A number, array or schedule ``step -> value``: optax's own alias (tools that read
+annotations, such as optax's tests, see the same type)."""
 
 
 def _empty_init(params):
     del params
     return EmptyState()
-
-
-def _require_default(fn: str, name: str, value: Any, default: Any) -> None:
-    """Rejects a value other than optax's ``default`` for an argument jtricks does not
-    implement, so that a call ported from optax never silently means something else."""
-    same = value is default or (isinstance(value, (bool, int, float)) and value == default)
-    if not same:
-        raise NotImplementedError(
-            f"{fn}: {name}={value!r} is not supported by jtricks (only optax's default "
-            f"{name}={default!r}); use optax.{fn} for it")
 
 
 def _scale_leaves(updates, factor):
@@ -258,15 +252,22 @@ def _decay_transform(name: str, coeff, leaf_term: Callable, mask) -> GradientTra
         del params
         return WeightDecayScheduleState(zero_count()) if callable(coeff) else EmptyState()
 
+    zero = v.concrete_value(coeff)
+    zero = zero is not None and not np.any(zero)  # a concrete 0: the params are not needed
+
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         if params is None:
+            if zero:
+                return updates, state
             raise ValueError(f"{name} needs the params: call update(updates, state, params)")
-        check_structure(name, updates, params, what="the params given to update")
         if callable(coeff):
             c, state = coeff(state.count), WeightDecayScheduleState(safe_increment(state.count))
         else:
             c = coeff
+        if updates is None:  # no updates at all (optax accepts it): nothing to decay
+            return None, state
+        check_structure(name, updates, params, what="the params given to update")
 
         def leaf(g, p):
             cdt = compute_dtype(g.dtype)
@@ -297,7 +298,8 @@ def add_decayed_weights(
       A ``GradientTransformation`` (it needs ``params`` in ``update``).
 
     Raises:
-      ValueError: for a negative ``weight_decay``; in ``update`` when ``params`` is missing.
+      ValueError: for a negative ``weight_decay``; in ``update`` when ``params`` is
+        missing (unless ``weight_decay`` is a concrete 0).
 
     References:
       Loshchilov, Hutter, "Decoupled Weight Decay Regularization",

@@ -3,7 +3,7 @@ gradient accumulation and reduce-on-plateau."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -47,13 +47,28 @@ def _is_mask_fn(mask) -> bool:
     return bool(leaves) and all(leaves)
 
 
-def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
+def _is_params_placeholder(params) -> bool:
+    """Whether ``init`` is being called by ``optax.tree_utils.tree_map_params``, which
+    passes a placeholder for the params tree to find where the state holds copies of it
+    (optax's ``masked`` detects it the same way)."""
+    return type(params).__name__ == "_ParamsPlaceholder"
+
+
+def masked(
+    inner: GradientTransformation, mask: Any, *, mask_compatible_extra_args: bool = False
+) -> GradientTransformation:
     """Applies ``inner`` to the leaves where ``mask`` is True; the others pass through.
+
+    As ``optax.masked``: the state works with ``optax.tree_utils.tree_map_params``
+    (pass ``is_leaf=lambda v: isinstance(v, MaskedNode)`` to map extra trees of the
+    params' structure over it).
 
     Args:
       inner: the inner transformation (jtricks or optax).
       mask: a pytree of bools with the params' structure (or a prefix of it),
         or a function ``params -> such a pytree``. It must be static (Python bools).
+      mask_compatible_extra_args: whether to mask the ``extra_args`` of ``update``
+        that have the updates' tree structure too (optax's option).
 
     Returns:
       A ``GradientTransformation`` with state :class:`MaskedState`.
@@ -78,12 +93,18 @@ def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
         return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask_tree, tree)
 
     def init_fn(params):
+        if _is_params_placeholder(params):
+            return MaskedState(tx.init(params))
         mask_tree = mask(params) if _is_mask_fn(mask) else mask
         return MaskedState(tx.init(select(params, mask_tree)))
 
     def update_fn(updates, state, params=None, **extra_args):
         mask_tree = mask(updates) if _is_mask_fn(mask) else mask
         inner_params = None if params is None else select(params, mask_tree)
+        if mask_compatible_extra_args:
+            structure = jax.tree.structure(updates)
+            extra_args = {k: select(x, mask_tree) if jax.tree.structure(x) == structure else x
+                          for k, x in extra_args.items()}
         new, inner_state = call_update(
             tx, select(updates, mask_tree), state.inner_state, inner_params, extra_args)
         merged = jax.tree.map(lambda m, n, o: n if m else o, mask_tree, new, updates)
@@ -188,23 +209,35 @@ class AccumulateGradientsState(NamedTuple):
     inner_state: Any
 
 
-def accumulate_gradients(tx: GradientTransformation, every_k: int) -> GradientTransformation:
+def accumulate_gradients(
+    tx: GradientTransformation,
+    every_k: Union[int, Callable[[jax.Array], Any]],
+    *,
+    skip_nonfinite: bool = False,
+) -> GradientTransformation:
     """Applies ``tx`` to the mean of ``every_k`` micro-batch gradients.
 
-    On the first ``every_k - 1`` calls of every group the updates are zeros and
-    the inner state does not move; on the ``every_k``-th call ``tx`` sees the
-    mean gradient of the group (as ``optax.MultiSteps`` with ``use_grad_mean``).
-    The mean is kept with Welford's update ``a += (g - a) / (n + 1)``.
+    On the first ``k - 1`` calls of every group the updates are zeros and the
+    inner state does not move; on the ``k``-th call ``tx`` sees the mean gradient
+    of the group — as ``optax.MultiSteps(tx, every_k_schedule, use_grad_mean=True)``,
+    with the same numbers. The mean is kept with Welford's update
+    ``a += (g - a) / (n + 1)``.
 
     Args:
       tx: the inner transformation.
-      every_k: micro-batches per applied step, an integer ``>= 1``.
+      every_k: micro-batches per applied step: an integer ``>= 1``, or a schedule
+        ``gradient_step -> k`` (``MultiSteps``' ``every_k_schedule``; ``gradient_step``
+        counts the applied steps), to grow the batch during training.
+      skip_nonfinite: whether to ignore a micro-batch whose gradients hold a NaN or
+        an infinity: zero updates and an unchanged state, as if the call had not
+        happened (``MultiSteps``' ``should_skip_update_fn=optax.skip_not_finite``).
 
     Returns:
       A ``GradientTransformation`` with state :class:`AccumulateGradientsState`.
 
     Raises:
-      ValueError: for ``every_k < 1``. TypeError: for a non-integer ``every_k``.
+      ValueError: for an integer ``every_k < 1``. TypeError: for an ``every_k``
+        that is neither an integer nor callable.
 
     Example:
       >>> import jtricks.optim as jo
@@ -219,7 +252,9 @@ def accumulate_gradients(tx: GradientTransformation, every_k: int) -> GradientTr
       Array([-2., -1.], dtype=float32)
     """
     _check_transform("tx", tx)
-    every_k = v.check_int("every_k", every_k, lo=1)
+    if not callable(every_k):
+        every_k = v.check_int("every_k", every_k, lo=1)
+    k_of = every_k if callable(every_k) else (lambda step: every_k)
 
     def init_fn(params):
         acc = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(jnp.result_type(p))),
@@ -229,9 +264,11 @@ def accumulate_gradients(tx: GradientTransformation, every_k: int) -> GradientTr
     def update_fn(updates, state, params=None, **extra_args):
         check_structure("accumulate_gradients", updates, state.acc_grads)
         n = state.mini_step
-        acc = jax.tree.map(lambda g, a: a + (g.astype(a.dtype) - a) / (n + 1).astype(a.dtype),
-                           updates, state.acc_grads)
-        emit = n == every_k - 1
+        keep = all_finite(updates) if skip_nonfinite else jnp.array(True)
+        acc = jax.tree.map(
+            lambda g, a: jnp.where(keep, a + (g.astype(a.dtype) - a) / (n + 1).astype(a.dtype), a),
+            updates, state.acc_grads)
+        emit = jnp.logical_and(keep, n == jnp.asarray(k_of(state.gradient_step)) - 1)
 
         def apply(_):
             mean = jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
@@ -243,7 +280,7 @@ def accumulate_gradients(tx: GradientTransformation, every_k: int) -> GradientTr
 
         new_updates, inner = jax.lax.cond(emit, apply, wait, None)
         new_state = AccumulateGradientsState(
-            mini_step=jnp.where(emit, 0, n + 1).astype(jnp.int32),
+            mini_step=jnp.where(emit, 0, jnp.where(keep, n + 1, n)).astype(jnp.int32),
             gradient_step=jnp.where(emit, safe_increment(state.gradient_step), state.gradient_step),
             acc_grads=jax.tree.map(lambda a: jnp.where(emit, jnp.zeros_like(a), a), acc),
             inner_state=inner,

@@ -26,7 +26,13 @@ Schedule = Callable[[jax.typing.ArrayLike], jax.Array]
 
 
 def _step(count) -> jax.Array:
-    """A step count as a float array (the schedules' arithmetic is in floating point)."""
+    """A step count as a float array (the schedules' arithmetic is in floating point).
+
+    A Python ``int`` becomes a float first, so counts of 2**31 and more do not overflow
+    int32.
+    """
+    if isinstance(count, int):
+        return jnp.asarray(float(count), jnp.float32)
     count = jnp.asarray(count)
     return count if jnp.issubdtype(count.dtype, jnp.floating) else count.astype(jnp.float32)
 
@@ -63,7 +69,8 @@ def exponential_decay(
 ) -> Schedule:
     r"""``init_value * decay_rate ** (t / transition_steps)``, ``t = step - transition_begin``.
 
-    ``init_value`` while ``t <= 0``. With ``staircase`` the exponent is
+    ``init_value`` while ``t <= 0``, and always for ``decay_rate == 0`` (as optax,
+    which reads a zero rate as "no decay"). With ``staircase`` the exponent is
     ``floor(t / transition_steps)``. With ``end_value`` the value is clipped at
     it (from below when ``decay_rate < 1``, from above otherwise). Equal to
     ``optax.exponential_decay``, with its arguments in its order
@@ -82,7 +89,8 @@ def exponential_decay(
 
     Raises:
       ValueError: for a non-positive ``transition_steps``, a negative
-        ``transition_begin`` or ``decay_rate``.
+        ``transition_begin`` or ``decay_rate`` (deliberately: optax logs and returns a
+        constant schedule, or starts at 0, for the first two).
 
     Example:
       >>> lr = exponential_decay(0.1, 1000, 0.5)   # optax's order: steps, then rate
@@ -100,7 +108,8 @@ def exponential_decay(
         p = t / transition_steps
         if staircase:
             p = jnp.floor(p)
-        value = jnp.where(t <= 0, init_value, init_value * jnp.power(decay_rate, p))
+        no_decay = jnp.logical_or(t <= 0, jnp.asarray(decay_rate) == 0)
+        value = jnp.where(no_decay, init_value, init_value * jnp.power(decay_rate, p))
         if end_value is not None:
             value = jnp.where(jnp.asarray(decay_rate) < 1, jnp.maximum(value, end_value),
                               jnp.minimum(value, end_value))
@@ -229,9 +238,11 @@ def cosine_decay(
     v.check_unit_interval("alpha", alpha, closed_right=True)
     v.check_number("exponent", exponent)
 
+    steps = float(decay_steps)  # a Python float: no int32 overflow for >= 2**31 steps
+
     def schedule(count):
-        t = jnp.minimum(_step(count), decay_steps)
-        c = 0.5 * (1 + jnp.cos(jnp.pi * t / decay_steps))
+        t = jnp.minimum(_step(count), steps)
+        c = 0.5 * (1 + jnp.cos(jnp.pi * t / steps))
         return init_value * ((1 - alpha) * c ** exponent + alpha)
 
     return schedule
@@ -264,9 +275,11 @@ def linear(init_value: jax.typing.ArrayLike, end_value: jax.typing.ArrayLike,
     transition_steps = v.check_int("transition_steps", transition_steps, lo=1)
     transition_begin = v.check_int("transition_begin", transition_begin, lo=0)
 
+    begin, steps = float(transition_begin), float(transition_steps)  # no int32 overflow
+
     def schedule(count):
-        t = jnp.clip(_step(count) - transition_begin, 0, transition_steps)
-        frac = 1 - t / transition_steps
+        t = jnp.clip(_step(count) - begin, 0, steps)
+        frac = 1 - t / steps
         return (init_value - end_value) * frac + end_value
 
     return schedule
@@ -308,7 +321,8 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
         raise ValueError(f"boundaries={boundaries!r} must be strictly increasing")
 
     def schedule(count):
-        count = jnp.asarray(count)
+        if not isinstance(count, int):  # a Python int stays one: no int32 overflow
+            count = jnp.asarray(count)
         value = schedules[0](count)
         for boundary, s in zip(boundaries, schedules[1:]):
             value = jnp.where(count < boundary, value, s(count - boundary))
@@ -329,7 +343,9 @@ def warmup_cosine_decay(
 
     Args:
       init_value: the value at step 0.
-      peak_value: the value after warm-up (``!= 0`` unless ``end_value`` is 0).
+      peak_value: the value after warm-up. With ``peak_value=0`` the decay still ends
+        at ``end_value`` (a deliberate difference: optax's cosine is relative to
+        ``peak_value``, so its schedule stays at 0 and ignores ``end_value`` then).
       warmup_steps: a positive integer.
       decay_steps: total steps, an integer ``> warmup_steps``.
       end_value: the final value.
@@ -351,7 +367,7 @@ def warmup_cosine_decay(
     v.check_number("peak_value", peak_value)
     v.check_number("end_value", end_value)
     warm = linear(init_value, peak_value, warmup_steps)
-    span = decay_steps - warmup_steps
+    span = float(decay_steps - warmup_steps)  # no int32 overflow for >= 2**31 steps
 
     def decay(count):
         t = jnp.minimum(_step(count), span)
