@@ -163,9 +163,6 @@ SKIP = {
         "transition_steps <= 0 raises in jtricks; optax returns a constant schedule",
     "WarmupCosineDecayTest.test_zero_peak_value":
         "peak_value=0 decays to end_value in jtricks; optax's stays at 0",
-    # waiting for another branch
-    "InjectHyperparamsTest.test_hyperparam_default_dtype":
-        "bf16 hyperparameters: fixed in _validate (issue 13 branch)",
     # slow cases, chosen to keep this file within ~60 s of `pytest -n 2` on 2 cores
     "AliasTest.test_optimization[dtype=<class 'jax.numpy.float32'>]":
         "slow (10,000 steps a case): real convergence is tests/test_optim.py's Converge rows",
