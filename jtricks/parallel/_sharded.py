@@ -32,6 +32,7 @@ from jax.sharding import PartitionSpec as P
 from jtricks.train import train_step
 from jtricks.train._state import raw_keys, typed_like
 
+from ._mesh import auto_sharding, run_auto
 from ._step import batch_size, check_divisible, device_count, local_step
 
 
@@ -161,12 +162,16 @@ def shard_loss(loss_fn, mesh: Mesh):
       >>> int(result.state.step)
       8
     """
-    split = NamedSharding(mesh, P(_data_axis(mesh)))
+    split = auto_sharding(mesh, P(_data_axis(mesh)))
+
+    def split_loss(params, model_state, batch, key):
+        return loss_fn(params, model_state, jax.lax.with_sharding_constraint(batch, split), key)
+
+    auto = run_auto(split_loss, mesh)
 
     def sharded(params, model_state, batch, key):
         check_divisible(batch_size(batch), mesh.size)
-        batch = jax.lax.with_sharding_constraint(batch, split)
-        return loss_fn(params, model_state, batch, key)
+        return auto(params, model_state, batch, key)
 
     return sharded
 
