@@ -30,6 +30,9 @@ from jtricks.nn import example_keys as example_keys
 
 from ._distributed import initialize as initialize
 from ._distributed import process_slice as process_slice
+from ._mesh import param_shardings as param_shardings
+from ._mesh import role_axes as role_axes
+from ._mesh import shard_params as shard_params
 from ._pmap import pmap_step as pmap_step
 from ._pmap import replicate as replicate
 from ._pmap import split_batch as split_batch
@@ -45,12 +48,15 @@ __all__ = [
     "data_parallel",
     "example_keys",
     "initialize",
+    "param_shardings",
     "pmap_step",
     "process_slice",
     "replicate",
     "replicate_on_mesh",
+    "role_axes",
     "shard_batch",
     "shard_loss",
+    "shard_params",
     "sharded_step",
     "split_batch",
     "unreplicate",

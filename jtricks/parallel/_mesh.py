@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
+import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -95,3 +96,82 @@ def place(tree: Any, sharding: NamedSharding) -> Any:
     if sharding.mesh.explicit_axes:
         return jax.sharding.reshard(tree, sharding)
     return jax.lax.with_sharding_constraint(tree, sharding)
+
+
+def data_spec(mesh: Mesh) -> P:
+    """The layout of a batch: split along the ``data`` axis (whole without one)."""
+    axis = role_axes(mesh)[DATA]
+    return P() if axis is None else P(axis)
+
+
+def param_shardings(tree: Any, mesh: Mesh) -> Any:
+    """Where every leaf of a parameter tree lives on ``mesh`` (FSDP-style).
+
+    A leaf is split over the mesh's ``model`` axis along its largest
+    dimension that the axis size divides (the first such, on ties); a leaf
+    with no such dimension, and every leaf of a mesh without a ``model`` axis,
+    is whole on every device. The rule depends only on the shapes, so it also
+    places abstract trees (``jax.eval_shape``): initialise a model too large
+    for one device already split, with
+    ``jax.jit(init, out_shardings=param_shardings(jax.eval_shape(init, ...), mesh))``.
+
+    Args:
+      tree: a pytree of arrays or ``jax.ShapeDtypeStruct``.
+      mesh: the mesh, its axes named by role.
+
+    Returns:
+      A tree of ``NamedSharding`` of the same structure.
+
+    Example:
+      >>> mesh = jax.make_mesh((2, 4), ("data", "model"))
+      >>> specs = param_shardings({"w": jnp.zeros((3, 8)), "b": jnp.zeros(3)}, mesh)
+      >>> specs["w"].spec, specs["b"].spec
+      (PartitionSpec(None, 'model'), PartitionSpec())
+    """
+    axis = role_axes(mesh)[MODEL]
+    n = axis_size(mesh, axis)
+
+    def sharding(leaf):
+        shape = tuple(getattr(leaf, "shape", ()))
+        dims = [d for d, size in enumerate(shape) if axis is not None and size % n == 0]
+        if not dims:
+            return NamedSharding(mesh, P())
+        d = max(dims, key=lambda d: (shape[d], -d))
+        return NamedSharding(mesh, P(*(None,) * d, axis))
+
+    return jax.tree.map(sharding, tree)
+
+
+def shard_params(tree: Any, mesh: Mesh) -> Any:
+    """Places a parameter tree on ``mesh`` as :func:`param_shardings` says.
+
+    Every process passes the same values (on several hosts each one keeps only
+    the slices of its own devices). Build the training state from the result:
+    ``TrainState.create`` and every jtricks ``init`` give the optimizer state
+    the parameters' shardings, so a ``model``-sharded run holds ``1/N`` of the
+    state per device from the start.
+
+    Example:
+      >>> mesh = jax.make_mesh((8,), ("model",))
+      >>> w = shard_params({"w": jnp.ones((16, 4))}, mesh)["w"]
+      >>> w.shape, w.addressable_shards[0].data.shape
+      ((16, 4), (2, 4))
+    """
+    def put(leaf, sharding):
+        host = np.asarray(leaf)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(put, tree, param_shardings(tree, mesh))
+
+
+def state_shardings(state: Any, mesh: Mesh) -> Any:
+    """The layout a step keeps ``state`` in: each leaf's own sharding on ``mesh``;
+    leaves placed elsewhere (a fresh step counter or key, host arrays) whole on
+    every device."""
+    def sharding(leaf):
+        own = getattr(leaf, "sharding", None)
+        if isinstance(own, NamedSharding) and own.mesh == mesh:
+            return own
+        return NamedSharding(mesh, P())
+
+    return jax.tree.map(sharding, state)
