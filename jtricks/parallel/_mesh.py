@@ -126,7 +126,7 @@ def param_shardings(tree: Any, mesh: Mesh) -> Any:
       >>> mesh = jax.make_mesh((2, 4), ("data", "model"))
       >>> specs = param_shardings({"w": jnp.zeros((3, 8)), "b": jnp.zeros(3)}, mesh)
       >>> specs["w"].spec, specs["b"].spec
-      (PartitionSpec(None, 'model'), PartitionSpec())
+      (P(None, 'model'), P())
     """
     axis = role_axes(mesh)[MODEL]
     n = axis_size(mesh, axis)
