@@ -98,6 +98,7 @@ def pmap_step(
     axis_name: str = "data",
     num_devices: int | None = None,
     donate: bool = False,
+    micro_batches: int = 1,
 ):
     """A data-parallel ``train_step`` over the local devices, with ``pmap``.
 
@@ -116,6 +117,9 @@ def pmap_step(
       axis_name: the name of the device axis.
       num_devices: how many local devices to use (all by default).
       donate: donate the input state's buffers to the output.
+      micro_batches: gradient accumulation inside the step (see
+        :func:`jtricks.train.train_step`): each device sums the gradients of
+        its micro-batches locally and the devices average them once per step.
 
     Returns:
       ``step(state, batch) -> (state, metrics)`` taking a :func:`replicate`-d
@@ -155,7 +159,7 @@ def pmap_step(
             f"runs on every device of every process; leave num_devices=None (each process "
             f"feeds its {jax.local_device_count()} local devices)")
     pmapped = jax.pmap(
-        local_step(loss_fn, tx, axis_name),
+        local_step(loss_fn, tx, axis_name, micro_batches),
         axis_name=axis_name,
         # Across processes pmap must span the devices of all of them (devices=None):
         # a list of this process's devices would average the gradients over its

@@ -186,6 +186,7 @@ def sharded_step(
     *,
     per_device: bool = False,
     donate: bool = False,
+    micro_batches: int = 1,
 ):
     """A data-parallel ``train_step`` compiled once for the whole mesh.
 
@@ -203,6 +204,10 @@ def sharded_step(
       per_device: run the step per device under ``shard_map`` (manual
         collectives) instead of over the global batch under ``jit``.
       donate: donate the input state's buffers to the output.
+      micro_batches: gradient accumulation inside the step (see
+        :func:`jtricks.train.train_step`). With ``per_device=True`` each
+        device sums its micro-batches' gradients locally and the devices
+        average them once per step; under ``jit`` XLA places the reductions.
 
     Returns:
       ``step(state, batch) -> (state, metrics)`` taking a state on the mesh
@@ -245,7 +250,7 @@ def sharded_step(
                 "per_device=False")
         axis = roles[DATA]
         body = jax.shard_map(
-            local_step(loss_fn, tx, axis),
+            local_step(loss_fn, tx, axis, micro_batches),
             mesh=mesh,
             in_specs=(P(), P(axis)),
             out_specs=(P(), P()),
@@ -258,7 +263,8 @@ def sharded_step(
     else:
 
         def body(state, batch):
-            return train_step(state, batch, loss_fn=shard_loss(loss_fn, mesh), tx=tx)
+            return train_step(state, batch, loss_fn=shard_loss(loss_fn, mesh), tx=tx,
+                              micro_batches=micro_batches)
 
     compiled = {}
 
