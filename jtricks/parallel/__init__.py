@@ -11,6 +11,12 @@ i)`` (:func:`example_keys`), and batch norm averages its statistics over the
 global batch; the result does not depend on the device count.
 :func:`initialize` joins several processes into one run.
 
+A mesh's axes are named by role (:func:`role_axes`): ``data`` splits the
+batch, ``model`` the parameters and optimizer state (:func:`shard_params`,
+FSDP-style; every ``init`` keeps their shardings), ``member`` the
+configurations of a sweep (``jtricks.sweep.train(mesh=...)``); Auto and
+Explicit axes both work. ``docs/scaling.md`` gives the recipes and their costs.
+
 Example:
   >>> import jax, jtricks
   >>> from jtricks import parallel
