@@ -123,9 +123,16 @@ def _model_mesh_run(kind, tx, steps=2):
     params, model_state = MODEL.init(jax.random.PRNGKey(1), SHAPE)
     state = jtricks.train.TrainState.create(params=parallel.shard_params(params, mesh), tx=tx,
                                             key=jax.random.PRNGKey(2), model_state=model_state)
-    step = parallel.sharded_step(classifier_loss(MODEL), tx, mesh)
+    traces, loss_fn = [], classifier_loss(MODEL)
+
+    def counted(*args):
+        traces.append(1)
+        return loss_fn(*args)
+
+    step = parallel.sharded_step(counted, tx, mesh)
     for batch in _batches("mlp", 3)[:steps]:
         state, metrics = step(state, parallel.shard_batch(batch, mesh))
+    assert len(traces) == 1, "a fresh state and the stepped one must share one compilation"
     return state, metrics
 
 

@@ -268,10 +268,12 @@ def sharded_step(
 
     compiled = {}
 
-    def jitted(state):
+    def placed(state):
         # The state keeps its own layout (state_shardings): whole on every
         # device, or split over the model axis as shard_params placed the
-        # parameters and init the optimizer state.
+        # parameters and init the optimizer state. Placing the leaves that are
+        # not on the mesh yet (a fresh step counter) up front gives the first
+        # and every later call the same input types: one compilation.
         layout = state_shardings(state, mesh)
         cache_key = (jax.tree.structure(layout), tuple(jax.tree.leaves(layout)))
         if cache_key not in compiled:
@@ -281,10 +283,15 @@ def sharded_step(
                 out_shardings=(layout, replicated),
                 donate_argnums=(0,) if donate else (),
             )
-        return compiled[cache_key]
+        return compiled[cache_key], jax.device_put(state, layout)
 
     def step(state, batch):
-        return jitted(state)(state, batch)
+        fn, state = placed(state)
+        return fn(state, batch)
 
-    step.lower = lambda state, batch: jitted(state).lower(state, batch)
+    def lower(state, batch):
+        fn, state = placed(state)
+        return fn.lower(state, batch)
+
+    step.lower = lower
     return step
