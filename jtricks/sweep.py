@@ -43,8 +43,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
 from jtricks import _validate
 from jtricks import train as _train
+from jtricks.parallel import _mesh
 from jtricks.train._state import as_key
 
 class Member(NamedTuple):
@@ -223,12 +227,65 @@ def fit_member(
                         out.avg_state)
 
 
+def _on_data(build, sharding):
+    """``build`` whose members' losses split their batch as ``sharding`` says."""
+
+    def split_build(hparams):
+        member = member_of(build, hparams)
+        loss_fn = member.loss_fn
+
+        def split_loss(params, model_state, batch, key):
+            return loss_fn(params, model_state,
+                           jax.lax.with_sharding_constraint(batch, sharding), key)
+
+        return member._replace(loss_fn=split_loss)
+
+    return split_build
+
+
 @functools.lru_cache(maxsize=32)
-def _compiled_sweep(build, epochs, batch_size, patience, key_axis):
+def _compiled_sweep(build, epochs, batch_size, patience, key_axis, mesh=None):
+    """The jitted, vmapped sweep; on a mesh (Auto axes) the members are split over
+    its ``member`` axis and each member's batches over its ``data`` axis."""
+    axes = _mesh.role_axes(mesh) if mesh is not None else {}
+    if axes.get("data"):
+        build = _on_data(build, NamedSharding(mesh, P(axes["data"])))
     fit = functools.partial(fit_member, build, epochs=epochs, batch_size=batch_size,
                             patience=patience)
-    return jax.jit(jax.vmap(lambda h, tr, va, key: fit(h, tr, va, key=key),
-                            in_axes=(0, None, None, key_axis)))
+    member = axes.get("member")
+    swept = jax.vmap(lambda h, tr, va, key: fit(h, tr, va, key=key),
+                     in_axes=(0, None, None, key_axis), spmd_axis_name=member)
+    if mesh is None:
+        return jax.jit(swept)
+    split, whole = NamedSharding(mesh, P(member)), NamedSharding(mesh, P())
+    return jax.jit(swept, in_shardings=(split, whole, whole, whole if key_axis is None else split),
+                   out_shardings=split)
+
+
+def _sweep_mesh(mesh, hparams, k):
+    """The mesh (Auto axes) a sweep runs on, or ``None``: ``mesh``, else the one the
+    hyperparameters are split on along a ``member`` axis."""
+    if mesh is None:
+        sharding = getattr(next(iter(hparams.values())), "sharding", None)
+        if not isinstance(sharding, NamedSharding) or not sharding.spec or sharding.spec[0] is None:
+            return None
+        mesh = sharding.mesh
+        if _mesh.role_axes(mesh)["member"] != sharding.spec[0]:
+            raise ValueError(
+                f"hparams are split over the mesh axis {sharding.spec[0]!r}; a sweep splits "
+                "its members over an axis named 'member' (pass mesh=, e.g. "
+                "jax.make_mesh((8,), ('member',)))")
+    axes = _mesh.role_axes(mesh)
+    if axes["member"] is None or axes["model"] is not None:
+        raise ValueError(
+            f"a sweep runs on a mesh with a 'member' axis and optionally a 'data' axis, got "
+            f"axes {tuple(mesh.axis_names)}")
+    n = mesh.shape[axes["member"]]
+    if k % n:
+        raise ValueError(f"the {k} members do not divide over the {n} devices of the 'member' "
+                         f"axis; sweep a multiple of {n} configurations")
+    auto = (jax.sharding.AxisType.Auto,) * len(mesh.axis_names)
+    return mesh.update(axis_types=auto) if mesh.explicit_axes else mesh
 
 
 def train(
@@ -241,6 +298,7 @@ def train(
     epochs: int,
     batch_size: int,
     patience: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> SweepResult:
     """Trains every configuration of ``hparams`` at once, as one compiled program.
 
@@ -262,6 +320,13 @@ def train(
       batch_size: examples per step.
       patience: early-stopping patience in epochs (each member stops on its
         own); ``None`` trains every member for ``epochs``.
+      mesh: optional device mesh with a ``member`` axis, and optionally a
+        ``data`` axis (``jax.make_mesh((4, 2), ("member", "data"))``, Auto
+        or Explicit): the ``K`` members are split over ``member`` (``K``
+        must divide by its size; each device trains ``K / size`` of them)
+        and each member's batches over ``data``. By default, the mesh that
+        ``hparams`` are already split on along a ``member`` axis, if any;
+        else one device. The results are those of one device.
 
     Returns:
       A :class:`SweepResult`; ``result.best`` is the member with the lowest
@@ -288,9 +353,19 @@ def train(
     single = key.shape == (() if _typed(key) else (2,))
     if not single and key.shape[:1] != (k,):
         raise ValueError(f"key of shape {key.shape} must be one key or {k} keys, one per member")
-    run = _compiled_sweep(build, epochs, batch_size, patience, None if single else 0)
-    members = run(hparams, jax.tree.map(jnp.asarray, train_data),
-                  jax.tree.map(jnp.asarray, val_data), key)
+    mesh = _sweep_mesh(mesh, hparams, k)
+    data = jax.tree.map(jnp.asarray, (train_data, val_data))
+    if mesh is not None:
+        split = NamedSharding(mesh, P(_mesh.role_axes(mesh)["member"]))
+        hparams = jax.device_put(hparams, split)
+        data = jax.device_put(data, NamedSharding(mesh, P()))
+        key = jax.device_put(key, NamedSharding(mesh, P()) if single else split)
+        data_axis = _mesh.role_axes(mesh)["data"]
+        if data_axis is not None and batch_size % mesh.shape[data_axis]:
+            raise ValueError(f"batch_size={batch_size} does not divide by the "
+                             f"{mesh.shape[data_axis]} devices of the 'data' axis")
+    run = _compiled_sweep(build, epochs, batch_size, patience, None if single else 0, mesh)
+    members = run(hparams, *data, key)
     best = int(np.nanargmin(np.asarray(members.best_value)))
     return SweepResult(hparams, members, best)
 

@@ -12,7 +12,14 @@ Two measurements on the embedded digits data (1797 8x8 images):
    fixed global batch) over 1, 2, 4, 8 devices, for the ``jit`` + mesh form and
    the ``pmap`` form. On CPU the devices are forced (``jax_num_cpu_devices``)
    and share the machine's cores, so this measures overhead, not speed-up.
-3. (``--part keys``, not in ``all``) What the per-example dropout-key rule
+   Also: ``jit`` on an Explicit mesh, ``jit`` on a (data, model) mesh with the
+   parameters and optimizer state split over ``model`` (FSDP), and
+   ``shard_map`` with 4 micro-batches per step.
+3. (``--part members``, not in ``all``) Sweep member-steps per second for K =
+   1, 8, 32 members split over the devices' ``member`` axis, with early
+   stopping: only the epochs each member ran count (a stopped member is
+   frozen but still computed until the last one stops).
+4. (``--part keys``, not in ``all``) What the per-example dropout-key rule
    costs: a training step with dropout (MLP 64-512-512-10 and the cnn, rate
    0.5) on the largest device count, ``pmap_step``'s body with the rule
    against the same ``pmap`` of ``train_step`` with one key per device (``fold_in(step_key,
@@ -24,6 +31,7 @@ Usage::
     PYTHONPATH=. python scripts/bench_scale.py                  # parts 1 and 2
     PYTHONPATH=. python scripts/bench_scale.py --part sweep --configs 16
     PYTHONPATH=. python scripts/bench_scale.py --part keys --devices 8
+    PYTHONPATH=. python scripts/bench_scale.py --part members --devices 8 --epochs 10
     PYTHONPATH=. python scripts/bench_scale.py --json out.json
 
 Times are wall-clock seconds with ``block_until_ready``; compile times are the
@@ -42,7 +50,8 @@ import time
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("all", "sweep", "parallel", "keys"), default="all")
+    p.add_argument("--part", choices=("all", "sweep", "parallel", "keys", "members"),
+                   default="all")
     p.add_argument("--configs", type=int, default=8, help="sweep size K (default 8)")
     p.add_argument("--epochs", type=int, default=10, help="sweep epochs (default 10)")
     p.add_argument("--batch-size", type=int, default=64, help="sweep batch size (default 64)")
@@ -191,9 +200,23 @@ def bench_parallel(args, counts) -> dict:
             lambda s: parallel.replicate(s, n),
             lambda b: parallel.split_batch(b, n),
         ),
+        "jit + Explicit mesh": lambda n: (
+            parallel.sharded_step(loss, tx, jax.make_mesh((n,), ("data",))),
+            lambda s: parallel.replicate_on_mesh(s, jax.make_mesh((n,), ("data",))),
+            lambda b: parallel.shard_batch(b, jax.make_mesh((n,), ("data",))),
+        ),
+        "jit, data x model (FSDP, model=2)": lambda n: _model_form(loss, tx, n, model_state),
+        "shard_map, 4 micro-batches": lambda n: (
+            parallel.sharded_step(loss, tx, parallel.data_mesh(n), per_device=True,
+                                  micro_batches=4),
+            lambda s: parallel.replicate_on_mesh(s, parallel.data_mesh(n)),
+            lambda b: parallel.shard_batch(b, parallel.data_mesh(n)),
+        ),
     }
     for form, make in forms.items():
         for n in counts:
+            if "model" in form and n % 2:
+                continue
             step, put_state, put_batch = make(n)
             s, b = put_state(state), put_batch(batch)
             (s, _), first = _timed(step, s, b)
@@ -208,6 +231,58 @@ def bench_parallel(args, counts) -> dict:
                                       "examples_per_s": args.global_batch / per_step}
             print(f"{form:34s} {n:7d} {first - once:9.2f} {1e3 * per_step:8.2f} "
                   f"{args.global_batch / per_step:11.0f}")
+    return results
+
+
+def _model_form(loss, tx, n, model_state):
+    """sharded_step on an (n/2 data, 2 model) mesh, the state built from split parameters."""
+    import jax
+
+    from jtricks import parallel
+    from jtricks.train import TrainState
+
+    mesh = jax.make_mesh((n // 2, 2), ("data", "model"))
+
+    def put_state(state):
+        return TrainState.create(params=parallel.shard_params(state.params, mesh), tx=tx,
+                                 key=state.key, model_state=model_state)
+
+    return (parallel.sharded_step(loss, tx, mesh), put_state,
+            lambda b: parallel.shard_batch(b, mesh))
+
+
+def bench_members(args, n) -> dict:
+    """Sweep member-steps per second, K = 1, 8, 32, members split over n devices, early
+    stopping on (patience 2): the member-steps count only the epochs each member ran."""
+    import jax
+    import numpy as np
+
+    from jtricks import sweep
+
+    data = _digits()
+    steps_per_epoch = len(data[1]) // args.batch_size
+    print(f"\nSweep over devices: member-steps/s (digits MLP 64-128-10, AdamW, "
+          f"{args.epochs} epochs max, patience 2)")
+    print(f"{'K':>3s} {'devices':>7s} {'compile s':>9s} {'seconds':>8s} {'member-steps':>12s} "
+          f"{'member-steps/s':>14s}")
+    results = {}
+    for k in (1, 8, 32):
+        d = min(k, n)
+        mesh = jax.make_mesh((d,), ("member",)) if d > 1 else None
+        hp = _hparams(k)
+
+        def run(h):
+            return sweep.train(build, h, data[:2], data[2:], key=jax.random.PRNGKey(0),
+                               epochs=args.epochs, batch_size=args.batch_size, patience=2,
+                               mesh=mesh)
+
+        result, first = _timed(run, hp)
+        result, warm = _timed(run, hp)
+        member_steps = int(np.sum(np.asarray(result.members.epochs_run))) * steps_per_epoch
+        results[k] = {"devices": d, "compile_s": first - warm, "seconds": warm,
+                      "member_steps": member_steps, "member_steps_per_s": member_steps / warm}
+        print(f"{k:3d} {d:7d} {first - warm:9.2f} {warm:8.2f} {member_steps:12d} "
+              f"{member_steps / warm:14.0f}")
     return results
 
 
@@ -311,6 +386,8 @@ def main(argv=None) -> int:
         out["parallel"] = bench_parallel(args, counts)
     if args.part == "keys":
         out["keys"] = bench_keys(args, max(counts))
+    if args.part == "members":
+        out["members"] = bench_members(args, max(counts))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -1,5 +1,8 @@
 """Multi-host data parallelism: two processes on the loopback address agree with one.
 
+Both forms: ``sharded_step`` over a mesh of the 4 devices, and ``pmap_step``
+(each process feeding its 2 local devices; pmap spans all 4).
+
 The test starts this file twice as a script (``python tests/test_multihost.py
 RANK ...``), each process simulating 2 CPU devices and joining the other
 through ``jtricks.parallel.initialize`` (gloo collectives on CPU). Each feeds
@@ -41,6 +44,22 @@ def _train(parallel):
     return [np.asarray(leaf.addressable_data(0)) for leaf in jax.tree.leaves(state)]
 
 
+def _train_pmap(parallel):
+    """The same run with pmap_step: each process feeds its local devices its half."""
+    import jax
+
+    from test_parallel import MODELS, TX, _batch, _state
+
+    from jtricks.train import classifier_loss
+
+    model, shape = MODELS["mlp"]
+    step = parallel.pmap_step(classifier_loss(model), TX)
+    state = parallel.replicate(_state(model, shape))
+    for i in range(STEPS):
+        state, _ = step(state, parallel.split_batch(parallel.process_slice(_batch(i))))
+    return [np.asarray(leaf) for leaf in jax.tree.leaves(parallel.unreplicate(state))]
+
+
 def _single_process_run():
     """The same steps in this one process, on one device over the whole batches
     (the data-parallel step equals it whatever the device count, see test_parallel)."""
@@ -67,6 +86,13 @@ def _worker(rank: int, port: int, out: str) -> None:
 
     assert jax.process_count() == NUM_PROCESSES and jax.device_count() == 4
     np.savez(out, *_train(parallel))
+    np.savez(out.replace(".npz", "_pmap.npz"), *_train_pmap(parallel))
+    try:  # a pmap over some of the local devices would average over them alone
+        parallel.pmap_step(None, None, num_devices=1)
+    except ValueError as e:
+        assert "every device of every process" in str(e), e
+    else:
+        raise AssertionError("pmap_step(num_devices=1) ran across processes")
 
 
 def _free_port() -> int:
@@ -101,8 +127,9 @@ def test_two_processes_match_one(tmp_path):
                 p.wait()
     for p, log in zip(procs, logs):
         assert p.returncode == 0, log[-3000:]
-    for rank in range(NUM_PROCESSES):
-        with np.load(tmp_path / f"rank{rank}.npz") as got:
+    for name in [f"rank{rank}{form}.npz" for rank in range(NUM_PROCESSES)
+                 for form in ("", "_pmap")]:
+        with np.load(tmp_path / name) as got:
             leaves = [got[f"arr_{i}"] for i in range(len(got.files))]
         assert len(leaves) == len(expected)
         for a, b in zip(leaves, expected):

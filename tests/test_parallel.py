@@ -295,7 +295,7 @@ def test_indivisible_batch_is_a_clear_error():
         (lambda: parallel.data_mesh(0), "num_devices=0 must be >= 1"),
         (
             lambda: parallel.sharded_step(None, None, jax.make_mesh((2, 4), ("a", "b"))),
-            "mesh must have exactly one",
+            "mesh axes \\('a', 'b'\\) must be named by role",
         ),
         (lambda: parallel.initialize("127.0.0.1:1", 2, 2), "process_id=2 must be < num_processes=2"),
     ],

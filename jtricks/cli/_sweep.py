@@ -8,6 +8,7 @@ import os
 from .. import _registry
 from ._common import (CliError, check, check_finite, data_spec, int_list, integer,
                       library_errors, load_data, number_list, require_extras, say)
+from ._devices import check_devices, request_devices
 
 COMMAND = "sweep"
 OPTIMIZERS = _registry.cli_names(sweep=True)  # the choices make_build below knows
@@ -42,6 +43,10 @@ def register(subparsers) -> None:
     g.add_argument("--patience", type=integer, default=5,
                    help="early-stopping patience in epochs, per member (default 5)")
     g.add_argument("--seed", type=integer, default=0)
+    g.add_argument("--devices", type=integer, default=1, metavar="N",
+                   help="split the members over N devices (a 'member' mesh axis; each "
+                        "device trains K/N of them; on CPU, N devices are simulated); the "
+                        "number of members K must divide by N (default 1)")
     g.add_argument("--out", default="runs/sweep", help="folder for sweep.json (default runs/sweep)")
     p.set_defaults(run=run)
 
@@ -81,6 +86,7 @@ def check_args(args) -> None:
     check("--batch-size", args.batch_size, check_int, "batch_size", lo=1)
     check("--patience", args.patience, check_int, "patience", lo=0)
     check("--seed", args.seed, check_int, "seed", lo=0)
+    check_devices(args.devices)
 
 
 def check_members(args, build) -> None:
@@ -108,12 +114,13 @@ def run(args) -> int:
         raise CliError(f"--out {args.out!r} exists and is not a directory")
     check_args(args)
     require_extras("jtricks sweep", ("sklearn",) if args.data == "digits" else ())
+    request_devices(args.devices)
     import time
 
     import jax
     import numpy as np
 
-    from jtricks import sweep
+    from jtricks import parallel, sweep
     from jtricks.train import classifier_eval, evaluate
 
     data = load_data(args.data, args.seed, scale=args.scale)
@@ -123,6 +130,10 @@ def run(args) -> int:
     hparams = sweep.grid(learning_rate=args.lr, weight_decay=args.weight_decay,
                          dropout=args.dropout, init_scale=args.init_scale)
     k = len(hparams["learning_rate"])
+    if k % args.devices:
+        raise CliError(f"--devices {args.devices}: the {k} members do not divide over "
+                       f"{args.devices} devices; sweep a multiple of {args.devices} "
+                       "configurations")
     model_of = make_build(args, data.num_classes)
     check_members(args, model_of)
     say(f"jtricks sweep: {k} configurations on {data.name} ({len(ytr)} train / {len(yva)} "
@@ -131,7 +142,9 @@ def run(args) -> int:
     start = time.perf_counter()
     result = sweep.train(model_of, hparams, (xtr, ytr), (xva, yva),
                          key=jax.random.PRNGKey(args.seed), epochs=args.epochs,
-                         batch_size=args.batch_size, patience=args.patience)
+                         batch_size=args.batch_size, patience=args.patience,
+                         mesh=(parallel.data_mesh(args.devices, axis_name="member")
+                               if args.devices > 1 else None))
     seconds = time.perf_counter() - start
 
     members = result.members

@@ -20,14 +20,16 @@ def zeros_like(x: Any, dtype=None) -> jax.Array:
     """Zeros of ``x``'s shape in ``dtype`` (default ``x``'s), never weakly typed.
 
     States built from weakly typed params (``jnp.full(n, 0.1)``) would otherwise
-    change type after the first update and make a jitted step retrace once.
+    change type after the first update and make a jitted step retrace once. The
+    zeros have ``x``'s sharding: the state of parameters sharded over a mesh is
+    sharded the same way from ``init`` on, never built whole on one device.
     """
-    return jnp.zeros(jnp.shape(x), jnp.result_type(x) if dtype is None else dtype)
+    return jnp.zeros_like(x, jnp.result_type(x) if dtype is None else dtype)
 
 
 def full_like(x: Any, value: Any, dtype=None) -> jax.Array:
-    """``value`` in ``x``'s shape and dtype (or ``dtype``), never weakly typed."""
-    return jnp.full(jnp.shape(x), value, jnp.result_type(x) if dtype is None else dtype)
+    """``value`` in ``x``'s shape, sharding and dtype (or ``dtype``), never weakly typed."""
+    return jnp.full_like(x, value, jnp.result_type(x) if dtype is None else dtype)
 
 
 def as_dtype(x: Any, dtype) -> jax.Array:

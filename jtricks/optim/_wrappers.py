@@ -12,7 +12,7 @@ import numpy as np
 from .._numeric import all_finite, compute_dtype, safe_increment, zero_count
 from .. import _validate as v
 from ._base import GradientTransformation
-from ._common import call_update, check_structure
+from ._common import call_update, check_structure, zeros_like
 
 
 def _check_count(name: str, value: Any, lo: int):
@@ -257,8 +257,7 @@ def accumulate_gradients(
     k_of = every_k if callable(every_k) else (lambda step: every_k)
 
     def init_fn(params):
-        acc = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(jnp.result_type(p))),
-                           params)
+        acc = jax.tree.map(lambda p: zeros_like(p, compute_dtype(jnp.result_type(p))), params)
         return AccumulateGradientsState(zero_count(), zero_count(), acc, tx.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):

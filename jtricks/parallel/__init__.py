@@ -11,6 +11,12 @@ i)`` (:func:`example_keys`), and batch norm averages its statistics over the
 global batch; the result does not depend on the device count.
 :func:`initialize` joins several processes into one run.
 
+A mesh's axes are named by role (:func:`role_axes`): ``data`` splits the
+batch, ``model`` the parameters and optimizer state (:func:`shard_params`,
+FSDP-style; every ``init`` keeps their shardings), ``member`` the
+configurations of a sweep (``jtricks.sweep.train(mesh=...)``); Auto and
+Explicit axes both work. ``docs/scaling.md`` gives the recipes and their costs.
+
 Example:
   >>> import jax, jtricks
   >>> from jtricks import parallel
@@ -30,6 +36,9 @@ from jtricks.nn import example_keys as example_keys
 
 from ._distributed import initialize as initialize
 from ._distributed import process_slice as process_slice
+from ._mesh import param_shardings as param_shardings
+from ._mesh import role_axes as role_axes
+from ._mesh import shard_params as shard_params
 from ._pmap import pmap_step as pmap_step
 from ._pmap import replicate as replicate
 from ._pmap import split_batch as split_batch
@@ -45,12 +54,15 @@ __all__ = [
     "data_parallel",
     "example_keys",
     "initialize",
+    "param_shardings",
     "pmap_step",
     "process_slice",
     "replicate",
     "replicate_on_mesh",
+    "role_axes",
     "shard_batch",
     "shard_loss",
+    "shard_params",
     "sharded_step",
     "split_batch",
     "unreplicate",

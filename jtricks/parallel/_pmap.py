@@ -98,6 +98,7 @@ def pmap_step(
     axis_name: str = "data",
     num_devices: int | None = None,
     donate: bool = False,
+    micro_batches: int = 1,
 ):
     """A data-parallel ``train_step`` over the local devices, with ``pmap``.
 
@@ -116,13 +117,23 @@ def pmap_step(
       axis_name: the name of the device axis.
       num_devices: how many local devices to use (all by default).
       donate: donate the input state's buffers to the output.
+      micro_batches: gradient accumulation inside the step (see
+        :func:`jtricks.train.train_step`): each device sums the gradients of
+        its micro-batches locally and the devices average them once per step.
 
     Returns:
       ``step(state, batch) -> (state, metrics)`` taking a :func:`replicate`-d
       state and a :func:`split_batch`-ed batch; metrics are replicated.
 
+    Across processes (:func:`~jtricks.parallel.initialize`) every process
+    runs the step on all of its local devices, with its part of the global
+    batch (:func:`~jtricks.parallel.process_slice`, then :func:`split_batch`):
+    the averages span every device of every process, and the result is the
+    one-process run on the same global devices.
+
     Raises:
-      ValueError: for a bad ``num_devices``.
+      ValueError: for a bad ``num_devices``, or one that leaves out local
+        devices in a multi-process run.
 
     References:
       P. Goyal, P. Dollár, R. Girshick et al., "Accurate, Large Minibatch SGD:
@@ -142,10 +153,18 @@ def pmap_step(
       ([1, 1], (2,))
     """
     devices = jax.local_devices()[: _device_count(num_devices)]
+    if jax.process_count() > 1 and len(devices) != jax.local_device_count():
+        raise ValueError(
+            f"num_devices={num_devices}: across {jax.process_count()} processes pmap_step "
+            f"runs on every device of every process; leave num_devices=None (each process "
+            f"feeds its {jax.local_device_count()} local devices)")
     pmapped = jax.pmap(
-        local_step(loss_fn, tx, axis_name),
+        local_step(loss_fn, tx, axis_name, micro_batches),
         axis_name=axis_name,
-        devices=devices,
+        # Across processes pmap must span the devices of all of them (devices=None):
+        # a list of this process's devices would average the gradients over its
+        # own devices only, and every process would train its own model.
+        devices=devices if jax.process_count() == 1 else None,
         donate_argnums=(0,) if donate else (),
     )
     # The layout pmap gives its outputs: placing the inputs the same way up

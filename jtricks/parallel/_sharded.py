@@ -1,9 +1,12 @@
-"""Data parallelism with ``jit`` over a device mesh (``NamedSharding``, ``shard_map``).
+"""Data (and parameter) parallelism with ``jit`` over a device mesh (``NamedSharding``, ``shard_map``).
 
-The state lives replicated on every device of a one-axis mesh
-(:func:`replicate_on_mesh`), the global batch is split along that axis
-(:func:`shard_batch`), and :func:`sharded_step` compiles one step for the
-whole mesh, in one of two forms:
+The mesh's axes are named by role (:mod:`jtricks.parallel._mesh`): the global
+batch is split along the ``data`` axis (:func:`shard_batch`); the state lives
+whole on every device (:func:`replicate_on_mesh`) or, on a mesh with a
+``model`` axis, with every large parameter and its optimizer state split over
+that axis (:func:`~jtricks.parallel.shard_params`, then
+``TrainState.create``). :func:`sharded_step` compiles one step for the whole
+mesh, in one of two forms:
 
 * ``per_device=False`` (default): ``jit`` over the *global* batch
   (:func:`shard_loss`). The loss is written as on one device (no
@@ -11,8 +14,11 @@ whole mesh, in one of two forms:
   statistics are those of the global batch, and the per-example keys
   ``fold_in(step_key, i)`` of the global indices ``i`` and their masks are
   partitioned along the batch axis: each device computes the masks of its own
-  examples, the very masks one device would draw, with no all-gather.
-* ``per_device=True``: ``shard_map`` runs ``train_step`` on each device's
+  examples, the very masks one device would draw, with no all-gather. The
+  parameters split over ``model`` are gathered where a layer needs them and
+  their gradients reduce-scattered; the optimizer update runs on each
+  device's slice (FSDP).
+* ``per_device=True`` (a data-only mesh): ``shard_map`` runs ``train_step`` on each device's
   shard with manual collectives over ``axis_name``, exactly like
   :func:`~jtricks.parallel.pmap_step` (the same loss, traced inside
   :func:`jtricks.nn.data_parallel`).
@@ -32,6 +38,8 @@ from jax.sharding import PartitionSpec as P
 from jtricks.train import train_step
 from jtricks.train._state import raw_keys, typed_like
 
+from ._mesh import (DATA, MEMBER, MODEL, auto_sharding, axis_size, data_spec, role_axes,
+                    run_auto, state_shardings)
 from ._step import batch_size, check_divisible, device_count, local_step
 
 
@@ -59,13 +67,8 @@ def data_mesh(num_devices: int | None = None, *, axis_name: str = "data") -> Mes
     return jax.make_mesh((n,), (axis_name,), (AxisType.Auto,), devices=devices[:n])
 
 
-def _data_axis(mesh: Mesh) -> str:
-    if len(mesh.axis_names) != 1:
-        raise ValueError(
-            f"mesh must have exactly one (data) axis, got axes {mesh.axis_names}; "
-            "build it with data_mesh()"
-        )
-    return mesh.axis_names[0]
+def _data_size(mesh: Mesh) -> int:
+    return axis_size(mesh, role_axes(mesh)[DATA])
 
 
 def replicate_on_mesh(tree: Any, mesh: Mesh) -> Any:
@@ -119,9 +122,8 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
       >>> x.shape, x.addressable_shards[0].data.shape
       ((16, 4), (2, 4))
     """
-    axis = _data_axis(mesh)
-    check_divisible(batch_size(batch) * jax.process_count(), mesh.size)
-    sharding = NamedSharding(mesh, P(axis))
+    check_divisible(batch_size(batch) * jax.process_count(), _data_size(mesh))
+    sharding = NamedSharding(mesh, data_spec(mesh))
     return jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch
     )
@@ -140,8 +142,10 @@ def shard_loss(loss_fn, mesh: Mesh):
 
     Args:
       loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss, aux)``.
-      mesh: a one-axis mesh (:func:`data_mesh`); the batch size must divide
-        by its size.
+      mesh: the mesh (:func:`data_mesh`, or any mesh whose axes are named by
+        role: ``data``, ``model``); the batch size must divide by the size
+        of its data axis. Auto and Explicit axes both work: the loss runs
+        with the axes as Auto.
 
     Returns:
       The loss function with the same signature.
@@ -161,12 +165,16 @@ def shard_loss(loss_fn, mesh: Mesh):
       >>> int(result.state.step)
       8
     """
-    split = NamedSharding(mesh, P(_data_axis(mesh)))
+    split, size = auto_sharding(mesh, data_spec(mesh)), _data_size(mesh)
+
+    def split_loss(params, model_state, batch, key):
+        return loss_fn(params, model_state, jax.lax.with_sharding_constraint(batch, split), key)
+
+    auto = run_auto(split_loss, mesh)
 
     def sharded(params, model_state, batch, key):
-        check_divisible(batch_size(batch), mesh.size)
-        batch = jax.lax.with_sharding_constraint(batch, split)
-        return loss_fn(params, model_state, batch, key)
+        check_divisible(batch_size(batch), size)
+        return auto(params, model_state, batch, key)
 
     return sharded
 
@@ -178,6 +186,7 @@ def sharded_step(
     *,
     per_device: bool = False,
     donate: bool = False,
+    micro_batches: int = 1,
 ):
     """A data-parallel ``train_step`` compiled once for the whole mesh.
 
@@ -189,18 +198,29 @@ def sharded_step(
         :func:`jtricks.nn.data_parallel` over the mesh's axis, as under
         :func:`~jtricks.parallel.pmap_step`.
       tx: the gradient transformation.
-      mesh: a one-axis mesh (:func:`data_mesh`).
+      mesh: a data mesh (:func:`data_mesh`), or a mesh whose axes are named
+        by role, ``data`` and ``model`` (e.g. ``jax.make_mesh((2, 4),
+        ("data", "model"))``), Auto or Explicit.
       per_device: run the step per device under ``shard_map`` (manual
         collectives) instead of over the global batch under ``jit``.
       donate: donate the input state's buffers to the output.
+      micro_batches: gradient accumulation inside the step (see
+        :func:`jtricks.train.train_step`). With ``per_device=True`` each
+        device sums its micro-batches' gradients locally and the devices
+        average them once per step; under ``jit`` XLA places the reductions.
 
     Returns:
-      ``step(state, batch) -> (state, metrics)`` taking a
-      :func:`replicate_on_mesh`-ed state and a :func:`shard_batch`-ed batch;
-      the new state and the metrics are replicated.
+      ``step(state, batch) -> (state, metrics)`` taking a state on the mesh
+      (:func:`replicate_on_mesh`, or built from
+      :func:`~jtricks.parallel.shard_params`-ed parameters) and a
+      :func:`shard_batch`-ed batch; the new state keeps the state's layout
+      (leaves not on the mesh, such as a fresh step counter, become
+      replicated), the metrics are replicated. ``step.lower(state, batch)``
+      lowers the compiled program.
 
     Raises:
-      ValueError: for a mesh with more than one axis.
+      ValueError: for mesh axes not named by role, or ``per_device=True`` on
+        a mesh with a ``model`` or ``member`` axis.
 
     References:
       P. Goyal, P. Dollár, R. Girshick et al., "Accurate, Large Minibatch SGD:
@@ -220,11 +240,17 @@ def sharded_step(
       >>> int(state.step), metrics["loss"].sharding.is_fully_replicated
       (1, True)
     """
-    axis = _data_axis(mesh)
-    replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(axis))
+    roles = role_axes(mesh)
+    replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, data_spec(mesh))
     if per_device:
+        if roles[MODEL] is not None or roles[MEMBER] is not None:
+            raise ValueError(
+                f"per_device=True runs the loss on each device's shard with whole parameters; "
+                f"mesh axes {tuple(mesh.axis_names)} hold more than a data axis: use "
+                "per_device=False")
+        axis = roles[DATA]
         body = jax.shard_map(
-            local_step(loss_fn, tx, axis),
+            local_step(loss_fn, tx, axis, micro_batches),
             mesh=mesh,
             in_specs=(P(), P(axis)),
             out_specs=(P(), P()),
@@ -237,11 +263,35 @@ def sharded_step(
     else:
 
         def body(state, batch):
-            return train_step(state, batch, loss_fn=shard_loss(loss_fn, mesh), tx=tx)
+            return train_step(state, batch, loss_fn=shard_loss(loss_fn, mesh), tx=tx,
+                              micro_batches=micro_batches)
 
-    return jax.jit(
-        body,
-        in_shardings=(replicated, split),
-        out_shardings=(replicated, replicated),
-        donate_argnums=(0,) if donate else (),
-    )
+    compiled = {}
+
+    def placed(state):
+        # The state keeps its own layout (state_shardings): whole on every
+        # device, or split over the model axis as shard_params placed the
+        # parameters and init the optimizer state. Placing the leaves that are
+        # not on the mesh yet (a fresh step counter) up front gives the first
+        # and every later call the same input types: one compilation.
+        layout = state_shardings(state, mesh)
+        cache_key = (jax.tree.structure(layout), tuple(jax.tree.leaves(layout)))
+        if cache_key not in compiled:
+            compiled[cache_key] = jax.jit(
+                body,
+                in_shardings=(layout, split),
+                out_shardings=(layout, replicated),
+                donate_argnums=(0,) if donate else (),
+            )
+        return compiled[cache_key], jax.device_put(state, layout)
+
+    def step(state, batch):
+        fn, state = placed(state)
+        return fn(state, batch)
+
+    def lower(state, batch):
+        fn, state = placed(state)
+        return fn.lower(state, batch)
+
+    step.lower = lower
+    return step

@@ -9,7 +9,7 @@ import jax
 from jtricks._validate import check_int
 from jtricks.train import train_step
 
-def local_step(loss_fn, tx, axis_name):
+def local_step(loss_fn, tx, axis_name, micro_batches=1):
     """``train_step`` on one device's shard, inside ``pmap`` / ``shard_map``.
 
     ``train_step(axis_name=...)`` traces the loss inside
@@ -23,7 +23,8 @@ def local_step(loss_fn, tx, axis_name):
     """
 
     def step(state, batch):
-        return train_step(state, batch, loss_fn=loss_fn, tx=tx, axis_name=axis_name)
+        return train_step(state, batch, loss_fn=loss_fn, tx=tx, axis_name=axis_name,
+                          micro_batches=micro_batches)
 
     return step
 

@@ -47,8 +47,44 @@ from ._steps import evaluate
 LossFn = Callable[[Any, Any, Any, jax.Array], tuple[jax.Array, tuple[Any, dict]]]
 
 
+def _accumulate(grad_fn, params, model_state, batch, step_key, k):
+    """Mean loss, metrics and gradients over ``k`` strided micro-batches, one at a time.
+
+    Micro-batch ``j`` holds the examples ``j, j + k, j + 2k, ...`` of the
+    (local) batch and draws from ``fold_in(step_key, j)``; the model state
+    threads through them. Strided, micro-batch ``j`` of a per-device step is
+    the same set of global examples, in the same order, as on one device, so
+    the step does not depend on the device count. The sums stay local: a
+    per-device step averages them over the devices once, after the loop.
+    """
+    size = jax.tree.leaves(batch)[0].shape[0]
+    if size % k:
+        raise ValueError(f"micro_batches={k} does not divide the batch of {size} examples")
+    micro = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(size // k, k, *x.shape[1:]), 0, 1),
+                         batch)
+
+    def body(carry, xs):
+        model_state, total = carry
+        j, part = xs
+        (loss, (model_state, metrics)), grads = grad_fn(params, model_state, part,
+                                                        jax.random.fold_in(step_key, j))
+        total = jax.tree.map(jnp.add, total, (loss, metrics, grads))
+        return (model_state, total), None
+
+    (loss, (_, metrics)), _ = jax.eval_shape(grad_fn, params, model_state,
+                                             jax.tree.map(lambda x: x[0], micro), step_key)
+    # jnp.zeros_like keeps the parameters' layout (a model-sharded gradient sum).
+    zeros = (jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), (loss, metrics)),
+             jax.tree.map(jnp.zeros_like, params))
+    zeros = (*zeros[0], zeros[1])
+    (model_state, total), _ = jax.lax.scan(body, (model_state, zeros),
+                                           (jnp.arange(k, dtype=jnp.uint32), micro))
+    loss, metrics, grads = jax.tree.map(lambda t: t / k, total)
+    return loss, model_state, metrics, grads
+
+
 def train_step(state: TrainState, batch: Any, *, loss_fn: LossFn, tx,
-               axis_name: str | None = None) -> tuple[TrainState, dict]:
+               axis_name: str | None = None, micro_batches: int = 1) -> tuple[TrainState, dict]:
     """One optimizer step: gradients of ``loss_fn``, ``tx.update``, apply.
 
     The optimizer receives the step's loss as ``value=`` (optax's extra-argument
@@ -69,6 +105,12 @@ def train_step(state: TrainState, batch: Any, *, loss_fn: LossFn, tx,
         statistics from batch norm and draws example ``i``'s dropout masks
         from ``fold_in(step_key, global index of i)``: every device gets the
         same step key, and the result does not depend on the device count.
+      micro_batches: split the batch into this many strided micro-batches
+        (``j, j + k, ...``; micro-batch ``j`` draws from ``fold_in(step_key,
+        j)``) run one after the other, and step once on the mean of their
+        gradients: the memory of one micro-batch, the update of the whole
+        batch. With ``axis_name`` the sums stay on each device and are
+        averaged over the devices once per step, not once per micro-batch.
 
     Returns:
       ``(new_state, metrics)``; ``metrics`` holds the loss function's metrics,
@@ -86,13 +128,18 @@ def train_step(state: TrainState, batch: Any, *, loss_fn: LossFn, tx,
       >>> int(state.step), sorted(metrics)
       (1, ['accuracy', 'grad_norm', 'loss'])
     """
+    micro_batches = check_int("micro_batches", micro_batches, lo=1)
     key, step_key = jax.random.split(state.key)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     with data_parallel(axis_name) if axis_name is not None else contextlib.nullcontext():
-        (loss, (model_state, metrics)), grads = grad_fn(state.params, state.model_state,
-                                                        batch, step_key)
+        if micro_batches == 1:
+            (loss, (model_state, metrics)), grads = grad_fn(state.params, state.model_state,
+                                                            batch, step_key)
+        else:
+            loss, model_state, metrics, grads = _accumulate(
+                grad_fn, state.params, state.model_state, batch, step_key, micro_batches)
     metrics = dict(metrics, loss=loss)
-    if axis_name is not None:
+    if axis_name is not None:  # once per optimizer step, whatever micro_batches is
         grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
     metrics["grad_norm"] = global_norm(grads)
     updates, opt_state = call_update(tx, grads, state.opt_state, state.params,
