@@ -37,6 +37,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Sequence
 
+from jax.typing import ArrayLike
+
 import numpy as np
 
 from jtricks import _validate
@@ -69,7 +71,7 @@ class LRRangeResult(NamedTuple):
     curves: dict
 
 
-def suggest_learning_rate(learning_rates: Sequence[float], losses: Sequence[float],
+def suggest_learning_rate(learning_rates: ArrayLike, losses: ArrayLike,
                           initial_loss: float, *, tolerance: float = 0.05):
     """The valley of a range test and the rate in its middle.
 
@@ -104,16 +106,16 @@ def suggest_learning_rate(learning_rates: Sequence[float], losses: Sequence[floa
       https://arxiv.org/abs/1506.01186, 2017 (§3.3, the range test and its two bounds).
     """
     rates = _check_rates(learning_rates)
-    losses = np.asarray(losses, np.float64)
-    if losses.shape != rates.shape:
-        raise ValueError(f"losses has shape {losses.shape} but learning_rates has {rates.shape}")
+    loss = np.asarray(losses, np.float64)
+    if loss.shape != rates.shape:
+        raise ValueError(f"losses has shape {loss.shape} but learning_rates has {rates.shape}")
     _validate.check_number("tolerance", tolerance, lo=0, hi=1, lo_open=True, hi_open=True)
-    finite = np.isfinite(losses)
-    if not finite.any() or np.min(losses[finite]) >= initial_loss:
+    finite = np.isfinite(loss)
+    if not finite.any() or np.min(loss[finite]) >= initial_loss:
         return float("nan"), (float("nan"), float("nan"))
-    best = int(np.argmin(np.where(finite, losses, np.inf)))
-    threshold = losses[best] + tolerance * (initial_loss - losses[best])
-    inside = finite & (losses <= threshold)
+    best = int(np.argmin(np.where(finite, loss, np.inf)))
+    threshold = loss[best] + tolerance * (initial_loss - loss[best])
+    inside = finite & (loss <= threshold)
     low = high = best
     while low > 0 and inside[low - 1]:
         low -= 1

@@ -125,7 +125,7 @@ class SweepResult(NamedTuple):
       best: the index of the member with the lowest validation loss.
     """
 
-    hparams: dict
+    hparams: Mapping[str, Any]
     members: MemberResult
     best: int
 

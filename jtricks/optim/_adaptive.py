@@ -95,14 +95,14 @@ class ScaleByCenteredRmsState(NamedTuple):
 class ScaleByRmsWithCountState(NamedTuple):
     """``scale_by_rms(bias_correction=True)``'s state: the step count and ``nu``."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's name; shadows tuple.count
     nu: Any
 
 
 class ScaleByCenteredRmsWithCountState(NamedTuple):
     """The centered ``scale_by_rms(bias_correction=True)``'s state: count, ``mu``, ``nu``."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's name; shadows tuple.count
     mu: Any
     nu: Any
 

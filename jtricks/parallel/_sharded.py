@@ -293,5 +293,5 @@ def sharded_step(
         fn, state = placed(state)
         return fn.lower(state, batch)
 
-    step.lower = lower
+    step.lower = lower  # type: ignore[attr-defined]
     return step
