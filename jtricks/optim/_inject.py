@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from .._numeric import safe_increment, zero_count
 from ._base import GradientTransformation
+from ._checks import transformation
 from ._common import call_update
 
 
@@ -66,8 +67,17 @@ def inject_hyperparams(
       Array([-0.05, -0.05], dtype=float32)
       >>> state = state._replace(hyperparams={**state.hyperparams, "learning_rate": 0.5})
     """
+    if not callable(factory):
+        raise TypeError(f"factory={factory!r} must be an optimizer factory such as adam")
+    if isinstance(static_args, str):
+        raise TypeError(f"static_args={static_args!r} must be a sequence of argument names, "
+                        f"e.g. ({static_args!r},)")
     static = frozenset(static_args)
     signature = inspect.signature(factory)
+    unknown = sorted(str(n) for n in static if n not in signature.parameters)
+    if unknown:
+        raise ValueError(f"static_args={tuple(static_args)!r} names {', '.join(unknown)}, "
+                         f"which {getattr(factory, '__name__', 'factory')} does not take")
 
     def wrapped(*args, **kwargs) -> GradientTransformation:
         bound = signature.bind(*args, **kwargs)
@@ -98,8 +108,9 @@ def inject_hyperparams(
             updates, inner = call_update(tx, updates, state.inner_state, params, extra_args)
             return updates, InjectHyperparamsState(safe_increment(state.count), hp, inner)
 
-        return GradientTransformation(init_fn, update_fn)
+        return transformation(name, init_fn, update_fn, (InjectHyperparamsState,))
 
-    wrapped.__name__ = f"inject_hyperparams({getattr(factory, '__name__', 'factory')})"
+    name = f"inject_hyperparams({getattr(factory, '__name__', 'factory')})"
+    wrapped.__name__ = name
     wrapped.__doc__ = factory.__doc__
     return wrapped

@@ -9,7 +9,8 @@ gradients. Hyperparameters may be Python numbers, JAX arrays or tracers (and a
 schedule where noted), so they can be ``jit`` arguments or ``vmap``-ed.
 
 State dtypes are named as in optax, after the buffer they set (``mu_dtype``,
-``nu_dtype``, ``accumulator_dtype``; default: the params' dtype).
+``nu_dtype``, ``accumulator_dtype``; default: the params' dtype; squared-gradient
+averages of half-precision params are float32, see :mod:`._adaptive`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import jax.numpy as jnp
 from .._numeric import compute_dtype, global_norm, safe_increment, zero_count
 from .. import _validate as v
 from ._base import EmptyState, GradientTransformation, identity
-from ._common import as_dtype, check_structure, map_leaves, zeros_like
+from ._checks import transformation
+from ._common import as_dtype, map_leaves, zeros_like
 
 ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]
 
@@ -80,7 +82,7 @@ def scale(step_size: jax.typing.ArrayLike) -> GradientTransformation:
         del params, extra_args
         return _scale_leaves(updates, step_size), state
 
-    return GradientTransformation(_empty_init, update_fn)
+    return transformation("scale", _empty_init, update_fn)
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -112,6 +114,7 @@ def scale_by_learning_rate(
       >>> tx.update(g, tx.init(g), g)[0]
       Array([-0.001,  0.002], dtype=float32)
     """
+    v.check_bool("flip_sign", flip_sign)
     if learning_rate is None:
         return identity()
     v.check_non_negative("learning_rate", learning_rate)
@@ -128,7 +131,7 @@ def scale_by_learning_rate(
         step = sign * learning_rate(state.count)
         return _scale_leaves(updates, step), ScaleByScheduleState(safe_increment(state.count))
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("scale_by_learning_rate", init_fn, update_fn, (ScaleByScheduleState,))
 
 
 # ----------------------------------------------------------------------------- momentum
@@ -172,13 +175,14 @@ def trace(
       Array([ 1.9, -3.8], dtype=float32)
     """
     v.check_unit_interval("decay", decay)
+    v.check_bool("nesterov", nesterov)
+    accumulator_dtype = v.check_dtype("accumulator_dtype", accumulator_dtype)
 
     def init_fn(params):
         return TraceState(jax.tree.map(lambda p: zeros_like(p, accumulator_dtype), params))
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        check_structure("trace", updates, state.trace)
 
         def leaf(g, t):
             cdt = compute_dtype(jnp.result_type(g, t))
@@ -191,7 +195,7 @@ def trace(
         updates, new_trace = map_leaves(leaf, 2, updates, state.trace)
         return updates, TraceState(new_trace)
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("trace", init_fn, update_fn, (TraceState,), like=lambda s: s.trace)
 
 
 # ----------------------------------------------------------------------------- normalising
@@ -239,7 +243,7 @@ def normalize_by_norm(
 
         return jax.tree.map(leaf, updates), state
 
-    return GradientTransformation(_empty_init, update_fn)
+    return transformation("normalize_by_norm", _empty_init, update_fn)
 
 
 # ----------------------------------------------------------------------------- weight decay
@@ -262,7 +266,6 @@ def _decay_transform(name: str, coeff, leaf_term: Callable, mask) -> GradientTra
         del extra_args
         if params is None:
             raise ValueError(f"{name} needs the params: call update(updates, state, params)")
-        check_structure(name, updates, params, what="the params given to update")
         if callable(coeff):
             c, state = coeff(state.count), WeightDecayScheduleState(safe_increment(state.count))
         else:
@@ -274,7 +277,8 @@ def _decay_transform(name: str, coeff, leaf_term: Callable, mask) -> GradientTra
 
         return jax.tree.map(leaf, updates, params), state
 
-    tx = GradientTransformation(init_fn, update_fn)
+    tx = transformation(name, init_fn, update_fn,
+                        (WeightDecayScheduleState,) if callable(coeff) else None)
     if mask is not None:
         from ._wrappers import masked  # local: _wrappers builds on this module's helpers
 
