@@ -314,8 +314,9 @@ def test_every_schedule_has_a_ported_call():
 
 def _old_adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, amsgrad=False, *, eps_root=0.0,
               mu_dtype=None, nu_dtype=None):
-    """``adam`` as it was before: ``amsgrad`` fifth, where optax has ``eps_root``."""
-    return jo.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, amsgrad=amsgrad,
+    """``adam`` as it was before: ``amsgrad`` fifth, where optax has ``eps_root``
+    (and, as then, any truthy value taken for the flag: ``adam`` now refuses a float)."""
+    return jo.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, amsgrad=bool(amsgrad),
                    nu_dtype=nu_dtype)
 
 

@@ -220,10 +220,9 @@ def _has_per_parameter_state(config):
 
 
 # The registry's transformations whose state holds a tree of the parameters' structure.
-# Known gap, found by this table: jo.flatten keeps its state flat and takes gradients of another
-# tree of the same size without an error (another size fails inside jnp, not naming the trees).
-_KNOWN = {"flatten": "jo.flatten(tx).update accepts gradients of another tree structure "
-                     "(its state is one flat buffer); jtricks/optim/_flat.py does not check it"}
+# jo.flatten keeps its state flat: it compares the updates with the params given to update
+# (jtricks/optim/_checks.py), as every transformation does, not with its state.
+_KNOWN: dict = {}
 # A wrapper's error names the transformation whose state first sees the other tree: its own
 # (accumulate_gradients keeps an accumulator like the parameters) or the wrapped one's.
 _OWN_STATE_WRAPPERS = {"accumulate_gradients"}

@@ -5,8 +5,14 @@ Each unit is a ``NamedTuple`` state and a factory returning a
 :mod:`._transforms`: one fused per-leaf function applied in a single pass over
 the leaves, in the leaf's dtype promoted to at least float32. Squared gradients are
 squared magnitudes ``|g|**2 = g * conj(g)`` (real for complex parameters, as in optax).
-State dtypes are named as in optax (``mu_dtype``, ``nu_dtype``, ``accumulator_dtype``; default:
-the params' dtype).
+State dtypes are named as in optax (``mu_dtype``, ``nu_dtype``, ``accumulator_dtype``;
+default: the params' dtype), except that sums and averages of squared gradients of
+half-precision (float16 / bfloat16) parameters are kept in float32 by default
+(:func:`square_dtype`).
+
+With ``eps = 0`` (and ``eps_root = 0``) the division by the root of a zero
+second moment is guarded: where that moment is zero (a zero gradient so far) the
+update is zero, never ``0/0 = NaN``. Adadelta alone needs ``eps > 0``.
 """
 
 from __future__ import annotations
@@ -15,11 +21,47 @@ from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._numeric import abs_sq, compute_dtype, safe_increment, zero_count
 from .. import _validate as v
 from ._base import GradientTransformation
-from ._common import as_dtype, check_structure, full_like, map_leaves, zeros_like
+from ._checks import transformation
+from ._common import as_dtype, full_like, map_leaves, zeros_like
+
+_HALF = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
+
+
+def square_dtype(param: Any, override=None) -> jnp.dtype:
+    """The dtype of a sum or average of squared gradients for ``param``.
+
+    ``override`` when given, else the parameter's dtype, except float32 for
+    float16 / bfloat16 parameters: a float16 square overflows for gradients
+    above about 256 (``(1 - b2) g^2 > 65504`` for ``g`` of about 8e3 in Adam, and
+    then the parameter never moves again), and a bfloat16 moving average with
+    ``b2 = 0.999`` cannot decay (a relative change of 1e-3 rounds away in its
+    8-bit significand). optax and PyTorch keep the params' dtype (PyTorch's mixed
+    precision keeps float32 master weights instead).
+
+    Example:
+      >>> square_dtype(jnp.zeros(2, jnp.bfloat16)), square_dtype(jnp.zeros(2, jnp.float32))
+      (dtype('float32'), dtype('float32'))
+      >>> square_dtype(jnp.zeros(2, jnp.float16), override=jnp.float16)
+      dtype('float16')
+    """
+    if override is not None:
+        return jnp.dtype(override)
+    dtype = jnp.result_type(param)
+    return jnp.dtype(jnp.float32) if dtype in _HALF else dtype
+
+
+def _may_be_zero(*values) -> bool:
+    """Whether every value may be 0 (in float32): then a ``0/0`` must be guarded."""
+    for value in values:
+        concrete = v.concrete_value(value)
+        if concrete is not None and float(concrete) >= np.finfo(np.float32).tiny:
+            return False
+    return True
 
 
 class ScaleByAdagradState(NamedTuple):
@@ -59,12 +101,11 @@ def scale_by_adagrad(
     v.check_non_negative("eps", eps)
 
     def init_fn(params):
-        return ScaleByAdagradState(
-            jax.tree.map(lambda p: full_like(p, initial_accumulator_value), params))
+        return ScaleByAdagradState(jax.tree.map(
+            lambda p: full_like(p, initial_accumulator_value, square_dtype(p)), params))
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        check_structure("scale_by_adagrad", updates, state.sum_of_squares)
 
         def leaf(g, s):
             cdt = compute_dtype(jnp.result_type(g, s))
@@ -76,7 +117,8 @@ def scale_by_adagrad(
         updates, sums = map_leaves(leaf, 2, updates, state.sum_of_squares)
         return updates, ScaleByAdagradState(sums)
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("scale_by_adagrad", init_fn, update_fn, (ScaleByAdagradState,),
+                          like=lambda s: s.sum_of_squares)
 
 
 class ScaleByRmsState(NamedTuple):
@@ -128,7 +170,8 @@ def scale_by_rms(
 
     Args:
       decay: :math:`\rho` in ``[0, 1)``.
-      eps: ``>= 0``.
+      eps: ``>= 0``; with ``eps = 0`` a zero (centered) second moment gives a zero
+        update, not ``0/0``.
       initial_scale: starting value of :math:`\nu`.
       eps_in_sqrt: where ``eps`` goes, see above.
       bias_correction: whether to debias the averages (optax's option; the state
@@ -156,12 +199,16 @@ def scale_by_rms(
       >>> tx.update(g, tx.init(g), g)[0]
       Array([ 3.3333333, -3.3333333], dtype=float32)
     """
+    v.check_bool("bias_correction", bias_correction)
     v.check_unit_interval("decay", decay)
     v.check_non_negative("eps", eps)
     v.check_non_negative("initial_scale", initial_scale)
+    v.check_bool("eps_in_sqrt", eps_in_sqrt)
+    v.check_bool("centered", centered)
+    guard = _may_be_zero(eps)
 
     def init_fn(params):
-        nu = jax.tree.map(lambda p: full_like(p, initial_scale), params)
+        nu = jax.tree.map(lambda p: full_like(p, initial_scale, square_dtype(p)), params)
         mu = jax.tree.map(zeros_like, params)
         if bias_correction:
             return (ScaleByCenteredRmsWithCountState(zero_count(), mu, nu) if centered
@@ -170,7 +217,6 @@ def scale_by_rms(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        check_structure("scale_by_rms", updates, state.nu)
         count = safe_increment(state.count) if bias_correction else None
         if bias_correction:  # 1 - decay**t once per step, in >= float32
             bdt = compute_dtype(jnp.result_type(*jax.tree.leaves(updates), jnp.float32))
@@ -189,6 +235,8 @@ def scale_by_rms(
                 var = jnp.maximum(nu_hat - abs_sq(mu_hat), 0.0)  # a variance is never negative
                 mu = mu.astype(mu_old.dtype)
             s = jax.lax.rsqrt(var + e) if eps_in_sqrt else 1 / (jnp.sqrt(var) + e)
+            if guard:  # eps = 0: no 0/0 where the (centered) second moment is zero
+                s = jnp.where(var + e > 0, s, 0.0)
             return (s * g32).astype(jnp.result_type(g)), nu.astype(nu_old.dtype), mu
 
         if centered:
@@ -201,7 +249,12 @@ def scale_by_rms(
             return updates, ScaleByRmsWithCountState(count, nu)
         return updates, ScaleByRmsState(nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    kind: type
+    if bias_correction:
+        kind = ScaleByCenteredRmsWithCountState if centered else ScaleByRmsWithCountState
+    else:
+        kind = ScaleByCenteredRmsState if centered else ScaleByRmsState
+    return transformation("scale_by_rms", init_fn, update_fn, (kind,), like=lambda s: s.nu)
 
 
 class ScaleByAdadeltaState(NamedTuple):
@@ -218,7 +271,8 @@ def scale_by_adadelta(
 
     Args:
       rho: decay of both moving averages, in ``[0, 1)``.
-      eps: ``>= 0``.
+      eps: ``> 0``: it is the only source of a first step (with ``eps = 0`` the
+        average of squared updates stays 0 and no parameter ever moves).
 
     Complex gradients use :math:`|g|^2` (and :math:`|\Delta x|^2`) in both averages, as
     every second moment here; optax's ``scale_by_adadelta`` squares them (``g**2``) and
@@ -228,7 +282,7 @@ def scale_by_adadelta(
       A ``GradientTransformation`` with state :class:`ScaleByAdadeltaState`.
 
     Raises:
-      ValueError: for ``rho`` outside ``[0, 1)`` or a negative ``eps``.
+      ValueError: for ``rho`` outside ``[0, 1)`` or ``eps <= 0``.
 
     References:
       Zeiler, "ADADELTA: An Adaptive Learning Rate Method",
@@ -241,15 +295,14 @@ def scale_by_adadelta(
       Array([ 0.00316226, -0.00316227], dtype=float32)
     """
     v.check_unit_interval("rho", rho)
-    v.check_non_negative("eps", eps)
+    v.check_positive("eps", eps)
 
     def init_fn(params):
-        zeros = lambda: jax.tree.map(zeros_like, params)  # noqa: E731
+        zeros = lambda: jax.tree.map(lambda p: zeros_like(p, square_dtype(p)), params)  # noqa: E731
         return ScaleByAdadeltaState(e_g=zeros(), e_x=zeros())
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        check_structure("scale_by_adadelta", updates, state.e_g)
 
         def leaf(g, e_g, e_x):
             cdt = compute_dtype(jnp.result_type(g, e_g))
@@ -264,7 +317,8 @@ def scale_by_adadelta(
         updates, e_g, e_x = map_leaves(leaf, 3, updates, state.e_g, state.e_x)
         return updates, ScaleByAdadeltaState(e_g=e_g, e_x=e_x)
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("scale_by_adadelta", init_fn, update_fn, (ScaleByAdadeltaState,),
+                          like=lambda s: s.e_g)
 
 
 class ScaleByAdamState(NamedTuple):
@@ -313,11 +367,17 @@ def scale_by_adam(
       b1: decay of the first moment, in ``[0, 1)``.
       b2: decay of the second moment, in ``[0, 1)``.
       eps: added outside the square root, ``>= 0``.
-      eps_root: added inside the square root, ``>= 0``.
+      eps_root: added inside the square root, ``>= 0``. With ``eps = eps_root = 0``
+        a zero second moment (no gradient yet on that coordinate) gives a zero
+        update, not ``0/0 = NaN`` (optax gives NaN there).
       mu_dtype: dtype of ``m`` (default: the params' dtype).
       nesterov: whether to use NAdam's Nesterov momentum (keyword-only, as in optax).
       amsgrad: whether to use the AMSGrad maximum (keyword-only).
-      nu_dtype: dtype of ``v`` (keyword-only; default: the params' dtype).
+      nu_dtype: dtype of ``v`` (keyword-only). Default: the params' dtype, except
+        float32 for float16 / bfloat16 params (:func:`square_dtype`): in float16,
+        ``v`` overflows to inf for one gradient of about 8e3 and the parameter
+        never moves again. optax (which has no ``nu_dtype``) and PyTorch keep
+        ``v`` in the params' dtype; pass ``nu_dtype=jnp.float16`` for that.
 
     Returns:
       A ``GradientTransformation`` with state :class:`ScaleByAdamState` or
@@ -343,19 +403,21 @@ def scale_by_adam(
     v.check_unit_interval("b2", b2)
     v.check_non_negative("eps", eps)
     v.check_non_negative("eps_root", eps_root)
-    mu_dtype = None if mu_dtype is None else jnp.dtype(mu_dtype)
-    nu_dtype = None if nu_dtype is None else jnp.dtype(nu_dtype)
+    mu_dtype = v.check_dtype("mu_dtype", mu_dtype)
+    nu_dtype = v.check_dtype("nu_dtype", nu_dtype)
+    v.check_bool("nesterov", nesterov)
+    v.check_bool("amsgrad", amsgrad)
+    guard = _may_be_zero(eps, eps_root)
 
     def init_fn(params):
         mu = jax.tree.map(lambda p: zeros_like(p, mu_dtype), params)
-        nu = jax.tree.map(lambda p: zeros_like(p, nu_dtype), params)
+        nu = jax.tree.map(lambda p: zeros_like(p, square_dtype(p, nu_dtype)), params)
         if amsgrad:
             return ScaleByAmsgradState(zero_count(), mu, nu, jax.tree.map(zeros_like, nu))
         return ScaleByAdamState(zero_count(), mu, nu)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        check_structure("scale_by_adam", updates, state.mu)
         count = safe_increment(state.count)
         # Bias corrections once per step, in >= float32 (a low-precision b**t rounds to 1).
         bdt = compute_dtype(jnp.result_type(*jax.tree.leaves(updates), jnp.float32))
@@ -381,6 +443,8 @@ def scale_by_adam(
             else:
                 m_hat = m / bc1.astype(cdt)
             u = m_hat / denom
+            if guard:  # eps = eps_root = 0: no 0/0 where the second moment is zero
+                u = jnp.where(denom > 0, u, 0.0)
             return u.astype(jnp.result_type(g)), m.astype(m_old.dtype), n.astype(n_old.dtype), n_max
 
         trees = (state.mu, state.nu) + ((state.nu_max,) if amsgrad else ())
@@ -389,4 +453,6 @@ def scale_by_adam(
             return updates, ScaleByAmsgradState(count, mu, nu, nu_max)
         return updates, ScaleByAdamState(count, mu, nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("scale_by_adam", init_fn, update_fn,
+                          (ScaleByAmsgradState if amsgrad else ScaleByAdamState,),
+                          like=lambda s: s.mu)

@@ -3,8 +3,14 @@
 Every optimizer takes ``learning_rate`` first: a non-negative number, a JAX
 array (also a traced one, so a jitted step does not recompile when it changes
 and ``jax.vmap`` over a vector of learning rates runs a sweep), or a schedule
-``step -> value``. State dtypes keep optax's names (``mu_dtype``, ``nu_dtype``,
-``accumulator_dtype``: the dtype of that buffer; default the params' dtype).
+``step -> value``; ``None`` is refused (it would scale nothing, so applying the
+updates would climb the loss), except by :func:`adadelta`, where it is optax's
+default. State dtypes keep optax's names (``mu_dtype``, ``nu_dtype``,
+``accumulator_dtype``: the dtype of that buffer; default the params' dtype,
+except float32 for squared-gradient averages of float16 / bfloat16 params, see
+:func:`scale_by_adam`). Every hyperparameter is checked when the optimizer is
+built (finite real scalars, bools for flags, floating dtypes), and every misuse
+at ``init`` / ``update`` is named by :mod:`._checks`.
 """
 
 from typing import Any, Optional
@@ -13,6 +19,7 @@ import jax
 
 from .. import _validate as v
 from ._base import GradientTransformation, chain, identity
+from ._checks import check_mask
 from ._adaptive import scale_by_adadelta, scale_by_adagrad, scale_by_adam, scale_by_rms
 from ._transforms import (
     ScalarOrSchedule,
@@ -45,7 +52,8 @@ def sgd(
       scale_by_learning_rate(learning_rate))``.
 
     Raises:
-      ValueError: for a negative ``learning_rate`` or ``momentum`` outside ``[0, 1)``.
+      ValueError: for a negative or infinite ``learning_rate`` or ``momentum`` outside ``[0, 1)``.
+      TypeError: for ``learning_rate=None``, a non-bool ``nesterov`` or a bad dtype.
 
     References:
       Robbins, Monro, "A Stochastic Approximation Method",
@@ -57,7 +65,10 @@ def sgd(
       >>> tx.update(g, tx.init(g), g)[0]   # -lr * (g + 0.9 * g)
       Array([-0.19,  0.38], dtype=float32)
     """
+    v.check_non_negative("learning_rate", learning_rate)  # None would mean no descent
     v.check_unit_interval("momentum", momentum, allow_none=True)
+    v.check_bool("nesterov", nesterov)
+    v.check_dtype("accumulator_dtype", accumulator_dtype)
     return chain(
         trace(momentum, nesterov, accumulator_dtype) if momentum is not None else identity(),
         scale_by_learning_rate(learning_rate),
@@ -74,7 +85,7 @@ def adagrad(
     Args:
       learning_rate: :math:`\eta`, number, array or schedule.
       initial_accumulator_value: starting value of the sum of squares.
-      eps: added inside the square root.
+      eps: added inside the square root, ``>= 0`` (where the sum is zero the update is zero).
 
     Returns:
       ``chain(scale_by_adagrad(...), scale_by_learning_rate(learning_rate))``.
@@ -92,6 +103,7 @@ def adagrad(
       >>> tx.update(g, tx.init(g), g)[0]
       Array([-0.09534625,  0.09877297], dtype=float32)
     """
+    v.check_non_negative("learning_rate", learning_rate)
     return chain(
         scale_by_adagrad(initial_accumulator_value, eps),
         scale_by_learning_rate(learning_rate),
@@ -148,7 +160,10 @@ def rmsprop(
       >>> ours.update(g, ours.init(g))[0], theirs.update(g, theirs.init(g))[0]
       (Array([-0.00229416,  0.00285714], dtype=float32), Array([-0.00229416,  0.00285714], dtype=float32))
     """
+    v.check_non_negative("learning_rate", learning_rate)
+    v.check_bool("bias_correction", bias_correction)
     v.check_unit_interval("momentum", momentum, allow_none=True)
+    v.check_bool("nesterov", nesterov)
     return chain(
         scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction,
                      centered=centered),
@@ -173,7 +188,8 @@ def adadelta(
         ``optax.adadelta()``, so ``apply_updates`` would climb the loss; pass
         ``learning_rate=1.0`` for Zeiler's descent step.
       rho: moving-average decay in ``[0, 1)``.
-      eps: ``>= 0``.
+      eps: ``> 0``: with ``eps = 0`` the running average of squared updates would
+        stay 0 and no parameter would ever move (optax's does exactly that).
       weight_decay: L2 decay :math:`\lambda \ge 0` added to the gradients *before*
         the rescaling (as optax), number, array or schedule. With a concrete ``0``
         (the default) ``update`` needs no params.
@@ -197,6 +213,9 @@ def adadelta(
       >>> tx.update(g, tx.init(g), g)[0]
       Array([-0.00316226,  0.00316227], dtype=float32)
     """
+    v.check_non_negative("learning_rate", learning_rate, allow_none=True)
+    v.check_non_negative("weight_decay", weight_decay)
+    check_mask("weight_decay_mask", weight_decay_mask)
     return chain(
         add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_adadelta(rho, eps),
@@ -224,12 +243,14 @@ def adam(
     Args:
       learning_rate: number, array or schedule.
       b1, b2: moment decays in ``[0, 1)``.
-      eps: added outside the square root.
-      eps_root: added inside the square root.
+      eps: added outside the square root, ``>= 0``.
+      eps_root: added inside the square root, ``>= 0`` (with both 0, a zero second
+        moment gives a zero update, not ``0/0``).
       mu_dtype: dtype of the first-moment buffer (default: params' dtype).
       nesterov: whether to use NAdam's Nesterov momentum.
       amsgrad: whether to divide by the running maximum of the second moment.
-      nu_dtype: dtype of the second-moment buffer (default: params' dtype).
+      nu_dtype: dtype of the second-moment buffer (default: params' dtype, but
+        float32 for float16 / bfloat16 params, see :func:`scale_by_adam`).
 
     Returns:
       ``chain(scale_by_adam(...), scale_by_learning_rate(learning_rate))``.
@@ -260,6 +281,7 @@ def adam(
       >>> ours.update(grads, ours.init(params))[0]["w"], theirs.update(grads, theirs.init(params))[0]["w"]
       (Array([-0.00999998,  0.0099999 ], dtype=float32), Array([-0.00999998,  0.0099999 ], dtype=float32))
     """
+    v.check_non_negative("learning_rate", learning_rate)
     return chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, amsgrad=amsgrad,
                       nu_dtype=nu_dtype),
@@ -311,6 +333,7 @@ def adamw(
       >>> updates["w"][0], updates["b"]     # zero gradient: only the masked decay moves w
       (Array([-1.0000001e-05, -1.0000001e-05], dtype=float32), Array([-0., -0.], dtype=float32))
     """
+    v.check_non_negative("learning_rate", learning_rate)
     return chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
         add_decayed_weights(weight_decay, mask),

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ._checks import made_by, path_str, transformation
+
 Params = Any
 Updates = Any
 OptState = Any
@@ -72,7 +74,7 @@ def identity() -> GradientTransformation:
         del params, extra_args
         return updates, state
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("identity", init_fn, update_fn)
 
 
 def chain(*transforms) -> GradientTransformation:
@@ -108,11 +110,11 @@ def chain(*transforms) -> GradientTransformation:
         return tuple(tx.init(params) for tx in transforms)
 
     def update_fn(updates, state, params=None, **extra_args):
-        if not isinstance(state, tuple) or len(state) != len(transforms):
-            raise ValueError(
-                f"chain of {len(transforms)} transformations got a state that is not a "
-                f"tuple of {len(transforms)} inner states: {type(state).__name__}"
-            )
+        if type(state) is not tuple or len(state) != len(transforms):  # noqa: E721
+            raise TypeError(
+                f"chain.update got {made_by(state)}, but a chain of "
+                f"{len(transforms)} transformations makes a tuple of {len(transforms)} inner "
+                "states: pass the state made by this chain's init")
         new_state = []
         for tx, s in zip(transforms, state):
             updates, s = call_update(tx, updates, s, params, extra_args)
@@ -132,11 +134,34 @@ def apply_updates(params: Params, updates: Updates) -> Params:
 
     Returns:
       The updated parameters, each leaf in the dtype of the parameter.
+
+    Raises:
+      ValueError: if ``updates`` has another tree structure, or a leaf of another
+        shape (it would broadcast and reshape the parameter).
+      TypeError: if a floating-point update meets an integer parameter (it would be
+        truncated, and the parameter would never move).
     """
-    return jax.tree.map(
-        lambda p, u: p if p is None or u is None
-        else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
-        params,
-        updates,
-        is_leaf=lambda x: x is None,
-    )
+    if params is None:  # optax: a None params tree stays None
+        return None
+
+    def leaf(path, p, u):
+        if u is None:
+            return p
+        where = f"apply_updates: updates{path_str(path)}"
+        if jnp.shape(u) != jnp.shape(p):
+            raise ValueError(f"{where} has shape {jnp.shape(u)}, but params{path_str(path)} "
+                             f"has shape {jnp.shape(p)}; updates are not broadcast")
+        p_dtype, u_dtype = jnp.result_type(p), jnp.result_type(u)
+        if jnp.issubdtype(u_dtype, jnp.inexact) and not jnp.issubdtype(p_dtype, jnp.inexact):
+            raise TypeError(f"{where} has dtype {u_dtype}, but params{path_str(path)} has "
+                            f"dtype {p_dtype}: the update would be truncated and the "
+                            "parameter would never move; keep parameters floating point")
+        return jnp.asarray(p + u).astype(p_dtype)
+
+    is_none = lambda x: x is None  # noqa: E731
+    got: Any = jax.tree.structure(updates, is_leaf=is_none)
+    want: Any = jax.tree.structure(params)
+    if got != want:
+        raise ValueError(f"apply_updates got updates with tree structure {got}, but the "
+                         f"params have tree structure {want}")
+    return jax.tree_util.tree_map_with_path(leaf, params, updates, is_leaf=is_none)

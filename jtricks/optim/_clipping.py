@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from .._numeric import abs_sq, compute_dtype, global_norm
 from .. import _validate as v
 from ._base import EmptyState, GradientTransformation
+from ._checks import transformation
 from ._common import as_dtype
 
 
@@ -47,7 +48,7 @@ def clip(max_delta: jax.typing.ArrayLike) -> GradientTransformation:
 
         return jax.tree.map(leaf, updates), state
 
-    return GradientTransformation(_empty_init, update_fn)
+    return transformation("clip", _empty_init, update_fn)
 
 
 def clip_by_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformation:
@@ -87,7 +88,7 @@ def clip_by_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformation:
 
         return jax.tree.map(leaf, updates), state
 
-    return GradientTransformation(_empty_init, update_fn)
+    return transformation("clip_by_norm", _empty_init, update_fn)
 
 
 class ClipByGlobalNormState(NamedTuple):
@@ -159,4 +160,4 @@ def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformatio
             norm.astype(state.global_norm.dtype), jnp.logical_not(keep))
         return jax.tree.map(leaf, updates), new_state
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("clip_by_global_norm", init_fn, update_fn, (ClipByGlobalNormState,))

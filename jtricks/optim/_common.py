@@ -1,9 +1,9 @@
-"""Small helpers shared by the transformations: typed zeros, hyperparameter casts, tree checks.
+"""Small helpers shared by the transformations: typed zeros, hyperparameter casts, leaf maps.
 
 Not public: every name here is an implementation detail of ``jtricks.optim``.
 Counters (``safe_increment``, ``zero_count``), ``compute_dtype`` and
 ``global_norm`` are not here: they are defined once, in :mod:`jtricks._numeric`,
-and imported from there.
+and imported from there; the update-time checks are in :mod:`._checks`.
 """
 
 from __future__ import annotations
@@ -40,25 +40,6 @@ def as_dtype(x: Any, dtype) -> jax.Array:
     from promoting a float32 computation).
     """
     return jnp.asarray(x).astype(dtype)
-
-
-def check_structure(name: str, updates: Any, reference: Any, what: str = "init") -> None:
-    """Raises ``ValueError`` naming both structures when the trees differ.
-
-    Args:
-      name: the transformation's name, used in the message.
-      updates: the tree given to ``update``.
-      reference: a tree of the state with the structure given to ``init``.
-      what: where ``reference`` came from, for the message.
-    """
-    got: Any = jax.tree.structure(updates)
-    want: Any = jax.tree.structure(reference)
-    if got != want:
-        raise ValueError(
-            f"{name}.update got updates with tree structure {got}, but the state was "
-            f"built by {what} for tree structure {want}; pass gradients with the same "
-            "structure as the params given to init"
-        )
 
 
 def map_leaves(fn: Callable, n_out: int, tree: Any, *rest: Any) -> tuple:

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._base import GradientTransformation, call_update
+from ._checks import transformation
 
 __all__ = ["FlatState", "flatten", "ravel"]
 
@@ -199,9 +200,8 @@ def flatten(tx) -> GradientTransformation:
     """
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
         raise TypeError(
-            f"flatten expects a gradient transformation with init and update, got "
-            f"{type(tx).__name__}: {tx!r}"
-        )
+            "flatten expects a gradient transformation with init and update (e.g. "
+            f"adam(1e-3), not adam), got tx={tx!r}")
 
     def init_fn(params):
         layout = _layout(params)
@@ -220,4 +220,4 @@ def flatten(tx) -> GradientTransformation:
         leaves = _split(layout, jax.lax.optimization_barrier(flat_updates))
         return jax.tree.unflatten(layout.treedef, leaves), FlatState(inner)
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("flatten", init_fn, update_fn, (FlatState,))

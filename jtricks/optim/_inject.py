@@ -12,6 +12,7 @@ import optax
 
 from .._numeric import safe_increment, zero_count
 from ._base import GradientTransformation
+from ._checks import transformation
 from ._common import call_update
 
 
@@ -110,6 +111,9 @@ def inject_hyperparams(
       Array([-0.05, -0.05], dtype=float32)
       >>> state = state._replace(hyperparams={**state.hyperparams, "learning_rate": 0.5})
     """
+    if not callable(inner_factory):
+        raise TypeError(f"inner_factory={inner_factory!r} must be an optimizer factory "
+                        "such as adam")
     static = frozenset({static_args} if isinstance(static_args, str) else static_args)
     signature = inspect.signature(inner_factory)
     unknown = static - set(signature.parameters)
@@ -163,8 +167,9 @@ def inject_hyperparams(
             return updates, InjectHyperparamsState(safe_increment(state.count), hp, states,
                                                    inner)
 
-        return GradientTransformation(init_fn, update_fn)
+        return transformation(name, init_fn, update_fn, (InjectHyperparamsState,))
 
-    wrapped.__name__ = f"inject_hyperparams({getattr(inner_factory, '__name__', 'factory')})"
+    name = f"inject_hyperparams({getattr(inner_factory, '__name__', 'factory')})"
+    wrapped.__name__ = name
     wrapped.__doc__ = inner_factory.__doc__
     return wrapped

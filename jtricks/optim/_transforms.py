@@ -9,7 +9,8 @@ gradients. Hyperparameters may be Python numbers, JAX arrays or tracers (and a
 schedule where noted), so they can be ``jit`` arguments or ``vmap``-ed.
 
 State dtypes are named as in optax, after the buffer they set (``mu_dtype``,
-``nu_dtype``, ``accumulator_dtype``; default: the params' dtype).
+``nu_dtype``, ``accumulator_dtype``; default: the params' dtype; squared-gradient
+averages of half-precision params are float32, see :mod:`._adaptive`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import optax
 from .._numeric import compute_dtype, global_norm, safe_increment, zero_count
 from .. import _validate as v
 from ._base import EmptyState, GradientTransformation, identity
-from ._common import as_dtype, check_structure, map_leaves, zeros_like
+from ._checks import transformation
+from ._common import as_dtype, map_leaves, zeros_like
 
 ScalarOrSchedule = optax.ScalarOrSchedule
 """A number, array or schedule ``step -> value``: optax's own alias (tools that read
@@ -74,7 +76,7 @@ def scale(step_size: jax.typing.ArrayLike) -> GradientTransformation:
         del params, extra_args
         return _scale_leaves(updates, step_size), state
 
-    return GradientTransformation(_empty_init, update_fn)
+    return transformation("scale", _empty_init, update_fn)
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -106,6 +108,7 @@ def scale_by_learning_rate(
       >>> tx.update(g, tx.init(g), g)[0]
       Array([-0.001,  0.002], dtype=float32)
     """
+    v.check_bool("flip_sign", flip_sign)
     if learning_rate is None:
         return identity()
     v.check_non_negative("learning_rate", learning_rate)
@@ -122,7 +125,7 @@ def scale_by_learning_rate(
         step = sign * learning_rate(state.count)
         return _scale_leaves(updates, step), ScaleByScheduleState(safe_increment(state.count))
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("scale_by_learning_rate", init_fn, update_fn, (ScaleByScheduleState,))
 
 
 # ----------------------------------------------------------------------------- momentum
@@ -166,13 +169,14 @@ def trace(
       Array([ 1.9, -3.8], dtype=float32)
     """
     v.check_unit_interval("decay", decay)
+    v.check_bool("nesterov", nesterov)
+    accumulator_dtype = v.check_dtype("accumulator_dtype", accumulator_dtype)
 
     def init_fn(params):
         return TraceState(jax.tree.map(lambda p: zeros_like(p, accumulator_dtype), params))
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        check_structure("trace", updates, state.trace)
 
         def leaf(g, t):
             cdt = compute_dtype(jnp.result_type(g, t))
@@ -185,7 +189,7 @@ def trace(
         updates, new_trace = map_leaves(leaf, 2, updates, state.trace)
         return updates, TraceState(new_trace)
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("trace", init_fn, update_fn, (TraceState,), like=lambda s: s.trace)
 
 
 # ----------------------------------------------------------------------------- normalising
@@ -233,7 +237,7 @@ def normalize_by_norm(
 
         return jax.tree.map(leaf, updates), state
 
-    return GradientTransformation(_empty_init, update_fn)
+    return transformation("normalize_by_norm", _empty_init, update_fn)
 
 
 # ----------------------------------------------------------------------------- weight decay
@@ -267,7 +271,6 @@ def _decay_transform(name: str, coeff, leaf_term: Callable, mask) -> GradientTra
             c = coeff
         if updates is None:  # no updates at all (optax accepts it): nothing to decay
             return None, state
-        check_structure(name, updates, params, what="the params given to update")
 
         def leaf(g, p):
             cdt = compute_dtype(g.dtype)
@@ -275,7 +278,8 @@ def _decay_transform(name: str, coeff, leaf_term: Callable, mask) -> GradientTra
 
         return jax.tree.map(leaf, updates, params), state
 
-    tx = GradientTransformation(init_fn, update_fn)
+    tx = transformation(name, init_fn, update_fn,
+                        (WeightDecayScheduleState,) if callable(coeff) else None)
     if mask is not None:
         from ._wrappers import masked  # local: _wrappers builds on this module's helpers
 

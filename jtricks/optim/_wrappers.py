@@ -7,20 +7,20 @@ from typing import Any, Callable, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .._numeric import all_finite, compute_dtype, safe_increment, zero_count
 from .. import _validate as v
 from ._base import GradientTransformation
-from ._common import call_update, check_structure, zeros_like
+from ._checks import check_mask, static_mask, transformation
+from ._common import call_update, zeros_like
 
 
 def _check_count(name: str, value: Any, lo: int):
-    """An integer count given as a Python int (checked exactly) or an array / tracer."""
-    if isinstance(value, (bool, int, np.integer, float, str)) or value is None:
-        return v.check_int(name, value, lo=lo)
-    v.check_number(name, value, lo=lo)
-    return value
+    """An integer count: a Python or NumPy integer or a 0-d integer array (checked
+    exactly, returned as an ``int``), or a tracer (returned as is)."""
+    if isinstance(value, jax.core.Tracer):
+        return value
+    return v.check_int(name, value, lo=lo)
 
 
 def _check_transform(name: str, tx: Any) -> None:
@@ -42,11 +42,6 @@ class MaskedState(NamedTuple):
     inner_state: Any
 
 
-def _is_mask_fn(mask) -> bool:
-    leaves = jax.tree.leaves(jax.tree.map(callable, mask))
-    return bool(leaves) and all(leaves)
-
-
 def _is_params_placeholder(params) -> bool:
     """Whether ``init`` is being called by ``optax.tree_utils.tree_map_params``, which
     passes a placeholder for the params tree to find where the state holds copies of it
@@ -66,7 +61,9 @@ def masked(
     Args:
       inner: the inner transformation (jtricks or optax).
       mask: a pytree of bools with the params' structure (or a prefix of it),
-        or a function ``params -> such a pytree``. It must be static (Python bools).
+        or a function ``params -> such a pytree``. It must be static: Python bools
+        or boolean scalars (``jnp.asarray(x.ndim > 1)`` is fine under ``jit``), not
+        values computed from the parameters' values.
       mask_compatible_extra_args: whether to mask the ``extra_args`` of ``update``
         that have the updates' tree structure too (optax's option).
 
@@ -74,7 +71,9 @@ def masked(
       A ``GradientTransformation`` with state :class:`MaskedState`.
 
     Raises:
-      TypeError: if ``inner`` is not a gradient transformation.
+      TypeError: if ``inner`` is not a gradient transformation, or a mask leaf is
+        not a boolean scalar.
+      ValueError: if the mask's tree structure is not a prefix of the params'.
 
     Example:
       >>> import jtricks.optim as jo
@@ -87,6 +86,7 @@ def masked(
       (Array([[0.1, 0.1]], dtype=float32), Array([0., 0.], dtype=float32))
     """
     _check_transform("inner", inner)
+    check_mask("mask", mask)
     tx = inner
 
     def select(tree, mask_tree):
@@ -95,11 +95,10 @@ def masked(
     def init_fn(params):
         if _is_params_placeholder(params):
             return MaskedState(tx.init(params))
-        mask_tree = mask(params) if _is_mask_fn(mask) else mask
-        return MaskedState(tx.init(select(params, mask_tree)))
+        return MaskedState(tx.init(select(params, static_mask("mask", mask, params))))
 
     def update_fn(updates, state, params=None, **extra_args):
-        mask_tree = mask(updates) if _is_mask_fn(mask) else mask
+        mask_tree = static_mask("mask", mask, updates)
         inner_params = None if params is None else select(params, mask_tree)
         if mask_compatible_extra_args:
             structure = jax.tree.structure(updates)
@@ -110,7 +109,7 @@ def masked(
         merged = jax.tree.map(lambda m, n, o: n if m else o, mask_tree, new, updates)
         return merged, MaskedState(inner_state)
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("masked", init_fn, update_fn, (MaskedState,), float_params=False)
 
 
 # ----------------------------------------------------------------------------- apply_if_finite
@@ -187,7 +186,7 @@ def apply_if_finite(
         total = jnp.where(finite, state.total_notfinite, safe_increment(state.total_notfinite))
         return new_updates, ApplyIfFiniteState(bad_run, finite, total, inner)
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("apply_if_finite", init_fn, update_fn, (ApplyIfFiniteState,))
 
 
 # ----------------------------------------------------------------------------- accumulation
@@ -261,7 +260,6 @@ def accumulate_gradients(
         return AccumulateGradientsState(zero_count(), zero_count(), acc, tx.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
-        check_structure("accumulate_gradients", updates, state.acc_grads)
         n = state.mini_step
         keep = all_finite(updates) if skip_nonfinite else jnp.array(True)
         acc = jax.tree.map(
@@ -286,7 +284,8 @@ def accumulate_gradients(
         )
         return new_updates, new_state
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("accumulate_gradients", init_fn, update_fn,
+                          (AccumulateGradientsState,), like=lambda s: s.acc_grads)
 
 
 # ----------------------------------------------------------------------------- reduce on plateau
@@ -405,4 +404,4 @@ def reduce_on_plateau(
 
         return jax.tree.map(leaf, updates), state
 
-    return GradientTransformation(init_fn, update_fn)
+    return transformation("reduce_on_plateau", init_fn, update_fn, (ReduceOnPlateauState,))

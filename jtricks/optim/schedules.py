@@ -102,6 +102,7 @@ def exponential_decay(
     transition_steps = v.check_int("transition_steps", transition_steps, lo=1)
     transition_begin = v.check_int("transition_begin", transition_begin, lo=0)
     v.check_number("end_value", end_value, allow_none=True)
+    v.check_bool("staircase", staircase)
 
     def schedule(count):
         t = _step(count) - transition_begin
@@ -151,8 +152,19 @@ def per_epoch(
     return schedule
 
 
+def _sequence(name: str, value) -> list:
+    """``value`` as a list, or a ``TypeError`` naming ``name`` if it is not a sequence."""
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name}={v.show(value)} must be a sequence (a list or a tuple)")
+    return list(value)
+
+
 def _sorted_pairs(name: str, pairs) -> list[tuple[int, float]]:
-    items = list(pairs.items()) if isinstance(pairs, Mapping) else list(pairs)
+    items = list(pairs.items()) if isinstance(pairs, Mapping) else _sequence(name, pairs)
+    for item in items:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise TypeError(f"{name}={v.show(pairs)} must be a dict {{boundary: scale}} or "
+                            f"(boundary, scale) pairs, got the item {v.show(item)}")
     bounds = [b for b, _ in items]
     for b in bounds:
         v.check_int(f"{name} boundary", b, lo=0)
@@ -189,7 +201,8 @@ def piecewise_constant(
       [0.1, 0.01, 0.001]
     """
     v.check_number("init_value", init_value)
-    pairs = _sorted_pairs("boundaries_and_scales", boundaries_and_scales or {})
+    pairs = _sorted_pairs("boundaries_and_scales",
+                          {} if boundaries_and_scales is None else boundaries_and_scales)
     for b, s in pairs:
         v.check_non_negative(f"boundaries_and_scales[{b}]", s)
 
@@ -306,7 +319,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
       >>> [round(float(lr(t)), 6) for t in (0, 50, 100, 550, 1000)]
       [0.0, 0.05, 0.1, 0.05, 0.0]
     """
-    schedules, boundaries = list(schedules), list(boundaries)
+    schedules, boundaries = _sequence("schedules", schedules), _sequence("boundaries", boundaries)
     if not schedules:
         raise ValueError("schedules=[] must hold at least one schedule")
     for i, s in enumerate(schedules):
@@ -315,8 +328,8 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     if len(boundaries) != len(schedules) - 1:
         raise ValueError(f"boundaries={boundaries!r} must have len(schedules) - 1 = "
                          f"{len(schedules) - 1} entries")
-    for b in boundaries:
-        v.check_int("boundaries entry", b, lo=0)
+    for i, b in enumerate(boundaries):
+        v.check_int(f"boundaries[{i}]", b, lo=0)
     if any(b2 <= b1 for b1, b2 in zip(boundaries, boundaries[1:])):
         raise ValueError(f"boundaries={boundaries!r} must be strictly increasing")
 
@@ -366,6 +379,7 @@ def warmup_cosine_decay(
     decay_steps = v.check_int("decay_steps", decay_steps, lo=warmup_steps + 1)
     v.check_number("peak_value", peak_value)
     v.check_number("end_value", end_value)
+    v.check_number("exponent", exponent)
     warm = linear(init_value, peak_value, warmup_steps)
     span = float(decay_steps - warmup_steps)  # no int32 overflow for >= 2**31 steps
 
