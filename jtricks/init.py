@@ -39,7 +39,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtricks._numeric import compute_dtype
-from jtricks._validate import check_choice, check_non_negative, check_number, check_positive
+from jtricks._validate import (
+    check_axis,
+    check_bool,
+    check_choice,
+    check_int,
+    check_non_negative,
+    check_number,
+    check_positive,
+    check_shape,
+    show,
+)
 
 Initializer = Callable[..., jax.Array]
 
@@ -50,16 +60,17 @@ _TRUNCATED_STD = 0.87962566103423978
 
 
 def _canonical_shape(shape) -> tuple[int, ...]:
-    if isinstance(shape, (int, np.integer)):
-        shape = (shape,)
-    return tuple(int(d) for d in shape)
+    return check_shape("shape", shape)
 
 
 def _float_dtype(dtype):
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"dtype={dtype} must be a floating-point dtype")
-    return dtype
+    try:
+        as_dtype = jnp.dtype(dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"dtype={show(dtype)} is not a dtype") from None
+    if not jnp.issubdtype(as_dtype, jnp.floating):
+        raise TypeError(f"dtype={as_dtype} must be a floating-point dtype")
+    return as_dtype
 
 
 def compute_fans(shape: Sequence[int], in_axis: int = -2, out_axis: int = -1) -> tuple[int, int]:
@@ -75,7 +86,9 @@ def compute_fans(shape: Sequence[int], in_axis: int = -2, out_axis: int = -1) ->
       multiplied by the receptive-field size (product of the other axes).
 
     Raises:
-      ValueError: if ``shape`` has fewer than two axes.
+      ValueError: if ``shape`` has fewer than two axes or negative sizes, or
+        ``in_axis`` / ``out_axis`` are out of range or the same axis.
+      TypeError: if ``shape`` is not a tuple of integers.
 
     Example:
       >>> compute_fans((3, 3, 16, 32))
@@ -87,9 +100,12 @@ def compute_fans(shape: Sequence[int], in_axis: int = -2, out_axis: int = -1) ->
             f"shape={shape} has fewer than two axes: fan-in and fan-out need a kernel "
             "of shape (..., n_in, n_out); use zeros/ones/uniform/normal for biases"
         )
-    in_axis, out_axis = in_axis % len(shape), out_axis % len(shape)
-    receptive = math.prod(d for i, d in enumerate(shape) if i not in (in_axis, out_axis))
-    return shape[in_axis] * receptive, shape[out_axis] * receptive
+    i, o = check_axis("in_axis", in_axis, len(shape)), check_axis("out_axis", out_axis, len(shape))
+    if i == o:
+        raise ValueError(f"in_axis={in_axis} and out_axis={out_axis} are the same axis of "
+                         f"shape={shape}")
+    receptive = math.prod(d for axis, d in enumerate(shape) if axis not in (i, o))
+    return shape[i] * receptive, shape[o] * receptive
 
 
 def zeros(key, shape, dtype=jnp.float32) -> jax.Array:
@@ -107,10 +123,18 @@ def ones(key, shape, dtype=jnp.float32) -> jax.Array:
 def constant(value) -> Initializer:
     """Initializer filling every entry with ``value``.
 
+    Args:
+      value: a finite real number (or an array broadcastable to the shape).
+
+    Raises:
+      ValueError: if ``value`` is NaN or infinite.
+      TypeError: if ``value`` is not a real number.
+
     Example:
       >>> constant(0.1)(jax.random.key(0), (2,))
       Array([0.1, 0.1], dtype=float32)
     """
+    check_number("value", value, scalar=False)
 
     def init(key, shape, dtype=jnp.float32) -> jax.Array:
         del key
@@ -149,7 +173,8 @@ def uniform(scale=1e-2) -> Initializer:
       An initializer ``init(key, shape, dtype=jnp.float32)``.
 
     Raises:
-      ValueError: if ``scale`` is negative or NaN.
+      ValueError: if ``scale`` is negative, NaN or infinite.
+      TypeError: if ``scale`` is not a real number.
 
     Example:
       >>> w = uniform(0.05)(jax.random.key(0), (3, 4))
@@ -183,7 +208,8 @@ def normal(stddev=1.0, *, truncated: bool = False) -> Initializer:
       An initializer ``init(key, shape, dtype=jnp.float32)``.
 
     Raises:
-      ValueError: if ``stddev`` is negative or NaN.
+      ValueError: if ``stddev`` is negative, NaN or infinite.
+      TypeError: if ``stddev`` is not a real number or ``truncated`` not a bool.
 
     Example:
       >>> w = normal(0.01)(jax.random.key(0), (3, 4))
@@ -191,7 +217,7 @@ def normal(stddev=1.0, *, truncated: bool = False) -> Initializer:
       ((3, 4), True)
     """
     check_non_negative("stddev", stddev)
-    distribution = "truncated_normal" if truncated else "normal"
+    distribution = _normal_distribution(truncated)
 
     def init(key, shape, dtype=jnp.float32) -> jax.Array:
         return _sample(key, shape, dtype, distribution, jnp.square(jnp.asarray(stddev)))
@@ -230,8 +256,10 @@ def variance_scaling(
       shape with fewer than two axes raises ``ValueError``.
 
     Raises:
-      ValueError: at construction, for an unknown ``mode`` or ``distribution``
-        or a ``scale`` that is not positive.
+      ValueError: at construction, for an unknown ``mode`` or ``distribution``,
+        a ``scale`` that is not positive and finite, or ``in_axis == out_axis``;
+        when called, for axes out of range of the shape or naming the same axis.
+      TypeError: for a non-integer ``in_axis`` / ``out_axis``.
 
     References:
       He, Zhang, Ren, Sun. "Delving Deep into Rectifiers: Surpassing Human-Level
@@ -246,6 +274,10 @@ def variance_scaling(
     check_positive("scale", scale)
     check_choice("mode", mode, _MODES)
     check_choice("distribution", distribution, _DISTRIBUTIONS)
+    check_int("in_axis", in_axis)
+    check_int("out_axis", out_axis)
+    if in_axis == out_axis:
+        raise ValueError(f"in_axis={in_axis} and out_axis={out_axis} must differ")
 
     def init(key, shape, dtype=jnp.float32) -> jax.Array:
         fan_in, fan_out = compute_fans(shape, in_axis, out_axis)
@@ -256,7 +288,7 @@ def variance_scaling(
 
 
 def _normal_distribution(truncated: bool) -> str:
-    return "truncated_normal" if truncated else "normal"
+    return "truncated_normal" if check_bool("truncated", truncated) else "normal"
 
 
 def gaussian() -> Initializer:
@@ -396,7 +428,9 @@ def orthogonal(scale=1.0, *, column_axis: int = -1) -> Initializer:
       ``ValueError``.
 
     Raises:
-      ValueError: if ``scale`` is NaN.
+      ValueError: if ``scale`` is NaN or infinite; when called, if
+        ``column_axis`` is out of range of the shape.
+      TypeError: if ``column_axis`` is not an integer.
 
     References:
       Saxe, McClelland, Ganguli. "Exact solutions to the nonlinear dynamics of
@@ -408,21 +442,23 @@ def orthogonal(scale=1.0, *, column_axis: int = -1) -> Initializer:
       True
     """
     check_number("scale", scale)
+    check_int("column_axis", column_axis)
 
     def init(key, shape, dtype=jnp.float32) -> jax.Array:
         shape = _canonical_shape(shape)
         dtype = _float_dtype(dtype)
         if len(shape) < 2:
             raise ValueError(f"shape={shape} has fewer than two axes: orthogonal needs a matrix")
+        axis = check_axis("column_axis", column_axis, len(shape))
         work = compute_dtype(dtype)
-        n_cols = shape[column_axis]
+        n_cols = shape[axis]
         n_rows = math.prod(shape) // max(n_cols, 1)
         a = jax.random.normal(key, (max(n_rows, n_cols), min(n_rows, n_cols)), work)
         q, r = jnp.linalg.qr(a)
         q = q * jnp.sign(jnp.diag(r))  # uniform (Haar) distribution
         if n_rows < n_cols:
             q = q.T
-        other = tuple(d for i, d in enumerate(shape) if i != column_axis % len(shape))
+        other = tuple(d for i, d in enumerate(shape) if i != axis)
         q = jnp.moveaxis(q.reshape(other + (n_cols,)), -1, column_axis)
         return (q * jnp.asarray(scale, work)).astype(dtype)
 
