@@ -66,6 +66,20 @@ def bad(package: str, fn: Callable, arg: str, value: Any, *args, exc=ValueError,
     return Bad(package, label, call, arg, show(value) if shown is None else shown, exc, remaining)
 
 
+def on(fn: Callable, *args, given: str) -> Callable:
+    """``fn`` with leading arguments bound, named ``fn[given]`` in case labels.
+
+    For arguments (arrays, keys, parameter trees) whose ``repr`` would make an
+    unreadable test id: ``bad("nn", on(nn.dropout, KEY, X, given="key, x"),
+    "rate", 1.5, training=True)`` is labelled ``dropout[key, x](training=True, rate=1.5)``.
+    """
+    def bound(*more, **kwargs):
+        return fn(*args, *more, **kwargs)
+
+    bound.__name__ = f"{getattr(fn, '__name__', repr(fn))}[{given}]"
+    return bound
+
+
 def clear_error(case: Bad) -> None:
     """Asserts that ``case`` raises ``case.exc`` naming the argument and the value."""
     with pytest.raises(case.exc) as info:
