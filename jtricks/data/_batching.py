@@ -11,17 +11,21 @@ import numpy as np
 from jtricks._validate import check_bool, check_int
 
 
-def _num_examples(data: Any) -> int:
+def _num_examples(data: Any, name: str = "data", *, allow_empty: bool = True) -> int:
+    """The examples in ``data``: the leading axis its arrays share (concrete or traced)."""
     leaves = jax.tree.leaves(data)
     if not leaves:
-        raise ValueError("data has no arrays to batch")
+        raise ValueError(f"{name} has no arrays to batch")
     sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
+    shapes = [np.shape(leaf) for leaf in leaves]
     if None in sizes or len(sizes) != 1:
-        shapes = [np.shape(leaf) for leaf in leaves]
         raise ValueError(
-            f"every array in data needs the same leading (example) axis; got shapes {shapes}"
+            f"every array in {name} needs the same leading (example) axis; got shapes {shapes}"
         )
-    return sizes.pop()
+    n = sizes.pop()
+    if n == 0 and not allow_empty:
+        raise ValueError(f"{name} holds no examples (shapes {shapes})")
+    return n
 
 
 def num_batches(n: int, batch_size: int, *, drop_last: bool = False) -> int:
