@@ -29,10 +29,18 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jtricks._validate import check_bool, check_callable
 from jtricks.train import train_step
 from jtricks.train._state import raw_keys, typed_like
 
-from ._step import batch_size, check_divisible, device_count, local_step
+from ._step import (
+    batch_size,
+    check_axis_name,
+    check_divisible,
+    check_step_args,
+    device_count,
+    local_step,
+)
 
 
 def data_mesh(num_devices: int | None = None, *, axis_name: str = "data") -> Mesh:
@@ -54,12 +62,20 @@ def data_mesh(num_devices: int | None = None, *, axis_name: str = "data") -> Mes
       >>> mesh.axis_names, mesh.size
       (('data',), 8)
     """
+    check_axis_name(axis_name)
     devices = jax.devices()
     n = device_count(num_devices, len(devices), "devices")
     return jax.make_mesh((n,), (axis_name,), (AxisType.Auto,), devices=devices[:n])
 
 
+def _check_mesh(mesh: Mesh) -> None:
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh={mesh!r} must be a jax.sharding.Mesh (e.g. data_mesh()), "
+                        f"got {type(mesh).__name__}")
+
+
 def _data_axis(mesh: Mesh) -> str:
+    _check_mesh(mesh)
     if len(mesh.axis_names) != 1:
         raise ValueError(
             f"mesh must have exactly one (data) axis, got axes {mesh.axis_names}; "
@@ -86,6 +102,7 @@ def replicate_on_mesh(tree: Any, mesh: Mesh) -> Any:
       >>> tree["w"].sharding.is_fully_replicated, len(tree["key"].devices())
       (True, 4)
     """
+    _check_mesh(mesh)
     sharding = NamedSharding(mesh, P())
     raw = jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
@@ -120,7 +137,7 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
       ((16, 4), (2, 4))
     """
     axis = _data_axis(mesh)
-    check_divisible(batch_size(batch) * jax.process_count(), mesh.size)
+    check_divisible(batch_size(batch) * jax.process_count(), mesh.size, "mesh")
     sharding = NamedSharding(mesh, P(axis))
     return jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch
@@ -161,6 +178,7 @@ def shard_loss(loss_fn, mesh: Mesh):
       >>> int(result.state.step)
       8
     """
+    check_callable("loss_fn", loss_fn)
     split = NamedSharding(mesh, P(_data_axis(mesh)))
 
     def sharded(params, model_state, batch, key):
@@ -221,6 +239,8 @@ def sharded_step(
       (1, True)
     """
     axis = _data_axis(mesh)
+    check_step_args(loss_fn, tx, axis, donate)
+    check_bool("per_device", per_device)
     replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(axis))
     if per_device:
         body = jax.shard_map(
