@@ -14,7 +14,7 @@ from jtricks import nn, optim, parallel, train
 MODEL = nn.mlp([3])
 LOSS = train.classifier_loss(MODEL)
 TX = optim.sgd(0.1)
-MESH = parallel.data_mesh(2)
+MESH = parallel.data_mesh(1)  # any machine has one device (the script forces none)
 BATCH = (jnp.ones((4, 2)), jnp.zeros(4, jnp.int32))
 RAGGED = (jnp.ones((4, 2)), jnp.zeros(3, jnp.int32))
 PMAP_STEP = on(parallel.pmap_step, LOSS, TX, given="loss_fn, tx")
@@ -51,8 +51,8 @@ CASES = [
         lambda: parallel.sharded_step(LOSS, None, MESH), "tx", "None", TypeError),
     bad("parallel", on(parallel.shard_batch, BATCH, given="batch"), "mesh", None,
         exc=TypeError),
-    bad("parallel", on(parallel.shard_batch, BATCH, given="batch"), "mesh",
-        parallel.data_mesh(8), shown="8 devices"),
+    Bad("parallel", "shard_batch(batch of 4, data_mesh(8))",
+        lambda: parallel.shard_batch(BATCH, parallel.data_mesh(8)), "mesh", "8 devices"),
     bad("parallel", parallel.shard_batch, "batch", RAGGED, mesh=MESH, shown="'3', '4'"),
     bad("parallel", on(parallel.replicate_on_mesh, {"w": jnp.ones(2)}, given="tree"), "mesh",
         "data", exc=TypeError),

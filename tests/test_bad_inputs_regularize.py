@@ -1,4 +1,4 @@
-"""Bad inputs to ``jtricks.regularize`` (the bad-input sweep of issue 13; see ``_bad_inputs.py``)."""
+"""Bad inputs to ``jtricks.regularize`` (issue 13's bad-input sweep; see ``_bad_inputs.py``)."""
 
 import jax.numpy as jnp
 import pytest
