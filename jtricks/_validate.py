@@ -274,12 +274,94 @@ def check_shape(name: str, shape: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in dims)
 
 
+def check_callable(name: str, value: Any, *, allow_none: bool = False) -> None:
+    """Checks that ``value`` is callable (a function, a model's ``apply``, ...).
+
+    Example:
+      >>> check_callable("fn", "square")
+      Traceback (most recent call last):
+      ...
+      TypeError: fn='square' must be callable, got str
+    """
+    if value is None and allow_none:
+        return
+    if not callable(value):
+        raise TypeError(f"{name}={show(value)} must be callable, got {type(value).__name__}")
+
+
+def check_array(name: str, value: Any, *, kind: str = "number", min_ndim: int = 0) -> jax.Array:
+    """Checks an array argument (data, logits, a parameter) and returns it as a JAX array.
+
+    Shapes and dtypes are static, so tracers are checked too.
+
+    Args:
+      name: the argument's name (or path, e.g. ``params['w']``).
+      value: anything ``jnp.asarray`` accepts.
+      kind: ``'number'`` (integer or floating, not bool) or ``'float'``
+        (floating point, e.g. what is differentiated).
+      min_ndim: the fewest axes it may have.
+
+    Raises:
+      TypeError: if ``value`` is not an array of numbers, or not of ``kind``.
+      ValueError: if it has fewer than ``min_ndim`` axes.
+
+    Example:
+      >>> check_array("x", jnp.array([1, 2]), kind="float")
+      Traceback (most recent call last):
+      ...
+      TypeError: x has dtype int32, it must be a floating-point array
+    """
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name}={show(value)} must be an array of numbers")
+    try:
+        arr = jnp.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={show(value)} must be an array of numbers") from None
+    if kind == "float" and not jnp.issubdtype(arr.dtype, jnp.floating):
+        raise TypeError(f"{name} has dtype {arr.dtype}, it must be a floating-point array")
+    if arr.dtype == jnp.bool_ or not jnp.issubdtype(arr.dtype, jnp.number):
+        raise TypeError(f"{name} has dtype {arr.dtype}, it must be an array of numbers")
+    if arr.ndim < min_ndim:
+        raise ValueError(f"{name} has shape {arr.shape}, it needs at least {min_ndim} "
+                         f"ax{'i' if min_ndim == 1 else 'e'}s")
+    return arr
+
+
+def check_mask(name: str, mask: Any, params: Any) -> None:
+    """Checks a mask: a pytree of bools with exactly the structure of ``params``.
+
+    Raises:
+      ValueError: if the structures differ.
+      TypeError: if a leaf is not a bool (``1`` and ``'yes'`` are not flags);
+        concrete boolean arrays are accepted.
+
+    Example:
+      >>> check_mask("mask", {"w": True}, {"w": 1.0, "b": 0.0})
+      Traceback (most recent call last):
+      ...
+      ValueError: mask={'w': True} does not have the structure of the parameters: ...
+    """
+    want: Any = jax.tree.structure(params)
+    got: Any = jax.tree.structure(mask)
+    if want != got:
+        raise ValueError(f"{name}={show(mask)} does not have the structure of the "
+                         f"parameters: {got} is not {want}")
+    for path, leaf in jax.tree_util.tree_leaves_with_path(mask):
+        dtype = leaf.dtype if isinstance(leaf, (jax.Array, np.ndarray)) else None
+        if not (isinstance(leaf, (bool, np.bool_)) or dtype == np.bool_):
+            raise TypeError(f"{name}={show(mask)} must hold bools, got "
+                            f"{show(leaf)} at {jax.tree_util.keystr(path) or 'the root'}")
+
+
 __all__ = [
+    "check_array",
     "check_axis",
     "check_bool",
+    "check_callable",
     "check_choice",
     "check_dtype",
     "check_int",
+    "check_mask",
     "check_non_negative",
     "check_number",
     "check_positive",

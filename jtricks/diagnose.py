@@ -20,7 +20,17 @@ from jax.typing import ArrayLike
 
 from jtricks._numeric import global_norm as _global_norm
 from jtricks._numeric import upcast
-from jtricks._validate import check_choice, check_int, check_positive, check_unit_interval
+from jtricks._validate import (
+    check_array,
+    check_callable,
+    check_choice,
+    check_dtype,
+    check_int,
+    check_positive,
+    check_unit_interval,
+    concrete_value,
+    show,
+)
 
 __all__ = [
     "ActivationHealth",
@@ -95,6 +105,10 @@ def gradient_health(
     """
     check_positive("explode_threshold", explode_threshold)
     check_positive("vanish_threshold", vanish_threshold)
+    vanish, explode = concrete_value(vanish_threshold), concrete_value(explode_threshold)
+    if vanish is not None and explode is not None and vanish >= explode:
+        raise ValueError(f"vanish_threshold={show(vanish_threshold)} must be below "
+                         f"explode_threshold={show(explode_threshold)}")
     return _gradient_health(grads, explode_threshold, vanish_threshold)
 
 
@@ -137,7 +151,7 @@ def dead_fraction(activations: ArrayLike) -> jax.Array:
       >>> dead_fraction(jax.nn.relu(x @ w))
       Array(0.33333334, dtype=float32)
     """
-    return _dead_fraction(jnp.asarray(activations) <= 0)
+    return _dead_fraction(check_array("activations", activations, min_ndim=1) <= 0)
 
 
 @jax.jit
@@ -304,8 +318,10 @@ def signal_propagation(
     depth = check_int("depth", depth, lo=1)
     width = check_int("width", width, lo=1)
     batch_size = check_int("batch_size", batch_size, lo=2)
+    check_callable("initializer", initializer)
+    check_callable("activation", activation)
     key = jax.random.PRNGKey(0) if key is None else key
-    dtype = jnp.dtype(dtype)
+    dtype = check_dtype("dtype", dtype, allow_none=False)
     k_w, k_x, k_g = jax.random.split(key, 3)
     # Eager calls: the initializer's random draws compile once per shape and are
     # reused by every initializer, whereas a jit over the initializer would

@@ -48,7 +48,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtricks._numeric import compute_dtype
-from jtricks._validate import check_choice, check_non_negative, check_number, check_positive
+from jtricks._validate import (
+    check_axis,
+    check_bool,
+    check_choice,
+    check_int,
+    check_non_negative,
+    check_number,
+    check_positive,
+    check_shape,
+    show,
+)
 
 Initializer = Callable[..., jax.Array]
 #: An axis or several axes of a kernel, as in :mod:`jax.nn.initializers`.
@@ -61,16 +71,17 @@ _TRUNCATED_STD = 0.87962566103423978
 
 
 def _canonical_shape(shape) -> tuple[int, ...]:
-    if isinstance(shape, (int, np.integer)):
-        shape = (shape,)
-    return tuple(int(d) for d in shape)
+    return check_shape("shape", shape)
 
 
-def _float_dtype(dtype) -> np.dtype:
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"dtype={dtype} must be a floating-point dtype")
-    return dtype
+def _float_dtype(dtype):
+    try:
+        as_dtype = jnp.dtype(dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"dtype={show(dtype)} is not a dtype") from None
+    if not jnp.issubdtype(as_dtype, jnp.floating):
+        raise TypeError(f"dtype={as_dtype} must be a floating-point dtype")
+    return as_dtype
 
 
 def _default_dtype(dtype) -> Any:
@@ -126,9 +137,11 @@ def compute_fans(
       ``out_axis`` sizes, each multiplied by the receptive-field size.
 
     Raises:
-      ValueError: if an axis is out of range for ``shape`` (the defaults need
-        at least two axes) or two of the arguments name the same axis.
-      TypeError: if an axis is not an int or a sequence of ints.
+      ValueError: if ``shape`` has negative sizes, an axis is out of range for
+        ``shape`` (the defaults need at least two axes) or two of the arguments
+        name the same axis.
+      TypeError: if ``shape`` is not a tuple of integers, or an axis is not an
+        int or a sequence of ints.
 
     Example:
       >>> compute_fans((3, 3, 16, 32))
@@ -176,13 +189,18 @@ def constant(value, dtype=None) -> Initializer:
     """Initializer filling every entry with ``value``.
 
     Args:
-      value: the fill value.
+      value: a finite real number (or an array broadcastable to the shape).
       dtype: the initializer's default dtype (float32 if ``None``).
+
+    Raises:
+      ValueError: if ``value`` is NaN or infinite.
+      TypeError: if ``value`` is not a real number.
 
     Example:
       >>> constant(0.1)(jax.random.key(0), (2,))
       Array([0.1, 0.1], dtype=float32)
     """
+    check_number("value", value, scalar=False)
     default = _default_dtype(dtype)
 
     def init(key, shape, dtype=default, out_sharding=None) -> jax.Array:
@@ -214,7 +232,8 @@ def uniform(scale=1e-2, dtype=None) -> Initializer:
       An initializer ``init(key, shape, dtype=jnp.float32, out_sharding=None)``.
 
     Raises:
-      ValueError: if ``scale`` is negative or NaN.
+      ValueError: if ``scale`` is negative, NaN or infinite.
+      TypeError: if ``scale`` is not a real number.
 
     Example:
       >>> w = uniform(0.05)(jax.random.key(0), (3, 4))
@@ -250,7 +269,8 @@ def normal(stddev=1.0, dtype=None, *, truncated: bool = False) -> Initializer:
       An initializer ``init(key, shape, dtype=jnp.float32, out_sharding=None)``.
 
     Raises:
-      ValueError: if ``stddev`` is negative or NaN.
+      ValueError: if ``stddev`` is negative, NaN or infinite.
+      TypeError: if ``stddev`` is not a real number or ``truncated`` not a bool.
 
     Example:
       >>> w = normal(0.01)(jax.random.key(0), (3, 4))
@@ -258,6 +278,7 @@ def normal(stddev=1.0, dtype=None, *, truncated: bool = False) -> Initializer:
       ((3, 4), True)
     """
     check_non_negative("stddev", stddev)
+    check_bool("truncated", truncated)
     default = _default_dtype(dtype)
 
     def init(key, shape, dtype=default, out_sharding=None) -> jax.Array:
@@ -313,7 +334,8 @@ def variance_scaling(
 
     Raises:
       ValueError: at construction, for an unknown ``mode`` or ``distribution``,
-        a ``scale`` that is not positive, or an axis given twice.
+        a ``scale`` that is not positive and finite, or an axis given twice;
+        when called, for axes out of range of the shape.
       TypeError: if an axis is not an int or a sequence of ints.
 
     References:
@@ -354,7 +376,7 @@ def variance_scaling(
 
 
 def _normal_distribution(truncated: bool) -> str:
-    return "truncated_normal" if truncated else "normal"
+    return "truncated_normal" if check_bool("truncated", truncated) else "normal"
 
 
 def gaussian(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
@@ -562,7 +584,9 @@ def orthogonal(scale=1.0, column_axis: int = -1, dtype=None) -> Initializer:
       ``ValueError``.
 
     Raises:
-      ValueError: if ``scale`` is NaN.
+      ValueError: if ``scale`` is NaN or infinite; when called, if
+        ``column_axis`` is out of range of the shape.
+      TypeError: if ``column_axis`` is not an integer.
 
     References:
       Saxe, McClelland, Ganguli. "Exact solutions to the nonlinear dynamics of
@@ -574,24 +598,22 @@ def orthogonal(scale=1.0, column_axis: int = -1, dtype=None) -> Initializer:
       True
     """
     check_number("scale", scale)
-    if isinstance(column_axis, bool) or not isinstance(column_axis, (int, np.integer)):
-        raise TypeError(f"column_axis={column_axis!r} must be an int")
+    check_int("column_axis", column_axis)
     default = _default_dtype(dtype)
 
     def init(key, shape, dtype=default, out_sharding=None) -> jax.Array:
         shape, dtype, work = _start(shape, dtype)
         if len(shape) < 2:
             raise ValueError(f"shape={shape} has fewer than two axes: orthogonal needs a matrix")
-        if not -len(shape) <= column_axis < len(shape):
-            raise ValueError(f"column_axis={column_axis} is out of range for shape={shape}")
-        n_cols = shape[column_axis]
+        axis = check_axis("column_axis", column_axis, len(shape))
+        n_cols = shape[axis]
         n_rows = math.prod(shape) // max(n_cols, 1)
         a = jax.random.normal(key, (max(n_rows, n_cols), min(n_rows, n_cols)), work)
         q, r = jnp.linalg.qr(a)
         q = q * jnp.sign(jnp.diag(r))  # uniform (Haar) distribution
         if n_rows < n_cols:
             q = q.T
-        other = tuple(d for i, d in enumerate(shape) if i != column_axis % len(shape))
+        other = tuple(d for i, d in enumerate(shape) if i != axis)
         q = jnp.moveaxis(q.reshape(other + (n_cols,)), -1, column_axis)
         q = (q * jnp.asarray(scale, work)).astype(dtype)
         return q if out_sharding is None else jax.sharding.reshard(q, out_sharding)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jtricks._numeric import compute_dtype
+from jtricks._validate import check_array, check_number, concrete_value, show
 from jtricks.data._sampling import check_labels
 
 __all__ = ["accuracy", "cross_entropy"]
@@ -38,8 +39,9 @@ def cross_entropy(
       ``apply_if_finite`` or ``jtricks.diagnose`` notice) instead of a silent 0.
 
     Raises:
-      ValueError: if concrete labels fall outside ``[0, num_classes)`` or shapes do
-        not match.
+      ValueError: if concrete labels fall outside ``[0, num_classes)``, shapes do
+        not match, or concrete ``class_weights`` are negative, not finite or all 0.
+      TypeError: if labels are not integers or ``class_weights`` not real numbers.
 
     Example:
       >>> logits = jnp.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
@@ -52,22 +54,36 @@ def cross_entropy(
       >>> cross_entropy(logits, labels, class_weights=w)
       Array(0.626..., dtype=float32)
     """
-    logits = jnp.asarray(logits)
-    labels = jnp.asarray(labels)
+    logits, labels = _logits_and_labels(logits, labels)
     num_classes = logits.shape[-1]
+    check_labels(labels, num_classes)
+    if class_weights is not None:
+        check_number("class_weights", class_weights, lo=0, scalar=False)
+        weights = jnp.asarray(class_weights)
+        if weights.shape != (num_classes,):
+            raise ValueError(
+                f"class_weights has shape {weights.shape}, expected ({num_classes},)"
+            )
+        concrete = concrete_value(weights)
+        if concrete is not None and not concrete.any():
+            raise ValueError(f"class_weights={show(class_weights)} are all 0: the weighted "
+                             "mean would be 0/0")
+        class_weights = weights
+    return _cross_entropy(logits, labels, class_weights)
+
+
+def _logits_and_labels(logits: ArrayLike, labels: ArrayLike) -> tuple[jax.Array, jax.Array]:
+    """Checks ``(..., num_classes)`` logits and labels of shape ``logits.shape[:-1]``."""
+    logits = check_array("logits", logits, min_ndim=1)
+    if logits.shape[-1] == 0:
+        raise ValueError(f"logits has shape {logits.shape}: no classes on its last axis")
+    labels = jnp.asarray(labels)
     if labels.shape != logits.shape[:-1]:
         raise ValueError(
             f"labels have shape {labels.shape}, expected {logits.shape[:-1]} for logits of "
             f"shape {logits.shape} (labels are class indices, not one-hot)"
         )
-    check_labels(labels, num_classes)
-    if class_weights is not None:
-        class_weights = jnp.asarray(class_weights)
-        if class_weights.shape != (num_classes,):
-            raise ValueError(
-                f"class_weights has shape {class_weights.shape}, expected ({num_classes},)"
-            )
-    return _cross_entropy(logits, labels, class_weights)
+    return logits, labels
 
 
 @jax.jit
@@ -100,5 +116,5 @@ def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
       >>> accuracy(logits, jnp.array([0, 1, 1]))
       Array(0.6666667, dtype=float32)
     """
-    logits = jnp.asarray(logits)
-    return jnp.mean(jnp.argmax(logits, axis=-1) == jnp.asarray(labels), dtype=jnp.float32)
+    logits, labels = _logits_and_labels(logits, labels)
+    return jnp.mean(jnp.argmax(logits, axis=-1) == labels, dtype=jnp.float32)

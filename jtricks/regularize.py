@@ -15,17 +15,19 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jtricks._numeric import upcast
+from jtricks._validate import check_array, check_callable, check_mask, check_number
 
 __all__ = ["gradient_penalty", "l1_penalty", "l2_penalty"]
 
 
 def _masked_leaves(params: Any, mask: Any) -> list:
-    if mask is None:
-        return jax.tree.leaves(params)
-    if callable(mask):
-        mask = mask(params)
-    kept = jax.tree.map(lambda p, m: p if m else None, params, mask)
-    return jax.tree.leaves(kept)
+    """The floating-point leaves of ``params`` where ``mask`` is ``True``."""
+    if mask is not None:
+        mask = mask(params) if callable(mask) else mask
+        check_mask("mask", mask, params)
+        params = jax.tree.map(lambda p, m: p if m else None, params, mask)
+    return [check_array(f"params{jax.tree_util.keystr(path)}", leaf, kind="float")
+            for path, leaf in jax.tree_util.tree_leaves_with_path(params)]
 
 
 def _sum(leaves, fn) -> jax.Array:
@@ -118,7 +120,9 @@ def gradient_penalty(
       Array(2.31..., dtype=float32)
       >>> loss = per_example_loss(x).mean() + 0.1 * penalty
     """
-    x = jnp.asarray(x)
+    check_callable("fn", fn)
+    x = check_array("x", x, kind="float", min_ndim=1)
+    check_number("target", target)
     grads = jax.grad(lambda inp: jnp.sum(fn(inp)))(x)
     g = upcast(grads.reshape(grads.shape[0], -1))
     sq = jnp.sum(jnp.square(g), axis=-1)

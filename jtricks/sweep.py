@@ -49,6 +49,7 @@ from jax.sharding import PartitionSpec as P
 from jtricks import _validate
 from jtricks import train as _train
 from jtricks.parallel import _mesh
+from jtricks.data._batching import _num_examples
 from jtricks.train._state import as_key
 
 class Member(NamedTuple):
@@ -78,7 +79,11 @@ Build = Callable[[Mapping[str, jax.Array]], Any]
 
 def member_of(build: Build, hparams) -> Member:
     """``build(hparams)`` as a :class:`Member` with its defaults filled in."""
+    _validate.check_callable("build", build)
     built = build(hparams)
+    if not isinstance(built, Member) and not (type(built) is tuple and len(built) == 2):
+        raise TypeError(f"build returned {_validate.show(built)}; it must return a Member or "
+                        "a (model, tx) pair")
     member = built if isinstance(built, Member) else Member(*built)
     return member._replace(
         loss_fn=member.loss_fn or _train.classifier_loss(member.model),
@@ -155,8 +160,11 @@ def grid(**values: Sequence[float]) -> dict[str, jax.Array]:
     if not values:
         raise ValueError("grid() needs at least one hyperparameter, e.g. grid(learning_rate=[0.1, 0.01])")
     for name, options in values.items():
+        if not isinstance(options, Sequence) or isinstance(options, str):
+            raise TypeError(f"{name}={_validate.show(options)} must be a list of values")
         if len(options) == 0:
             raise ValueError(f"{name}={list(options)!r} must list at least one value")
+        _validate.check_number(name, list(options), scalar=False)
     combos = list(itertools.product(*values.values()))
     return {name: jnp.asarray([c[i] for c in combos], jnp.float32) for i, name in enumerate(values)}
 
@@ -204,7 +212,8 @@ def fit_member(
     epochs = _validate.check_int("epochs", epochs, lo=1)
     batch_size = _validate.check_int("batch_size", batch_size, lo=1)
     patience = _validate.check_int("patience", patience, lo=0, allow_none=True)
-    n = jax.tree.leaves(train_data)[0].shape[0]
+    n = _num_examples(train_data, "train_data", allow_empty=False)
+    _num_examples(val_data, "val_data", allow_empty=False)
     if batch_size > n:
         raise ValueError(f"batch_size={batch_size} exceeds the {n} training examples")
     member = member_of(build, hparams)
@@ -341,6 +350,15 @@ def train(
       J. Bergstra, Y. Bengio, "Random Search for Hyper-Parameter Optimization",
       https://jmlr.org/papers/v13/bergstra12a.html, 2012 (grids and their cost).
     """
+    _validate.check_callable("build", build)
+    _validate.check_int("epochs", epochs, lo=1)
+    _validate.check_int("batch_size", batch_size, lo=1)
+    _validate.check_int("patience", patience, lo=0, allow_none=True)
+    if not isinstance(hparams, Mapping):
+        raise TypeError(f"hparams={_validate.show(hparams)} must map names to arrays "
+                        "(e.g. grid(learning_rate=[0.1, 0.01]))")
+    for name, value in hparams.items():
+        _validate.check_number(f"hparams[{name!r}]", value, scalar=False)
     hparams = {name: jnp.asarray(value, jnp.float32) for name, value in hparams.items()}
     shapes = {value.shape for value in hparams.values()}
     if len(shapes) != 1 or len(shapes.pop()) != 1:

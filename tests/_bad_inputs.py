@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import jax
+import numpy as np
 import pytest
 
 from jtricks._validate import show
@@ -51,6 +53,26 @@ class Bad:
     remaining: str | None = None
 
 
+def _short(value: Any) -> str:
+    """A value as a short, deterministic part of a test id (no addresses, no newlines)."""
+    if isinstance(value, type) or (callable(value) and hasattr(value, "__name__")):
+        return getattr(value, "__name__", repr(value))
+    if type(value) in (tuple, list):
+        one = len(value) == 1 and type(value) is tuple
+        inner = ", ".join(map(_short, value)) + ("," if one else "")
+        return f"({inner})" if type(value) is tuple else f"[{inner}]"
+    if not isinstance(value, (bool, int, float, complex, str, bytes, type(None), dict,
+                              np.ndarray, np.generic, jax.Array)):
+        return type(value).__name__  # a Mesh, a GradientTransformation, ...
+    text = show(value)
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)) and np.ndim(value) == 0:
+        text = f"{type(value).__name__}({text})"  # jnp.array(2.5) apart from 2.5
+    if "\n" in text or " at 0x" in text or len(text) > 40:
+        shape = getattr(value, "shape", None)
+        return f"array{tuple(shape)}" if shape is not None else type(value).__name__
+    return text
+
+
 def bad(package: str, fn: Callable, arg: str, value: Any, *args, exc=ValueError,
         shown: str | None = None, remaining: str | None = None, **kwargs) -> Bad:
     """A case calling ``fn(*args, **kwargs, arg=value)``.
@@ -61,9 +83,23 @@ def bad(package: str, fn: Callable, arg: str, value: Any, *args, exc=ValueError,
         return fn(*args, **{**kwargs, arg: value})
 
     name = getattr(fn, "__name__", repr(fn))
-    pos = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
-    label = f"{name}({pos + ', ' if pos else ''}{arg}={show(value)})"
+    pos = ", ".join([*map(_short, args), *(f"{k}={_short(v)}" for k, v in kwargs.items())])
+    label = f"{name}({pos + ', ' if pos else ''}{arg}={_short(value)})"
     return Bad(package, label, call, arg, show(value) if shown is None else shown, exc, remaining)
+
+
+def on(fn: Callable, *args, given: str) -> Callable:
+    """``fn`` with leading arguments bound, named ``fn[given]`` in case labels.
+
+    For arguments (arrays, keys, parameter trees) whose ``repr`` would make an
+    unreadable test id: ``bad("nn", on(nn.dropout, KEY, X, given="key, x"),
+    "rate", 1.5, training=True)`` is labelled ``dropout[key, x](training=True, rate=1.5)``.
+    """
+    def bound(*more, **kwargs):
+        return fn(*args, *more, **kwargs)
+
+    bound.__name__ = f"{getattr(fn, '__name__', repr(fn))}[{given}]"
+    return bound
 
 
 def clear_error(case: Bad) -> None:

@@ -19,11 +19,21 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.ndimage import map_coordinates
 from jax.typing import ArrayLike
 
 from jtricks._numeric import compute_dtype
-from jtricks._validate import check_non_negative, check_number, concrete_value
+from jtricks._validate import (
+    check_choice,
+    check_non_negative,
+    check_number,
+    concrete_value,
+    show,
+)
+
+# The boundary modes of jax.scipy.ndimage.map_coordinates.
+_MODES = ("constant", "nearest", "wrap", "mirror", "reflect")
 
 
 def affine_transform(
@@ -50,7 +60,11 @@ def affine_transform(
       The transformed image, same shape and dtype.
 
     Raises:
-      ValueError: if ``image`` is not one 2-d or 3-d image.
+      ValueError: if ``image`` is not one 2-d or 3-d image, ``matrix`` is not 2x2
+        or ``offset`` not a pair, a concrete ``matrix`` / ``offset`` / ``cval``
+        is not finite, or ``mode`` is not one of ``"constant"``, ``"nearest"``,
+        ``"wrap"``, ``"mirror"``, ``"reflect"``.
+      TypeError: if ``cval`` is not a real number.
 
     Example:
       >>> image = jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
@@ -61,6 +75,13 @@ def affine_transform(
       Array([[0., 1., 2.],
              [0., 4., 5.]], dtype=float32)
     """
+    check_choice("mode", mode, _MODES)
+    check_number("cval", cval)
+    for name, value, shape in (("matrix", matrix, (2, 2)), ("offset", offset, (2,))):
+        if np.shape(value) != shape:
+            raise ValueError(f"{name}={show(value)} must have shape {shape}, "
+                             f"got {np.shape(value)}")
+        check_number(name, value, scalar=False)
     image = jnp.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError(
@@ -165,14 +186,23 @@ def random_zoom(
       >>> zoomed.shape, zoomed.dtype
       ((8, 8), dtype('float32'))
     """
-    low, high = zoom_range
+    low, high = _zoom_range(zoom_range)
+    factor = jax.random.uniform(key, (), minval=low, maxval=high)
+    return affine_transform(image, jnp.eye(2) / factor, **kwargs)
+
+
+def _zoom_range(zoom_range) -> tuple:
+    """Checks ``zoom_range``: a pair ``0 < low <= high`` (concrete values only)."""
+    try:
+        low, high = zoom_range
+    except (TypeError, ValueError):
+        raise TypeError(f"zoom_range={show(zoom_range)} must be a pair (low, high)") from None
     check_number("zoom_range[0]", low, lo=0, lo_open=True)
     check_number("zoom_range[1]", high, lo=0, lo_open=True)
     lo_c, hi_c = concrete_value(low), concrete_value(high)
     if lo_c is not None and hi_c is not None and lo_c > hi_c:
-        raise ValueError(f"zoom_range={tuple(zoom_range)!r} must have low <= high")
-    factor = jax.random.uniform(key, (), minval=low, maxval=high)
-    return affine_transform(image, jnp.eye(2) / factor, **kwargs)
+        raise ValueError(f"zoom_range={show(zoom_range)} must have low <= high")
+    return low, high
 
 
 def random_affine(
@@ -213,9 +243,7 @@ def random_affine(
     """
     check_non_negative("max_shift", max_shift)
     check_non_negative("max_degrees", max_degrees)
-    low, high = zoom_range
-    check_number("zoom_range[0]", low, lo=0, lo_open=True)
-    check_number("zoom_range[1]", high, lo=0, lo_open=True)
+    low, high = _zoom_range(zoom_range)
     k_shift, k_angle, k_zoom = jax.random.split(key, 3)
     offset = jax.random.uniform(k_shift, (2,), minval=-1.0, maxval=1.0) * max_shift
     angle = jnp.deg2rad(jax.random.uniform(k_angle, (), minval=-1.0, maxval=1.0) * max_degrees)

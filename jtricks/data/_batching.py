@@ -8,20 +8,24 @@ from typing import Any, cast
 import jax
 import numpy as np
 
-from jtricks._validate import check_int
+from jtricks._validate import check_bool, check_int
 
 
-def _num_examples(data: Any) -> int:
+def _num_examples(data: Any, name: str = "data", *, allow_empty: bool = True) -> int:
+    """The examples in ``data``: the leading axis its arrays share (concrete or traced)."""
     leaves = jax.tree.leaves(data)
     if not leaves:
-        raise ValueError("data has no arrays to batch")
+        raise ValueError(f"{name} has no arrays to batch")
     sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
+    shapes = [np.shape(leaf) for leaf in leaves]
     if None in sizes or len(sizes) != 1:
-        shapes = [np.shape(leaf) for leaf in leaves]
         raise ValueError(
-            f"every array in data needs the same leading (example) axis; got shapes {shapes}"
+            f"every array in {name} needs the same leading (example) axis; got shapes {shapes}"
         )
-    return cast(int, sizes.pop())
+    n = sizes.pop()
+    if n == 0 and not allow_empty:
+        raise ValueError(f"{name} holds no examples (shapes {shapes})")
+    return cast(int, n)
 
 
 def num_batches(n: int, batch_size: int, *, drop_last: bool = False) -> int:
@@ -41,7 +45,7 @@ def num_batches(n: int, batch_size: int, *, drop_last: bool = False) -> int:
     """
     n = check_int("n", n, lo=0)
     batch_size = check_int("batch_size", batch_size, lo=1)
-    return n // batch_size if drop_last else -(-n // batch_size)
+    return n // batch_size if check_bool("drop_last", drop_last) else -(-n // batch_size)
 
 
 def batches(
@@ -66,7 +70,9 @@ def batches(
       (the last one may be smaller unless ``drop_last``). Arrays keep their type.
 
     Raises:
-      ValueError: if the arrays do not share the leading axis.
+      ValueError: if the arrays do not share the leading axis or ``batch_size < 1``
+        (checked when ``batches`` is called, not at the first batch).
+      TypeError: if ``batch_size`` is not an integer or ``drop_last`` not a bool.
 
     Example:
       >>> x, y = np.arange(10.0).reshape(5, 2), np.arange(5)
@@ -78,8 +84,13 @@ def batches(
       ...         assert xb.shape == (2, 2) and (xb[:, 0] == 2 * yb).all()
     """
     batch_size = check_int("batch_size", batch_size, lo=1)
+    count = num_batches(_num_examples(data), batch_size, drop_last=drop_last)
+    return _batches(key, data, batch_size, count)  # the arguments are checked now, not lazily
+
+
+def _batches(key, data, batch_size: int, count: int) -> Iterator[Any]:
     n = _num_examples(data)
     order = np.arange(n) if key is None else np.asarray(jax.random.permutation(key, n))
-    for b in range(num_batches(n, batch_size, drop_last=drop_last)):
+    for b in range(count):
         idx = order[b * batch_size : (b + 1) * batch_size]
         yield jax.tree.map(lambda leaf: leaf[idx], data)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jtricks._optional import require
-from jtricks._validate import check_choice
+from jtricks._validate import check_bool, check_choice, check_int
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): data are big-endian.
 _IDX_DTYPES: dict[int, np.dtype] = {
@@ -71,6 +71,8 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
 
 def _read_bytes(path: str | os.PathLike) -> bytes:
     path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"path={path!r} is not a file")
     with open(path, "rb") as fh:
         raw = fh.read()
     if raw[:2] != b"\x1f\x8b":
@@ -226,6 +228,8 @@ def load_mnist_idx(path: str | os.PathLike, split: str = "train", *,
       ((2, 2, 2, 1), dtype('float32'), array([5, 0], dtype=int32))
     """
     check_choice("split", split, tuple(_PREFIX))
+    if num_classes is not None:
+        num_classes = check_int("num_classes", num_classes, lo=1)
     directory = os.path.expanduser(os.fspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"path={directory!r} is not a directory with MNIST IDX files")
@@ -241,10 +245,6 @@ def load_mnist_idx(path: str | os.PathLike, split: str = "train", *,
             f"{image_file} holds {images.shape[0]} images but {label_file} holds "
             f"{labels.shape[0]} labels"
         )
-    if num_classes is not None:
-        from jtricks._validate import check_int
-
-        num_classes = check_int("num_classes", num_classes, lo=1)
     labels = _check_labels(label_file, labels, num_classes)
     return images.astype(np.float32)[..., None], labels
 
@@ -361,12 +361,12 @@ def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=N
     """
     import jax
 
-    from jtricks._validate import check_int
     from jtricks.data._scaling import minmax_scale, standardize
     from jtricks.data._split import split
 
     seed = check_int("seed", seed, lo=0)
     check_choice("scale", scale, _SCALES)
+    check_bool("keep_raw", keep_raw)
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(f"name={name!r} must be 'digits', 'mnist:DIR' or a directory")
     name = os.fspath(name)

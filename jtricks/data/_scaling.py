@@ -25,7 +25,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jtricks._numeric import compute_dtype
-from jtricks._validate import check_number, concrete_value
+from jtricks._validate import check_int, check_number, concrete_value
 
 
 def _out_dtype(x: jax.Array) -> jnp.dtype:
@@ -36,13 +36,22 @@ def _out_dtype(x: jax.Array) -> jnp.dtype:
 def _normalise_axis(axis, ndim: int):
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = []
     for a in axes:
+        check_int("axis", a)
         if not -ndim <= a < ndim:
             raise ValueError(f"axis={axis!r} is out of range for training data with {ndim} dims")
         out.append(int(a) % ndim)
     return tuple(out)
+
+
+def _training_data(train: ArrayLike) -> jax.Array:
+    """``train`` as an array; refuses empty data (no statistics to fit)."""
+    train = jnp.asarray(train)
+    if train.size == 0:
+        raise ValueError(f"train has shape {train.shape}: no values to fit the scaler on")
+    return train
 
 
 def _check_nonzero(name: str, spread: jax.Array, axis, axes, what: str) -> None:
@@ -181,7 +190,7 @@ def minmax_scale(
 
     Raises:
       ValueError: if ``feature_range`` is not increasing, ``axis`` is out of range,
-        or the training data has a zero range (globally, or for the named features).
+        the training data is empty or has a zero range (globally, or for the named features).
 
     Example:
       >>> x = jnp.array([0.0, 5.0, 10.0, 20.0])
@@ -200,7 +209,7 @@ def minmax_scale(
     lo_c, hi_c = concrete_value(low), concrete_value(high)
     if lo_c is not None and hi_c is not None and not lo_c < hi_c:
         raise ValueError(f"feature_range={feature_range!r} must have low < high")
-    train = jnp.asarray(train)
+    train = _training_data(train)
     dtype = compute_dtype(train.dtype)
     axes = _normalise_axis(axis, train.ndim)
     data_min, data_max = _range_stats(train, axes)
@@ -227,8 +236,8 @@ def standardize(
       A fitted ``StandardScaler``; call it on any array.
 
     Raises:
-      ValueError: if the training data has zero standard deviation (globally, or for
-        the named features) or ``axis`` is out of range.
+      ValueError: if the training data is empty or has zero standard deviation
+        (globally, or for the named features) or ``axis`` is out of range.
 
     Example:
       >>> x = jnp.array([[0.0, 10.0], [2.0, 30.0], [1.0, 20.0]])
@@ -241,7 +250,7 @@ def standardize(
       >>> x_val
       Array([[0., 0.]], dtype=float32)
     """
-    train = jnp.asarray(train)
+    train = _training_data(train)
     axes = _normalise_axis(axis, train.ndim)
     mean, std, span = _moment_stats(train, axes)
     _check_nonzero("standardize", span, axis, axes, "standard deviation (max == min)")

@@ -32,6 +32,8 @@ from typing import Hashable, Iterator, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jtricks._validate import check_bool, check_int
+
 
 class _Data(NamedTuple):
     axis_name: Hashable | tuple | None
@@ -67,7 +69,7 @@ def data_parallel(axis_name: Hashable | tuple, *, per_example: bool = True) -> I
       ...     f(jnp.zeros((2, 3))).tolist()
       [[0, 1, 2], [3, 4, 5]]
     """
-    with _DATA(_Data(axis_name, bool(per_example))):
+    with _DATA(_Data(axis_name, check_bool("per_example", per_example))):
         yield
 
 
@@ -103,6 +105,7 @@ def example_indices(batch_size: int, *, axis_name=None) -> jax.Array:
       >>> example_indices(3).tolist()
       [0, 1, 2]
     """
+    batch_size = check_int("batch_size", batch_size, lo=0)
     axis_name = data_axis() if axis_name is None else axis_name
     index = jnp.arange(batch_size, dtype=jnp.int32)
     if axis_name is None:

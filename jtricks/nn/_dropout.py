@@ -21,13 +21,13 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jtricks._validate import check_number
+from jtricks._validate import check_bool, check_number
 from jtricks.nn._context import example_keys, per_example
 
 
 def _check(name: str, key, rate, training: bool) -> None:
     check_number("rate", rate, lo=0, hi=1)
-    if training and key is None:
+    if check_bool("training", training) and key is None:
         raise ValueError(
             f"{name}: key=None but training=True; pass a PRNG key (e.g. from jax.random.split)"
         )

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jtricks import init as _init
-from jtricks._validate import check_choice, check_int
+from jtricks._validate import check_bool, check_choice, check_dtype, check_int
 
 
 def _pair(name: str, value) -> tuple[int, int]:
@@ -60,6 +60,7 @@ def init_dense(
     """
     in_features = check_int("in_features", in_features, lo=1)
     out_features = check_int("out_features", out_features, lo=1)
+    param_dtype = check_dtype("param_dtype", param_dtype, allow_none=False)
     k_key, b_key = jax.random.split(key)
     return {
         "kernel": kernel_init(k_key, (in_features, out_features), param_dtype),
@@ -111,6 +112,8 @@ def init_conv2d(
     """
     in_channels = check_int("in_channels", in_channels, lo=1)
     out_channels = check_int("out_channels", out_channels, lo=1)
+    param_dtype = check_dtype("param_dtype", param_dtype, allow_none=False)
+    check_bool("use_bias", use_bias)
     kh, kw = _pair("kernel_size", kernel_size)
     k_key, b_key = jax.random.split(key)
     params = {"kernel": kernel_init(k_key, (kh, kw, in_channels, out_channels), param_dtype)}
@@ -152,7 +155,8 @@ def conv2d(
 
 def max_pool(x: jax.Array, window: int = 2, stride: int | None = None) -> jax.Array:
     """Max pooling over H and W of an NHWC input (``"SAME"`` padding, never empty)."""
-    stride = window if stride is None else stride
+    window = check_int("window", window, lo=1)
+    stride = window if stride is None else check_int("stride", stride, lo=1)
     return lax.reduce_window(
         x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1), "SAME"
     )

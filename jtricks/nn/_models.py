@@ -27,7 +27,15 @@ import jax
 import jax.numpy as jnp
 
 from jtricks import init as _init
-from jtricks._validate import check_int, check_number, concrete_value
+from jtricks._validate import (
+    check_bool,
+    check_dtype,
+    check_int,
+    check_number,
+    check_shape,
+    concrete_value,
+    show,
+)
 from jtricks.nn._dropout import apply_mask, keep_and_scale, keep_masks
 from jtricks.nn._layers import (
     conv2d,
@@ -62,19 +70,20 @@ def _is_zero(rate) -> bool:
 
 def _check_features(name: str, features) -> tuple[int, ...]:
     if isinstance(features, (int,)) or not isinstance(features, Sequence) or not features:
-        raise ValueError(f"{name}={features!r} must be a non-empty sequence of positive ints")
+        raise ValueError(f"{name}={show(features)} must be a non-empty sequence of positive ints")
     return tuple(check_int(name, f, lo=1) for f in features)
 
 
 def _input_shape(input_shape) -> tuple[int, ...]:
     """One example's shape as a tuple (an int is a vector's length)."""
-    if isinstance(input_shape, int):
-        return (input_shape,)
-    return tuple(int(d) for d in input_shape)
+    shape = check_shape("input_shape", input_shape)
+    if 0 in shape:
+        raise ValueError(f"input_shape={show(input_shape)} must have positive sizes")
+    return shape
 
 
 def _require_key(model: str, key, training: bool, random: bool) -> None:
-    if training and random and key is None:
+    if check_bool("training", training) and random and key is None:
         raise ValueError(
             f"{model}.apply: key=None but training=True and the model has dropout / drop "
             "path; pass key=... (a PRNG key)"
@@ -146,6 +155,8 @@ def mlp(
     """
     features = _check_features("features", features)
     check_number("dropout", dropout, lo=0, hi=1)
+    check_bool("batch_norm", batch_norm)
+    param_dtype = check_dtype("param_dtype", param_dtype, allow_none=False)
     use_dropout = not _is_zero(dropout)
 
     def init(key, input_shape):
@@ -228,6 +239,8 @@ def cnn(
     dense_features = tuple(check_int("dense_features", f, lo=1) for f in dense_features)
     kernel_size = check_int("kernel_size", kernel_size, lo=1)
     check_number("dropout", dropout, lo=0, hi=1)
+    check_bool("batch_norm", batch_norm)
+    param_dtype = check_dtype("param_dtype", param_dtype, allow_none=False)
     use_dropout = not _is_zero(dropout)
     widths = dense_features + (num_classes,)
 
@@ -340,6 +353,8 @@ def resnet(
     stage_channels = _check_features("stage_channels", stage_channels)
     blocks_per_stage = check_int("blocks_per_stage", blocks_per_stage, lo=1)
     check_number("drop_path", drop_path, lo=0, hi=1)
+    check_bool("batch_norm", batch_norm)
+    param_dtype = check_dtype("param_dtype", param_dtype, allow_none=False)
     use_drop_path = not _is_zero(drop_path)
     # (stride, in_channels, out_channels) of every block.
     blocks = []

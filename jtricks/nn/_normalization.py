@@ -37,7 +37,13 @@ import jax.numpy as jnp
 from jax import lax
 
 from jtricks._numeric import compute_dtype, upcast
-from jtricks._validate import check_int, check_positive, check_unit_interval
+from jtricks._validate import (
+    check_bool,
+    check_dtype,
+    check_int,
+    check_positive,
+    check_unit_interval,
+)
 from jtricks.nn._context import data_axis
 
 
@@ -77,6 +83,7 @@ def _normalize(x, mean, var, eps, scale, bias, axes):
 
 def _affine_params(num_features, param_dtype, *, bias=True):
     num_features = check_int("num_features", num_features, lo=1)
+    param_dtype = check_dtype("param_dtype", param_dtype, allow_none=False)
     params = {"scale": jnp.ones((num_features,), param_dtype)}
     if bias:
         params["bias"] = jnp.zeros((num_features,), param_dtype)
@@ -129,6 +136,7 @@ def init_batch_norm(num_features: int, param_dtype=jnp.float32, *, stats_dtype=j
       ((16,), Array([1., 1., 1.], dtype=float32))
     """
     params = _affine_params(num_features, param_dtype)
+    stats_dtype = check_dtype("stats_dtype", stats_dtype, allow_none=False)
     state = BatchNormState(
         mean=jnp.zeros((num_features,), stats_dtype),
         var=jnp.ones((num_features,), stats_dtype),
@@ -196,6 +204,7 @@ def batch_norm(
       >>> state.mean                       # running mean: 0.9 * 0 + 0.1 * batch mean
       Array([0.4500001 , 0.55000013, 0.65000015], dtype=float32)
     """
+    check_bool("training", training)
     check_unit_interval("momentum", momentum)
     check_positive("eps", eps)
     x = jnp.asarray(x)

@@ -119,7 +119,7 @@ def inject_hyperparams(
     unknown = static - set(signature.parameters)
     if unknown:
         raise ValueError(
-            f"static_args={sorted(static)!r} names {sorted(unknown)!r}, which "
+            f"static_args={static_args!r} names {sorted(unknown)!r}, which "
             f"{getattr(inner_factory, '__name__', 'inner_factory')} does not take; its "
             f"parameters are {list(signature.parameters)}")
 

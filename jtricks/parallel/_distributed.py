@@ -54,6 +54,13 @@ def initialize(
 
         jtricks.parallel.initialize("10.0.0.1:1234", num_processes=2, process_id=rank)
     """
+    if coordinator_address is not None and not isinstance(coordinator_address, str):
+        raise TypeError(f"coordinator_address={coordinator_address!r} must be 'host:port' "
+                        f"or None, got {type(coordinator_address).__name__}")
+    if cpu_collectives is not None and not isinstance(cpu_collectives, str):
+        raise TypeError(f"cpu_collectives={cpu_collectives!r} must be a string such as "
+                        "'gloo', or None")
+    timeout = check_int("timeout", timeout, lo=1)
     num_processes = check_int("num_processes", num_processes, lo=1, allow_none=True)
     process_id = check_int("process_id", process_id, lo=0, allow_none=True)
     if num_processes is not None and process_id is not None and process_id >= num_processes:

@@ -19,7 +19,7 @@ from jax.sharding import PartitionSpec as P
 
 from jtricks.train._state import raw_keys, typed_like
 
-from ._step import batch_size, check_divisible, device_count, local_step
+from ._step import batch_size, check_divisible, check_step_args, device_count, local_step
 
 
 def _device_count(num_devices) -> int:
@@ -58,6 +58,10 @@ def replicate(tree: Any, num_devices: int | None = None) -> Any:
 
 def unreplicate(tree: Any) -> Any:
     """The first replica of a replicated tree (the inverse of :func:`replicate`)."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if np.ndim(leaf) == 0:
+            raise ValueError(f"tree{jax.tree_util.keystr(path)} has shape (): not a replicated "
+                             "tree (every leaf needs a leading device axis, see replicate)")
     return jax.tree.map(lambda x: x[0], tree)
 
 
@@ -87,7 +91,7 @@ def split_batch(batch: Any, num_devices: int | None = None) -> Any:
     """
     n = _device_count(num_devices)
     size = batch_size(batch)
-    check_divisible(size, n)
+    check_divisible(size, n, "" if num_devices is None else f"num_devices={num_devices!r}")
     return jax.tree.map(lambda x: x.reshape(n, size // n, *x.shape[1:]), batch)
 
 
@@ -152,6 +156,7 @@ def pmap_step(
       >>> state.step.tolist(), metrics["loss"].shape     # one replica per device
       ([1, 1], (2,))
     """
+    check_step_args(loss_fn, tx, axis_name, donate)
     devices = jax.local_devices()[: _device_count(num_devices)]
     if jax.process_count() > 1 and len(devices) != jax.local_device_count():
         raise ValueError(

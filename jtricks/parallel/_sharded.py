@@ -35,12 +35,14 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jtricks._validate import check_bool, check_callable
 from jtricks.train import train_step
 from jtricks.train._state import raw_keys, typed_like
 
 from ._mesh import (DATA, MEMBER, MODEL, auto_sharding, axis_size, data_spec, role_axes,
                     run_auto, state_shardings)
 from ._step import batch_size, check_divisible, device_count, local_step
+from ._step import check_axis_name, check_step_args
 
 
 def data_mesh(num_devices: int | None = None, *, axis_name: str = "data") -> Mesh:
@@ -62,12 +64,20 @@ def data_mesh(num_devices: int | None = None, *, axis_name: str = "data") -> Mes
       >>> mesh.axis_names, mesh.size
       (('data',), 8)
     """
+    check_axis_name(axis_name)
     devices = jax.devices()
     n = device_count(num_devices, len(devices), "devices")
     return jax.make_mesh((n,), (axis_name,), (AxisType.Auto,), devices=devices[:n])
 
 
+def _check_mesh(mesh: Mesh) -> None:
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh={mesh!r} must be a jax.sharding.Mesh (e.g. data_mesh()), "
+                        f"got {type(mesh).__name__}")
+
+
 def _data_size(mesh: Mesh) -> int:
+    _check_mesh(mesh)
     return axis_size(mesh, role_axes(mesh)[DATA])
 
 
@@ -89,6 +99,7 @@ def replicate_on_mesh(tree: Any, mesh: Mesh) -> Any:
       >>> tree["w"].sharding.is_fully_replicated, len(tree["key"].devices())
       (True, 4)
     """
+    _check_mesh(mesh)
     sharding = NamedSharding(mesh, P())
     raw = jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
@@ -122,7 +133,7 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
       >>> x.shape, x.addressable_shards[0].data.shape
       ((16, 4), (2, 4))
     """
-    check_divisible(batch_size(batch) * jax.process_count(), _data_size(mesh))
+    check_divisible(batch_size(batch) * jax.process_count(), _data_size(mesh), "mesh")
     sharding = NamedSharding(mesh, data_spec(mesh))
     return jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch
@@ -165,6 +176,8 @@ def shard_loss(loss_fn, mesh: Mesh):
       >>> int(result.state.step)
       8
     """
+    check_callable("loss_fn", loss_fn)
+    _check_mesh(mesh)
     split, size = auto_sharding(mesh, data_spec(mesh)), _data_size(mesh)
 
     def split_loss(params, model_state, batch, key):
@@ -240,7 +253,10 @@ def sharded_step(
       >>> int(state.step), metrics["loss"].sharding.is_fully_replicated
       (1, True)
     """
+    _check_mesh(mesh)
     roles = role_axes(mesh)
+    check_step_args(loss_fn, tx, roles[DATA] or DATA, donate)
+    check_bool("per_device", per_device)
     replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, data_spec(mesh))
     if per_device:
         if roles[MODEL] is not None or roles[MEMBER] is not None:

@@ -6,8 +6,9 @@ from typing import Any, cast
 
 import jax
 
-from jtricks._validate import check_int
+from jtricks._validate import check_bool, check_callable, check_int, show
 from jtricks.train import train_step
+from jtricks.train._steps import check_tx
 
 def local_step(loss_fn, tx, axis_name, micro_batches=1):
     """``train_step`` on one device's shard, inside ``pmap`` / ``shard_map``.
@@ -27,6 +28,20 @@ def local_step(loss_fn, tx, axis_name, micro_batches=1):
                           micro_batches=micro_batches)
 
     return step
+
+
+def check_step_args(loss_fn, tx, axis_name, donate) -> None:
+    """The checks that ``pmap_step`` and ``sharded_step`` share."""
+    check_callable("loss_fn", loss_fn)
+    check_tx(tx)
+    check_axis_name(axis_name)
+    check_bool("donate", donate)
+
+
+def check_axis_name(axis_name) -> None:
+    """A mesh / pmap axis name: a non-empty string."""
+    if not isinstance(axis_name, str) or not axis_name:
+        raise TypeError(f"axis_name={show(axis_name)} must be a non-empty string")
 
 
 def device_count(num_devices: int | None, available: int, what: str) -> int:
@@ -49,11 +64,12 @@ def batch_size(batch: Any) -> int:
     return cast(int, sizes.pop())
 
 
-def check_divisible(size: int, num_devices: int) -> None:
-    """Raises unless ``size`` examples split evenly over ``num_devices``."""
+def check_divisible(size: int, num_devices: int, where: str = "") -> None:
+    """Raises unless ``size`` examples split evenly over ``num_devices`` (of ``where``)."""
     if size % num_devices:
         raise ValueError(
-            f"batch size {size} does not divide by the {num_devices} devices; "
+            f"batch size {size} does not divide by the {num_devices} devices"
+            f"{f' of {where}' if where else ''}; "
             f"use a batch size that is a multiple of {num_devices} (e.g. "
             f"{size - size % num_devices} or {size + num_devices - size % num_devices}): "
             "jtricks does not pad, since padded examples would change the batch "

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jtricks._numeric import safe_increment, upcast, zero_count
-from jtricks._validate import check_unit_interval
+from jtricks._validate import check_callable, check_unit_interval
 
 
 def _is_float(x) -> bool:
@@ -193,6 +193,8 @@ def ensemble_predict(
       >>> probs.shape, bool(jnp.allclose(probs.sum(-1), 1.0))
       ((7, 3), True)
     """
+    check_callable("apply_fn", apply_fn)
+
     def probs(params):
         logits = jnp.asarray(apply_fn(params, x))
         return jax.nn.softmax(upcast(logits), axis=-1)

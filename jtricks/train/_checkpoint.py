@@ -221,9 +221,13 @@ class Checkpointer:
 
     def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 3,
                  report: Callable[[str], None] = _stderr):
-        from jtricks._validate import check_int
+        from jtricks._validate import check_callable, check_int
 
         max_to_keep = check_int("max_to_keep", max_to_keep, lo=1)
+        check_callable("report", report)
+        if not isinstance(directory, (str, os.PathLike)):
+            raise TypeError(f"directory={directory!r} must be a path, "
+                            f"got {type(directory).__name__}")
         ocp = require("orbax.checkpoint", "jtricks.train.Checkpointer")
 
         self._ocp = ocp

@@ -17,7 +17,13 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jtricks._numeric import safe_increment, zero_count
-from jtricks._validate import check_choice, check_non_negative, check_number
+from jtricks._validate import (
+    check_choice,
+    check_non_negative,
+    check_number,
+    concrete_value,
+    show,
+)
 
 
 class EarlyStoppingState(NamedTuple):
@@ -62,6 +68,14 @@ class EarlyStopping(NamedTuple):
     init: Callable[[Any], EarlyStoppingState]
     update: Callable[[ArrayLike, EarlyStoppingState, Any], EarlyStoppingState]
     mode: str = "min"
+
+
+def _check_epochs(name: str, value) -> None:
+    """A count of epochs: ``>= 0`` and whole (``2.5`` is refused, not rounded); may be traced."""
+    check_non_negative(name, value)
+    concrete = concrete_value(value)
+    if concrete is not None and concrete != round(float(concrete)):
+        raise ValueError(f"{name}={show(value)} must be a whole number of epochs")
 
 
 def early_stopping(
@@ -148,10 +162,10 @@ def early_stopping(
       (3, 1, 1.0)
     """
     check_choice("mode", mode, ("min", "max"))
-    check_non_negative("patience", patience)
+    _check_epochs("patience", patience)
     check_non_negative("min_delta", min_delta)
     check_number("baseline", baseline, allow_none=True)
-    check_non_negative("start_from_epoch", start_from_epoch)
+    _check_epochs("start_from_epoch", start_from_epoch)
     minimize = mode == "min"
 
     def improves(value: jax.Array, reference: jax.Array) -> jax.Array:

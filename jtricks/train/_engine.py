@@ -34,14 +34,15 @@ import jax
 import jax.numpy as jnp
 
 from jtricks._numeric import global_norm, safe_increment
-from jtricks._validate import check_int
+from jtricks._validate import check_callable, check_int
+from jtricks.data._batching import _num_examples
 from jtricks.nn import data_parallel
 from jtricks.optim import apply_updates
 from jtricks.optim._base import call_update
 
 from ._averaging import params_like
 from ._state import TrainState
-from ._steps import evaluate
+from ._steps import check_tx, evaluate
 
 # loss_fn(params, model_state, batch, key) -> (loss, (new_model_state, metrics))
 LossFn = Callable[[Any, Any, Any, jax.Array], tuple[jax.Array, tuple[Any, dict]]]
@@ -189,10 +190,12 @@ def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,
       (2, (2,))
     """
     batch_size = check_int("batch_size", batch_size, lo=1)
+    check_callable("loss_fn", loss_fn)
+    check_tx(tx)
 
     def epoch(state: TrainState, data: Any, key, avg_state=None):
+        n = _num_examples(data, "train_data", allow_empty=False)
         data = jax.tree.map(jnp.asarray, data)
-        n = jax.tree.leaves(data)[0].shape[0]
         bs = min(batch_size, n)
         steps = n // bs
         order = jax.random.permutation(key, n)[: steps * bs].reshape(steps, bs)
@@ -322,6 +325,7 @@ def make_run(*, loss_fn: LossFn, tx, batch_size: int, epochs: int,
     """
     epochs = check_int("epochs", epochs, lo=1)
     eval_batch_size = check_int("eval_batch_size", eval_batch_size, lo=1)
+    check_callable("eval_fn", eval_fn, allow_none=True)
     epoch_fn = make_epoch(loss_fn=loss_fn, tx=tx, batch_size=batch_size, averager=averager)
 
     def run(state: TrainState, train_data, val_data, data_key) -> Run:

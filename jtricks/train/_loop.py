@@ -14,13 +14,14 @@ import numpy as np
 
 from jtricks._numeric import all_finite
 from jtricks._optional import missing, require
-from jtricks._validate import check_int, check_non_negative
+from jtricks._validate import check_bool, check_callable, check_int, check_non_negative, show
+from jtricks.data._batching import _num_examples
 
 from ._engine import averaged_params, check_mode, epoch_row, make_epoch
 from ._history import history_writer
 from ._metrics import as_writer, learning_rate_of
 from ._state import TrainState, as_key
-from ._steps import evaluate
+from ._steps import check_opt_state, evaluate
 
 
 class FitResult(NamedTuple):
@@ -256,6 +257,7 @@ def fit(
     epochs = check_int("epochs", epochs, lo=0)
     batch_size = check_int("batch_size", batch_size, lo=1)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, lo=1)
+    eval_batch_size = check_int("eval_batch_size", eval_batch_size, lo=1)
     writer = as_writer(writers)
     if log_steps and writer is None:
         raise ValueError("fit(log_steps=True) needs writers= to write the steps to "
@@ -267,6 +269,17 @@ def fit(
         if value is not None and hasattr(value, "init") and hasattr(value, "update"):
             raise TypeError(f"fit got a gradient transformation as {name}; pass the "
                             "optimizer as tx= and the loss as loss_fn=")
+    if not isinstance(state, TrainState):
+        raise TypeError(f"state={show(state)} must be a jtricks.train.TrainState "
+                        f"(TrainState.create(...)), got {type(state).__name__}")
+    check_callable("loss_fn", loss_fn)
+    check_callable("eval_fn", eval_fn, allow_none=True)
+    check_opt_state(tx, state)
+    _num_examples(train_data, "train_data", allow_empty=False)
+    if val_data is not None:
+        _num_examples(val_data, "val_data", allow_empty=False)
+    for name, flag in (("restore_best", restore_best), ("resume", resume), ("restart", restart)):
+        check_bool(name, flag)
     if val_data is not None and eval_fn is None:
         raise ValueError("fit got val_data but no eval_fn to evaluate it with "
                          "(e.g. eval_fn=jtricks.train.classifier_eval(model))")

@@ -76,6 +76,9 @@ class TrainState(NamedTuple):
         Returns:
           A ``TrainState`` at step 0.
         """
+        from ._steps import check_tx
+
+        check_tx(tx)
         return cls(
             step=zero_count(),
             params=params,

@@ -17,9 +17,50 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from jtricks._validate import check_callable, check_int, check_number, show
+from jtricks.data._batching import _num_examples
 from jtricks.losses import cross_entropy
+
+
+def check_tx(tx) -> None:
+    """Refuses a ``tx`` that is not a gradient transformation (``init`` and ``update``)."""
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise TypeError(f"tx={show(tx)} must be a gradient transformation with init and "
+                        f"update, got {type(tx).__name__}")
+
+
+def _describe(tree, limit: int = 160) -> str:
+    text = str(jax.tree.structure(tree)).removeprefix("PyTreeDef(").removesuffix(")")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_opt_state(tx, state) -> None:
+    """Refuses a ``state`` whose ``opt_state`` was not made by ``tx.init(state.params)``.
+
+    Compares the structure, shapes and dtypes of ``jax.eval_shape(tx.init,
+    state.params)`` with ``state.opt_state`` (nothing is computed). Two
+    optimizers with identical states (e.g. ``sgd`` with two learning rates)
+    cannot be told apart.
+
+    Raises:
+      TypeError: naming both structures.
+    """
+    check_tx(tx)
+    expected = jax.eval_shape(tx.init, state.params)
+    got = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)),
+                       state.opt_state)
+    tree_expected: Any = jax.tree.structure(expected)
+    same = tree_expected == jax.tree.structure(got) and all(
+        (e.shape, e.dtype) == (g.shape, g.dtype)
+        for e, g in zip(jax.tree.leaves(expected), jax.tree.leaves(got)))
+    if not same:
+        raise TypeError(
+            f"tx did not make state.opt_state: tx.init(params) gives {_describe(expected)} "
+            f"but state.opt_state is {_describe(state.opt_state)}; build the state with "
+            "TrainState.create(params=..., tx=tx, ...) using the same tx")
 
 
 def _per_example_cross_entropy(logits, labels):
@@ -48,6 +89,9 @@ def classifier_loss(model, *, class_weights=None, augment: Callable | None = Non
     Example:
       >>> loss_fn = classifier_loss(jtricks.nn.mlp([128, 10]))
     """
+    _check_model(model)
+    check_number("class_weights", class_weights, lo=0, scalar=False, allow_none=True)
+    check_callable("augment", augment, allow_none=True)
 
     def loss_fn(params, model_state, batch, key):
         x, y = batch
@@ -79,16 +123,24 @@ def classifier_eval(model):
     return eval_fn
 
 
+def _check_model(model) -> None:
+    if not callable(getattr(model, "apply", None)):
+        raise TypeError(f"model={show(model)} must be a model with an apply method "
+                        f"(e.g. jtricks.nn.mlp(...)), got {type(model).__name__}")
+
+
 def predict(model, params, model_state, x, *, batch_size: int = 1024) -> jax.Array:
     """The model's outputs on ``x`` in evaluation mode, computed in batches."""
+    _check_model(model)
     return _batched(lambda xb: model.apply(params, model_state, xb, training=False)[0],
-                    x, batch_size)
+                    x, batch_size, "x")
 
 
-def _batched(fn, data, batch_size):
+def _batched(fn, data, batch_size, name: str = "data"):
     """``fn`` over ``data`` in batches of ``batch_size`` (last batch padded), concatenated."""
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    n = _num_examples(data, name, allow_empty=False)
     data = jax.tree.map(jnp.asarray, data)
-    n = jax.tree.leaves(data)[0].shape[0]
     batch_size = min(batch_size, n)
     num = -(-n // batch_size)
     pad = num * batch_size - n
@@ -112,5 +164,6 @@ def evaluate(eval_fn, params, model_state, data, *, batch_size: int = 1024) -> d
     Returns:
       A dict of scalar means.
     """
+    check_callable("eval_fn", eval_fn)
     per_example = _batched(lambda b: eval_fn(params, model_state, b), data, batch_size)
     return jax.tree.map(lambda a: jnp.mean(a.astype(jnp.float32)), per_example)
