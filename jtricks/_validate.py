@@ -208,7 +208,7 @@ def check_dtype(name: str, value: Any, *, kind: str = "float", allow_none: bool 
     Args:
       name: the argument's name.
       value: anything ``jnp.dtype`` accepts (``jnp.float32``, ``'bfloat16'``, ...).
-      kind: ``'float'`` (real floating point: state dtypes), ``'number'`` or ``'any'``.
+      kind: ``'float'`` (floating point or complex: state dtypes), ``'number'`` or ``'any'``.
       allow_none: whether ``None`` (meaning "the default") is accepted.
 
     Raises:
@@ -229,8 +229,9 @@ def check_dtype(name: str, value: Any, *, kind: str = "float", allow_none: bool 
         dtype = jnp.dtype(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name}={show(value)} is not a dtype") from None
-    if kind == "float" and not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"{name}={show(value)} must be a floating-point dtype, got {dtype}")
+    if kind == "float" and not jnp.issubdtype(dtype, jnp.inexact):  # complex states too
+        raise ValueError(f"{name}={show(value)} must be a floating-point (or complex) dtype, "
+                         f"got {dtype}")
     if kind == "number" and not jnp.issubdtype(dtype, jnp.number):
         raise ValueError(f"{name}={show(value)} must be a numeric dtype, got {dtype}")
     return dtype

@@ -358,7 +358,8 @@ def train(
         raise TypeError(f"hparams={_validate.show(hparams)} must map names to arrays "
                         "(e.g. grid(learning_rate=[0.1, 0.01]))")
     for name, value in hparams.items():
-        _validate.check_number(f"hparams[{name!r}]", value, scalar=False)
+        # inf may mean "no limit" (a clipping threshold); NaN never means anything
+        _validate.check_number(f"hparams[{name!r}]", value, scalar=False, finite=False)
     hparams = {name: jnp.asarray(value, jnp.float32) for name, value in hparams.items()}
     shapes = {value.shape for value in hparams.values()}
     if len(shapes) != 1 or len(shapes.pop()) != 1:

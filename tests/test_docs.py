@@ -19,7 +19,7 @@ PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
 # Pages whose code needs a package jtricks does not depend on: run where it is installed.
 NEEDS = {"interop/equinox.md": "equinox"}
 # Pages whose code is excerpts of a longer session (data from earlier steps, ``...``).
-EXCERPTS = {"USAGE.md"}
+EXCERPTS = {"USAGE.md", "scaling.md"}  # recipes that continue a training script
 
 
 def _python_blocks(page: str) -> list[str]:

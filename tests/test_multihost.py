@@ -88,7 +88,9 @@ def _worker(rank: int, port: int, out: str) -> None:
     np.savez(out, *_train(parallel))
     np.savez(out.replace(".npz", "_pmap.npz"), *_train_pmap(parallel))
     try:  # a pmap over some of the local devices would average over them alone
-        parallel.pmap_step(None, None, num_devices=1)
+        import jtricks.optim as jo
+
+        parallel.pmap_step(lambda p, s, b, k: (0.0, (s, {})), jo.sgd(0.1), num_devices=1)
     except ValueError as e:
         assert "every device of every process" in str(e), e
     else:
