@@ -28,8 +28,8 @@ COMMAND = "train"
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train one configuration with any combination of tricks",
-        description="Train a classifier on digits (default), MNIST-1D or MNIST with every trick of the "
-                    "lesson as a flag. Splits the data 70/20/10 (MNIST: its train files "
+        description="Train a classifier on digits (default), MNIST-1D or MNIST with every "
+                    "trick of the lesson as a flag. Splits the data 70/20/10 (MNIST: its train files "
                     "5:1 into train/validation, t10k as test; MNIST-1D: its training part "
                     "4:1, its test part as test), validates after every epoch "
                     "and evaluates the test split once, at the end.")
