@@ -77,7 +77,7 @@ def _check_metrics_files(out):
     assert set(by_experiment) == set(EXPERIMENTS)
     assert by_experiment["dropout"] == {f"dropout {r:.1f}" for r in (0, .1, .3, .5, .7)}
     assert by_experiment["batch_norm"] == {"with batch norm", "without batch norm"}
-    assert len(by_experiment["normalization"]) == 10  # 5 normalisations × 2 batch sizes
+    assert len(by_experiment["normalization"]) == 8  # 4 normalisations × 2 batch sizes
     assert len(by_experiment["imbalance"]) == 4
     assert len(by_experiment["initializers"]) == 14  # 7 initializers × ReLU, tanh
     seeds = {}

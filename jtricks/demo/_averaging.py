@@ -54,7 +54,7 @@ def averaging(data, out_dir, quick, seed=0):
     """Claim 6: model averaging — an ensemble of independently trained models, an EMA of
     the weights and SWA, each against a single model."""
     data = mnist1d(seed)
-    epochs = pick(quick, 30, 10)
+    epochs = pick(quick, 30, 6)
     members, decay, lr, batch = 5, 0.99, 0.05, 32
     spe = len(data.y_train) // batch
     swa_from = int(epochs * 0.75)  # SWA averages the last quarter's epoch ends

@@ -95,7 +95,7 @@ def schedules(data, out_dir, quick, seed=0):
     """Claim 11: start large, then shrink the learning rate (×0.98 per epoch, or another
     schedule) — on MNIST-1D, where the final accuracy is not saturated."""
     data = mnist1d(seed)
-    epochs = pick(quick, 30, 10)
+    epochs = pick(quick, 30, 6)
     batch = 32
     spe = len(data.y_train) // batch
     lr0 = 0.1
