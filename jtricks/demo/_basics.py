@@ -158,6 +158,8 @@ def initializers(data, out_dir, quick, seed=0):
                  color=colors[label], style=":" if label == "zeros" else "-", alpha=0.1)
         ax.set_title(f"6-layer {act} MLP, SGD+momentum (NaN runs not drawn)", fontsize=9)
         epochs_axis(ax, "validation accuracy", legend=False)
+        if j == 0:  # the only panel with all seven (zeros has no signal to draw)
+            ax.legend(fontsize=6)
     name = save(fig, out_dir, "initializers")
     diverged = ~np.isfinite(c["train_loss"]).all(-1)  # (arms, seeds)
     # a run whose loss became NaN has no accuracy (its argmax of NaN logits is class 0)
