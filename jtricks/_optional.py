@@ -20,6 +20,7 @@ PACKAGES = {
     "matplotlib": ("matplotlib", "demo"),
     "orbax.checkpoint": ("orbax-checkpoint", "demo"),
     "tqdm": ("tqdm", "demo"),
+    "mnist1d": ("mnist1d", "demo"),
     "flax": ("flax", "bench"),
     "tensorboardX": ("tensorboardX", "tensorboard"),
 }

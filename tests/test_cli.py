@@ -24,7 +24,7 @@ BAD_FLAGS = [
     (["train", "--optimizer", "adamx"], "invalid choice: 'adamx'"),
     (["train", "--hidden", "128,x"], "comma-separated"),
     (["train", "--model", "vgg"], "choose from 'mlp', 'cnn', 'resnet'"),
-    (["train", "--data", "cifar"], "accepted: digits, mnist:DIR"),
+    (["train", "--data", "cifar"], "accepted: digits, mnist1d, mnist:DIR"),
     (["train", "--no-such-flag"], "unrecognized arguments"),
     (["frobnicate"], "invalid choice"),
     (["sweep", "--lr", "1e-3,x"], "comma-separated list of numbers"),

@@ -291,3 +291,75 @@ def test_load_split_refuses_what_training_cannot_use(tmp_path):
     _mnist_parts(tmp_path / "c", train[:0], test)
     with pytest.raises(ValueError, match="training part is empty"):
         jd.load_split(tmp_path / "c")
+
+
+# --- MNIST-1D: generated here by the mnist1d package, never downloaded ---------------
+
+
+def _no_network(monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("MNIST-1D must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_mnist1d_is_generated_offline_deterministically_and_cached(tmp_path, monkeypatch):
+    import random
+
+    pytest.importorskip("mnist1d")
+    _no_network(monkeypatch)
+    monkeypatch.setenv("JTRICKS_CACHE_DIR", str(tmp_path))
+    np.random.seed(123)
+    random.seed(123)
+    before = np.random.get_state()[1].copy(), random.getstate()
+    a = jd.load_mnist1d(200, seed=7, cache=False)
+    # the package reseeds NumPy's global generator: the loader restores it
+    np.testing.assert_array_equal(np.random.get_state()[1], before[0])
+    assert random.getstate() == before[1]
+    b = jd.load_mnist1d(200, seed=7)  # generated again, then written to the cache
+    assert len(list(tmp_path.glob("mnist1d-*.npz"))) == 1
+    c = jd.load_mnist1d(200, seed=7)  # read from the cache
+    other = jd.load_mnist1d(200, seed=8, cache=False)
+    for u, v, w in zip(a, b, c):
+        np.testing.assert_array_equal(u, v)
+        np.testing.assert_array_equal(u, w)
+    assert not np.array_equal(a[0], other[0])
+    x, y, x_test, y_test = a
+    assert x.shape == (160, 1, 40, 1) and x_test.shape == (40, 1, 40, 1)
+    assert x.dtype == np.float32 and y.dtype == np.int32
+    assert np.bincount(np.concatenate([y, y_test])).tolist() == [20] * 10
+    # standardised by the generator: mean 0, variance 1 over the whole set
+    whole = np.concatenate([x, x_test]).astype(np.float64)
+    assert abs(whole.mean()) < 1e-5 and abs(whole.std() - 1) < 1e-5
+    # a corrupt cache file is regenerated, not an error
+    next(tmp_path.glob("mnist1d-*.npz")).write_bytes(b"not an npz")
+    np.testing.assert_array_equal(jd.load_mnist1d(200, seed=7)[0], a[0])
+
+
+def test_load_split_mnist1d(monkeypatch, tmp_path):
+    pytest.importorskip("mnist1d")
+    _no_network(monkeypatch)
+    data = jd.load_split("mnist1d", seed=0)
+    assert data.name == "mnist1d" and data.num_classes == 10
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (3200, 800, 1000)
+    assert data.x_train.shape[1:] == (1, 40, 1)
+    assert float(data.x_train.min()) == -1.0 and float(data.x_train.max()) == 1.0
+    counts = np.bincount(data.y_val, minlength=10)
+    assert counts.min() >= 75 and counts.max() <= 85  # stratified 80/20
+    with pytest.raises(ValueError, match="2 parts"):
+        jd.load_split("mnist1d", fractions=(0.7, 0.2, 0.1))
+
+
+def test_cli_accepts_mnist1d_and_names_its_package():
+    import argparse
+
+    from jtricks.cli._common import data_extras, data_spec
+
+    assert data_spec("mnist1d") == "mnist1d"
+    assert data_extras("mnist1d") == ("mnist1d",) and data_extras("digits") == ("sklearn",)
+    assert data_extras("mnist:/data") == ()
+    with pytest.raises(argparse.ArgumentTypeError, match="accepted: digits, mnist1d, mnist:DIR"):
+        data_spec("mnist-1d")

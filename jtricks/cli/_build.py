@@ -183,8 +183,10 @@ def build(args, data) -> Built:
 
 
 def _augmenter(x_train):
-    """Per-example random shift (±1 px), rotation (±10°) and zoom, background preserved."""
+    """Per-example random shift (±1 px), rotation (±10°) and zoom, background preserved;
+    for one-row signals (MNIST-1D) a circular shift along the row (±4 positions)."""
     import jax
+    import jax.numpy as jnp
 
     import jtricks
     import jtricks.data as jd
@@ -192,6 +194,9 @@ def _augmenter(x_train):
     background = float(x_train.min())
 
     def one(key, image):
+        if image.shape[0] == 1:  # a 1-D signal: rotation and zoom mean nothing
+            shift = jax.random.uniform(key, (), minval=-4.0, maxval=4.0)
+            return jd.affine_transform(image, jnp.eye(2), jnp.stack([0.0, shift]), mode="wrap")
         k1, k2, k3 = jax.random.split(key, 3)
         image = jd.random_shift(k1, image, max_shift=1.0, cval=background)
         image = jd.random_rotate(k2, image, max_degrees=10.0, cval=background)

@@ -62,14 +62,16 @@ number_list = _list_of(float, "numbers", "1e-3,1e-2")
 
 
 def data_spec(text):
-    """argparse type: ``digits`` or ``mnist:DIR`` (the directory is checked when loading)."""
-    if text == "digits":
+    """argparse type: ``digits``, ``mnist1d`` or ``mnist:DIR`` (the directory is checked
+    when loading)."""
+    if text in ("digits", "mnist1d"):
         return text
     if text.startswith("mnist:"):
         if not text[len("mnist:"):]:
             raise argparse.ArgumentTypeError("mnist: needs a directory, e.g. mnist:~/data/mnist")
         return text
-    raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; accepted: digits, mnist:DIR")
+    raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; accepted: digits, mnist1d, "
+                                     "mnist:DIR")
 
 
 # -- values: the library's checks, reported as the flag and the value.
@@ -212,3 +214,9 @@ def writable_dir(flag: str, path: str) -> None:
 def say(message: str) -> None:
     """Progress and results for a person, on stderr (stdout keeps the results)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def data_extras(spec: str) -> tuple[str, ...]:
+    """The optional packages ``--data spec`` needs: scikit-learn for digits, mnist1d for
+    MNIST-1D, none for MNIST IDX files."""
+    return {"digits": ("sklearn",), "mnist1d": ("mnist1d",)}.get(spec, ())

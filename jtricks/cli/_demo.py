@@ -12,15 +12,17 @@ COMMAND = "demo"
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "demo", help="run one experiment per trick of the lesson and write a report",
-        description="Runs the lesson's experiments (scaling, initializers, batch norm, "
-                    "dropout, optimizers, learning-rate decay, clipping, overfitting and "
-                    "early stopping, L1/L2 decay, class imbalance, model averaging) on the "
-                    "embedded digits and writes a report folder: README.md with tables and "
-                    "verdicts, one PNG per experiment, metrics.jsonl/csv.")
+        description="Runs the lesson's experiments (scaling, initializers, batch / layer / "
+                    "group / instance norm, dropout, optimizers, learning-rate decay, "
+                    "clipping, overfitting and early stopping, L1/L2 decay, class imbalance "
+                    "and resampling, model averaging, augmentation) on the embedded digits "
+                    "and MNIST-1D, each arm over 8 seeds, and writes a report folder: "
+                    "README.md with tables and verdicts, one PNG per experiment, "
+                    "metrics.jsonl/csv.")
     p.add_argument("--out", default="jtricks-report",
                    help="report folder (default: jtricks-report)")
     p.add_argument("--quick", action="store_true",
-                   help="few epochs per experiment: well under a minute")
+                   help="few epochs per experiment (verdicts tentative)")
     p.add_argument("--only", default=None, metavar="NAME,NAME",
                    help="run only these experiments (comma-separated)")
     p.add_argument("--seed", type=integer, default=0,

@@ -6,8 +6,8 @@ import json
 import os
 
 from .. import _registry
-from ._common import (CliError, check, check_finite, data_spec, int_list, integer,
-                      library_errors, load_data, number_list, require_extras, say)
+from ._common import (CliError, check, check_finite, data_extras, data_spec, int_list,
+                      integer, library_errors, load_data, number_list, require_extras, say)
 from ._devices import check_devices, request_devices
 
 COMMAND = "sweep"
@@ -32,7 +32,8 @@ def register(subparsers) -> None:
                    metavar="S,...", help="multipliers of the He-normal standard deviation "
                                          "of the kernels (default 1)")
     g = p.add_argument_group("fixed settings")
-    g.add_argument("--data", type=data_spec, default="digits", metavar="digits|mnist:DIR")
+    g.add_argument("--data", type=data_spec, default="digits",
+                   metavar="digits|mnist1d|mnist:DIR")
     g.add_argument("--scale", choices=("minmax", "standardize", "none"), default="minmax")
     g.add_argument("--hidden", type=int_list, default=(128,), metavar="W1,W2,...",
                    help="hidden widths of the mlp (default 128)")
@@ -113,7 +114,7 @@ def run(args) -> int:
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out!r} exists and is not a directory")
     check_args(args)
-    require_extras("jtricks sweep", ("sklearn",) if args.data == "digits" else ())
+    require_extras("jtricks sweep", data_extras(args.data))
     request_devices(args.devices)
     import time
 

@@ -8,8 +8,8 @@ import os
 
 from .. import _registry
 from ._build import DEFAULT_LR, _augmenter, build, build_schedule
-from ._common import (CliError, check, check_finite, data_spec, int_list, integer, load_data,
-                      number, require_extras, say, writable_dir)
+from ._common import (CliError, check, check_finite, data_extras, data_spec, int_list, integer,
+                      load_data, number, require_extras, say, writable_dir)
 from ._devices import add_devices_argument, check_devices, data_parallel, request_devices
 
 # The choices and a learning rate that works on digits for each when --lr is not given, from
@@ -28,13 +28,15 @@ COMMAND = "train"
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train one configuration with any combination of tricks",
-        description="Train a classifier on digits (default) or MNIST with every trick of the "
-                    "lesson as a flag. Splits the data 70/20/10 (MNIST: its train files "
-                    "5:1 into train/validation, t10k as test), validates after every epoch "
+        description="Train a classifier on digits (default), MNIST-1D or MNIST with every "
+                    "trick of the lesson as a flag. Splits the data 70/20/10 (MNIST: its train files "
+                    "5:1 into train/validation, t10k as test; MNIST-1D: its training part "
+                    "4:1, its test part as test), validates after every epoch "
                     "and evaluates the test split once, at the end.")
     g = p.add_argument_group("data")
-    g.add_argument("--data", type=data_spec, default="digits", metavar="digits|mnist:DIR",
-                   help="the embedded digits (default) or a directory with MNIST IDX files")
+    g.add_argument("--data", type=data_spec, default="digits", metavar="digits|mnist1d|mnist:DIR",
+                   help="the embedded digits (default), MNIST-1D (generated locally, harder) "
+                        "or a directory with MNIST IDX files")
     g.add_argument("--scale", choices=("minmax", "standardize", "none"), default="minmax",
                    help="input scaling fitted on the training split (default: minmax to [-1, 1])")
     g.add_argument("--augment", action="store_true",
@@ -280,7 +282,7 @@ def run(args) -> int:
         writable_dir("--checkpoint-dir", args.checkpoint_dir)
     if args.tensorboard:
         writable_dir("--tensorboard", args.tensorboard)
-    require_extras("jtricks train", (("sklearn",) if args.data == "digits" else ())
+    require_extras("jtricks train", data_extras(args.data)
                    + (("orbax.checkpoint",) if args.checkpoint_dir else ())
                    + (("tensorboardX",) if args.tensorboard else ()))
 

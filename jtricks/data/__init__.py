@@ -1,6 +1,6 @@
 """Data tricks: scaling fitted on training data, honest splits, imbalanced
-classes, keyed augmentation, batching, and the datasets (the embedded digits and
-MNIST IDX files)."""
+classes, keyed augmentation, batching, and the datasets (the embedded digits,
+MNIST-1D generated locally, MNIST IDX files)."""
 
 from ._augment import affine_transform as affine_transform
 from ._augment import random_affine as random_affine
@@ -15,6 +15,7 @@ from ._datasets import load_digits as load_digits
 from ._datasets import load_mnist_idx as load_mnist_idx
 from ._datasets import load_split as load_split
 from ._datasets import read_idx as read_idx
+from ._mnist1d import load_mnist1d as load_mnist1d
 from ._sampling import balanced_sample as balanced_sample
 from ._sampling import class_weights as class_weights
 from ._sampling import oversample as oversample
@@ -35,6 +36,7 @@ __all__ = [
     "batches",
     "class_weights",
     "load_digits",
+    "load_mnist1d",
     "load_mnist_idx",
     "load_split",
     "num_batches",

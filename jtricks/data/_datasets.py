@@ -1,7 +1,8 @@
-"""Datasets: the real 8x8 digits bundled with scikit-learn, and MNIST IDX files.
+"""Datasets: the real 8x8 digits bundled with scikit-learn, MNIST-1D generated
+locally (``_mnist1d.py``), and MNIST IDX files.
 
 :func:`load_split` is the one loader the command line and the demo use: it loads
-either dataset, splits it honestly (stratified; MNIST keeps its own test files) and
+any of them, splits it honestly (stratified; MNIST keeps its own test files) and
 scales it with statistics of the training part only.
 
 Both raw loaders return host (NumPy) arrays in the NHWC layout the models take:
@@ -256,7 +257,7 @@ class Split(NamedTuple):
       x_train, y_train, x_val, y_val, x_test, y_test: float32 NHWC images (scaled as
         asked) and int32 labels of each part.
       num_classes: ``max(label) + 1`` over every part.
-      name: ``"digits"`` or ``"mnist:<directory>"``.
+      name: ``"digits"``, ``"mnist1d"`` or ``"mnist:<directory>"``.
       scaler: the scaler fitted on the training part (``MinMaxScaler`` or
         ``StandardScaler``; ``None`` for ``scale="none"``); apply it to new data.
       raw_train, raw_val, raw_test: the unscaled images of each part, with
@@ -317,6 +318,11 @@ def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=N
 
     * ``"digits"``: the embedded 1,797 digits (:func:`load_digits`, needs
       scikit-learn), split 70/20/10 into train / validation / test.
+    * ``"mnist1d"``: MNIST-1D (:func:`load_mnist1d`, needs the ``mnist1d`` package;
+      generated locally, nothing downloaded), 40-point signals as ``(n, 1, 40, 1)``;
+      the package's 4,000 training examples are split 80/20 into train /
+      validation and its 1,000 test examples are the test part. Harder than
+      digits (MLPs reach about 0.6-0.7, CNNs about 0.9).
     * ``"mnist:DIR"`` or a directory ``DIR``: the MNIST IDX files in ``DIR``
       (:func:`load_mnist_idx`); its train files are split 5:1 into train /
       validation and its t10k files are the test part (in file order).
@@ -327,11 +333,11 @@ def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=N
     training images span exactly ``[-1, 1]``, the others may fall slightly outside.
 
     Args:
-      name: ``"digits"``, ``"mnist:DIR"`` or an MNIST directory.
+      name: ``"digits"``, ``"mnist1d"``, ``"mnist:DIR"`` or an MNIST directory.
       seed: a non-negative integer; seeds the split.
       fractions: the split's fractions, summing to 1: ``(train, val, test)`` for
         digits (default ``(0.7, 0.2, 0.1)``), ``(train, val)`` of MNIST's train files
-        (default ``(5/6, 1/6)``).
+        (default ``(5/6, 1/6)``) or of MNIST-1D's training part (default ``(0.8, 0.2)``).
       scale: ``"minmax"`` (to ``[-1, 1]``, global statistics), ``"standardize"``
         (mean 0, variance 1) or ``"none"`` (raw pixel values).
       keep_raw: also return the unscaled images (``raw_train`` / ``raw_val`` /
@@ -347,7 +353,8 @@ def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=N
         (``IdxFormatError``), an empty training part, non-finite images, or test
         images of another size than the training ones.
       FileNotFoundError: if the MNIST directory or one of its files is missing.
-      ImportError: for ``"digits"`` without scikit-learn (the ``demo`` extra).
+      ImportError: for ``"digits"`` without scikit-learn, ``"mnist1d"`` without the
+        ``mnist1d`` package (both in the ``demo`` extra).
 
     Example:
       >>> data = load_split("digits", seed=0)
@@ -368,7 +375,8 @@ def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=N
     check_choice("scale", scale, _SCALES)
     check_bool("keep_raw", keep_raw)
     if not isinstance(name, (str, os.PathLike)):
-        raise TypeError(f"name={name!r} must be 'digits', 'mnist:DIR' or a directory")
+        raise TypeError(f"name={name!r} must be 'digits', 'mnist1d', 'mnist:DIR' or a "
+                        "directory")
     name = os.fspath(name)
     key = jax.random.PRNGKey(seed)
 
@@ -385,6 +393,17 @@ def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=N
         parts = split(key, len(y), fractions, stratify=y)
         (xtr, ytr), (xva, yva), (xte, yte) = (take(x, y, i) for i in parts)
         label = "digits"
+    elif name == "mnist1d":
+        from jtricks.data._mnist1d import load_mnist1d
+
+        fractions = (0.8, 0.2) if fractions is None else tuple(fractions)
+        if len(fractions) != 2:
+            raise ValueError(f"fractions={fractions!r} must have 2 parts (train, validation) "
+                             "of MNIST-1D's training part; its test part is the test part")
+        x, y, xte, yte = load_mnist1d()
+        tr, va = split(key, len(y), fractions, stratify=y)
+        (xtr, ytr), (xva, yva) = take(x, y, tr), take(x, y, va)
+        label = "mnist1d"
     else:
         directory = os.path.expanduser(name[len("mnist:"):] if name.startswith("mnist:")
                                        else name)

@@ -1,5 +1,6 @@
-"""``jtricks demo``: one experiment per trick of the lesson, on the embedded digits,
-written up as a report folder (README.md with tables and verdicts, a PNG per
+"""``jtricks demo``: one experiment per trick of the lesson, on the embedded digits and
+MNIST-1D (each in the regime where the trick can matter, see ``_data``), written up as
+a report folder (README.md with tables and verdicts, a PNG per
 experiment, metrics JSONL/CSV).
 
 Example:
@@ -19,17 +20,24 @@ import time
 
 from jtricks._optional import install_hint, missing, require
 
-from ._basics import batch_norm, dropout, initializers, scaling
-from ._common import Result
+from ._basics import batch_norm, initializers, scaling
+from ._dropout import dropout
+from ._common import SMOKE, Result
+from ._data import mnist1d
 from ._lr_range import learning_rate
 from ._optimization import clipping, optimizers, schedules
-from ._overfitting import averaging, imbalance, overfitting, weight_decay
+from ._augmentation import augmentation
+from ._averaging import averaging
+from ._imbalance import imbalance
+from ._normalization import normalization
+from ._overfitting import overfitting, weight_decay
 from ._report import write_report
 
 EXPERIMENTS = {
     "scaling": scaling,
     "initializers": initializers,
     "batch_norm": batch_norm,
+    "normalization": normalization,
     "dropout": dropout,
     "optimizers": optimizers,
     "schedules": schedules,
@@ -39,13 +47,16 @@ EXPERIMENTS = {
     "imbalance": imbalance,
     "averaging": averaging,
     "learning_rate": learning_rate,
+    "augmentation": augmentation,
 }
 
-__all__ = ["EXPERIMENTS", "Result", "run_demo"]
+__all__ = ["EXPERIMENTS", "Result", "SMOKE", "run_demo"]
 
-# The optional packages the demo imports (the ``demo`` extra): the digits, the
-# figures, the progress bar.
-NEEDS = ("sklearn", "matplotlib", "tqdm")
+_ON_MNIST1D = ("schedules", "averaging", "augmentation")
+
+# The optional packages the demo imports (the ``demo`` extra): the digits, MNIST-1D,
+# the figures, the progress bar.
+NEEDS = ("sklearn", "mnist1d", "matplotlib", "tqdm")
 
 
 def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
@@ -54,7 +65,8 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
 
     Args:
       out_dir: the report folder (created).
-      quick: few epochs per experiment (well under a minute in total).
+      quick: few epochs per experiment (about a minute in total); ``"smoke"``
+        (test-only): two epochs everywhere, which checks the report, not the effects.
       only: names of the experiments to run (default: all, see ``EXPERIMENTS``).
       progress: show a progress bar on stderr.
       seed: seeds the data split and shifts every experiment's seeds (``--seed s``
@@ -66,8 +78,8 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
 
     Raises:
       ValueError: for an unknown experiment name.
-      ImportError: if scikit-learn, matplotlib or tqdm (the ``demo`` extra) is
-        missing, naming them and the extra, before any experiment runs.
+      ImportError: if scikit-learn, mnist1d, matplotlib or tqdm (the ``demo`` extra)
+        is missing, naming them and the extra, before any experiment runs.
     """
     from jtricks.data import load_split
 
@@ -84,6 +96,8 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
     os.makedirs(out_dir, exist_ok=True)
     start = time.perf_counter()
     data = load_split("digits", seed, keep_raw=True)  # raw pixels: the scaling experiment
+    if any(n in _ON_MNIST1D for n in names):
+        mnist1d(seed)  # generated (or read from its cache) once, before the threads start
     bar = tqdm(total=len(names), desc="demo", unit="experiment", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
     # Two experiments at a time: while one traces Python, the other compiles (XLA

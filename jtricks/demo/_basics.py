@@ -1,4 +1,4 @@
-"""Demo experiments on the basics: input scaling, initialisation, batch norm, dropout."""
+"""Demo experiments on the basics: input scaling, initialisation, batch norm."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import jtricks.init as ji
 import jtricks.nn as nn
 import jtricks.optim as jo
 
-from ._common import (_FAST_COMPILE, Result, Member, Timer, band, band_note, curve_rows,
-                      epochs_axis, figure, fmt, save, seed_keys, seeded_rows, seeds_of,
-                      train_seeded, train_seeded_sweeps, train_sweep, train_sweeps)
+from ._common import (Member, Result, Timer, _FAST_COMPILE, band, band_note, epochs_axis,
+                      figure, fmt, pick, save, seed_keys, seeded_rows, seeds_of, train_seeded,
+                      train_seeded_sweeps)
 from ._stats import paired, verdict as paired_verdict
 
 
 def scaling(data, out_dir, quick, seed=0):
     """Claim 2: keep values in a reasonable range (min-max to [-1, 1] or standardise)."""
-    epochs = 5 if quick else 20
+    epochs = pick(quick, 20, 5)
     seeds = seeds_of(seed)
     raw_tr, raw_va = data.raw_train, data.raw_val
     mean, std = raw_tr.mean(), raw_tr.std()
@@ -110,94 +110,122 @@ _INITS = {
 
 
 def initializers(data, out_dir, quick, seed=0):
-    """Claim 3: initialisation should preserve the spread of values through layers."""
+    """Claim 3: initialisation should preserve the spread of values through layers; the
+    verdict is computed per activation (ReLU: He; tanh: Glorot)."""
     depth, width = 20, 128
-    probe = 10  # the ReLU comparison's layer: N(0, 1) overflows float32 before layer 20
-    epochs = 5 if quick else 20
+    epochs = pick(quick, 20, 5)
     seeds = seeds_of(seed)
     keys = seed_keys(seeds)
+    acts = {"ReLU": jax.nn.relu, "tanh": jnp.tanh}
     with Timer() as t:
         signal = _activation_stds({k: v for k, v in _INITS.items() if k != "zeros"},
-                                  (jax.nn.relu, jnp.tanh), depth, width, keys)
-        # Training: a 6-hidden-layer ReLU MLP, same shape for every initializer, so the
-        # initial weights (initializer × seed, arm-major) are stacked and the 7 × seeds
-        # runs are one vmapped program.
+                                  tuple(acts.values()), depth, width, keys)
+        # Training: 6-hidden-layer MLPs, ReLU and tanh, same shapes for every initializer,
+        # so the initial weights (activation × initializer × seed, arm-major) are stacked
+        # and the 2 × 7 × seeds runs are one vmapped program.
         labels = list(_INITS)
         model_shape = (64,) * 6 + (10,)
-        stacked = jax.jit(lambda: jax.tree.map(lambda *a: jnp.concatenate(a), *[
+        one = jax.jit(lambda: jax.tree.map(lambda *a: jnp.concatenate(a), *[
             jax.lax.map(lambda k, init=init: nn.mlp(model_shape, kernel_init=init).init(
                 k, (8, 8, 1)), keys) for init in _INITS.values()]),  # lax.map: see above
             compiler_options=_FAST_COMPILE)()
+        stacked = jax.tree.map(lambda a: jnp.concatenate([a, a]), one)
 
-        def make(_):
-            return Member(nn.mlp(model_shape), jo.sgd(0.01, momentum=0.9))
+        def make(act):  # the activation is an arm: 0 ReLU, 1 tanh
+            return Member(nn.mlp(model_shape, activation=lambda x: jnp.where(
+                act == 0, jax.nn.relu(x), jnp.tanh(x))), jo.sgd(0.01, momentum=0.9))
 
-        c = train_seeded(make, jnp.zeros(len(labels)), data.train, data.val, epochs=epochs,
+        arms = jnp.repeat(jnp.arange(2), len(labels))
+        c = train_seeded(make, arms, data.train, data.val, epochs=epochs,
                          init_params=stacked, seeds=seeds)
-    fig, (a1, a2, a3) = figure("Weight initialisation: signal through depth and training "
-                               f"({band_note(len(seeds))})", 3, width=5.0)
+    n = len(labels)
+    fig, axes = figure("Weight initialisation: signal through depth and training "
+                       f"({band_note(len(seeds))})", 4, width=4.2)
     colors = {label: f"C{i}" for i, label in enumerate(_INITS)}  # same colour per panel
     with np.errstate(all="ignore"):
-        for label, (relu, tanh) in signal.items():
-            band(a1, range(1, depth + 1), np.log10(relu), label, color=colors[label])
-            band(a2, range(1, depth + 1), np.log10(tanh), label, color=colors[label])
-    for ax, act in ((a1, "ReLU"), (a2, "tanh")):
+        for label, stds in signal.items():
+            for ax, std in zip(axes[:2], stds):
+                band(ax, range(1, depth + 1), np.log10(std), label, color=colors[label])
+    for ax, act in zip(axes[:2], acts):
         ax.set_xlabel("layer")
         ax.set_ylabel("log10 std of activations (inf not drawn)")
         ax.set_title(f"{depth} {act} layers of width {width}, N(0,1) inputs", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    for i, label in enumerate(labels):
-        band(a3, range(1, epochs + 1), c["val_accuracy"][i], label, color=colors[label],
-             style=":" if label == "zeros" else "-", alpha=0.1)
-    a3.set_title("6-layer ReLU MLP, SGD+momentum", fontsize=9)
-    epochs_axis(a3, "validation accuracy")
+        ax.legend(fontsize=6)
+    for j, (ax, act) in enumerate(zip(axes[2:], acts)):
+        for i, label in enumerate(labels):
+            band(ax, range(1, epochs + 1), c["val_accuracy"][j * n + i], label,
+                 color=colors[label], style=":" if label == "zeros" else "-", alpha=0.1)
+        ax.set_title(f"6-layer {act} MLP, SGD+momentum (NaN runs not drawn)", fontsize=9)
+        epochs_axis(ax, "validation accuracy", legend=False)
+        if j == 0:  # the only panel with all seven (zeros has no signal to draw)
+            ax.legend(fontsize=6)
     name = save(fig, out_dir, "initializers")
-    acc = dict(zip(labels, c["val_accuracy"][:, :, -1]))  # per seed
+    diverged = ~np.isfinite(c["train_loss"]).all(-1)  # (arms, seeds)
+    # a run whose loss became NaN has no accuracy (its argmax of NaN logits is class 0)
+    final = np.where(diverged, np.nan, c["val_accuracy"][:, :, -1])
+    acc = {act: dict(zip(labels, final[j * n:(j + 1) * n])) for j, act in enumerate(acts)}
     with np.errstate(all="ignore"):
-        log_relu = {k: np.log10(v[0]) for k, v in signal.items()}
-        log_tanh = {k: np.log10(v[1]) for k, v in signal.items()}
+        off = {act: {k: np.abs(np.log10(v[j][:, -1])) for k, v in signal.items()}
+               for j, act in enumerate(acts)}  # |log10 std| after the last layer: 0 is ideal
     effects = (
-        paired(f"log10 std after {probe} ReLU layers, N(0, 1) − He", log_relu["N(0, 1)"][:, probe - 1],
-               log_relu["He normal"][:, probe - 1], digits=2),
-        paired(f"log10 std after {depth} tanh layers, Glorot − uniform ±0.05",
-               log_tanh["Glorot normal"][:, -1], log_tanh["uniform ±0.05"][:, -1], digits=2),
-        paired("final val. accuracy, He − N(0, 1)", acc["He normal"], acc["N(0, 1)"]),
-        paired("final val. accuracy, He − zeros", acc["He normal"], acc["zeros"]),
+        paired(f"ReLU: |log10 std| after {depth} layers, He − Glorot (0 = signal kept)",
+               off["ReLU"]["He normal"], off["ReLU"]["Glorot normal"], claim="less", digits=2),
+        paired(f"tanh: |log10 std| after {depth} layers, Glorot − He",
+               off["tanh"]["Glorot normal"], off["tanh"]["He normal"], claim="less", digits=2),
+        paired("ReLU MLP: final val. accuracy, He − Glorot", acc["ReLU"]["He normal"],
+               acc["ReLU"]["Glorot normal"]),
+        paired("tanh MLP: final val. accuracy, Glorot − He", acc["tanh"]["Glorot normal"],
+               acc["tanh"]["He normal"]),
+        paired("ReLU MLP: final val. accuracy, He − zeros", acc["ReLU"]["He normal"],
+               acc["ReLU"]["zeros"]),
     )
     rows = []
-    for label in labels:
-        rows.append([label] + ([f"{np.median(signal[label][0][:, probe - 1]):.3g}",
-                                f"{np.median(signal[label][0][:, -1]):.3g}",
-                                f"{np.median(signal[label][1][:, -1]):.3g}"]
-                               if label in signal else ["0", "0", "0"])
-                    + [fmt(float(acc[label].mean())), fmt(float(acc[label].std(ddof=1)))])
-    glorot = signal["Glorot normal"][1][:, -1]
-    verdict = paired_verdict(effects, f"After {depth} tanh layers the Glorot signal's std is "
-                                      f"{glorot.min():.3g}–{glorot.max():.3g} over the seeds "
-                                      f"(inputs: 1).")
+    for i, label in enumerate(labels):
+        stds = ([f"{np.median(signal[label][j][:, -1]):.3g}" for j in range(2)]
+                if label in signal else ["0", "0"])
+        cells = []
+        for j, act in enumerate(acts):
+            a, k = acc[act][label], int(diverged[j * n + i].sum())
+            cells.append((fmt(float(np.nanmean(a))) if k < len(seeds) else "NaN")
+                         + (f" (NaN in {k} of {len(seeds)})" if k else ""))
+        rows.append([label] + stds + cells)
+    blew_up = [f"{label} ({act}: {int(diverged[j * n + i].sum())} of {len(seeds)})"
+               for j, act in enumerate(acts) for i, label in enumerate(labels)
+               if diverged[j * n + i].any()]
+    verdict = paired_verdict(effects, "Training loss became NaN for "
+                                      + (", ".join(blew_up) or "no initializer")
+                                      + "; those runs are left out of the accuracies.")
     return Result("initializers", "Weight initialisation", "Initialisation should preserve "
                   "the distribution of values through the layers: N(0, 1) is a bad idea, "
                   "Glorot keeps tanh signals in range, He (×2) suits ReLU; never all zeros.",
-                  f"Left and middle: std of the activations of a plain {depth}-layer network "
-                  f"(width {width}, no bias, 256 N(0, 1) inputs) for each initializer, "
-                  f"{len(seeds)} seeds (weights and inputs), in one vmapped program. Right: a "
-                  f"6-hidden-layer ReLU MLP (width 64) trained {epochs} epochs with "
+                  f"Left: std of the activations of a plain {depth}-layer network (width "
+                  f"{width}, no bias, 256 N(0, 1) inputs) for each initializer, ReLU and tanh, "
+                  f"{len(seeds)} seeds (weights and inputs), in one program. Right: 6-hidden-"
+                  f"layer MLPs (width 64), ReLU and tanh, trained {epochs} epochs with "
                   "SGD+momentum (lr 0.01) from each initializer × seed (each seed: the same "
-                  "data order for every initializer). Stds in the table are medians over seeds.",
-                  (["initializer", f"ReLU std at layer {probe}", f"ReLU std at layer {depth}",
-                    f"tanh std at layer {depth}", "final val. accuracy (mean)",
-                    "s.d. over seeds"], rows),
-                  name, verdict, seeded_rows("initializers", labels, c, seeds),
-                  {"val_accuracy": {k: float(v.mean()) for k, v in acc.items()},
+                  "data order for every arm), in one vmapped program. The verdict compares, "
+                  "per activation, the initializer the lesson recommends with the other one. "
+                  "Stds in the table are medians over seeds.",
+                  (["initializer", f"ReLU std at layer {depth}", f"tanh std at layer {depth}",
+                    "ReLU MLP final val. accuracy (mean)",
+                    "tanh MLP final val. accuracy (mean)"], rows),
+                  name, verdict,
+                  seeded_rows("initializers", [f"{act}: {label}" for act in acts
+                                               for label in labels], c, seeds),
+                  {"val_accuracy": {f"{act}: {k}": float(np.nanmean(v)) if np.isfinite(v).any()
+                                    else None for act in acts for k, v in acc[act].items()},
                    "relu_std_last": {k: float(np.median(v[0][:, -1]))
-                                     for k, v in signal.items()}},
+                                     for k, v in signal.items()},
+                   "diverged": {f"{act}: {label}": int(diverged[j * n + i].sum())
+                                for j, act in enumerate(acts)
+                                for i, label in enumerate(labels)}},
                   t.seconds, effects=effects, seeds=tuple(seeds))
 
 
 def batch_norm(data, out_dir, quick, seed=0):
     """Claim 4: batch norm trains faster and to higher accuracy."""
-    epochs = 5 if quick else 20
+    epochs = pick(quick, 20, 5)
     seeds = seeds_of(seed)
     early_epoch = min(3, epochs)
     features = (64, 64, 64, 64, 10)
@@ -244,57 +272,3 @@ def batch_norm(data, out_dir, quick, seed=0):
                     "final training loss (mean)"], rows),
                   name, verdict, rows_metrics, {"val_accuracy": final, "early": early},
                   t.seconds, effects=effects, seeds=tuple(seeds))
-
-
-def dropout(data, out_dir, quick, seed=0):
-    """Claim 5: dropout (10-50%) as regularisation — the lesson's dropout-rate experiment."""
-    epochs = 6 if quick else 30
-    rates = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
-    seeds = seeds_of(seed)
-
-    def make(rate):
-        return Member(nn.mlp((256, 256, 10), dropout=rate), jo.adam(1e-3))
-
-    with Timer() as t:
-        c = train_seeded(make, jnp.asarray(rates), data.train, data.val, epochs=epochs,
-                         seeds=seeds)
-    labels = [f"dropout {r:.1f}" for r in rates]
-    fig, (a1, a2) = figure(f"Dropout rates: MLP 256-256, Adam (lr 1e-3), rates × seeds in one "
-                           f"vmapped program ({band_note(len(seeds))})", 2)
-    x = range(1, epochs + 1)
-    for i, label in enumerate(labels):
-        band(a1, x, c["val_loss"][i], label, alpha=0.1)
-        band(a2, x, c["val_accuracy"][i], label, alpha=0.1)
-    epochs_axis(a1, "validation loss", log=True)
-    epochs_axis(a2, "validation accuracy")
-    name = save(fig, out_dir, "dropout")
-    final = c["val_accuracy"][:, :, -1]  # (rates, seeds)
-    best_loss = c["val_loss"].min(2)
-    n_val = len(data.y_val)
-    per_rate = [paired(f"final val. accuracy, dropout {r:.1f} − none", final[i], final[0])
-                for i, r in enumerate(rates) if i]
-    effects = (paired("final val. accuracy, mean of dropout 0.1–0.5 − none",
-                      final[1:].mean(0), final[0]),)
-    rows = [[label, fmt(float(final[i].mean())), fmt(float(final[i].std(ddof=1))),
-             fmt(float(best_loss[i].mean())), fmt(float(c["train_loss"][i, :, -1].mean())),
-             "" if i == 0 else per_rate[i - 1].interval()]
-            for i, label in enumerate(labels)]
-    spread = float(np.abs(final[1:].mean(0) - final[0]).mean() * n_val)
-    verdict = paired_verdict(effects, f"On {n_val} validation images the mean per-seed "
-                                      f"difference is {spread:.1f} images in absolute value. "
-                                      "Per rate (uncorrected 95% CIs): "
-                                      + "; ".join(f"{r:.1f} {e.interval()} {e.outcome}"
-                                                  for r, e in zip(rates[1:], per_rate)) + ".")
-    return Result("dropout", "Dropout", "Dropout (typically 10-50%) regularises; the lesson's "
-                  "notebook reports faster training to higher accuracy with it.",
-                  f"MLP 256-256 with dropout after each hidden layer, Adam lr 1e-3, "
-                  f"{epochs} epochs; rates 0 to 0.5 × {len(seeds)} seeds trained together with "
-                  "jax.vmap (each seed: same initial weights and data order for every rate). "
-                  "The verdict tests the claim 'dropout 10–50% helps' as the mean over those "
-                  "five rates against no dropout, one comparison; the last column compares each "
-                  "rate alone (five comparisons, not corrected for multiplicity).",
-                  (["", "final val. accuracy (mean)", "s.d. over seeds", "best val. loss (mean)",
-                    "final training loss (mean)", "accuracy − none, mean [95% CI]"], rows),
-                  name, verdict, seeded_rows("dropout", labels, c, seeds),
-                  {"val_accuracy": dict(zip(labels, map(float, final.mean(1)))),
-                   "epochs": epochs}, t.seconds, effects=effects, seeds=tuple(seeds))

@@ -44,7 +44,7 @@ def train_sweep(make: Callable[[Any], Member], hparams: Any, train, val, **kw) -
 def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed: int = 0,
                  keys=None, init_params=None, eval_train: bool = False,
                  val_logits: bool = False, data_per_config: bool = False,
-                 fast_compile: bool | None = None) -> list[dict]:
+                 fast_compile: bool | None = None, record=None) -> list[dict]:
     """Several :func:`train_sweep` s of different structure (e.g. optimizers with
     different states) compiled together as one program: one compilation instead of
     one per structure. Each configuration is :func:`jtricks.sweep.fit_member` (the
@@ -67,6 +67,8 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
       fast_compile: compile without XLA optimisations (seconds less to compile, a
         little slower to run); default: when the work (configurations × parameters ×
         epochs × examples) is small.
+      record: optional ``record(member, state, avg_state, train, val) -> {name:
+        array}``, more per-epoch values (e.g. a second average's accuracy).
 
     Returns:
       One dict per sweep, as :func:`train_sweep`.
@@ -82,6 +84,7 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
         fast_compile = _work(sweeps, train, epochs, data_per_config) < 2.5e9
     options = _FAST_COMPILE if fast_compile else None
     data_axis = 0 if data_per_config else None
+    extra = record
 
     def one(make, hp, key, start, train, val):
         member = member_of(make, hp)
@@ -95,6 +98,8 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
             if val_logits:
                 out["val_logits"] = member.model.apply(state.params, state.model_state,
                                                        val[0], training=False)[0]
+            if extra is not None:
+                out.update(extra(member, state, avg_state, train, val))
             return out
 
         result = fit_member(lambda _: member, hp, train, val, key=key, epochs=epochs,
@@ -121,6 +126,21 @@ def _work(sweeps, train, epochs: int, data_per_config: bool, per: int = 1) -> fl
         for make, h in sweeps]
     return sum(jax.tree.leaves(h)[0].shape[0] * size for (_, h), size in zip(sweeps, sizes)
                ) / per * epochs * np.shape(train[0])[data_per_config]
+
+
+# run_demo(quick=SMOKE): test-only, two epochs everywhere; checks the plumbing (files,
+# statistics, verdict text), not the effects.
+SMOKE = "smoke"
+
+
+def pick(quick, full: int, short: int, smoke: int = 2) -> int:
+    """Epochs for the full demo, for ``--quick`` and for :data:`SMOKE`.
+
+    Example:
+      >>> pick(False, 20, 5), pick(True, 20, 5), pick(SMOKE, 20, 5)
+      (20, 5, 2)
+    """
+    return smoke if quick == SMOKE else short if quick else full
 
 
 # Every experiment trains each arm over this many seeds (the statistics need n >= 8).

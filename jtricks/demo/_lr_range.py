@@ -9,7 +9,7 @@ import jtricks.nn as nn
 import jtricks.optim as jo
 from jtricks.sweep import Member, lr_range_test
 
-from ._common import (Result, Timer, band, band_note, figure, fmt, save,
+from ._common import (Result, Timer, pick, band, band_note, figure, fmt, save,
                       seed_keys, seeded_rows, seeds_of, train_sweep)
 from ._stats import paired, verdict as paired_verdict
 
@@ -27,7 +27,7 @@ def build(h):
 def learning_rate(data, out_dir, quick, seed=0):
     """Choosing the learning rate: a one-epoch range test over 14 rates (one program per
     seed) against a grid of full trainings."""
-    epochs = 5 if quick else 20
+    epochs = pick(quick, 20, 5)
     seeds = seeds_of(seed)
     keys = seed_keys(seeds)
     with Timer() as t_range:  # one compiled program, run once per seed

@@ -11,9 +11,9 @@ import jtricks.nn as nn
 import jtricks.optim as jo
 import jtricks.optim.schedules as sch
 
-from ._common import (Result, Member, Timer, band, band_note, curve_rows, epochs_axis, figure,
-                      fmt, save, seeded_rows, seeds_of, train_seeded, train_seeded_sweeps,
-                      train_sweep, train_sweeps)
+from ._common import (Member, Result, Timer, band, band_note, epochs_axis, figure, fmt, pick,
+                      save, seeded_rows, seeds_of, train_seeded, train_seeded_sweeps)
+from ._data import mnist1d
 from ._stats import CONTRADICTED, NOT_SHOWN, SHOWN, paired, verdict as paired_verdict
 
 # Each optimizer with its customary default learning rate (PyTorch / Keras defaults).
@@ -36,7 +36,7 @@ LEARNING_RATES = {"SGD": 0.01, "momentum": 0.01, "Nesterov": 0.01, "normalised �
 def optimizers(data, out_dir, quick, seed=0):
     """Claim 9: SGD, momentum, Nesterov, the normalised step, Adagrad, RMSProp, Adadelta,
     Adam (and AdamW) at equal steps."""
-    epochs = 5 if quick else 20
+    epochs = pick(quick, 20, 5)
     seeds = seeds_of(seed)
     with Timer() as t:  # nine optimizer states of different shapes: one program
         sweeps = [(lambda _, m=make_tx: Member(nn.mlp((128, 64, 10)), m()), jnp.zeros(1))
@@ -93,9 +93,11 @@ def optimizers(data, out_dir, quick, seed=0):
 
 def schedules(data, out_dir, quick, seed=0):
     """Claim 11: start large, then shrink the learning rate (×0.98 per epoch, or another
-    schedule)."""
-    epochs = 6 if quick else 30
-    spe = len(data.y_train) // 32
+    schedule) — on MNIST-1D, where the final accuracy is not saturated."""
+    data = mnist1d(seed)
+    epochs = pick(quick, 30, 6)
+    batch = 32
+    spe = len(data.y_train) // batch
     lr0 = 0.1
     labels = ["constant 0.1", "×0.98 per epoch", "×0.9 per epoch", "cosine to 0"]
     steps = epochs * spe
@@ -108,53 +110,61 @@ def schedules(data, out_dir, quick, seed=0):
         return lambda step: jnp.stack([s(step) for s in choices])[kind]
 
     def make(kind):
-        return Member(nn.mlp((128, 64, 10)), jo.sgd(schedule_for(kind), momentum=0.9))
+        return Member(nn.mlp((256, 256, 10)), jo.sgd(schedule_for(kind), momentum=0.9))
 
     with Timer() as t:
         c = train_seeded(make, jnp.arange(len(labels)), data.train, data.val, epochs=epochs,
-                         seeds=seeds)
-    fig, (a0, a1, a2) = figure(f"Learning-rate decay: SGD+momentum from lr 0.1 "
-                               f"({band_note(len(seeds))})", 3, width=5.0)
+                         batch_size=batch, seeds=seeds)
+    fig, (a0, a1, a2) = figure(f"Learning-rate decay on MNIST-1D: MLP 256-256, SGD+momentum "
+                               f"from lr {lr0} ({band_note(len(seeds))})", 3, width=5.0)
     x = np.arange(1, epochs + 1)
     for i, label in enumerate(labels):
         a0.plot(x, [float(choices[i]((e - 1) * spe)) for e in x], label=label)
         band(a1, x, c["train_loss"][i], label)
-        band(a2, x, c["val_loss"][i], label)
+        band(a2, x, c["val_accuracy"][i], label)
     epochs_axis(a0, "learning rate during the epoch")
     epochs_axis(a1, "training loss", log=True)
-    epochs_axis(a2, "validation loss", log=True)
+    epochs_axis(a2, "validation accuracy")
     name = save(fig, out_dir, "schedules")
-    final_loss = c["val_loss"][:, :, -1]  # (arms, seeds)
+    final_loss = c["train_loss"][:, :, -1]  # (arms, seeds)
     final_acc = c["val_accuracy"][:, :, -1]
-    effects = tuple(paired(f"final val. loss, {labels[i]} − constant", final_loss[i],
+    effects = tuple(paired(f"final val. accuracy, {labels[i]} − constant", final_acc[i],
+                           final_acc[0]) for i in range(1, len(labels)))
+    loss_effects = [paired(f"final training loss, {labels[i]} − constant", final_loss[i],
                            final_loss[0], claim="less", digits=4)
-                    for i in range(1, len(labels)))
-    rows = [[label, fmt(float(c["train_loss"][i, :, -1].mean()), 4),
-             fmt(float(final_loss[i].mean()), 4), fmt(float(final_loss[i].std(ddof=1)), 4),
-             fmt(float(final_acc[i].mean())),
+                    for i in range(1, len(labels))]
+    rows = [[label, fmt(float(final_loss[i].mean()), 4),
+             "" if i == 0 else loss_effects[i - 1].interval(),
+             fmt(float(final_acc[i].mean())), fmt(float(final_acc[i].std(ddof=1))),
              "" if i == 0 else effects[i - 1].interval()]
             for i, label in enumerate(labels)]
-    verdict = paired_verdict(effects, f"×0.98 per epoch is a gentle decay: after {epochs} "
+    verdict = paired_verdict(effects, "Final training loss against constant (claim < 0): "
+                                      + "; ".join(f"{labels[i + 1]} {e.interval()} {e.outcome}"
+                                                  for i, e in enumerate(loss_effects))
+                                      + f". ×0.98 per epoch is a gentle decay: after {epochs} "
                                       f"epochs the rate is still {0.98 ** (epochs - 1):.2f}× "
                                       "the initial one.")
     return Result("schedules", "Learning-rate decay", "Start with a large learning rate and "
                   "shrink it: multiply by 0.98 after every epoch, or use a more elaborate "
                   "schedule.",
-                  f"MLP 128-64, SGD+momentum 0.9 from lr {lr0}, {epochs} epochs; the four "
-                  f"schedules (jtricks.optim.schedules) × {len(seeds)} seeds are trained "
+                  f"Regime: MNIST-1D ({len(data.y_train)} training signals), where an MLP is "
+                  "far from saturated, so settling into a minimum can show in the accuracy "
+                  "(on the 8x8 digits every schedule ends within a few images of 0.98). MLP "
+                  f"256-256, SGD+momentum 0.9 from lr {lr0}, batch {batch}, {epochs} epochs; the "
+                  f"four schedules (jtricks.optim.schedules) × {len(seeds)} seeds are trained "
                   "together with vmap (one program); each seed gives every schedule the same "
                   "initial weights and data order.",
-                  (["schedule", "final training loss (mean)", "final val. loss (mean)",
-                    "s.d. over seeds", "final val. accuracy (mean)",
-                    "val. loss − constant, mean [95% CI]"], rows),
+                  (["schedule", "final training loss (mean)",
+                    "training loss − constant, mean [95% CI]", "final val. accuracy (mean)",
+                    "s.d. over seeds", "val. accuracy − constant, mean [95% CI]"], rows),
                   name, verdict, seeded_rows("schedules", labels, c, seeds),
-                  {"val_loss": dict(zip(labels, map(float, final_loss.mean(1))))}, t.seconds,
+                  {"val_accuracy": dict(zip(labels, map(float, final_acc.mean(1))))}, t.seconds,
                   effects=effects, seeds=tuple(seeds))
 
 
 def clipping(data, out_dir, quick, seed=0):
     """Claim 10: clip the gradient norm (θ = 1 or 10) — on a network made to explode."""
-    epochs = 5 if quick else 15
+    epochs = pick(quick, 15, 5)
     thresholds = [np.inf, 10.0, 1.0]
     labels = ["no clipping", "clip ‖∇‖ at θ = 10", "clip ‖∇‖ at θ = 1"]
     seeds = seeds_of(seed)
