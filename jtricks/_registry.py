@@ -152,6 +152,7 @@ class Config:
 
     def build_cli(self, learning_rate):
         """What ``jtricks train --optimizer NAME --lr learning_rate`` builds for this choice."""
+        assert self.cli is not None
         return self.entry.cli_factory(learning_rate, **_values(self.cli.kwargs))
 
 

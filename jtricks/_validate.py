@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Literal, overload
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -170,6 +171,7 @@ def check_int(name: str, value: Any, *, lo: int | None = None, hi: int | None = 
     if isinstance(value, (bool, np.bool_)) or not (isinstance(value, (int, np.integer))
                                                      or integral_array):
         raise TypeError(f"{name}={show(value)} must be an integer, got {type(value).__name__}")
+    assert value is not None  # refused above
     number = int(value)
     if lo is not None and number < lo:
         raise ValueError(f"{name}={show(value)} must be >= {lo}")

@@ -242,6 +242,7 @@ def _on_data(build, sharding):
     def split_build(hparams):
         member = member_of(build, hparams)
         loss_fn = member.loss_fn
+        assert loss_fn is not None  # member_of fills it in
 
         def split_loss(params, model_state, batch, key):
             return loss_fn(params, model_state,
@@ -257,7 +258,7 @@ def _compiled_sweep(build, epochs, batch_size, patience, key_axis, mesh=None):
     """The jitted, vmapped sweep; on a mesh (Auto axes) the members are split over
     its ``member`` axis and each member's batches over its ``data`` axis."""
     axes = _mesh.role_axes(mesh) if mesh is not None else {}
-    if axes.get("data"):
+    if mesh is not None and axes.get("data"):
         build = _on_data(build, NamedSharding(mesh, P(axes["data"])))
     fit = functools.partial(fit_member, build, epochs=epochs, batch_size=batch_size,
                             patience=patience)
@@ -278,7 +279,7 @@ def _sweep_mesh(mesh, hparams, k):
         sharding = getattr(next(iter(hparams.values())), "sharding", None)
         if not isinstance(sharding, NamedSharding) or not sharding.spec or sharding.spec[0] is None:
             return None
-        mesh = sharding.mesh
+        mesh = cast(jax.sharding.Mesh, sharding.mesh)  # role_axes takes a Mesh
         if _mesh.role_axes(mesh)["member"] != sharding.spec[0]:
             raise ValueError(
                 f"hparams are split over the mesh axis {sharding.spec[0]!r}; a sweep splits "
@@ -390,7 +391,7 @@ def train(
 
 
 def _typed(key) -> bool:
-    return jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+    return jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
 
 
 # The learning-rate range test is a sweep over rates (its own module, built on train above).

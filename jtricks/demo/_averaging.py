@@ -3,7 +3,7 @@ MNIST-1D, where a single MLP is far from saturated."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +22,8 @@ from ._stats import paired, verdict as paired_verdict
 
 class _EmaSwaState(NamedTuple):
     step: jax.Array
-    ema: object
-    swa: object
+    ema: Any
+    swa: Any
 
     @property
     def average(self):  # what the engine evaluates as "avg_val_*": the EMA
@@ -37,10 +37,10 @@ def ema_and_late_swa(decay: float, start_step: int, every: int) -> Averaging:
     epoch over the last part of training)."""
     e, w = ema(decay), swa()
 
-    def init(params):
+    def init(params) -> Any:
         return _EmaSwaState(jnp.zeros((), jnp.int32), e.init(params), w.init(params))
 
-    def update(params, state):
+    def update(params, state) -> Any:
         step = state.step + 1
         take = (step >= start_step) & (step % every == 0)
         new = w.update(params, state.swa)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence, cast
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -31,7 +33,8 @@ def learning_rate(data, out_dir, quick, seed=0):
     seeds = seeds_of(seed)
     keys = seed_keys(seeds)
     with Timer() as t_range:  # one compiled program, run once per seed
-        tests = [lr_range_test(build, data.train, data.val, key=k, learning_rates=RANGE_RATES,
+        tests = [lr_range_test(build, data.train, data.val, key=k,
+                               learning_rates=cast(Sequence[float], RANGE_RATES),
                                epochs=1) for k in keys]
     suggested = np.array([r.suggestion for r in tests])  # (seeds,)
     # The grid and the suggested rates, every seed, trained together: arm-major configs.

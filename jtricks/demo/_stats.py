@@ -109,8 +109,8 @@ def outcome_of(low: float, high: float, claim: str) -> str:
     return NOT_SHOWN
 
 
-def paired(label: str, a: Sequence[float], b: Sequence[float], *, claim: str = "greater",
-           digits: int = 3) -> Effect:
+def paired(label: str, a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *,
+           claim: str = "greater", digits: int = 3) -> Effect:
     """Paired comparison of arm ``a`` against arm ``b`` over the same seeds.
 
     Args:

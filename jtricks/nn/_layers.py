@@ -9,7 +9,7 @@ input's dtype (flax's ``dtype``), casting the parameters to it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence, cast
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,7 @@ from jtricks._validate import check_bool, check_choice, check_dtype, check_int
 def _pair(name: str, value) -> tuple[int, int]:
     if isinstance(value, (int,)) and not isinstance(value, bool):
         value = (value, value)
-    value = tuple(value)
+    value = tuple(cast(Any, value))
     if len(value) != 2:
         raise ValueError(f"{name}={value!r} must be an int or a pair of ints")
     first, second = (check_int(name, v, lo=1) for v in value)

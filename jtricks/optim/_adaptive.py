@@ -219,6 +219,7 @@ def scale_by_rms(
         del params, extra_args
         count = safe_increment(state.count) if bias_correction else None
         if bias_correction:  # 1 - decay**t once per step, in >= float32
+            assert count is not None
             bdt = compute_dtype(jnp.result_type(*jax.tree.leaves(updates), jnp.float32))
             bc = 1 - as_dtype(decay, bdt) ** count
 
@@ -230,6 +231,7 @@ def scale_by_rms(
             nu_hat = nu / bc.astype(cdt) if bias_correction else nu
             var, mu = nu_hat, None
             if centered:
+                assert mu_old is not None  # centered: map_leaves passes state.mu
                 mu = d1 * g32 + d * mu_old.astype(cdt)
                 mu_hat = mu / bc.astype(cdt) if bias_correction else mu
                 var = jnp.maximum(nu_hat - abs_sq(mu_hat), 0.0)  # a variance is never negative
@@ -242,10 +244,12 @@ def scale_by_rms(
         if centered:
             updates, nu, mu = map_leaves(leaf, 3, updates, state.nu, state.mu)
             if bias_correction:
+                assert count is not None
                 return updates, ScaleByCenteredRmsWithCountState(count, mu, nu)
             return updates, ScaleByCenteredRmsState(mu, nu)
         updates, nu, _ = map_leaves(leaf, 3, updates, state.nu)
         if bias_correction:
+            assert count is not None
             return updates, ScaleByRmsWithCountState(count, nu)
         return updates, ScaleByRmsState(nu)
 
@@ -435,10 +439,12 @@ def scale_by_adam(
             n = c2 * abs_sq(g32) + d2 * n_old.astype(cdt)
             n_hat, n_max = n / bc2.astype(cdt), None
             if amsgrad:
+                assert n_max_old is not None  # amsgrad: map_leaves passes state.nu_max
                 n_hat = jnp.maximum(n_max_old.astype(cdt), n_hat)
                 n_max = n_hat.astype(n_max_old.dtype)
             denom = jnp.sqrt(n_hat + as_dtype(eps_root, cdt)) + as_dtype(eps, cdt)
             if nesterov:
+                assert bc1_next is not None
                 m_hat = d1 * (m / bc1_next.astype(cdt)) + c1 * (g32 / bc1.astype(cdt))
             else:
                 m_hat = m / bc1.astype(cdt)

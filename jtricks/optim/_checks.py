@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 import optax

@@ -53,7 +53,7 @@ def _convert_floats(x, dtype):
     if isinstance(x, jax.Array) and not getattr(x, "weak_type", False):
         return x
     current = x.dtype if hasattr(x, "dtype") else type(x)
-    if jax.dtypes.issubdtype(current, jnp.floating):
+    if jnp.issubdtype(current, jnp.floating):
         return jnp.asarray(x, dtype)
     return x
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple, Union
 
 import jax
+import jax.core
 import jax.numpy as jnp
 
 from .._numeric import all_finite, compute_dtype, safe_increment, zero_count
@@ -15,7 +16,7 @@ from ._checks import check_mask, static_mask, transformation
 from ._common import call_update, zeros_like
 
 
-def _check_count(name: str, value: Any, lo: int):
+def _check_count(name: str, value: Any, lo: int) -> Any:
     """An integer count: a Python or NumPy integer or a 0-d integer array (checked
     exactly, returned as an ``int``), or a tracer (returned as is)."""
     if isinstance(value, jax.core.Tracer):

@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union, cast
 
 import jax
 import jax.numpy as jnp
@@ -149,7 +149,7 @@ def per_epoch(
         epoch = jnp.floor(_step(count) / steps_per_epoch)
         return init_value * jnp.power(factor, epoch)
 
-    return schedule
+    return cast(Schedule, schedule)
 
 
 def _sequence(name: str, value) -> list:
@@ -258,7 +258,7 @@ def cosine_decay(
         c = 0.5 * (1 + jnp.cos(jnp.pi * t / steps))
         return init_value * ((1 - alpha) * c ** exponent + alpha)
 
-    return schedule
+    return cast(Schedule, schedule)
 
 
 def linear(init_value: jax.typing.ArrayLike, end_value: jax.typing.ArrayLike,
@@ -293,9 +293,9 @@ def linear(init_value: jax.typing.ArrayLike, end_value: jax.typing.ArrayLike,
     def schedule(count):
         t = jnp.clip(_step(count) - begin, 0, steps)
         frac = 1 - t / steps
-        return (init_value - end_value) * frac + end_value
+        return (cast(Any, init_value) - end_value) * frac + end_value
 
-    return schedule
+    return cast(Schedule, schedule)
 
 
 def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
@@ -386,9 +386,9 @@ def warmup_cosine_decay(
     def decay(count):
         t = jnp.minimum(_step(count), span)
         c = 0.5 * (1 + jnp.cos(jnp.pi * t / span))
-        return (peak_value - end_value) * c ** exponent + end_value
+        return (cast(Any, peak_value) - end_value) * c ** exponent + end_value
 
-    return join([warm, decay], [warmup_steps])
+    return join([warm, cast(Schedule, decay)], [warmup_steps])
 
 
 def one_cycle(

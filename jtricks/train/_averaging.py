@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -196,7 +196,7 @@ def ensemble_predict(
     check_callable("apply_fn", apply_fn)
 
     def probs(params):
-        logits = jnp.asarray(apply_fn(params, x))
+        logits = jnp.asarray(apply_fn(params, cast(jax.Array, x)))
         return jax.nn.softmax(upcast(logits), axis=-1)
 
     return jnp.mean(jax.vmap(probs)(stacked_params), axis=0)

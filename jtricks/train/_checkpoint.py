@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import jax
 import numpy as np
@@ -399,7 +399,8 @@ class Checkpointer:
         self.acquire()
         ocp = self._ocp
         tree = raw_keys(tree)
-        meta = json.loads(_canonical(dict(meta or {}, format=_FORMAT, layout=_layout(tree))))
+        meta = cast(dict, json.loads(_canonical(dict(meta or {}, format=_FORMAT,
+                                                     layout=_layout(tree)))))
         meta = dict(meta, meta_digest=hashlib.sha256(_canonical(meta)).hexdigest(),
                     digest=_digest(tree, meta))
         with _sigint_after_block(), _quiet_logs():

@@ -356,6 +356,7 @@ def make_run(*, loss_fn: LossFn, tx, batch_size: int, epochs: int,
                                                  jax.random.fold_in(data_key, e + 1), avg_state)
             row = row_of(state, avg_state, metrics)
             if stop_state is not None:
+                assert early_stopping is not None  # stop_state is its state
                 if watched not in row:
                     raise ValueError(f"monitor={watched!r} is not a curve of this run; "
                                      f"curves: {', '.join(sorted(row))}")

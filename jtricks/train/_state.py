@@ -20,7 +20,7 @@ def as_key(key: Any) -> jax.Array:
 
 
 def _is_typed_key(leaf) -> bool:
-    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+    return hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
 
 def raw_keys(tree):
