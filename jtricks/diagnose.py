@@ -352,3 +352,9 @@ def _propagate(weights, x, g, activation):
         return jnp.std(upcast(a), axis=(1, 2))
 
     return SignalPropagation(stds(zs), stds(hs), stds(grads))
+
+
+# Every NamedTuple here serializes with jax.export (jtricks/_export.py).
+from jtricks._export import register_namedtuples as _register_namedtuples  # noqa: E402
+
+_register_namedtuples(__name__)

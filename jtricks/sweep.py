@@ -400,3 +400,9 @@ from jtricks._lr_range import (LRRangeResult, lr_range_test, plot_lr_range,  # n
 
 __all__ = ["LRRangeResult", "Member", "MemberResult", "SweepResult", "fit_member", "grid",
            "lr_range_test", "member_of", "plot_lr_range", "suggest_learning_rate", "train"]
+
+
+# Every NamedTuple here serializes with jax.export (jtricks/_export.py).
+from jtricks._export import register_namedtuples as _register_namedtuples  # noqa: E402
+
+_register_namedtuples(__name__)

@@ -51,3 +51,9 @@ __all__ = [
     "standardize",
     "undersample",
 ]
+
+
+# Every NamedTuple here serializes with jax.export (jtricks/_export.py).
+from jtricks._export import register_namedtuples as _register_namedtuples  # noqa: E402
+
+_register_namedtuples(__name__)
