@@ -32,7 +32,9 @@ def cross_entropy(
     Args:
       logits: ``(..., num_classes)`` unnormalised scores.
       labels: integer class indices of shape ``logits.shape[:-1]``.
-      class_weights: optional ``(num_classes,)`` non-negative weights.
+      class_weights: optional ``(num_classes,)`` non-negative weights. A batch
+        whose labels all have weight 0 has loss 0 and gradient 0 (PyTorch gives
+        NaN).
 
     Returns:
       A scalar loss. Under ``jit``, labels outside ``[0, num_classes)`` give NaN (so
@@ -98,7 +100,11 @@ def _cross_entropy(logits, labels, class_weights):
     if class_weights is None:
         return jnp.mean(nll)
     wi = class_weights.astype(dtype)[safe]
-    return jnp.sum(wi * nll) / jnp.sum(wi)
+    total = jnp.sum(wi)
+    # A batch whose examples all have weight 0 carries nothing to learn: loss 0 and a zero
+    # gradient, where PyTorch's 0 / 0 gives NaN and poisons the parameters.
+    some = total > 0
+    return jnp.where(some, jnp.sum(wi * nll) / jnp.where(some, total, 1), 0).astype(dtype)
 
 
 def accuracy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:

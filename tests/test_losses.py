@@ -42,6 +42,26 @@ def test_weighted_matches_optax_weighted_mean():
         losses.cross_entropy(logits, labels, class_weights=jnp.ones(5)), per.mean(), rtol=1e-6)
 
 
+def test_a_batch_of_zero_weight_classes_has_loss_and_gradient_zero():
+    """Traced weights (no construction-time check): every label of the batch has weight 0.
+    0 / 0 would give NaN and poison the parameters; nothing to learn gives 0."""
+    logits, _ = _batch(seed=3)
+    labels = jnp.zeros(logits.shape[0], jnp.int32)  # all class 0
+    w = jnp.array([0.0, 1.0, 1.0, 1.0, 1.0])
+
+    @jax.jit
+    def loss_and_grad(logits, w):
+        return jax.value_and_grad(losses.cross_entropy)(logits, labels, class_weights=w)
+
+    value, grad = loss_and_grad(logits, w)
+    assert float(value) == 0.0 and np.all(np.asarray(grad) == 0)
+    # one example of a weighted class: the usual weighted mean, finite gradient
+    labels1 = labels.at[3].set(2)
+    value1, grad1 = jax.value_and_grad(losses.cross_entropy)(logits, labels1, class_weights=w)
+    np.testing.assert_allclose(value1, _optax_ce(logits, labels1)[3], rtol=1e-6)
+    assert np.all(np.isfinite(np.asarray(grad1)))
+
+
 def test_class_weights_equal_balanced_resampling_in_expectation():
     # imbalanced: 80 / 15 / 5 examples
     labels = jnp.asarray(np.repeat(np.arange(3), [80, 15, 5]).astype(np.int32))
