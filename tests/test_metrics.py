@@ -66,6 +66,23 @@ def test_jsonl_and_csv_writers_write_one_row_per_call(tmp_path):
     assert [r["step"] for r in read_jsonl(tmp_path / "m.jsonl")] == [1, 2, 3, 4]
 
 
+def test_history_files_name_what_is_wrong(tmp_path):
+    from jtricks.train import write_csv, write_jsonl
+
+    path = tmp_path / "h.jsonl"
+    path.write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "lo')  # a run killed mid-line
+    with pytest.raises(ValueError, match=r"h\.jsonl, line 2: not JSON"):
+        read_jsonl(path)
+    path.write_text('{"step": 1}\n\n[1, 2]\n')
+    with pytest.raises(ValueError, match="line 3: a JSON list, not an object"):
+        read_jsonl(path)
+    for write in (write_jsonl, write_csv):
+        out = tmp_path / f"out.{write.__name__}"
+        with pytest.raises(TypeError, match=r"rows\[1\] is a float, not a dict"):
+            write([{"loss": 1.0}, 0.5], out)
+        assert not out.exists() and not os.path.exists(f"{out}.tmp")
+
+
 def test_writers_refuse_a_step_that_disagrees_and_objects_that_are_not_writers(tmp_path):
     with JsonlWriter(tmp_path / "m.jsonl") as j:
         with pytest.raises(ValueError, match=r"step=2 and scalars\['step'\]=3"):

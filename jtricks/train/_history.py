@@ -13,9 +13,17 @@ from ._metrics import CsvWriter, JsonlWriter, MultiWriter
 def _write_atomically(writer_class, rows: Iterable[Mapping], path) -> None:
     """Writes ``rows`` with ``writer_class`` to ``<path>.tmp``, then replaces ``path``."""
     tmp = f"{os.fspath(path)}.tmp"
-    with writer_class(tmp) as writer:
-        for row in rows:
-            writer.write_row(row)
+    try:
+        with writer_class(tmp) as writer:
+            for i, row in enumerate(rows):
+                if not isinstance(row, Mapping):
+                    raise TypeError(f"rows[{i}] is a {type(row).__name__}, not a dict of "
+                                    "scalars")
+                writer.write_row(row)
+    except BaseException:
+        if os.path.exists(tmp):  # nothing half-written is left beside the file
+            os.remove(tmp)
+        raise
     os.replace(tmp, path)
 
 
@@ -30,9 +38,27 @@ def write_jsonl(rows: Iterable[Mapping], path: str | os.PathLike) -> None:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Reads a JSON Lines file written by :func:`write_jsonl` or a :class:`JsonlWriter`."""
+    """Reads a JSON Lines file written by :func:`write_jsonl` or a :class:`JsonlWriter`.
+
+    Raises:
+      ValueError: naming the file and line, for a line that is not a JSON object
+        (a truncated last line of a killed run, for instance).
+    """
+    rows = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{os.fspath(path)}, line {number}: not JSON ({e.msg}): "
+                                 f"{line.strip()[:80]!r}") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{os.fspath(path)}, line {number}: a JSON "
+                                 f"{type(row).__name__}, not an object")
+            rows.append(row)
+    return rows
 
 
 def write_csv(rows: Iterable[Mapping], path: str | os.PathLike) -> None:
