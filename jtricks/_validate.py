@@ -330,30 +330,81 @@ def check_array(name: str, value: Any, *, kind: str = "number", min_ndim: int = 
     return arr
 
 
-def check_mask(name: str, mask: Any, params: Any) -> None:
-    """Checks a mask: a pytree of bools with exactly the structure of ``params``.
+def is_mask_fn(mask: Any) -> bool:
+    """Whether ``mask`` is a function of the params (rather than a tree of bools)."""
+    leaves = jax.tree.leaves(jax.tree.map(callable, mask))
+    return bool(leaves) and all(leaves)
+
+
+def _mask_leaf(name: str, path, leaf: Any) -> bool:
+    where = f"{name}{jax.tree_util.keystr(tuple(path))}"
+    if isinstance(leaf, (bool, np.bool_)):
+        return bool(leaf)
+    if isinstance(leaf, jax.core.Tracer):
+        raise TypeError(
+            f"{where} is a traced value: a mask must be known when tracing (Python bools, "
+            "or a function computing them from the params' shapes and dtypes)")
+    if getattr(leaf, "dtype", None) == np.bool_ and np.shape(leaf) == ():
+        return bool(leaf)
+    raise TypeError(f"{where}={show(leaf)} must be a bool (True: this leaf is selected)")
+
+
+def check_mask(name: str, mask: Any) -> None:
+    """Construction-time check of a mask: ``None``, a function, or a tree of bools.
+
+    The one mask rule of jtricks (optax's): a mask is a tree of bools whose
+    structure is a prefix of the parameters' (one bool per leaf, or per
+    subtree), or a function of the parameters returning one; see
+    :func:`static_mask` for the check against the parameters.
 
     Raises:
-      ValueError: if the structures differ.
-      TypeError: if a leaf is not a bool (``1`` and ``'yes'`` are not flags);
-        concrete boolean arrays are accepted.
+      TypeError: for a leaf that is not a boolean scalar (``1`` and ``'yes'``
+        are not flags).
 
     Example:
-      >>> check_mask("mask", {"w": True}, {"w": 1.0, "b": 0.0})
+      >>> check_mask("mask", {"w": True, "b": 1})
       Traceback (most recent call last):
       ...
-      ValueError: mask={'w': True} does not have the structure of the parameters: ...
+      TypeError: mask['b']=1 must be a bool (True: this leaf is selected)
     """
-    want: Any = jax.tree.structure(params)
-    got: Any = jax.tree.structure(mask)
-    if want != got:
-        raise ValueError(f"{name}={show(mask)} does not have the structure of the "
-                         f"parameters: {got} is not {want}")
-    for path, leaf in jax.tree_util.tree_leaves_with_path(mask):
-        dtype = leaf.dtype if isinstance(leaf, (jax.Array, np.ndarray)) else None
-        if not (isinstance(leaf, (bool, np.bool_)) or dtype == np.bool_):
-            raise TypeError(f"{name}={show(mask)} must hold bools, got "
-                            f"{show(leaf)} at {jax.tree_util.keystr(path) or 'the root'}")
+    if mask is None or is_mask_fn(mask):
+        return
+    for path, leaf in jax.tree_util.tree_flatten_with_path(mask)[0]:
+        _mask_leaf(name, path, leaf)
+
+
+def static_mask(name: str, mask: Any, tree: Any) -> Any:
+    """The mask for ``tree`` as a tree of Python bools (a prefix of ``tree``'s structure).
+
+    A mask function is called on ``tree`` with compile-time evaluation, so
+    ``lambda p: jax.tree.map(lambda x: jnp.asarray(x.ndim > 1), p)`` gives
+    concrete bools under ``jit``; ``jnp`` boolean scalars become Python bools.
+
+    Raises:
+      TypeError: for a leaf that is not a boolean scalar, or is traced.
+      ValueError: for a mask whose structure is not a prefix of ``tree``'s.
+
+    Example:
+      >>> static_mask("mask", lambda p: {k: k != "b" for k in p}, {"w": 1.0, "b": 0.0})
+      {'b': False, 'w': True}
+      >>> static_mask("mask", {"w": True}, {"w": 1.0, "b": 0.0})
+      Traceback (most recent call last):
+      ...
+      ValueError: mask={'w': True} does not match the parameters' structure ...
+    """
+    if is_mask_fn(mask):
+        with jax.ensure_compile_time_eval():
+            mask = mask(tree)
+    flat, treedef_ = jax.tree_util.tree_flatten_with_path(mask)
+    treedef: Any = treedef_
+    bools = treedef.unflatten([_mask_leaf(name, p, leaf) for p, leaf in flat])
+    try:
+        treedef.flatten_up_to(tree)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{name}={show(mask)} does not match the parameters' structure "
+            f"{jax.tree.structure(tree)}: give one bool per leaf (or per subtree)") from None
+    return bools
 
 
 __all__ = [
@@ -371,5 +422,6 @@ __all__ = [
     "check_shape",
     "check_unit_interval",
     "concrete_value",
+    "is_mask_fn",
     "show",
 ]

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jtricks._numeric import upcast
-from jtricks._validate import check_array, check_callable, check_mask, check_number
+from jtricks._validate import check_array, check_callable, check_number, static_mask
 
 __all__ = ["gradient_penalty", "l1_penalty", "l2_penalty"]
 
@@ -23,9 +23,8 @@ __all__ = ["gradient_penalty", "l1_penalty", "l2_penalty"]
 def _masked_leaves(params: Any, mask: Any) -> list:
     """The floating-point leaves of ``params`` where ``mask`` is ``True``."""
     if mask is not None:
-        mask = mask(params) if callable(mask) else mask
-        check_mask("mask", mask, params)
-        params = jax.tree.map(lambda p, m: p if m else None, params, mask)
+        mask = static_mask("mask", mask, params)
+        params = jax.tree.map(lambda m, p: p if m else None, mask, params)
     return [check_array(f"params{jax.tree_util.keystr(path)}", leaf, kind="float")
             for path, leaf in jax.tree_util.tree_leaves_with_path(params)]
 
@@ -42,8 +41,10 @@ def l1_penalty(params: Any, mask: Any = None) -> jax.Array:
 
     Args:
       params: a pytree of arrays.
-      mask: optional pytree of bools with the structure of ``params`` (or a callable
-        returning one), ``True`` where the penalty applies, e.g. weights but not biases.
+      mask: optional pytree of bools whose structure is a prefix of ``params``'
+        (one bool per leaf or per subtree, as in ``optax.masked``), or a callable
+        returning one; ``True`` where the penalty applies, e.g. weights but not
+        biases.
 
     Returns:
       A scalar (float32, or float64 for float64 params).

@@ -301,7 +301,7 @@ def _update_cases():
             "mask['b']", "0", TypeError),
         Bad("optim", "masked(sgd, mask of another structure).init(params)",
             lambda: optim.masked(optim.sgd(0.1), {"a": True}).init(P), "mask",
-            "PyTreeDef({'a': *})"),
+            "{'a': True}"),
         Bad("optim", "jit(masked(sgd, mask computed from values).update)",
             _traced_mask, "mask['b']", "traced", TypeError),
         Bad("optim", "reduce_on_plateau().update(grads, state) without value",

@@ -19,6 +19,22 @@ def test_l1_l2_closed_form():
     assert float(regularize.l2_penalty(PARAMS, lambda p: {"w": True, "b": False})) == pytest.approx(2.625)
 
 
+def test_masks_follow_optax_masked_prefix_rule():
+    """One mask rule across jtricks (optax's): a bool per leaf or per subtree; the penalty
+    under a mask equals add_decayed_weights under optax.masked with that mask."""
+    nested = {"layer": PARAMS, "head": {"w": jnp.array([2.0, -2.0])}}
+    per_subtree = {"layer": True, "head": False}
+    assert float(regularize.l1_penalty(nested, per_subtree)) == pytest.approx(
+        float(regularize.l1_penalty(PARAMS)))
+    assert float(regularize.l1_penalty(nested, True)) == pytest.approx(
+        float(regularize.l1_penalty(PARAMS)) + 4)
+    g = jax.grad(lambda p: 0.1 * regularize.l2_penalty(p, per_subtree))(nested)
+    zeros = jax.tree.map(jnp.zeros_like, nested)
+    tx = optax.masked(optax.add_decayed_weights(0.1), per_subtree)
+    ref, _ = tx.update(zeros, tx.init(nested), nested)
+    jax.tree.map(np.testing.assert_allclose, g, ref)
+
+
 def test_gradients_match_optax_decay():
     c = 0.1
     g2 = jax.jit(jax.grad(lambda p: c * regularize.l2_penalty(p)))(PARAMS)

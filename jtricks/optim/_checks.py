@@ -27,7 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .._validate import check_mask as check_mask
+from .._validate import is_mask_fn as is_mask_fn
 from .._validate import show
+from .._validate import static_mask as static_mask
 
 _MADE_BY: dict[type, list[str]] = {}
 
@@ -177,56 +180,3 @@ def transformation(name: str, init_fn: Callable, update_fn: Callable,
         return update_fn(updates, state, params, **extra_args)
 
     return optax.GradientTransformationExtraArgs(init, update)
-
-
-def _mask_leaf(name: str, path, leaf: Any) -> bool:
-    where = f"{name}{path_str(path)}"
-    if isinstance(leaf, (bool, np.bool_)):
-        return bool(leaf)
-    if isinstance(leaf, jax.core.Tracer):
-        raise TypeError(
-            f"{where} is a traced value: a mask must be known when tracing (Python bools, "
-            "or a function computing them from the params' shapes and dtypes)")
-    if getattr(leaf, "dtype", None) == np.bool_ and np.shape(leaf) == ():
-        return bool(leaf)
-    raise TypeError(f"{where}={show(leaf)} must be a bool (True: transform this leaf)")
-
-
-def static_mask(name: str, mask: Any, tree: Any) -> Any:
-    """The mask for ``tree`` as a tree of Python bools (a prefix of ``tree``'s structure).
-
-    A mask function is called on ``tree`` with compile-time evaluation, so
-    ``lambda p: jax.tree.map(lambda x: jnp.asarray(x.ndim > 1), p)`` gives
-    concrete bools under ``jit``; ``jnp`` boolean scalars become Python bools.
-
-    Raises:
-      TypeError: for a leaf that is not a boolean scalar, or is traced.
-      ValueError: for a mask whose structure is not a prefix of ``tree``'s.
-    """
-    if is_mask_fn(mask):
-        with jax.ensure_compile_time_eval():
-            mask = mask(tree)
-    flat, treedef_ = jax.tree_util.tree_flatten_with_path(mask)
-    treedef: Any = treedef_
-    bools = treedef.unflatten([_mask_leaf(name, p, leaf) for p, leaf in flat])
-    try:
-        treedef.flatten_up_to(tree)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"{name} has tree structure {treedef}, which does not match the params' "
-            f"{jax.tree.structure(tree)}; give one bool per leaf (or per subtree)") from None
-    return bools
-
-
-def is_mask_fn(mask: Any) -> bool:
-    """Whether ``mask`` is a function of the params (rather than a tree of bools)."""
-    leaves = jax.tree.leaves(jax.tree.map(callable, mask))
-    return bool(leaves) and all(leaves)
-
-
-def check_mask(name: str, mask: Any) -> None:
-    """Construction-time check of a mask: ``None``, a function, or a tree of bools."""
-    if mask is None or is_mask_fn(mask):
-        return
-    for path, leaf in jax.tree_util.tree_flatten_with_path(mask)[0]:
-        _mask_leaf(name, path, leaf)
