@@ -10,6 +10,7 @@ part of the global batch (:func:`process_slice`, then
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import jax
@@ -17,6 +18,14 @@ import jax
 from jtricks._validate import check_int
 
 from ._step import batch_size
+
+
+def _env_int(name: str) -> int:
+    value = os.environ[name]
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} must be an integer") from None
 
 
 def initialize(
@@ -31,9 +40,10 @@ def initialize(
     """Joins this process to a multi-process JAX run.
 
     Call it once, before any other JAX call. ``None`` arguments are taken from
-    the environment as ``jax.distributed.initialize`` does
-    (``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``,
-    or a detected cluster such as SLURM).
+    the environment: ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
+    ``JAX_PROCESS_ID`` (the last two read here: ``jax.distributed`` itself
+    reads only the first), else from a cluster JAX detects (such as SLURM).
+    ``JAX_NUM_CPU_DEVICES`` sets the simulated CPU devices of each process.
 
     Args:
       coordinator_address: ``"host:port"`` of process 0's coordinator.
@@ -61,6 +71,10 @@ def initialize(
         raise TypeError(f"cpu_collectives={cpu_collectives!r} must be a string such as "
                         "'gloo', or None")
     timeout = check_int("timeout", timeout, lo=1)
+    if num_processes is None and os.environ.get("JAX_NUM_PROCESSES"):
+        num_processes = _env_int("JAX_NUM_PROCESSES")
+    if process_id is None and os.environ.get("JAX_PROCESS_ID"):
+        process_id = _env_int("JAX_PROCESS_ID")
     num_processes = check_int("num_processes", num_processes, lo=1, allow_none=True)
     process_id = check_int("process_id", process_id, lo=0, allow_none=True)
     if num_processes is not None and process_id is not None and process_id >= num_processes:
