@@ -3,24 +3,21 @@
 Both forms: ``sharded_step`` over a mesh of the 4 devices, and ``pmap_step``
 (each process feeding its 2 local devices; pmap spans all 4).
 
-The test starts this file twice as a script (``python tests/test_multihost.py
-RANK ...``), each process simulating 2 CPU devices and joining the other
-through ``jtricks.parallel.initialize`` (gloo collectives on CPU). Each feeds
+The test starts this file twice as a script (``tests/_multiprocess.py``), each
+process simulating 2 CPU devices and joining the other through
+``jtricks.parallel.initialize`` (gloo collectives on CPU). Each feeds
 its half of every global batch; the mesh spans the 4 devices of both
 processes. The final state must equal the single-process run, here in the
 test process.
 """
 
-import os
-import socket
-import subprocess
 import sys
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from _multiprocess import run_processes
 
-ROOT = Path(__file__).resolve().parents[1]
 NUM_PROCESSES, LOCAL_DEVICES, STEPS = 2, 2, 2
 TIMEOUT_S = 240
 
@@ -71,17 +68,10 @@ def _single_process_run():
     return [np.asarray(leaf) for leaf in jax.tree.leaves(state)]
 
 
-def _worker(rank: int, port: int, out: str) -> None:
-    os.environ["JAX_PLATFORMS"] = "cpu"
+def _worker(out: str) -> None:
     from jtricks import parallel
 
-    parallel.initialize(
-        f"127.0.0.1:{port}",
-        NUM_PROCESSES,
-        rank,
-        local_device_count=LOCAL_DEVICES,
-        timeout=TIMEOUT_S // 2,
-    )
+    parallel.initialize(timeout=TIMEOUT_S // 2)  # the launcher's JAX_* environment
     import jax
 
     assert jax.process_count() == NUM_PROCESSES and jax.device_count() == 4
@@ -97,38 +87,15 @@ def _worker(rank: int, port: int, out: str) -> None:
         raise AssertionError("pmap_step(num_devices=1) ran across processes")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.multiprocess
 def test_two_processes_match_one(tmp_path):
-    port = _free_port()
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, str(rank), str(port), str(tmp_path / f"rank{rank}.npz")],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(NUM_PROCESSES)
-    ]
-    try:
+    with ThreadPoolExecutor(1) as pool:
+        launch = pool.submit(run_processes, [__file__, str(tmp_path / "rank{rank}.npz")],
+                             num_processes=NUM_PROCESSES, local_devices=LOCAL_DEVICES,
+                             timeout=TIMEOUT_S)
         # The single-process run overlaps the workers' start-up and compilation.
         expected = _single_process_run()
-        logs = [p.communicate(timeout=TIMEOUT_S)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, log in zip(procs, logs):
-        assert p.returncode == 0, log[-3000:]
+        launch.result()
     for name in [f"rank{rank}{form}.npz" for rank in range(NUM_PROCESSES)
                  for form in ("", "_pmap")]:
         with np.load(tmp_path / name) as got:
@@ -139,4 +106,4 @@ def test_two_processes_match_one(tmp_path):
 
 
 if __name__ == "__main__":
-    _worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    _worker(sys.argv[1])

@@ -10,7 +10,8 @@ from .. import _registry
 from ._build import DEFAULT_LR, _augmenter, build, build_schedule
 from ._common import (CliError, check, check_finite, data_extras, data_spec, int_list, integer,
                       load_data, number, require_extras, say, writable_dir)
-from ._devices import add_devices_argument, check_devices, data_parallel, request_devices
+from ._devices import (add_devices_argument, add_process_arguments, check_devices, data_parallel,
+                       request_devices, start_processes)
 
 # The choices and a learning rate that works on digits for each when --lr is not given, from
 # the one table of optimizers (jtricks/_registry.py imports no JAX: --help stays fast).
@@ -97,6 +98,7 @@ def register(subparsers) -> None:
     g.add_argument("--seed", type=integer, default=0,
                    help="seeds the split, the initialization, dropout and the data order")
     add_devices_argument(g)
+    add_process_arguments(g)
     g.add_argument("--early-stopping", type=integer, default=None, metavar="PATIENCE",
                    help="stop when validation loss has not improved for PATIENCE epochs; "
                         "keep the best parameters")
@@ -228,7 +230,7 @@ def check_args(args) -> None:
 # (--epochs is in it when the schedule depends on it).
 NOT_IN_RUN_CONFIG = {"run", "command", "epochs", "checkpoint_dir", "checkpoint_every", "resume",
                      "restart", "out", "quiet", "devices", "flag_defaults", "tensorboard",
-                     "log_steps"}
+                     "log_steps", "coordinator", "num_processes", "process_id"}
 
 
 def run_config(args, data, dtype) -> dict:
@@ -286,8 +288,12 @@ def run(args) -> int:
                    + (("orbax.checkpoint",) if args.checkpoint_dir else ())
                    + (("tensorboardX",) if args.tensorboard else ()))
 
-    request_devices(args.devices)
+    if not start_processes(args):  # one process, or the first JAX call of each of several
+        request_devices(args.devices)
     import jax
+
+    # Across processes, process 0 alone writes --out and reports progress.
+    first = jax.process_index() == 0
 
     import jtricks.train as jt
 
@@ -315,7 +321,8 @@ def run(args) -> int:
             checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
             resume=args.resume, restart=args.restart,
             run_config=run_config(args, data, xtr.dtype) if args.checkpoint_dir else None,
-            history_dir=args.out, progress=False if args.quiet else None,
+            history_dir=args.out if first else None,
+            progress=False if args.quiet or not first else None,
             learning_rate=build_schedule(args, steps_per_epoch), writers=writer,
             log_steps=args.log_steps)
     except jt.CheckpointError as e:
@@ -341,10 +348,15 @@ def run(args) -> int:
     if result.stop_reason and "diverged" in result.stop_reason:
         say(f"jtricks train: stopped: {result.stop_reason}")
         return 1
-    params = result.state.params
+    params, model_state = result.state.params, result.state.model_state
     if averager is not None:
         params = jt.averaged_params(result.avg_state, params)
-    test = jt.evaluate(jt.classifier_eval(model), params, result.state.model_state, (xte, yte))
+    if jax.process_count() > 1:  # the test runs in each process, on a local copy
+        from jax.experimental import multihost_utils
+
+        params, model_state = multihost_utils.process_allgather((params, model_state),
+                                                                tiled=True)
+    test = jt.evaluate(jt.classifier_eval(model), params, model_state, (xte, yte))
     stopping = early_stopping_report(args, result, averager)
     if stopping and stopping["stopped"]:
         say(f"jtricks train: {stopping['message']}")
@@ -357,6 +369,8 @@ def run(args) -> int:
         "early_stopping": stopping,
         "config": resolved_config(args),
     }
+    if not first:
+        return 0
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "summary.json"), "w") as f:

@@ -35,6 +35,8 @@ from jtricks.nn import data_parallel as data_parallel
 from jtricks.nn import example_keys as example_keys
 
 from ._distributed import initialize as initialize
+from ._distributed import process_batches as process_batches
+from ._distributed import process_rows as process_rows
 from ._distributed import process_slice as process_slice
 from ._mesh import param_shardings as param_shardings
 from ._mesh import role_axes as role_axes
@@ -56,6 +58,8 @@ __all__ = [
     "initialize",
     "param_shardings",
     "pmap_step",
+    "process_batches",
+    "process_rows",
     "process_slice",
     "replicate",
     "replicate_on_mesh",

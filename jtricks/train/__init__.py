@@ -27,6 +27,7 @@ from ._early_stopping import EarlyStoppingState as EarlyStoppingState
 from ._early_stopping import early_stopping as early_stopping
 from ._engine import Run as Run
 from ._engine import averaged_params as averaged_params
+from ._engine import epoch_order as epoch_order
 from ._engine import make_epoch as make_epoch
 from ._engine import make_run as make_run
 from ._engine import train_step as train_step
@@ -69,6 +70,7 @@ __all__ = [
     "early_stopping",
     "ema",
     "ensemble_predict",
+    "epoch_order",
     "evaluate",
     "fit",
     "learning_rate_of",

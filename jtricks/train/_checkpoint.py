@@ -8,6 +8,18 @@ configuration, the arrays' layout); a checkpoint that fails to restore or to
 match its digest is reported, moved aside (``<epoch>.corrupt-<n>``) and the next
 older one is tried, while a sound checkpoint of another run configuration is
 refused, naming the difference. A lock file keeps one writer per directory.
+
+Across processes (``jax.distributed``, :func:`jtricks.parallel.initialize`)
+every process makes the same calls on a directory they share: orbax writes each
+process's shards, process 0 writes the metadata, holds the lock and moves
+damaged checkpoints aside, and every decision (lock taken, checkpoint sound) is
+agreed on by all processes. The digests cover the arrays piece by piece: one
+SHA-256 per distinct shard of every array (its index in the global array), each
+piece digested by the one process that holds its first replica and the pieces'
+digests gathered into the metadata, which its own digest covers. A restore
+checks every shard each process holds, replicas included, against them: no
+process ever reads data it does not own, and one process's damaged shard makes
+every process skip the checkpoint.
 """
 
 from __future__ import annotations
@@ -49,6 +61,57 @@ def _digest(tree, meta: dict | None = None) -> str:
         h.update(b"meta")
         h.update(_canonical(meta))
     return h.hexdigest()
+
+
+def _piece_index(shard, shape) -> str:
+    """A shard's place in its global array, ``"0:4,0:16"`` (start:stop per dimension)."""
+    return ",".join(f"{sl.start or 0}:{dim if sl.stop is None else sl.stop}"
+                    for sl, dim in zip(shard.index, shape))
+
+
+def _piece_digests(tree, *, replicas: bool) -> dict[str, str]:
+    """SHA-256 (dtype, shape, bytes) of the pieces of ``tree``'s arrays that this
+    process holds, keyed ``"<leaf number>@<index>"``. ``replicas=False``: only the
+    first replica of each piece (every piece of the tree is then digested by
+    exactly one process); ``True``: every shard held here (what a restore checks).
+    Host values (NumPy arrays, numbers) are one piece each, held by process 0."""
+    out = {}
+    for i, leaf in enumerate(jax.tree.leaves(tree)):
+        if isinstance(leaf, jax.Array):
+            pieces = [(_piece_index(sh, leaf.shape), sh.data) for sh in leaf.addressable_shards
+                      if replicas or sh.replica_id == 0]
+        else:
+            arr = np.asarray(leaf)
+            whole = ",".join(f"0:{d}" for d in arr.shape)
+            pieces = [(whole, arr)] if replicas or jax.process_index() == 0 else []
+        for index, data in pieces:
+            arr = np.ascontiguousarray(np.asarray(data))
+            h = hashlib.sha256(str((arr.dtype.str, arr.shape)).encode())
+            h.update(arr.tobytes())
+            out[f"{i}@{index}"] = h.hexdigest()
+    return out
+
+
+def _gather(value) -> list:
+    """``value`` (JSON-able) of every process, in process order (``[value]`` on one)."""
+    if jax.process_count() == 1:
+        return [value]
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(_canonical(value), np.uint8)
+    sizes = np.asarray(multihost_utils.process_allgather(np.array([data.size], np.int32)))
+    padded = np.zeros(int(sizes.max()), np.uint8)
+    padded[: data.size] = data
+    rows = np.asarray(multihost_utils.process_allgather(padded))
+    return [json.loads(bytes(row[:n])) for row, n in zip(rows, sizes.ravel())]
+
+
+def _sync(name: str) -> None:
+    """Waits until every process reaches this point (nothing on one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"jtricks.checkpoint.{name}")
 
 
 def _layout(tree) -> list:
@@ -151,6 +214,26 @@ def _sigint_after_block():
         raise KeyboardInterrupt
 
 
+def _check_digests(tree, body: dict, whole: str | None) -> list | None:
+    """``None`` when this process's pieces of ``tree`` match the digests saved in
+    ``body``, else ``[kind, why]`` (kind ``"corrupt"``, or ``"split"`` for a piece the
+    checkpoint has no digest of: it was saved with another sharding)."""
+    if body.get("format") != _FORMAT:  # format 2 and older: one digest of the whole
+        expected = _digest(tree, body) if body.get("format") == 2 else _digest(tree)
+        return None if whole == expected else [
+            "corrupt", "its arrays and metadata do not match the digest saved with them"]
+    saved = body.get("digests") or {}
+    got = _piece_digests(tree, replicas=True)
+    unknown = sorted(k for k in got if k not in saved)
+    if unknown:
+        return ["split", f"no digest of piece {unknown[0]} (array number @ index)"]
+    bad = sorted(k for k, v in got.items() if saved[k] != v)
+    if bad:
+        return ["corrupt", f"{len(bad)} piece(s) of its arrays, first {bad[0]}, do not match "
+                           "the digests saved with them"]
+    return None
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint or its directory cannot be used: unreadable, corrupt, written by
     another run configuration, or the directory is locked by another writer."""
@@ -161,7 +244,8 @@ class _Mismatch(CheckpointError):
 
 
 LOCK_NAME = ".jtricks-checkpoint.lock"
-_FORMAT = 2  # 2: the digest covers the metadata, which records the layout
+_FORMAT = 3  # 3: a digest per piece of every array, in the metadata its digest covers
+# 2: one digest of the whole arrays and the metadata (restored on one process only)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -271,12 +355,31 @@ class Checkpointer:
     def acquire(self) -> None:
         """Takes the directory's writer lock (done by the first :meth:`save`).
 
+        Across processes, process 0 takes it for all of them (every process calls
+        this; they all raise if process 0 could not).
+
         Raises:
           CheckpointError: when another live process (or another ``Checkpointer``
             of this process) holds it, naming its PID and host.
         """
         if self._locked:
             return
+        error = None
+        if jax.process_index() == 0:
+            try:
+                self._take_lock()
+            except CheckpointError as e:
+                error = str(e)
+        error = _gather(error)[0]
+        if error is not None:
+            raise CheckpointError(error)
+        self._locked = True
+
+    def _report(self, message: str) -> None:
+        if jax.process_index() == 0:  # one report per run, not one per process
+            self.report(message)
+
+    def _take_lock(self) -> None:
         host, pid = socket.gethostname(), os.getpid()
         for _ in range(5):
             try:
@@ -291,10 +394,10 @@ class Checkpointer:
                     if age < 10:
                         time.sleep(0.1)
                         continue
-                    self.report(f"taking over the unreadable lock {self.lock_path}")
+                    self._report(f"taking over the unreadable lock {self.lock_path}")
                 elif (holder.get("host") == host and isinstance(holder.get("pid"), int)
                       and holder["pid"] != pid and not _pid_alive(holder["pid"])):
-                    self.report(f"taking over the lock {self.lock_path} of process "
+                    self._report(f"taking over the lock {self.lock_path} of process "
                                 f"{holder['pid']} (no longer running)")
                 else:
                     who = ("this process" if holder.get("pid") == pid and holder.get("host")
@@ -310,7 +413,6 @@ class Checkpointer:
                 continue
             with os.fdopen(fd, "w") as f:
                 json.dump({"pid": pid, "host": host, "time": time.time()}, f)
-            self._locked = True
             return
         raise CheckpointError(f"could not take the lock {self.lock_path}; another run is "
                               "starting in the same directory")
@@ -359,7 +461,9 @@ class Checkpointer:
         """
         self.acquire()
         target = self._free(f"{int(epoch)}.{why}")
-        os.rename(os.path.join(self.directory, str(int(epoch))), target)
+        if jax.process_index() == 0:
+            os.rename(os.path.join(self.directory, str(int(epoch))), target)
+        _sync("move_aside")
         with _quiet_logs():
             self._manager.reload()
         return target
@@ -376,9 +480,11 @@ class Checkpointer:
         if not entries:
             return None
         folder = self._free("archived")
-        os.makedirs(folder)
-        for name in entries:
-            os.rename(os.path.join(self.directory, name), os.path.join(folder, name))
+        if jax.process_index() == 0:
+            os.makedirs(folder)
+            for name in entries:
+                os.rename(os.path.join(self.directory, name), os.path.join(folder, name))
+        _sync("archive")
         with _quiet_logs():
             self._manager.reload()
         return folder
@@ -399,10 +505,13 @@ class Checkpointer:
         self.acquire()
         ocp = self._ocp
         tree = raw_keys(tree)
+        digests: dict[str, str] = {}
+        for part in _gather(_piece_digests(tree, replicas=False)):
+            digests.update(part)
         meta = cast(dict, json.loads(_canonical(dict(meta or {}, format=_FORMAT,
-                                                     layout=_layout(tree)))))
-        meta = dict(meta, meta_digest=hashlib.sha256(_canonical(meta)).hexdigest(),
-                    digest=_digest(tree, meta))
+                                                     layout=_layout(tree),
+                                                     digests=digests))))
+        meta = dict(meta, meta_digest=hashlib.sha256(_canonical(meta)).hexdigest())
         with _sigint_after_block(), _quiet_logs():
             self._manager.save(
                 int(epoch),
@@ -439,7 +548,7 @@ class Checkpointer:
         if not isinstance(meta, dict):
             raise CheckpointError(f"checkpoint {path} is corrupt (its metadata is not a dict)")
         body = {k: v for k, v in meta.items() if k not in ("digest", "meta_digest")}
-        if meta.get("format") == _FORMAT and (
+        if meta.get("format") in (2, _FORMAT) and (
                 meta.get("meta_digest") != hashlib.sha256(_canonical(body)).hexdigest()):
             raise CheckpointError(f"checkpoint {path} is corrupt (its metadata — history, "
                                   "stop reason, run configuration — does not match its digest)")
@@ -485,16 +594,23 @@ class Checkpointer:
                 ).state
             except Exception as e:  # orbax raises many kinds; any of them means unusable
                 first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                failure = f"{type(e).__name__}: {first[:200]}"
+                failure = ["unreadable", f"{type(e).__name__}: {first[:200]}"]
             if failure is not None:  # a failed read's futures log their error when collected
                 gc.collect()
-        if failure is not None:
-            raise CheckpointError(f"checkpoint {path} is unreadable ({failure})")
         body = {k: v for k, v in meta.items() if k != "digest"}
-        expected = _digest(tree, body) if meta.get("format") == _FORMAT else _digest(tree)
-        if meta.get("digest") != expected:
-            raise CheckpointError(f"checkpoint {path} is corrupt (its arrays and metadata do "
-                                  "not match the digest saved with them)")
+        if failure is None:
+            failure = _check_digests(tree, body, meta.get("digest"))
+        verdicts = _gather(failure)  # every process takes the same decision
+        failed = [p for p, f in enumerate(verdicts) if f]
+        if failed:
+            kind, why = verdicts[failed[0]]
+            where = f" in process {failed[0]}" if len(verdicts) > 1 else ""
+            if kind == "split":
+                raise _Mismatch(f"checkpoint {path} was saved split otherwise{where} ({why}); "
+                                "restore it onto the mesh layout it was saved from")
+            if kind == "unreadable":
+                raise CheckpointError(f"checkpoint {path} is unreadable{where} ({why})")
+            raise CheckpointError(f"checkpoint {path} is corrupt{where} ({why})")
         if jax.tree.structure(tree) != jax.tree.structure(target):  # type: ignore[operator]
             raise _Mismatch(f"checkpoint {path} holds a different structure than "
                             "this run (another model or optimizer?)")
@@ -524,9 +640,11 @@ class Checkpointer:
                 self.acquire()
                 stem = name.split(".orbax-checkpoint-tmp")[0]
                 moved = self._free(f"{stem}.incomplete")
-                os.rename(os.path.join(self.directory, name), moved)
-                self.report(f"skipping incomplete checkpoint {os.path.join(self.directory, name)}"
+                if jax.process_index() == 0:
+                    os.rename(os.path.join(self.directory, name), moved)
+                self._report(f"skipping incomplete checkpoint {os.path.join(self.directory, name)}"
                             f" (interrupted save); moved to {moved}")
+        _sync("incomplete")
         for epoch in reversed(self.all_epochs()):
             try:
                 tree, meta = self.restore(epoch, target, run_config)
@@ -534,7 +652,7 @@ class Checkpointer:
                 raise
             except CheckpointError as e:
                 moved = self.move_aside(epoch)
-                self.report(f"skipping {e}; moved to {moved}")
+                self._report(f"skipping {e}; moved to {moved}")
                 continue
             return epoch, tree, meta
         return None

@@ -149,6 +149,20 @@ def train_step(state: TrainState, batch: Any, *, loss_fn: LossFn, tx,
     return TrainState(safe_increment(state.step), params, model_state, opt_state, key), metrics
 
 
+def epoch_order(key, n: int, batch_size: int):
+    """The example indices of one epoch's batches, ``(n // bs, bs)`` with ``bs =
+    min(batch_size, n)``: the first ``n // bs * bs`` entries of
+    ``jax.random.permutation(key, n)``, row ``s`` feeding step ``s``.
+
+    Example:
+      >>> epoch_order(jax.random.key(0), 10, 4).shape
+      (2, 4)
+    """
+    bs = min(batch_size, n)
+    steps = n // bs
+    return jax.random.permutation(key, n)[: steps * bs].reshape(steps, bs)
+
+
 def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,
                axis_name: str | None = None, record: Callable | None = None):
     """Builds one epoch of training as a pure function of the state.
@@ -174,6 +188,9 @@ def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,
 
     Returns:
       ``epoch(state, data, key, avg_state=None) -> (state, avg_state, metrics)``
+      (``key=None``: ``data`` holds the epoch's batches already cut, every leaf
+      of shape ``(steps, batch_size, ...)``, e.g. gathered with
+      :func:`epoch_order` by each process, see :func:`jtricks.train.fit`),
       where ``metrics`` holds one value per step (``loss``, ``grad_norm``, the
       loss function's own metrics and ``record``'s).
 
@@ -194,15 +211,19 @@ def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,
     check_tx(tx)
 
     def epoch(state: TrainState, data: Any, key, avg_state=None):
-        n = _num_examples(data, "train_data", allow_empty=False)
         data = jax.tree.map(jnp.asarray, data)
-        bs = min(batch_size, n)
-        steps = n // bs
-        order = jax.random.permutation(key, n)[: steps * bs].reshape(steps, bs)
+        if key is None:  # the epoch's batches, already cut: (steps, batch, ...)
+            order, pick = data, lambda batch: batch
+        else:
+            n = _num_examples(data, "train_data", allow_empty=False)
+            order = epoch_order(key, n, batch_size)
 
-        def body(carry, idx):
+            def pick(idx):
+                return jax.tree.map(lambda a: a[idx], data)
+
+        def body(carry, xs):
             state, avg_state = carry
-            batch = jax.tree.map(lambda a: a[idx], data)
+            batch = pick(xs)
             state, metrics = train_step(state, batch, loss_fn=loss_fn, tx=tx,
                                         axis_name=axis_name)
             if averager is not None:

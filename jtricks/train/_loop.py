@@ -17,7 +17,7 @@ from jtricks._optional import missing, require
 from jtricks._validate import check_bool, check_callable, check_int, check_non_negative, show
 from jtricks.data._batching import _num_examples
 
-from ._engine import averaged_params, check_mode, epoch_row, make_epoch
+from ._engine import averaged_params, check_mode, epoch_order, epoch_row, make_epoch
 from ._history import history_writer
 from ._metrics import as_writer, learning_rate_of
 from ._state import TrainState, as_key
@@ -315,13 +315,29 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
     is closed by the caller, also when this raises)."""
 
     data_key = as_key(data_key)
-    train_data = jax.tree.map(jnp.asarray, train_data)
+    mesh = _process_mesh(state)
+    train_data = jax.tree.map(jnp.asarray if mesh is None else np.asarray, train_data)
     n = jax.tree.leaves(train_data)[0].shape[0]
     steps_per_epoch = n // min(batch_size, n)
     epoch_fn = _compiled_epoch(loss_fn, tx, batch_size, averager, learning_rate)
+
+    def epoch_data(epoch):
+        """The epoch's data and key; across processes, each process's rows of its batches."""
+        key = jax.random.fold_in(data_key, epoch)
+        if mesh is None:
+            return train_data, key
+        from jtricks.parallel._distributed import process_batches
+
+        return process_batches(train_data, epoch_order(key, n, batch_size), mesh), None
+
     eval_jit: Any = None  # set below when there is validation data
     if val_data is not None:
-        val_data = jax.tree.map(jnp.asarray, val_data)
+        if mesh is None:
+            val_data = jax.tree.map(jnp.asarray, val_data)
+        else:  # every process holds the validation data whole
+            from jtricks.parallel import replicate_on_mesh
+
+            val_data = replicate_on_mesh(val_data, mesh)
         eval_jit = _compiled_eval(eval_fn, eval_batch_size)
 
     avg_state = averager.init(state.params) if averager is not None else None
@@ -391,7 +407,7 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
                 break
             t0 = time.perf_counter()
             new_state, new_avg, metrics, epoch_means, finite = epoch_fn(
-                state, train_data, jax.random.fold_in(data_key, epoch), avg_state)
+                state, *epoch_data(epoch), avg_state)
             epoch_means, finite = jax.device_get((epoch_means, finite))
             seconds = time.perf_counter() - t0
             if log_steps:
@@ -451,6 +467,20 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
         best_params, best_model_state = es_state.best_params
         state = state._replace(params=best_params, model_state=best_model_state)
     return FitResult(state, history, stop_reason, avg_state, es_state)
+
+
+def _process_mesh(state):
+    """The mesh of a run across several processes (``None`` in a one-process run):
+    the mesh of the state's leaves that span other processes' devices."""
+    if jax.process_count() == 1:
+        return None
+    for leaf in jax.tree.leaves(state):
+        sharding = getattr(leaf, "sharding", None)
+        if isinstance(sharding, jax.sharding.NamedSharding) and not leaf.is_fully_addressable:
+            return sharding.mesh
+    raise ValueError(f"fit across {jax.process_count()} processes needs a state on a mesh "
+                     "over their devices (jtricks.parallel.replicate_on_mesh, or "
+                     "shard_params before TrainState.create)")
 
 
 class _NoBar:
