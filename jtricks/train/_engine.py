@@ -346,9 +346,11 @@ def run_parts(*, loss_fn: LossFn, tx, batch_size: int, epochs: int,
         stop_state = (early_stopping.init((state.params, state.model_state))
                       if early_stopping is not None else None)
         # The curves' names and shapes: one abstract epoch, nothing computed.
-        shapes = jax.eval_shape(
-            lambda s, a: row_of(*epoch_fn(s, train_data, data_key, a), val_data),
-            state, avg_state)
+        def first_row(state, avg_state):
+            state, avg_state, metrics = epoch_fn(state, train_data, data_key, avg_state)
+            return row_of(state, avg_state, metrics, val_data)
+
+        shapes = jax.eval_shape(first_row, state, avg_state)
         curves = {name: jnp.full((epochs, *s.shape), jnp.nan,
                                  jnp.promote_types(s.dtype, jnp.float32))
                   for name, s in shapes.items()}
