@@ -50,7 +50,8 @@ import time
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("all", "sweep", "parallel", "keys", "members"),
+    p.add_argument("--part", choices=("all", "sweep", "parallel", "keys", "members",
+                                       "sweepkeys"),
                    default="all")
     p.add_argument("--configs", type=int, default=8, help="sweep size K (default 8)")
     p.add_argument("--epochs", type=int, default=10, help="sweep epochs (default 10)")
@@ -107,7 +108,98 @@ def build(h):
     return model, jtricks.optim.adamw(h["learning_rate"], weight_decay=h["weight_decay"])
 
 
+def _interleaved(variants: dict, repeats: int) -> dict:
+    """``{name: {"wall": [...], "cpu": [...]}}``: each variant (a thunk, already compiled)
+    timed ``repeats`` times, interleaved, every other round in reverse order. CPU time is
+    the process's (all threads): steadier than wall time on a shared machine."""
+    import jax
+
+    times = {name: {"wall": [], "cpu": []} for name in variants}
+    for r in range(repeats):
+        for name in list(variants)[:: 1 if r % 2 == 0 else -1]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            jax.block_until_ready(variants[name]())
+            times[name]["wall"].append(time.perf_counter() - wall)
+            times[name]["cpu"].append(time.process_time() - cpu)
+    return times
+
+
+def _report(times: dict, work: int, unit: str, base: str) -> dict:
+    """Prints median, min and max seconds and ``unit``/s per variant, and each median's
+    ratio of throughput to ``base``'s (wall and CPU time); returns the figures."""
+    import statistics
+
+    out = {}
+    print(f"{'':44s} {'median s':>9s} {'min':>7s} {'max':>7s} {unit + '/s':>15s} "
+          f"{'vs ' + base[:12]:>16s} {'(cpu time)':>10s}")
+    med = {n: {c: statistics.median(t[c]) for c in ("wall", "cpu")} for n, t in times.items()}
+    for name, t in times.items():
+        ratio = med[base]["wall"] / med[name]["wall"]
+        ratio_cpu = med[base]["cpu"] / med[name]["cpu"]
+        print(f"{name:44s} {med[name]['wall']:9.3f} {min(t['wall']):7.3f} {max(t['wall']):7.3f} "
+              f"{work / med[name]['wall']:15.0f} {ratio:15.2f}x {ratio_cpu:9.2f}x")
+        out[name] = {"median_s": med[name]["wall"], "min_s": min(t["wall"]),
+                     "max_s": max(t["wall"]), "median_cpu_s": med[name]["cpu"],
+                     f"{unit}_per_s": work / med[name]["wall"],
+                     "throughput_vs_" + base: ratio, "cpu_throughput_vs_" + base: ratio_cpu}
+    return out
+
+
+def optax_vmap_sweep(hp, data, *, epochs: int, batch_size: int, key):
+    """The idiomatic reference: an MLP 64-128-10 with dropout and ``optax.adamw``,
+    hand-written, the K configurations ``vmap``-ed in one jitted ``lax.scan`` over the
+    epochs (shared key and data order, no early stopping), validation loss each epoch."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    xtr, ytr, xva, yva = data
+    n, steps = len(ytr), len(ytr) // batch_size
+
+    def init(h, k):
+        k1, k2 = jax.random.split(k)
+        std1 = h["init_scale"] * jnp.sqrt(2.0 / xtr.shape[1])
+        std2 = h["init_scale"] * jnp.sqrt(2.0 / 128)
+        return {"w1": std1 * jax.random.normal(k1, (xtr.shape[1], 128)), "b1": jnp.zeros(128),
+                "w2": std2 * jax.random.normal(k2, (128, 10)), "b2": jnp.zeros(10)}
+
+    def forward(p, x, rate, k):
+        hidden = jax.nn.relu(x @ p["w1"] + p["b1"])
+        if k is not None:
+            keep = jax.random.bernoulli(k, 1.0 - rate, hidden.shape)
+            hidden = jnp.where(keep, hidden / (1.0 - rate), 0.0)
+        return hidden @ p["w2"] + p["b2"]
+
+    def loss(p, x, y, rate, k):
+        return optax.softmax_cross_entropy_with_integer_labels(forward(p, x, rate, k), y).mean()
+
+    def member(h):
+        tx = optax.adamw(h["learning_rate"], weight_decay=h["weight_decay"])
+        params = init(h, jax.random.fold_in(key, 0))
+        state = tx.init(params)
+
+        def step(carry, batch):
+            p, s, k = carry
+            k, sub = jax.random.split(k)
+            g = jax.grad(loss)(p, *batch, h["dropout"], sub)
+            u, s = tx.update(g, s, p)
+            return (optax.apply_updates(p, u), s, k), None
+
+        def epoch(carry, e):
+            order = jax.random.permutation(jax.random.fold_in(key, e), n)
+            idx = order[: steps * batch_size].reshape(steps, batch_size)
+            carry, _ = jax.lax.scan(step, carry, (xtr[idx], ytr[idx]))
+            return carry, loss(carry[0], xva, yva, 0.0, None)
+
+        carry = (params, state, jax.random.fold_in(key, 1))
+        (params, _, _), val = jax.lax.scan(epoch, carry, jnp.arange(1, epochs + 1))
+        return params, val
+
+    return jax.jit(jax.vmap(member))(hp)
+
+
 def bench_sweep(args) -> dict:
+    """Sweep throughput: the vmapped sweep against sequential runs and optax + vmap."""
     import functools
 
     import jax
@@ -122,43 +214,74 @@ def bench_sweep(args) -> dict:
     settings = dict(epochs=args.epochs, batch_size=args.batch_size)
 
     def vmapped(h):
-        return sweep.train(build, h, data, key=key, **settings).members
+        return sweep.train(build, h, data[:2], data[2:], key=key, **settings).members
 
     _, first = _timed(vmapped, hp)
-    _, warm = _timed(vmapped, {n: v * 0.5 for n, v in hp.items()})
 
     # Sequential, one compilation per configuration: hyperparameters as Python numbers.
     start = time.perf_counter()
     for i in range(k):
         h = {n: float(v[i]) for n, v in hp.items()}
-        jax.block_until_ready(jax.jit(functools.partial(sweep.fit_member, build, h, key=key, **settings))(data))
+        jax.block_until_ready(jax.jit(functools.partial(
+            sweep.fit_member, build, h, key=key, **settings))(data[:2], data[2:]))
     sequential_compiled = time.perf_counter() - start
 
     # Sequential, one shared compilation: hyperparameters as array arguments.
-    one = jax.jit(lambda h, d: sweep.fit_member(build, h, d, key=key, **settings))
+    one = jax.jit(lambda h, tr, va: sweep.fit_member(build, h, tr, va, key=key, **settings))
     start = time.perf_counter()
-    for i in range(k):
-        jax.block_until_ready(one({n: v[i] for n, v in hp.items()}, data))
+    jax.block_until_ready([one({n: v[i] for n, v in hp.items()}, data[:2], data[2:])
+                           for i in range(k)])
     sequential_shared = time.perf_counter() - start
-    start = time.perf_counter()
-    for i in range(k):
-        jax.block_until_ready(one({n: v[i] for n, v in hp.items()}, data))
-    sequential_warm = time.perf_counter() - start
+    _, optax_first = _timed(lambda: optax_vmap_sweep(hp, data, key=key, **settings))
 
     work = k * steps
-    rows = {
-        "vmapped sweep, first call (1 compile)": first,
-        "vmapped sweep, compiled": warm,
-        f"sequential, {k} compiles": sequential_compiled,
-        "sequential, 1 shared compile": sequential_shared,
-        "sequential, compiled": sequential_warm,
-    }
-    print(f"\nSweep: K={k} configurations x {steps} steps (digits, MLP 64-128-10, AdamW)")
-    print(f"{'':42s} {'seconds':>9s} {'config-steps/s':>15s}")
-    for name, seconds in rows.items():
+    print(f"\nSweep: K={k} configurations x {steps} steps (digits, MLP 64-128-10, AdamW, "
+          "dropout, no early stopping), one process")
+    print(f"{'cold (compilation included)':42s} {'seconds':>9s} {'config-steps/s':>15s}")
+    cold = {"vmapped sweep, first call": first, f"sequential, {k} compiles": sequential_compiled,
+            "sequential, 1 shared compile": sequential_shared,
+            "optax + vmap, first call": optax_first}
+    for name, seconds in cold.items():
         print(f"{name:42s} {seconds:9.2f} {work / seconds:15.0f}")
-    return {"configs": k, "steps_per_config": steps, "seconds": rows,
-            "config_steps_per_s": {n: work / s for n, s in rows.items()}}
+    variants = {
+        "sequential, compiled (one shared compile)": lambda: [
+            one({n: v[i] for n, v in hp.items()}, data[:2], data[2:]) for i in range(k)],
+        "jtricks.sweep.train, compiled": lambda: vmapped(hp),
+        "optax + vmap (hand-written), compiled": lambda: optax_vmap_sweep(
+            hp, data, key=key, **settings),
+    }
+    print(f"compiled, median of {args.repeats} interleaved repeats:")
+    warm = _report(_interleaved(variants, args.repeats), work, "config-steps",
+                   "sequential, compiled (one shared compile)")
+    return {"configs": k, "steps_per_config": steps, "cold_seconds": cold, "compiled": warm}
+
+
+def bench_sweep_keys(args) -> dict:
+    """The cost of one key per member: a sweep with dropout, one key shared by all members
+    against one key each (no early stopping), interleaved."""
+    import jax
+
+    from jtricks import sweep
+
+    data = _digits()
+    k = args.configs
+    hp = dict(_hparams(k), dropout=jax.numpy.full((k,), 0.5))
+    key = jax.random.PRNGKey(0)
+    keys = jax.random.split(key, k)
+    settings = dict(epochs=args.epochs, batch_size=args.batch_size)
+    variants = {
+        "one key for all members": lambda: sweep.train(
+            build, hp, data[:2], data[2:], key=key, **settings).members,
+        "one key per member": lambda: sweep.train(
+            build, hp, data[:2], data[2:], key=keys, **settings).members,
+    }
+    for run in variants.values():
+        jax.block_until_ready(run())
+    steps = args.epochs * (len(data[1]) // args.batch_size)
+    print(f"\nPer-member keys: K={k} x {steps} steps, dropout 0.5, median of {args.repeats} "
+          "interleaved repeats")
+    return _report(_interleaved(variants, args.repeats), k * steps, "member-steps",
+                   "one key for all members")
 
 
 def bench_parallel(args, counts) -> dict:
@@ -253,7 +376,10 @@ def _model_form(loss, tx, n, model_state):
 
 def bench_members(args, n) -> dict:
     """Sweep member-steps per second, K = 1, 8, 32, members split over n devices, early
-    stopping on (patience 2): the member-steps count only the epochs each member ran."""
+    stopping on (patience 2); half the members have a learning rate that stops them early.
+    The member-steps count only the epochs each member ran. Lockstep (one round: a stopped
+    member is frozen but computed until the last one stops) against rounds of one epoch
+    (stopped members dropped between rounds), interleaved."""
     import jax
     import numpy as np
 
@@ -262,27 +388,33 @@ def bench_members(args, n) -> dict:
     data = _digits()
     steps_per_epoch = len(data[1]) // args.batch_size
     print(f"\nSweep over devices: member-steps/s (digits MLP 64-128-10, AdamW, "
-          f"{args.epochs} epochs max, patience 2)")
-    print(f"{'K':>3s} {'devices':>7s} {'compile s':>9s} {'seconds':>8s} {'member-steps':>12s} "
-          f"{'member-steps/s':>14s}")
+          f"{args.epochs} epochs max, patience 2, half the members at learning rate 0.3), "
+          f"median of {args.repeats} interleaved repeats")
     results = {}
     for k in (1, 8, 32):
         d = min(k, n)
         mesh = jax.make_mesh((d,), ("member",)) if d > 1 else None
         hp = _hparams(k)
+        hp["learning_rate"] = np.where(np.arange(k) % 2 == 1, 0.3,
+                                       hp["learning_rate"]).astype(np.float32)
 
-        def run(h):
-            return sweep.train(build, h, data[:2], data[2:], key=jax.random.PRNGKey(0),
+        def run(rounds, hp=hp, mesh=mesh):
+            return sweep.train(build, hp, data[:2], data[2:], key=jax.random.PRNGKey(0),
                                epochs=args.epochs, batch_size=args.batch_size, patience=2,
-                               mesh=mesh)
+                               mesh=mesh, rounds=rounds)
 
-        result, first = _timed(run, hp)
-        result, warm = _timed(run, hp)
-        member_steps = int(np.sum(np.asarray(result.members.epochs_run))) * steps_per_epoch
-        results[k] = {"devices": d, "compile_s": first - warm, "seconds": warm,
-                      "member_steps": member_steps, "member_steps_per_s": member_steps / warm}
-        print(f"{k:3d} {d:7d} {first - warm:9.2f} {warm:8.2f} {member_steps:12d} "
-              f"{member_steps / warm:14.0f}")
+        variants = {"lockstep (rounds=epochs)": lambda run=run: run(args.epochs),
+                    "stopped dropped (rounds=1)": lambda run=run: run(1)}
+        compile_s = {name: _timed(f)[1] for name, f in variants.items()}
+        result = run(1)
+        epochs_run = np.asarray(result.members.epochs_run)
+        member_steps = int(epochs_run.sum()) * steps_per_epoch
+        print(f"K={k} on {d} device(s): epochs run {sorted(epochs_run.tolist())}; first calls "
+              + ", ".join(f"{name} {s:.1f} s" for name, s in compile_s.items()))
+        figures = _report(_interleaved(variants, args.repeats), member_steps, "member-steps",
+                          "lockstep (rounds=epochs)")
+        results[k] = {"devices": d, "epochs_run": epochs_run.tolist(),
+                      "member_steps": member_steps, "first_call_s": compile_s, **figures}
     return results
 
 
@@ -386,6 +518,8 @@ def main(argv=None) -> int:
         out["parallel"] = bench_parallel(args, counts)
     if args.part == "keys":
         out["keys"] = bench_keys(args, max(counts))
+    if args.part == "sweepkeys":
+        out["sweepkeys"] = bench_sweep_keys(args)
     if args.part == "members":
         out["members"] = bench_members(args, max(counts))
     if args.json:

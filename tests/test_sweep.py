@@ -44,11 +44,12 @@ def _close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_sweep_of_8_equals_8_separate_runs_and_compiles_once():
+def test_sweep_of_8_equals_8_separate_runs_and_compiles_once_per_bucket():
     key = jax.random.PRNGKey(1)
     TRACES["build"] = 0
-    result = sweep.train(build, HPARAMS, *_data(), key=key, **SETTINGS)
-    assert TRACES["build"] == 1, "the whole sweep must be traced (and compiled) once"
+    result = sweep.train(build, HPARAMS, *_data(), key=key, rounds=1, **SETTINGS)
+    # the start program, and one round program per bucket of 8, 4, 2 or 1 members
+    assert TRACES["build"] <= 5, TRACES
 
     one = jax.jit(lambda h: sweep.fit_member(build, h, *_data(), key=key, **SETTINGS))
     for k in range(8):
@@ -68,12 +69,26 @@ def test_sweep_of_8_equals_8_separate_runs_and_compiles_once():
         np.asarray(result.members.best_value)[result.best], np.nanmin(result.members.best_value)
     )
 
-    # Other values, same number of members: the compiled program is reused.
+    # Other values, same number of members (the same configurations in another order:
+    # the same buckets): the compiled programs are reused.
     TRACES["build"] = 0
-    halved = {name: np.asarray(v) * 0.5 for name, v in HPARAMS.items()}
-    again = sweep.train(build, halved, *_data(), key=key, **SETTINGS)
+    order = np.arange(8)[::-1]
+    again = sweep.train(build, {n: np.asarray(v)[order] for n, v in HPARAMS.items()},
+                        *_data(), key=key, rounds=1, **SETTINGS)
     assert TRACES["build"] == 0
-    assert not np.allclose(again.members.best_value, result.members.best_value)
+    _close(again.members.val_loss, result.members.val_loss[order])
+
+
+def test_dropping_stopped_members_changes_no_result():
+    """Rounds of one epoch shrink the batch as members stop; one round of every epoch
+    is the lockstep sweep (every member computed to the end): the same results."""
+    key = jax.random.PRNGKey(1)
+    dropped = sweep.train(build, HPARAMS, *_data(), key=key, rounds=1, **SETTINGS)
+    lockstep = sweep.train(build, HPARAMS, *_data(), key=key, rounds=EPOCHS, **SETTINGS)
+    runs = np.asarray(lockstep.members.epochs_run)
+    assert (runs <= EPOCHS // 2).sum() >= 2 and runs.max() == EPOCHS, runs  # it did shrink
+    np.testing.assert_array_equal(dropped.members.epochs_run, runs)
+    jax.tree.map(_close, dropped.members, lockstep.members)
 
 
 def test_a_member_is_fit_alone_with_the_same_keys():

@@ -301,6 +301,106 @@ def epoch_row(metrics: dict) -> dict:
     return row
 
 
+class RunCarry(NamedTuple):
+    """The loop state of a :func:`make_run` program between epochs (see :func:`run_parts`).
+
+    Attributes:
+      epoch: int32, how many epochs ran.
+      state, avg_state, stop_state: as in :class:`Run`.
+      curves: ``{name: float32[epochs]}``, NaN where no epoch ran yet.
+    """
+
+    epoch: jax.Array
+    state: TrainState
+    avg_state: Any
+    stop_state: Any
+    curves: dict
+
+
+def run_parts(*, loss_fn: LossFn, tx, batch_size: int, epochs: int,
+              eval_fn: Callable | None = None, early_stopping=None, monitor: str | None = None,
+              averager=None, record: Callable | None = None, eval_batch_size: int = 1024):
+    """The pieces :func:`make_run` loops over, for drivers that run epochs their own way.
+
+    Takes :func:`make_run`'s arguments and returns ``(start, epoch, running)``:
+
+    * ``start(state, train_data, val_data, data_key) -> RunCarry`` before epoch 0;
+    * ``epoch(carry, train_data, val_data, shuffle_key) -> RunCarry`` runs one
+      epoch shuffled with ``shuffle_key`` (``make_run`` passes
+      ``fold_in(data_key, carry.epoch + 1)``), validates it, updates early
+      stopping and writes row ``carry.epoch`` of the curves;
+    * ``running(carry) -> bool``: fewer than ``epochs`` epochs and not stopped.
+
+    :func:`jtricks.sweep.train` runs them in rounds and drops finished members.
+    """
+    epochs = check_int("epochs", epochs, lo=1)
+    eval_batch_size = check_int("eval_batch_size", eval_batch_size, lo=1)
+    check_callable("eval_fn", eval_fn, allow_none=True)
+    epoch_fn = make_epoch(loss_fn=loss_fn, tx=tx, batch_size=batch_size, averager=averager)
+
+    def watched_of(val_data) -> str:
+        if val_data is not None and eval_fn is None:
+            raise ValueError("make_run got validation data but no eval_fn to evaluate it with "
+                             "(e.g. eval_fn=jtricks.train.classifier_eval(model))")
+        watched = monitor or ("val_loss" if val_data is not None else "train_loss")
+        check_mode(early_stopping, watched)
+        return watched
+
+    def row_of(state, avg_state, metrics, val_data):
+        row = epoch_row(metrics)
+        if val_data is not None:
+            for name, value in evaluate(eval_fn, state.params, state.model_state, val_data,
+                                        batch_size=eval_batch_size).items():
+                row[f"val_{name}"] = value
+            if averager is not None:
+                avg_params = averaged_params(avg_state, state.params)
+                for name, value in evaluate(eval_fn, avg_params, state.model_state,
+                                            val_data, batch_size=eval_batch_size).items():
+                    row[f"avg_val_{name}"] = value
+        if record is not None:
+            row.update(record(state, avg_state))
+        return row
+
+    def start(state: TrainState, train_data, val_data, data_key) -> RunCarry:
+        watched_of(val_data)
+        avg_state = averager.init(state.params) if averager is not None else None
+        stop_state = (early_stopping.init((state.params, state.model_state))
+                      if early_stopping is not None else None)
+        # The curves' names and shapes: one abstract epoch, nothing computed.
+        def first_row(state, avg_state):
+            state, avg_state, metrics = epoch_fn(state, train_data, data_key, avg_state)
+            return row_of(state, avg_state, metrics, val_data)
+
+        shapes = jax.eval_shape(first_row, state, avg_state)
+        curves = {name: jnp.full((epochs, *s.shape), jnp.nan,
+                                 jnp.promote_types(s.dtype, jnp.float32))
+                  for name, s in shapes.items()}
+        return RunCarry(jnp.zeros((), jnp.int32), state, avg_state, stop_state, curves)
+
+    def epoch(carry: RunCarry, train_data, val_data, shuffle_key) -> RunCarry:
+        watched = watched_of(val_data)
+        e, state, avg_state, stop_state, curves = carry
+        state, avg_state, metrics = epoch_fn(state, train_data, shuffle_key, avg_state)
+        row = row_of(state, avg_state, metrics, val_data)
+        if stop_state is not None:
+            assert early_stopping is not None  # stop_state is its state
+            if watched not in row:
+                raise ValueError(f"monitor={watched!r} is not a curve of this run; "
+                                 f"curves: {', '.join(sorted(row))}")
+            stop_state = early_stopping.update(row[watched], stop_state,
+                                               (state.params, state.model_state))
+        curves = {name: curves[name].at[e].set(row[name].astype(curves[name].dtype))
+                  for name in curves}
+        return RunCarry(e + 1, state, avg_state, stop_state, curves)
+
+    def running(carry: RunCarry):
+        if carry.stop_state is None:
+            return carry.epoch < epochs
+        return (carry.epoch < epochs) & ~carry.stop_state.stop
+
+    return start, epoch, running
+
+
 def make_run(*, loss_fn: LossFn, tx, batch_size: int, epochs: int,
              eval_fn: Callable | None = None, early_stopping=None, monitor: str | None = None,
              averager=None, record: Callable | None = None, eval_batch_size: int = 1024):
@@ -344,64 +444,16 @@ def make_run(*, loss_fn: LossFn, tx, batch_size: int, epochs: int,
       >>> int(out.epochs_run), out.curves["val_accuracy"].shape
       (3, (3,))
     """
-    epochs = check_int("epochs", epochs, lo=1)
-    eval_batch_size = check_int("eval_batch_size", eval_batch_size, lo=1)
-    check_callable("eval_fn", eval_fn, allow_none=True)
-    epoch_fn = make_epoch(loss_fn=loss_fn, tx=tx, batch_size=batch_size, averager=averager)
+    start, epoch, running = run_parts(
+        loss_fn=loss_fn, tx=tx, batch_size=batch_size, epochs=epochs, eval_fn=eval_fn,
+        early_stopping=early_stopping, monitor=monitor, averager=averager, record=record,
+        eval_batch_size=eval_batch_size)
 
     def run(state: TrainState, train_data, val_data, data_key) -> Run:
-        if val_data is not None and eval_fn is None:
-            raise ValueError("make_run got validation data but no eval_fn to evaluate it with "
-                             "(e.g. eval_fn=jtricks.train.classifier_eval(model))")
-        watched = monitor or ("val_loss" if val_data is not None else "train_loss")
-        check_mode(early_stopping, watched)
-
-        def row_of(state, avg_state, metrics):
-            row = epoch_row(metrics)
-            if val_data is not None:
-                for name, value in evaluate(eval_fn, state.params, state.model_state, val_data,
-                                            batch_size=eval_batch_size).items():
-                    row[f"val_{name}"] = value
-                if averager is not None:
-                    avg_params = averaged_params(avg_state, state.params)
-                    for name, value in evaluate(eval_fn, avg_params, state.model_state,
-                                                val_data, batch_size=eval_batch_size).items():
-                        row[f"avg_val_{name}"] = value
-            if record is not None:
-                row.update(record(state, avg_state))
-            return row
-
-        def one_epoch(carry):
-            e, state, avg_state, stop_state, curves = carry
-            state, avg_state, metrics = epoch_fn(state, train_data,
-                                                 jax.random.fold_in(data_key, e + 1), avg_state)
-            row = row_of(state, avg_state, metrics)
-            if stop_state is not None:
-                assert early_stopping is not None  # stop_state is its state
-                if watched not in row:
-                    raise ValueError(f"monitor={watched!r} is not a curve of this run; "
-                                     f"curves: {', '.join(sorted(row))}")
-                stop_state = early_stopping.update(row[watched], stop_state,
-                                                   (state.params, state.model_state))
-            curves = {name: curves[name].at[e].set(row[name].astype(curves[name].dtype))
-                      for name in curves}
-            return e + 1, state, avg_state, stop_state, curves
-
-        def running(carry):
-            e, _, _, stop_state, _ = carry
-            return e < epochs if stop_state is None else (e < epochs) & ~stop_state.stop
-
-        avg_state = averager.init(state.params) if averager is not None else None
-        stop_state = (early_stopping.init((state.params, state.model_state))
-                      if early_stopping is not None else None)
-        # The curves' names and shapes: one abstract epoch, nothing computed.
-        shapes = jax.eval_shape(lambda s, a: row_of(*epoch_fn(s, train_data, data_key, a)),
-                                state, avg_state)
-        curves = {name: jnp.full((epochs, *s.shape), jnp.nan,
-                                 jnp.promote_types(s.dtype, jnp.float32))
-                  for name, s in shapes.items()}
-        carry = (jnp.zeros((), jnp.int32), state, avg_state, stop_state, curves)
-        e, state, avg_state, stop_state, curves = jax.lax.while_loop(running, one_epoch, carry)
-        return Run(state, avg_state, stop_state, curves, e)
+        carry = jax.lax.while_loop(
+            running,
+            lambda c: epoch(c, train_data, val_data, jax.random.fold_in(data_key, c.epoch + 1)),
+            start(state, train_data, val_data, data_key))
+        return Run(carry.state, carry.avg_state, carry.stop_state, carry.curves, carry.epoch)
 
     return run
