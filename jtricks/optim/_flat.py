@@ -32,6 +32,7 @@ update then only reshapes each device's own slices: no buffer is ever gathered.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple
 
@@ -62,7 +63,8 @@ class _Layout(NamedTuple):
 
 
 @jax.tree_util.register_static
-class _Pieces(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class _Pieces:
     """Which leaves are split over a mesh axis, and along which dimension (static:
     part of the state's tree structure, so that a jitted update knows it)."""
 
