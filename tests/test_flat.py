@@ -248,3 +248,52 @@ def test_ravel_of_an_empty_tree():
     flat, unravel = ravel({})
     assert flat == {}
     assert unravel(flat) == {}
+
+
+# --- parameters split over a `model` axis (FSDP): a per-device flat layout ------------
+
+
+@pytest.mark.parametrize("kind", ["auto", "explicit"])
+def test_flatten_of_model_split_params_keeps_a_per_device_layout_and_never_gathers(kind):
+    """Leaves split along their first or second dimension share one ``(8, size / 8)``
+    buffer split by rows; whole leaves keep a 1-D buffer. The compiled update has no
+    all-gather, each device holds 1/8 of the split state, the updates keep the
+    parameters' shardings, and the numbers are those of the unflattened update."""
+    from jax.sharding import AxisType
+
+    from jtricks import parallel
+
+    axis_type = AxisType.Explicit if kind == "explicit" else AxisType.Auto
+    mesh = jax.make_mesh((8,), ("model",), (axis_type,))
+    rng = np.random.default_rng(1)
+    params = parallel.shard_params(
+        {"w": jnp.asarray(rng.normal(size=(16, 64)), jnp.float32),  # split along 64
+         "v": jnp.asarray(rng.normal(size=(64, 16)), jnp.float32),  # split along 64
+         "b": jnp.asarray(rng.normal(size=8), jnp.float32),
+         "c": jnp.asarray(rng.normal(size=3), jnp.float32)}, mesh)  # whole
+    grads = jax.tree.map(lambda p: jnp.sin(3 * p), params)
+    inner = optax.chain(optax.clip_by_global_norm(1.0), jo.adam(1e-2))
+    tx = flatten(inner)
+    state = tx.init(params)
+    buffers = state.inner[1][0].mu
+    assert {name: b.shape for name, b in buffers.items()} == {"float32": (3,),
+                                                             "float32@model": (8, 257)}
+    assert buffers["float32@model"].addressable_shards[0].data.shape == (1, 257)
+    update = jax.jit(tx.update)
+    text = update.lower(grads, state, params).compile().as_text()
+    assert "all-gather" not in text
+    updates, state = update(grads, state, params)
+    updates, state = update(updates, state, params)  # twice: the state round-trips
+    expected_state = inner.init(params)
+    expected, expected_state = jax.jit(inner.update)(grads, expected_state, params)
+    expected, expected_state = jax.jit(inner.update)(expected, expected_state, params)
+    for name in params:
+        assert updates[name].sharding.is_equivalent_to(params[name].sharding,
+                                                       params[name].ndim), name
+        np.testing.assert_allclose(updates[name], expected[name], rtol=1e-6, atol=1e-9)
+    row = np.asarray(state.inner[1][0].nu["float32@model"].addressable_shards[2].data)[0]
+    # device 2's row: its slices of w (columns 16-23), v (rows 16-23) and b (element 2)
+    nu = expected_state[1][0].nu
+    np.testing.assert_allclose(row, np.concatenate([
+        np.asarray(nu["b"])[2:3], np.asarray(nu["v"])[16:24].ravel(),
+        np.asarray(nu["w"])[:, 16:24].ravel()]), rtol=1e-6)

@@ -122,3 +122,25 @@ def test_killed_two_process_run_resumes_bit_identical(tmp_path):
     assert expected["epoch"] == epochs and len(expected["digests"]) > 10
     assert got == expected
     assert not (tmp_path / "killed-out" / "summary.json").with_name("1").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--num-processes", "2"], "--num-processes 2: needs --coordinator HOST:PORT"),
+    (["--process-id", "1"], "--process-id 1: needs --coordinator HOST:PORT"),
+    (["--coordinator", "127.0.0.1:1"], "--coordinator 127.0.0.1:1: needs --num-processes P"),
+    (["--coordinator", "127.0.0.1:1", "--num-processes", "0"],
+     "--num-processes 0: num_processes=0 must be >= 1"),
+    (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--devices", "3"],
+     "--devices 3: counts the devices of all --num-processes 2 processes, so it must divide "
+     "by 2"),
+    (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2",
+      "--devices", "4"], "--process-id 2: process_id=2 must be < num_processes=2"),
+])
+def test_bad_process_flags_are_refused_before_joining(argv, message, capsys, monkeypatch):
+    from jtricks.cli import main
+
+    monkeypatch.delenv("JAX_COORDINATOR_ADDRESS", raising=False)
+    monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)
+    assert main(["train", "--epochs", "1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"jtricks train: error: {message}" in err, err
