@@ -86,3 +86,31 @@ def test_cli_sweep_devices_splits_the_members(tmp_path, capsys):
     assert main([*argv, "--devices", "3"]) == 2
     err = capsys.readouterr().err
     assert "--devices 3: the 4 members do not divide over 3 devices" in err
+
+
+def _tiny(h):
+    import jtricks
+
+    return jtricks.nn.mlp([4, 3], dropout=h["dropout"]), jtricks.optim.adam(h["learning_rate"])
+
+
+def test_sweep_of_64_over_8_devices_equals_64_separate_runs():
+    """8 members per device, tiny models; the members stop on their own and the stopped
+    ones are dropped between rounds."""
+    # a learning rate of 0 leaves the validation loss as it was: those members stop
+    # after 2 epochs, so the others run on in buckets of 32 and fewer
+    rates = np.where(np.arange(64) % 2 == 0, 0.0, np.geomspace(1e-3, 30.0, 64))
+    hparams = {"learning_rate": rates.astype(np.float32),
+               "dropout": np.tile([0.0, 0.2, 0.4, 0.1], 16).astype(np.float32)}
+    settings = dict(epochs=5, batch_size=32, patience=0, key=jax.random.PRNGKey(2))
+    result = sweep.train(_tiny, hparams, *_data(), mesh=jax.make_mesh((8,), ("member",)),
+                         rounds=1, **settings)
+    one = jax.jit(lambda h: sweep.fit_member(_tiny, h, *_data(), **settings))
+    runs = np.asarray(result.members.epochs_run)
+    assert (runs == 2).sum() >= 32 and runs.max() > 2, runs  # the bucket shrank
+    for k in range(64):
+        alone = one({n: jnp.float32(v[k]) for n, v in hparams.items()})
+        member = result.member(k)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                     (member.params, member.val_loss), (alone.params, alone.val_loss))
+        assert int(member.epochs_run) == int(alone.epochs_run)
