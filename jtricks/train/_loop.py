@@ -152,6 +152,15 @@ def fit(
     of an uninterrupted one, and :func:`jtricks.train.make_run` (the compiled
     form sweeps use) gives the same numbers.
 
+    Across processes (:func:`jtricks.parallel.initialize`, the state on a mesh
+    over every process's devices, e.g. ``parallel.replicate_on_mesh``), every
+    process calls ``fit`` with the same arguments and its own copy of the data:
+    each process reads only its rows of every batch
+    (:func:`jtricks.parallel.process_batches` of :func:`epoch_order`), the
+    validation data are replicated, and checkpoints are written and restored by
+    all processes together (process 0 writes the metadata); see
+    ``docs/scaling.md``.
+
     Every step hands the optimizer its loss as ``value=``, so a plateau
     schedule is part of ``tx``: ``chain(adam(1e-3), reduce_on_plateau(0.5, 3,
     accumulation_size=steps_per_epoch))`` reduces the learning rate when the
