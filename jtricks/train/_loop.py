@@ -478,7 +478,7 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
     return FitResult(state, history, stop_reason, avg_state, es_state)
 
 
-def _process_mesh(state):
+def _process_mesh(state) -> Any:
     """The mesh of a run across several processes (``None`` in a one-process run):
     the mesh of the state's leaves that span other processes' devices."""
     if jax.process_count() == 1:
