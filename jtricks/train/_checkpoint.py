@@ -114,6 +114,16 @@ def _sync(name: str) -> None:
         multihost_utils.sync_global_devices(f"jtricks.checkpoint.{name}")
 
 
+def _host_local(tree):
+    """Across processes, the arrays that live on one process's devices alone (e.g. an
+    early-stopping counter computed eagerly: every process holds the same value) as
+    NumPy arrays, which orbax saves from process 0; the tree itself on one process."""
+    if jax.process_count() == 1:
+        return tree
+    return jax.tree.map(lambda x: np.asarray(x) if isinstance(x, jax.Array)
+                        and x.is_fully_addressable else x, tree)
+
+
 def _layout(tree) -> list:
     """``[path, shape, dtype]`` of every array of ``tree``: what a restore needs to match."""
     out = []
@@ -504,7 +514,7 @@ class Checkpointer:
         """
         self.acquire()
         ocp = self._ocp
-        tree = raw_keys(tree)
+        tree = _host_local(raw_keys(tree))
         digests: dict[str, str] = {}
         for part in _gather(_piece_digests(tree, replicas=False)):
             digests.update(part)
@@ -572,7 +582,8 @@ class Checkpointer:
             shapes); the message names the first differences.
         """
         ocp = self._ocp
-        typed_target, target = target, raw_keys(target)
+        typed_target, local_target = target, raw_keys(target)
+        target = _host_local(local_target)
         path = self._path(epoch)
         meta = self.read_meta(epoch)
         saved_config = meta.get("run_config")
@@ -614,6 +625,9 @@ class Checkpointer:
         if jax.tree.structure(tree) != jax.tree.structure(target):  # type: ignore[operator]
             raise _Mismatch(f"checkpoint {path} holds a different structure than "
                             "this run (another model or optimizer?)")
+        if target is not local_target:  # back onto this process's (uncommitted) device
+            tree = jax.tree.map(lambda x, like: jax.numpy.asarray(x)
+                                if isinstance(like, jax.Array) else x, tree, local_target)
         return typed_like(tree, typed_target), body
 
     def restore_latest(self, target: Any, run_config: dict | None = None

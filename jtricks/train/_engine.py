@@ -212,14 +212,14 @@ def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,
 
     def epoch(state: TrainState, data: Any, key, avg_state=None):
         data = jax.tree.map(jnp.asarray, data)
-        if key is None:  # the epoch's batches, already cut: (steps, batch, ...)
-            order, pick = data, lambda batch: batch
-        else:
-            n = _num_examples(data, "train_data", allow_empty=False)
-            order = epoch_order(key, n, batch_size)
+        def pick(xs):  # a step's batch: cut already, or the rows of data at xs
+            return xs if key is None else jax.tree.map(lambda a: a[xs], data)
 
-            def pick(idx):
-                return jax.tree.map(lambda a: a[idx], data)
+        if key is None:  # the epoch's batches, already cut: (steps, batch, ...)
+            order = data
+        else:
+            order = epoch_order(key, _num_examples(data, "train_data", allow_empty=False),
+                                batch_size)
 
         def body(carry, xs):
             state, avg_state = carry

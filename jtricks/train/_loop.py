@@ -152,6 +152,15 @@ def fit(
     of an uninterrupted one, and :func:`jtricks.train.make_run` (the compiled
     form sweeps use) gives the same numbers.
 
+    Across processes (:func:`jtricks.parallel.initialize`, the state on a mesh
+    over every process's devices, e.g. ``parallel.replicate_on_mesh``), every
+    process calls ``fit`` with the same arguments and its own copy of the data:
+    each process reads only its rows of every batch
+    (:func:`jtricks.parallel.process_batches` of :func:`epoch_order`), the
+    validation data are replicated, and checkpoints are written and restored by
+    all processes together (process 0 writes the metadata); see
+    ``docs/scaling.md``.
+
     Every step hands the optimizer its loss as ``value=``, so a plateau
     schedule is part of ``tx``: ``chain(adam(1e-3), reduce_on_plateau(0.5, 3,
     accumulation_size=steps_per_epoch))`` reduces the learning rate when the
@@ -469,7 +478,7 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
     return FitResult(state, history, stop_reason, avg_state, es_state)
 
 
-def _process_mesh(state):
+def _process_mesh(state) -> Any:
     """The mesh of a run across several processes (``None`` in a one-process run):
     the mesh of the state's leaves that span other processes' devices."""
     if jax.process_count() == 1:
