@@ -107,7 +107,7 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
     # One BLAS thread: XLA's LAPACK calls (the orthogonal initializer's QR) go through
     # OpenBLAS, whose idle threads spin while XLA's own threads hold the cores; measured:
     # 160 QRs of 128×128 took 7.9 CPU-s with 2 OpenBLAS threads, 0.19 s with one.
-    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # sklearn needs it
 
     limit = threadpool_limits(1, "blas")
     bar = tqdm(total=len(names), desc="demo", unit="experiment", file=sys.stderr,
