@@ -45,6 +45,44 @@ def test_swa_is_the_mean_of_snapshots():
     jax.tree.map(np.testing.assert_array_equal, swa().init(SNAPSHOTS[2]).average, SNAPSHOTS[2])
 
 
+@pytest.mark.parametrize("start, every, steps", [(5, 3, [5, 8, 11]), (0, 4, [4, 8, 12]),
+                                                  (1, 1, list(range(1, 13))), (13, 2, [])])
+def test_swa_start_every_averages_the_iterates_at_those_steps(start, every, steps):
+    # the iterate after step t is t * SNAPSHOT, so the average is known by hand
+    base = {"w": jnp.array([1.0, -2.0]), "n": jnp.array(0, jnp.int32)}
+    iterates = [{"w": base["w"] * t, "n": jnp.array(t, jnp.int32)} for t in range(1, 13)]
+    state = _feed(swa(start=start, every=every), iterates, base)
+    assert int(state.count) == 12  # the steps, not the snapshots
+    if steps:
+        np.testing.assert_allclose(state.average["w"], np.array([1.0, -2.0]) * np.mean(steps),
+                                   rtol=1e-6)
+        assert int(state.average["n"]) == steps[-1]  # non-float leaves: the last snapshot's
+    else:  # no snapshot yet: the init params
+        np.testing.assert_array_equal(state.average["w"], base["w"])
+
+
+def test_swa_start_every_under_vmap_matches_pytorch_epoch_recipe():
+    # PyTorch swa_utils: update_parameters(model) after every epoch from swa_start on.
+    # 3 steps per epoch, averaging from epoch 2 (1-based) on: steps 6, 9, 12.
+    def run(scale):
+        averager = swa(start=6, every=3)
+        state = averager.init(jnp.zeros(()))
+        for t in range(1, 13):
+            state = averager.update(scale * t, state)
+        return state.average
+
+    out = jax.jit(jax.vmap(run))(jnp.array([1.0, 2.0]))
+    np.testing.assert_allclose(out, [9.0, 18.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kw, match", [({"start": -1}, "start=-1"), ({"every": 0}, "every=0"),
+                                       ({"every": 2.5}, "every=2.5"),
+                                       ({"start": True}, "start=True")])
+def test_swa_bad_start_every(kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        swa(**kw)
+
+
 def test_low_precision_params_average_in_float32():
     p = {"w": jnp.ones((3,), jnp.bfloat16)}
     state = _feed(ema(0.999), [p] * 3, p)

@@ -1,4 +1,4 @@
-"""The demo's building blocks that need no training: label noise, the EMA + late-SWA
+"""The demo's building blocks that need no training: label noise, the EMA beside SWA
 averager, the normalised MLP."""
 
 import jax
@@ -21,25 +21,22 @@ def test_flip_labels_flips_exactly_the_fraction_to_another_class():
         flip_labels(y, 1.5, 10)
 
 
-def test_ema_and_late_swa_match_their_definitions():
-    from jtricks.demo._averaging import ema_and_late_swa
-    from jtricks.train import ema
+def test_ema_beside_swa_is_both_library_averages():
+    from jtricks.demo._averaging import ema_beside_swa
+    from jtricks.train import ema, swa
 
-    start, every, decay = 5, 3, 0.9
-    averager = ema_and_late_swa(decay, start, every)
-    reference = ema(decay)
+    start, every, decay = 6, 3, 0.9
+    averager = ema_beside_swa(decay, start, every)
+    refs = [ema(decay), swa(start, every)]
     params = {"w": jnp.zeros(2)}
-    state, ref = averager.init(params), reference.init(params)
-    seen = []
+    state, ref = averager.init(params), [r.init(params) for r in refs]
     for step in range(1, 13):
         p = {"w": jnp.full(2, float(step))}
-        state, ref = averager.update(p, state), reference.update(p, ref)
-        if step >= start and step % every == 0:
-            seen.append(step)
-    assert seen == [6, 9, 12]
-    np.testing.assert_allclose(state.swa.average["w"], np.mean(seen), rtol=1e-6)
-    np.testing.assert_allclose(state.average["w"], ref.average["w"], rtol=1e-6)  # the EMA
-    assert int(state.step) == 12
+        state = averager.update(p, state)
+        ref = [r.update(p, s) for r, s in zip(refs, ref)]
+    np.testing.assert_allclose(state.swa.average["w"], np.mean([6, 9, 12]), rtol=1e-6)
+    np.testing.assert_allclose(state.average["w"], ref[0].average["w"], rtol=1e-6)  # the EMA
+    assert int(state.swa.count) == 12
 
 
 @pytest.mark.parametrize("kind", [None, "batch", "layer", "group"])

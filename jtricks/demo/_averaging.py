@@ -21,7 +21,6 @@ from ._stats import paired, verdict as paired_verdict
 
 
 class _EmaSwaState(NamedTuple):
-    step: jax.Array
     ema: Any
     swa: Any
 
@@ -30,22 +29,17 @@ class _EmaSwaState(NamedTuple):
         return self.ema.average
 
 
-def ema_and_late_swa(decay: float, start_step: int, every: int) -> Averaging:
-    """An EMA of the weights after every step (``jtricks.train.ema(decay)``) and, beside
-    it, SWA as its paper runs it (``jtricks.train.swa()``): the equal-weight mean of
-    the weights at every ``every``-th step from ``start_step`` on (one snapshot per
-    epoch over the last part of training)."""
-    e, w = ema(decay), swa()
+def ema_beside_swa(decay: float, start: int, every: int) -> Averaging:
+    """Two averages of one training (the engine takes one averager): the EMA of the
+    weights after every step, ``jtricks.train.ema(decay)`` (the state's ``average``),
+    and beside it ``jtricks.train.swa(start, every)`` (the state's ``swa``)."""
+    e, w = ema(decay), swa(start, every)
 
     def init(params) -> Any:
-        return _EmaSwaState(jnp.zeros((), jnp.int32), e.init(params), w.init(params))
+        return _EmaSwaState(e.init(params), w.init(params))
 
     def update(params, state) -> Any:
-        step = state.step + 1
-        take = (step >= start_step) & (step % every == 0)
-        new = w.update(params, state.swa)
-        kept = jax.tree.map(lambda a, b: jnp.where(take, a, b), new, state.swa)
-        return _EmaSwaState(step, e.update(params, state.ema), kept)
+        return _EmaSwaState(e.update(params, state.ema), w.update(params, state.swa))
 
     return Averaging(init, update)
 
@@ -59,7 +53,7 @@ def averaging(data, out_dir, quick, seed=0):
     spe = len(data.y_train) // batch
     swa_from = int(epochs * 0.75)  # SWA averages the last quarter's epoch ends
     seeds = [s for s in range(seed * 8, seed * 8 + 8)]
-    averager = ema_and_late_swa(decay, swa_from * spe + spe, spe)
+    averager = ema_beside_swa(decay, swa_from * spe + spe, spe)  # epoch ends
 
     def make(_):
         return Member(nn.mlp((128, 128, 10)), jo.sgd(lr, momentum=0.9), averager=averager)
@@ -118,8 +112,9 @@ def averaging(data, out_dir, quick, seed=0):
                   f"ensemble of {members} MLPs 128-128 (keys fold_in(seed, member)), "
                   f"SGD+momentum lr {lr} (constant), batch {batch}, {epochs} epochs; all "
                   f"{len(seeds) * members} models trained together with vmap; "
-                  f"jtricks.train.ema({decay}) updated every step and jtricks.train.swa() "
-                  f"fed the weights at the end of epochs {swa_from + 1}–{epochs}. Each effect "
+                  f"jtricks.train.ema({decay}) updated every step and, beside it, "
+                  f"jtricks.train.swa(start={swa_from * spe + spe}, every={spe}): the mean of "
+                  f"the weights at the end of epochs {swa_from + 1}–{epochs}. Each effect "
                   "compares, per seed, the ensemble (or the averaged weights) with the mean "
                   "of its own members.",
                   (["", "final val. accuracy (mean over seeds)", "s.d. over seeds"], rows),

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jtricks._numeric import safe_increment, upcast, zero_count
-from jtricks._validate import check_callable, check_unit_interval
+from jtricks._validate import check_callable, check_int, check_unit_interval
 
 
 def _is_float(x) -> bool:
@@ -123,18 +123,33 @@ def ema(decay: float | ArrayLike = 0.999) -> Averaging:
     return Averaging(_init, update)
 
 
-def swa() -> Averaging:
-    """Stochastic weight averaging: the running equal-weight mean of the parameters.
+def swa(start: int = 0, every: int = 1) -> Averaging:
+    """Stochastic weight averaging: the equal-weight mean of the parameters at chosen steps.
 
-    Every ``update(params, state)`` adds one snapshot: after ``k`` updates
-    ``average = (p_1 + ... + p_k) / k`` (computed incrementally as ``average +
-    (p - average) / k``). Before the first update the average is the ``init``
-    parameters. Call ``update`` at the snapshots you choose, typically once per
-    epoch in the last part of training with a constant or cyclic learning rate.
-    With batch norm, recompute its statistics for the averaged weights.
+    ``update(params, state)`` is called after every step; the ``t``-th call (``t = 1,
+    2, ...``) takes a snapshot when ``t >= start`` and ``(t - start) % every == 0``, and
+    the average is the running mean of the snapshots (computed incrementally as
+    ``average + (p - average) / k``). So ``swa(start=s, every=c)`` averages the
+    iterates at steps ``s, s + c, s + 2c, ...``: Izmailov et al.'s SWA with cycle
+    length ``c`` started at step ``s``, or PyTorch's ``swa_utils`` recipe (an
+    ``update_parameters`` at the end of every epoch from ``swa_start`` on) with
+    ``every`` = steps per epoch and ``start`` = the last step of the first averaged
+    epoch. ``swa()`` averages every update. Before the first snapshot the average is
+    the ``init`` parameters. Use a constant or cyclic learning rate while averaging;
+    with batch norm, recompute its statistics for the averaged weights.
+
+    Args:
+      start: the first step (update call) that may be averaged; ``0`` counts like
+        ``every`` (snapshots at ``every, 2·every, ...``). An int >= 0.
+      every: steps between snapshots, an int >= 1.
 
     Returns:
-      An ``Averaging`` with ``init`` and ``update``.
+      An ``Averaging`` with ``init`` and ``update``; ``state.count`` counts the
+      ``update`` calls (steps), not the snapshots.
+
+    Raises:
+      ValueError: if ``start`` is negative or ``every`` is below 1 (or either is not
+        an integer).
 
     References:
       P. Izmailov, D. Podoprikhin, T. Garipov, D. Vetrov, A. G. Wilson, "Averaging
@@ -144,21 +159,37 @@ def swa() -> Averaging:
     Example:
       >>> averager = swa()
       >>> avg = averager.init({"w": jnp.array(0.0)})
-      >>> for w in (1.0, 2.0, 6.0):                     # e.g. once per late epoch
+      >>> for w in (1.0, 2.0, 6.0):                     # every update is a snapshot
       ...     avg = averager.update({"w": jnp.array(w)}, avg)
       >>> float(avg.average["w"])                    # (1 + 2 + 6) / 3
       3.0
+      >>> late = swa(start=4, every=2)                  # steps 4, 6, 8, ...
+      >>> avg = late.init({"w": jnp.array(0.0)})
+      >>> for step in range(1, 8):                      # the weights are 1, 2, ..., 7
+      ...     avg = late.update({"w": jnp.array(float(step))}, avg)
+      >>> float(avg.average["w"])                    # (4 + 6) / 2
+      5.0
     """
+    start = check_int("start", start, lo=0)
+    every = check_int("every", every, lo=1)
+    first = start if start > 0 else every  # the first step that is a snapshot
+
+    def snapshots(step: jax.Array) -> jax.Array:
+        """How many of the steps ``1 .. step`` were snapshots (0 before ``first``)."""
+        return jnp.where(step >= first, (step - first) // every + 1, 0)
 
     def update(params: Any, state: AveragingState) -> AveragingState:
         _check_order(params)
-        count = safe_increment(state.count)
+        step = safe_increment(state.count)
+        take = (step >= first) & ((step - first) % every == 0)
+        k = jnp.maximum(snapshots(step), 1)
         average = jax.tree.map(
-            lambda a, p: a + (upcast(p).astype(a.dtype) - a) / count.astype(a.dtype)
-            if _is_float(a) else jnp.asarray(p),
+            lambda a, p: jnp.where(take, a + (upcast(p).astype(a.dtype) - a)
+                                   / k.astype(a.dtype), a)
+            if _is_float(a) else jnp.where(take, jnp.asarray(p), a),
             state.average, params,
         )
-        return AveragingState(count, average)
+        return AveragingState(step, average)
 
     return Averaging(_init, update)
 
