@@ -10,6 +10,18 @@ contains a training loop:
 * :func:`make_run` — many epochs as one traced program: ``lax.while_loop`` over
   epochs, validation after each, early stopping, per-epoch curves.
 
+:func:`init_state` builds the first state (seed, split, ``model.init``,
+``tx.init``) as one compiled program.
+
+Parameters stay a tree: the loss always sees the tree, and ``fit`` / ``jtricks
+train`` never ravel them. A flat layout (:func:`jtricks.optim.ravel`) only
+pays where the optimizer dominates the step (many small leaves, a cheap
+model); in a real training step the model's ``unravel`` slices and the
+backward ``concatenate`` make the step slower to compile (about 3x at 258
+leaves, issue 16). Deep models get few leaves another way:
+:func:`jtricks.nn.stack` keeps ``depth`` identical blocks as one stacked leaf
+per parameter and applies them with ``lax.scan``.
+
 Their clients: :func:`jtricks.train.fit` (a Python loop over the jitted epoch,
 with progress, history and checkpoints), :func:`jtricks.sweep.train` (the run
 under ``jax.vmap`` over hyperparameters), :mod:`jtricks.parallel` (the step
