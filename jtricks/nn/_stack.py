@@ -62,14 +62,14 @@ def stack(block: Model, depth: int, *, scan: bool = True) -> Model:
 
     Example:
       >>> block = residual_block(8)
-      >>> deep = stack(block, 32)
-      >>> params, state = deep.init(jax.random.key(0), (8,))
-      >>> params["dense"]["kernel"].shape          # 32 blocks, one leaf
-      (32, 8, 8)
+      >>> deep = stack(block, 4)
+      >>> params, state = jax.jit(deep.init, static_argnums=1)(jax.random.key(0), (8,))
+      >>> params["dense"]["kernel"].shape          # 4 blocks, one leaf
+      (4, 8, 8)
       >>> y, _ = deep.apply(params, state, jnp.ones((2, 8)), training=False)
-      >>> unrolled = stack(block, 32, scan=False)
-      >>> blocks = {f"block_{i}": jax.tree.map(lambda a: a[i], params) for i in range(32)}
-      >>> y2, _ = unrolled.apply(blocks, {f"block_{i}": {} for i in range(32)},
+      >>> unrolled = stack(block, 4, scan=False)
+      >>> blocks = {f"block_{i}": jax.tree.map(lambda a: a[i], params) for i in range(4)}
+      >>> y2, _ = unrolled.apply(blocks, {f"block_{i}": {} for i in range(4)},
       ...                        jnp.ones((2, 8)), training=False)
       >>> bool(jnp.allclose(y, y2, atol=1e-5))
       True
@@ -179,10 +179,12 @@ def residual_mlp(num_classes: int, *, width: int = 64, depth: int = 8,
 
     Example:
       >>> model = residual_mlp(10, width=16, depth=64)
-      >>> params, state = model.init(jax.random.key(0), (8, 8, 1))
+      >>> params, state = jax.eval_shape(lambda k: model.init(k, (8, 8, 1)), jax.random.key(0))
       >>> len(jax.tree.leaves(params)), params["blocks"]["dense"]["kernel"].shape
       (10, (64, 16, 16))
-      >>> model.apply(params, state, jnp.ones((2, 8, 8, 1)), training=False)[0].shape
+      >>> logits, _ = jax.eval_shape(lambda p, s, x: model.apply(p, s, x, training=False),
+      ...                            params, state, jnp.ones((2, 8, 8, 1)))
+      >>> logits.shape
       (2, 10)
     """
     num_classes = check_int("num_classes", num_classes, lo=1)
