@@ -303,10 +303,7 @@ def run(args) -> int:
     model, tx, early, averager, weights = build(args, data)
     loss_fn = jt.classifier_loss(model, class_weights=weights,
                                  augment=_augmenter(xtr) if args.augment else None)
-    key = jax.random.PRNGKey(args.seed)
-    init_key, train_key, data_key = jax.random.split(key, 3)
-    params, model_state = model.init(init_key, xtr.shape[1:])
-    state = jt.TrainState.create(params=params, tx=tx, key=train_key, model_state=model_state)
+    state, data_key = jt.init_state(model, tx, args.seed, xtr.shape[1:])  # one program
     state, loss_fn = data_parallel(args.devices, args.batch_size, state, loss_fn)
     say(f"jtricks train: {data.name} ({len(ytr)} train / {len(yva)} validation / "
         f"{len(yte)} test), {args.model}, {args.optimizer}, {args.epochs} epochs of "

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jtricks._validate import check_bool, check_int
@@ -26,6 +27,32 @@ def _num_examples(data: Any, name: str = "data", *, allow_empty: bool = True) ->
     if n == 0 and not allow_empty:
         raise ValueError(f"{name} holds no examples (shapes {shapes})")
     return cast(int, n)
+
+
+# ``jax.random.permutation(key, n)`` as one compiled program per ``n`` (run eagerly it
+# compiles its iota and its shuffle separately).
+permutation = jax.jit(jax.random.permutation, static_argnums=1)
+
+
+def on_device(data: Any) -> Any:
+    """``data`` with every leaf as a JAX array, NumPy arrays moved without compiling.
+
+    ``jnp.asarray`` of a NumPy array compiles a small copy program for every new
+    shape and dtype (``jit(stage)``); ``jax.device_put`` moves it as is (with
+    the same dtype canonicalisation). Other leaves (lists, scalars, JAX arrays)
+    go through ``jnp.asarray``.
+
+    Example:
+      >>> x, y = on_device((np.zeros((3, 2), np.float32), np.arange(3, dtype=np.int64)))
+      >>> isinstance(y, jax.Array), x.dtype, y.dtype         # int64 canonicalised as by jnp
+      (True, dtype('float32'), dtype('int32'))
+    """
+    def one(leaf):
+        if isinstance(leaf, (np.ndarray, np.generic)):
+            return jax.device_put(leaf)
+        return jnp.asarray(leaf)
+
+    return jax.tree.map(one, data)
 
 
 def num_batches(n: int, batch_size: int, *, drop_last: bool = False) -> int:
@@ -90,7 +117,7 @@ def batches(
 
 def _batches(key, data, batch_size: int, count: int) -> Iterator[Any]:
     n = _num_examples(data)
-    order = np.arange(n) if key is None else np.asarray(jax.random.permutation(key, n))
+    order = np.arange(n) if key is None else np.asarray(permutation(key, n))
     for b in range(count):
         idx = order[b * batch_size : (b + 1) * batch_size]
         yield jax.tree.map(lambda leaf: leaf[idx], data)

@@ -368,7 +368,7 @@ def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=N
     """
     import jax
 
-    from jtricks.data._scaling import minmax_scale, standardize
+    from jtricks.data._scaling import fit_numpy
     from jtricks.data._split import split
 
     seed = check_int("seed", seed, lo=0)
@@ -423,9 +423,8 @@ def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=N
     raw = (xtr, xva, xte)
     scaler = None
     if scale != "none":
-        scaler = (minmax_scale(xtr, feature_range=(-1.0, 1.0)) if scale == "minmax"
-                  else standardize(xtr))
-        xtr, xva, xte = (np.asarray(scaler(a)) for a in raw)
+        scaler, apply = fit_numpy(scale, xtr)  # host data: NumPy, nothing compiled
+        xtr, xva, xte = (apply(a) for a in raw)
     num_classes = int(max(part.max() for part in (ytr, yva, yte) if part.size)) + 1
     return Split(xtr, ytr, xva, yva, xte, yte, num_classes, label, scaler,
                  *(raw if keep_raw else (None, None, None)))

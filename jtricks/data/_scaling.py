@@ -133,37 +133,68 @@ class StandardScaler(NamedTuple):
         return (y.astype(self.std.dtype) * self.std + self.mean).astype(_out_dtype(y))
 
 
-@jax.jit
-def _minmax_apply(scaler: MinMaxScaler, x: jax.Array) -> jax.Array:
+def _minmax_formula(xp, scaler: MinMaxScaler, x):
+    """The min-max map with the array module ``xp`` (``jnp`` compiled, ``np`` eager)."""
     span = scaler.data_max - scaler.data_min
-    span = jnp.where(span > 0, span, 1)  # only reachable with traced statistics
+    span = xp.where(span > 0, span, 1)  # only reachable with traced statistics
     y = scaler.low + (x.astype(span.dtype) - scaler.data_min) * ((scaler.high - scaler.low) / span)
     return y.astype(_out_dtype(x))
 
 
-@jax.jit
-def _standard_apply(scaler: StandardScaler, x: jax.Array) -> jax.Array:
-    std = jnp.where(scaler.std > 0, scaler.std, 1)  # only reachable with traced statistics
+def _standard_formula(xp, scaler: StandardScaler, x):
+    std = xp.where(scaler.std > 0, scaler.std, 1)  # only reachable with traced statistics
     return ((x.astype(std.dtype) - scaler.mean) / std).astype(_out_dtype(x))
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _range_stats(train: jax.Array, axes):
+def _range_formula(xp, train, axes):
     x = train.astype(compute_dtype(train.dtype))
     keep = axes is not None
-    return jnp.min(x, axis=axes, keepdims=keep), jnp.max(x, axis=axes, keepdims=keep)
+    return xp.min(x, axis=axes, keepdims=keep), xp.max(x, axis=axes, keepdims=keep)
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _moment_stats(train: jax.Array, axes):
+def _moment_formula(xp, train, axes):
     x = train.astype(compute_dtype(train.dtype))
     keep = axes is not None
-    mean = jnp.mean(x, axis=axes, keepdims=keep)
-    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=keep)
+    mean = xp.mean(x, axis=axes, keepdims=keep)
+    var = xp.mean(xp.square(x - mean), axis=axes, keepdims=keep)
     # Exact zero test on the range: a constant feature can get a rounding-noise std.
-    span = jnp.max(x, axis=axes, keepdims=keep) - jnp.min(x, axis=axes, keepdims=keep)
-    std = jnp.where(span > 0, jnp.sqrt(jnp.maximum(var, 0)), 0)
+    span = xp.max(x, axis=axes, keepdims=keep) - xp.min(x, axis=axes, keepdims=keep)
+    std = xp.where(span > 0, xp.sqrt(xp.maximum(var, 0)), 0).astype(mean.dtype)
     return mean, std, span
+
+
+_minmax_apply = jax.jit(functools.partial(_minmax_formula, jnp))
+_standard_apply = jax.jit(functools.partial(_standard_formula, jnp))
+_range_stats = jax.jit(functools.partial(_range_formula, jnp), static_argnums=1)
+_moment_stats = jax.jit(functools.partial(_moment_formula, jnp), static_argnums=1)
+
+
+def fit_numpy(kind: str, train: np.ndarray, feature_range=(-1.0, 1.0)):
+    """The scaler ``kind`` (``"minmax"`` or ``"standardize"``, global statistics) fitted
+    on a NumPy array with NumPy, and ``apply(x)``, the same map in NumPy.
+
+    Data preparation (:func:`jtricks.data.load_split`) runs once per run on host
+    arrays: NumPy computes the same formulas as the compiled scalers without
+    compiling a program per statistic and per split's shape.
+    """
+    train = np.asarray(train)
+    train = train.astype(jax.dtypes.canonicalize_dtype(train.dtype), copy=False)
+    if train.size == 0:
+        raise ValueError(f"train has shape {train.shape}: no values to fit the scaler on")
+    dtype = compute_dtype(train.dtype)
+    scaler: MinMaxScaler | StandardScaler
+    if kind == "minmax":
+        data_min, data_max = _range_formula(np, train, None)
+        _check_nonzero("minmax_scale", data_max - data_min, None, None, "range (max == min)")
+        low, high = (np.asarray(v, dtype) for v in feature_range)
+        scaler = MinMaxScaler(*jax.device_put((data_min, data_max, low, high)))
+        numpy_scaler = MinMaxScaler._make((data_min, data_max, low, high))
+        return scaler, lambda x: _minmax_formula(np, numpy_scaler, np.asarray(x))
+    mean, std, span = _moment_formula(np, train, None)
+    _check_nonzero("standardize", span, None, None, "standard deviation (max == min)")
+    numpy_standard = StandardScaler._make((mean, std))
+    return (StandardScaler(*jax.device_put((mean, std))),
+            lambda x: _standard_formula(np, numpy_standard, np.asarray(x)))
 
 
 def minmax_scale(

@@ -10,6 +10,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jtricks._validate import check_int
+from jtricks.data._batching import permutation
 
 _TOL = 1e-6
 
@@ -103,7 +104,7 @@ def split(
     f = _check_fractions(fractions)
     totals = _part_sizes(n, f)
     if stratify is None:
-        perm = np.asarray(jax.random.permutation(key, n))
+        perm = np.asarray(permutation(key, n))
         bounds = np.cumsum(totals)[:-1]
         parts = np.split(perm, bounds)
     else:
@@ -121,7 +122,7 @@ def split(
                 f"appear in every part of fractions={tuple(fractions)!r} (part {j} would get "
                 f"none); each class needs about {need} examples, or split without stratify"
             )
-        perm = np.asarray(jax.random.permutation(key, n))
+        perm = np.asarray(permutation(key, n))
         by_class = perm[np.argsort(inverse[perm], kind="stable")]  # shuffled within class
         chunks: list[list[np.ndarray]] = [[] for _ in f]
         start = 0

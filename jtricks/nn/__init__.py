@@ -6,7 +6,9 @@ Normalisation (:func:`batch_norm` with explicit running statistics,
 (masks keyed by each example's index in the global batch, :func:`example_keys`;
 :func:`data_parallel` declares the data axis inside per-device code),
 dense and convolution layers, and the small models :func:`mlp`, :func:`cnn`
-and :func:`resnet` as :class:`Model` ``(init, apply)`` pairs.
+and :func:`resnet` as :class:`Model` ``(init, apply)`` pairs; :func:`stack`
+repeats a block ``depth`` times as one ``lax.scan`` over stacked parameters
+(compile time independent of depth), as in :func:`residual_mlp`.
 
 dtype arguments follow flax: ``param_dtype`` is the dtype of the parameters
 (every ``init_*`` and model), ``dtype`` the computation / output dtype (the
@@ -36,6 +38,9 @@ from jtricks.nn._models import Model as Model
 from jtricks.nn._models import cnn as cnn
 from jtricks.nn._models import mlp as mlp
 from jtricks.nn._models import resnet as resnet
+from jtricks.nn._stack import residual_block as residual_block
+from jtricks.nn._stack import residual_mlp as residual_mlp
+from jtricks.nn._stack import stack as stack
 from jtricks.nn._normalization import BatchNormState as BatchNormState
 from jtricks.nn._normalization import batch_norm as batch_norm
 from jtricks.nn._normalization import group_norm as group_norm
@@ -75,8 +80,11 @@ __all__ = [
     "layer_norm",
     "max_pool",
     "mlp",
+    "residual_block",
+    "residual_mlp",
     "resnet",
     "rms_norm",
+    "stack",
     "weight_norm",
 ]
 

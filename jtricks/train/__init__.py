@@ -28,6 +28,7 @@ from ._early_stopping import early_stopping as early_stopping
 from ._engine import Run as Run
 from ._engine import averaged_params as averaged_params
 from ._engine import epoch_order as epoch_order
+from ._engine import init_state as init_state
 from ._engine import make_epoch as make_epoch
 from ._engine import make_run as make_run
 from ._engine import train_step as train_step
@@ -73,6 +74,7 @@ __all__ = [
     "epoch_order",
     "evaluate",
     "fit",
+    "init_state",
     "learning_rate_of",
     "make_epoch",
     "make_run",

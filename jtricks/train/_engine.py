@@ -10,6 +10,18 @@ contains a training loop:
 * :func:`make_run` — many epochs as one traced program: ``lax.while_loop`` over
   epochs, validation after each, early stopping, per-epoch curves.
 
+:func:`init_state` builds the first state (seed, split, ``model.init``,
+``tx.init``) as one compiled program.
+
+Parameters stay a tree: the loss always sees the tree, and ``fit`` / ``jtricks
+train`` never ravel them. A flat layout (:func:`jtricks.optim.ravel`) only
+pays where the optimizer dominates the step (many small leaves, a cheap
+model); in a real training step the model's ``unravel`` slices and the
+backward ``concatenate`` make the step slower to compile (about 3x at 258
+leaves, issue 16). Deep models get few leaves another way:
+:func:`jtricks.nn.stack` keeps ``depth`` identical blocks as one stacked leaf
+per parameter and applies them with ``lax.scan``.
+
 Their clients: :func:`jtricks.train.fit` (a Python loop over the jitted epoch,
 with progress, history and checkpoints), :func:`jtricks.sweep.train` (the run
 under ``jax.vmap`` over hyperparameters), :mod:`jtricks.parallel` (the step
@@ -28,20 +40,22 @@ and one evaluation signature (per-example metrics, averaged by
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jtricks._numeric import global_norm, safe_increment
-from jtricks._validate import check_callable, check_int
+from jtricks._validate import check_callable, check_int, check_shape, show
 from jtricks.data._batching import _num_examples
 from jtricks.nn import data_parallel
 from jtricks.optim import apply_updates
 from jtricks.optim._base import call_update
 
 from ._averaging import params_like
-from ._state import TrainState
+from ._state import TrainState, as_key
 from ._steps import check_tx, evaluate
 
 # loss_fn(params, model_state, batch, key) -> (loss, (new_model_state, metrics))
@@ -161,6 +175,70 @@ def epoch_order(key, n: int, batch_size: int):
     bs = min(batch_size, n)
     steps = n // bs
     return jax.random.permutation(key, n)[: steps * bs].reshape(steps, bs)
+
+
+def init_state(model, tx, key: Any, input_shape) -> tuple[TrainState, jax.Array]:
+    """The initial :class:`TrainState` of ``model`` and ``tx``, and the data key: one program.
+
+    ``key`` is split in three, ``init_key, train_key, data_key`` (the
+    convention of ``jtricks train`` and :func:`jtricks.sweep.train`):
+    ``model.init(init_key, input_shape)`` gives the parameters and model state,
+    ``train_key`` becomes ``state.key`` (dropout), ``data_key`` orders the
+    data (``fit(data_key=...)``). Seeding, splitting, initialising every layer
+    and ``tx.init`` run as one compiled program (cached per model, optimizer
+    and input shape) instead of a dozen small ones compiled op by op. The
+    parameters are those of ``model.init`` under ``jit`` (as in a sweep); run
+    eagerly, a layer's ``normal * scale`` is not fused and may differ in the
+    last bit.
+
+    Args:
+      model: a :class:`jtricks.nn.Model` (anything with ``init(key, input_shape)``).
+      tx: a gradient transformation (jtricks or optax).
+      key: a PRNG key (raw or typed) or an int seed (a raw key, as
+        ``jax.random.PRNGKey(seed)``).
+      input_shape: the shape of one example (no batch axis).
+
+    Returns:
+      ``(state, data_key)``.
+
+    Example:
+      >>> model = jtricks.nn.mlp([8, 3])
+      >>> state, data_key = init_state(model, jtricks.optim.adam(1e-2), 0, (4,))
+      >>> init_key, train_key, _ = jax.random.split(jax.random.PRNGKey(0), 3)
+      >>> params, _ = jax.jit(model.init, static_argnums=1)(init_key, (4,))
+      >>> bool((state.params["dense_0"]["kernel"] == params["dense_0"]["kernel"]).all())
+      True
+      >>> bool((state.key == train_key).all()), int(state.step)
+      (True, 0)
+    """
+    check_tx(tx)
+    if not callable(getattr(model, "init", None)):
+        raise TypeError(f"model={show(model)} must have an init(key, input_shape) method "
+                        f"(e.g. jtricks.nn.mlp(...)), got {type(model).__name__}")
+    shape = check_shape("input_shape", input_shape)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 0 <= key < 2**31:
+        key = np.int32(key)  # seeded inside the program: PRNGKey(seed) compiles nothing
+    else:
+        key = as_key(key)
+    try:
+        program = _init_program(model, tx, shape)
+    except TypeError:  # an unhashable model or optimizer: compiled for this call only
+        program = jax.jit(functools.partial(_init, model, tx, shape))
+    return program(key)
+
+
+def _init(model, tx, shape, key):
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.ndim == 0:
+        key = jax.random.PRNGKey(key)
+    init_key, train_key, data_key = jax.random.split(key, 3)
+    params, model_state = model.init(init_key, shape)
+    return TrainState.create(params=params, tx=tx, key=train_key,
+                             model_state=model_state), data_key
+
+
+@functools.lru_cache(maxsize=16)
+def _init_program(model, tx, shape):
+    return jax.jit(functools.partial(_init, model, tx, shape))
 
 
 def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,

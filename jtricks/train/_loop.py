@@ -9,13 +9,12 @@ import time
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jtricks._numeric import all_finite
 from jtricks._optional import missing, require
 from jtricks._validate import check_bool, check_callable, check_int, check_non_negative, show
-from jtricks.data._batching import _num_examples
+from jtricks.data._batching import _num_examples, on_device
 
 from ._engine import averaged_params, check_mode, epoch_order, epoch_row, make_epoch
 from ._history import history_writer
@@ -49,29 +48,29 @@ def _compiled_epoch(loss_fn, tx, batch_size, averager, learning_rate):
     averager, learning rate): a second ``fit`` with the same pieces (e.g. a resumed
     run) does not compile again.
 
-    The per-step metrics include ``learning_rate`` when it can be resolved
-    (:func:`learning_rate_of`); the row's ``learning_rate`` is the last step's."""
+    The epoch's shuffling key, ``fold_in(data_key, epoch)``, is derived inside the
+    program (the epoch number is an argument, not a constant), so no epoch
+    compiles anything of its own. The per-step metrics include
+    ``learning_rate`` when it can be resolved (:func:`learning_rate_of`); the
+    row's ``learning_rate`` is the last step's."""
 
     def record(state):
         rate = learning_rate_of(state.opt_state, learning_rate, state.step - 1)
         return {} if rate is None else {"learning_rate": rate}
 
-    epoch = make_epoch(loss_fn=loss_fn, tx=tx, batch_size=batch_size, averager=averager,
-                       record=record)
+    epoch_fn = make_epoch(loss_fn=loss_fn, tx=tx, batch_size=batch_size, averager=averager,
+                          record=record)
 
-    def epoch_and_row(state, data, key, avg_state):
-        state, avg_state, metrics = epoch(state, data, key, avg_state)
+    def epoch_and_row(state, data, data_key, epoch, avg_state):
+        # data_key None: ``data`` holds the epoch's batches already cut (across processes)
+        key = None if data_key is None else jax.random.fold_in(data_key, epoch)
+        state, avg_state, metrics = epoch_fn(state, data, key, avg_state)
         row = epoch_row({k: v for k, v in metrics.items() if k != "learning_rate"})
         if "learning_rate" in metrics:
             row["learning_rate"] = metrics["learning_rate"][-1]
         return state, avg_state, metrics, row, all_finite(state.params)
 
     return jax.jit(epoch_and_row)
-
-
-@functools.lru_cache(maxsize=16)
-def _compiled_eval(eval_fn, batch_size):
-    return jax.jit(lambda p, s, d: evaluate(eval_fn, p, s, d, batch_size=batch_size))
 
 
 def _skips_non_finite(opt_state) -> bool:
@@ -323,34 +322,36 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
     """The body of :func:`fit` once its arguments are checked (``checkpointer``
     is closed by the caller, also when this raises)."""
 
+    # Every program fit runs is jitted (eager operations would compile one small
+    # program each): the epoch, evaluation, and the averager's and early stopping's
+    # init / update; tests/test_train_compiles.py counts them.
     data_key = as_key(data_key)
     mesh = _process_mesh(state)
-    train_data = jax.tree.map(jnp.asarray if mesh is None else np.asarray, train_data)
+    train_data = on_device(train_data) if mesh is None else jax.tree.map(np.asarray, train_data)
     n = jax.tree.leaves(train_data)[0].shape[0]
     steps_per_epoch = n // min(batch_size, n)
     epoch_fn = _compiled_epoch(loss_fn, tx, batch_size, averager, learning_rate)
 
     def epoch_data(epoch):
-        """The epoch's data and key; across processes, each process's rows of its batches."""
-        key = jax.random.fold_in(data_key, epoch)
+        """The epoch's data and key (the epoch folds it in); across processes, each
+        process's rows of the epoch's batches, already cut (key ``None``)."""
         if mesh is None:
-            return train_data, key
+            return train_data, data_key
         from jtricks.parallel._distributed import process_batches
 
-        return process_batches(train_data, epoch_order(key, n, batch_size), mesh), None
+        order = epoch_order(jax.random.fold_in(data_key, epoch), n, batch_size)
+        return process_batches(train_data, order, mesh), None
 
-    eval_jit: Any = None  # set below when there is validation data
     if val_data is not None:
         if mesh is None:
-            val_data = jax.tree.map(jnp.asarray, val_data)
+            val_data = on_device(val_data)
         else:  # every process holds the validation data whole
             from jtricks.parallel import replicate_on_mesh
 
             val_data = replicate_on_mesh(val_data, mesh)
-        eval_jit = _compiled_eval(eval_fn, eval_batch_size)
 
-    avg_state = averager.init(state.params) if averager is not None else None
-    es_state = (early_stopping.init((state.params, state.model_state))
+    avg_state = jax.jit(averager.init)(state.params) if averager is not None else None
+    es_state = (jax.jit(early_stopping.init)((state.params, state.model_state))
                 if early_stopping is not None else None)
     history: list[dict] = []
     start = 0
@@ -416,7 +417,7 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
                 break
             t0 = time.perf_counter()
             new_state, new_avg, metrics, epoch_means, finite = epoch_fn(
-                state, *epoch_data(epoch), avg_state)
+                state, *epoch_data(epoch), np.uint32(epoch), avg_state)
             epoch_means, finite = jax.device_get((epoch_means, finite))
             seconds = time.perf_counter() - t0
             if log_steps:
@@ -433,12 +434,13 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
             if epoch_means["skipped_steps"]:
                 row["skipped_steps"] = int(epoch_means["skipped_steps"])
             if val_data is not None:
-                for name, value in eval_jit(state.params, state.model_state, val_data).items():
+                for name, value in evaluate(eval_fn, state.params, state.model_state, val_data,
+                                            batch_size=eval_batch_size).items():
                     row[f"val_{name}"] = float(value)
                 if averager is not None:
-                    avg_params = averaged_params(avg_state, state.params)
-                    for name, value in eval_jit(avg_params, state.model_state,
-                                                val_data).items():
+                    avg_params = jax.jit(averaged_params)(avg_state, state.params)
+                    for name, value in evaluate(eval_fn, avg_params, state.model_state,
+                                                val_data, batch_size=eval_batch_size).items():
                         row[f"avg_val_{name}"] = float(value)
             row["seconds"] = seconds
             row["steps_per_s"] = steps_per_epoch / max(seconds, 1e-9)
@@ -446,8 +448,8 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
                 raise ValueError(f"monitor={monitor!r} is not a history column; "
                                  f"columns: {', '.join(row)}")
             if early_stopping is not None:
-                es_state = early_stopping.update(jnp.asarray(row[monitor]), es_state,
-                                                 (state.params, state.model_state))
+                es_state = jax.jit(early_stopping.update)(
+                    np.float32(row[monitor]), es_state, (state.params, state.model_state))
                 row["best_epoch"] = int(es_state.best_epoch) + 1  # 1-based, as "epoch"
                 if bool(es_state.stop):
                     stop_reason = (f"early stopping after epoch {epoch}: {monitor} stopped "

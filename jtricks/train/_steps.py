@@ -13,6 +13,7 @@ learning rates or dropout rates trains every configuration in one program).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -155,6 +156,11 @@ def _batched(fn, data, batch_size, name: str = "data"):
 def evaluate(eval_fn, params, model_state, data, *, batch_size: int = 1024) -> dict:
     """Mean of ``eval_fn``'s per-example metrics over the whole of ``data``.
 
+    One compiled program per ``(eval_fn, batch_size)`` and data shape: called
+    eagerly (after every epoch of :func:`jtricks.train.fit`, on the test set at
+    the end) it reuses that program instead of running (and compiling) its
+    operations one by one; inside a traced function it is inlined.
+
     Args:
       eval_fn: ``eval_fn(params, model_state, batch) -> dict`` of per-example arrays.
       params, model_state: the model's.
@@ -165,5 +171,21 @@ def evaluate(eval_fn, params, model_state, data, *, batch_size: int = 1024) -> d
       A dict of scalar means.
     """
     check_callable("eval_fn", eval_fn)
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    _num_examples(data, "data", allow_empty=False)
+    try:
+        program = _evaluator(eval_fn, batch_size)
+    except TypeError:  # an unhashable callable: compiled for this call only
+        program = jax.jit(functools.partial(_evaluate, eval_fn, batch_size=batch_size))
+    return program(params, model_state, data)
+
+
+def _evaluate(eval_fn, params, model_state, data, *, batch_size: int) -> dict:
     per_example = _batched(lambda b: eval_fn(params, model_state, b), data, batch_size)
     return jax.tree.map(lambda a: jnp.mean(a.astype(jnp.float32)), per_example)
+
+
+@functools.lru_cache(maxsize=32)
+def _evaluator(eval_fn, batch_size: int):
+    """The jitted :func:`evaluate` of ``eval_fn`` (cached: one per function and batch size)."""
+    return jax.jit(functools.partial(_evaluate, eval_fn, batch_size=batch_size))

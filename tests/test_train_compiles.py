@@ -1,0 +1,99 @@
+"""The number of programs a training run compiles is pinned, so it cannot creep back.
+
+Every program JAX lowers is counted with a ``jax.monitoring`` listener (the
+JAXPR-to-MLIR event fires once per program built, whether or not a persistent
+cache then supplies the executable). Eager operations compile one small program
+each; ``fit`` and ``jtricks train`` run only jitted programs, each built once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import jax.monitoring
+import numpy as np
+import pytest
+
+import jtricks
+import jtricks.train as jt
+
+_LOWERED = "/jax/core/compile/jaxpr_to_mlir_module_duration"
+_names: list[str] | None = None
+
+
+def _listener(event, duration, **kwargs):
+    if event == _LOWERED and _names is not None:
+        _names.append(kwargs.get("fun_name", "?"))
+
+
+jax.monitoring.register_event_duration_secs_listener(_listener)
+
+
+@contextlib.contextmanager
+def lowered():
+    """Collects the names of the programs lowered inside the block (caches cleared first,
+    so a program an earlier test built counts again)."""
+    global _names
+    jax.clear_caches()
+    _names = names = []
+    try:
+        yield names
+    finally:
+        _names = None
+
+
+def _data(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype(np.float32)
+    return x, (x[:, 0] > 0).astype(np.int32)
+
+
+def test_fit_compiles_each_program_once():
+    model = jtricks.nn.mlp([16, 2])
+    tx = jtricks.optim.adam(1e-2)
+    with lowered() as names:
+        state, data_key = jt.init_state(model, tx, 0, (6,))
+        result = jt.fit(state, _data(40, 0), loss_fn=jt.classifier_loss(model), tx=tx,
+                        epochs=3, batch_size=8, data_key=data_key, val_data=_data(24, 1),
+                        eval_fn=jt.classifier_eval(model), averager=jt.ema(0.9),
+                        early_stopping=jt.early_stopping(5), progress=False)
+    assert len(result.history) == 3
+    # init_state, the epoch, evaluation (of the parameters and of their average: one
+    # program), the averager's init and the averaged parameters, early stopping's
+    # init and update: 7 programs, none per epoch (eagerly, every operation of
+    # these would compile a program of its own).
+    assert len(names) == 7, names
+
+
+def test_jtricks_train_compiles_each_program_once(tmp_path):
+    pytest.importorskip("sklearn")
+    from jtricks.cli import main
+
+    with lowered() as names:
+        assert main(["train", "--epochs", "2", "--hidden", "16", "--quiet",
+                     "--out", str(tmp_path)]) == 0
+    # Seeding the split (2: the seed's staging and threefry's seed), the split's
+    # permutation, init_state, the epoch, validation and the test evaluation (another
+    # shape); the data are scaled in NumPy. 43 programs before.
+    assert len(names) == 7, names
+
+
+@pytest.mark.parametrize("kind", ["minmax", "standardize"])
+def test_data_preparation_in_numpy_equals_the_compiled_scalers(kind):
+    from jtricks.data._scaling import fit_numpy
+
+    x = np.random.default_rng(0).uniform(0, 255, size=(50, 4, 4, 1)).astype(np.float32)
+    other = x[:7] * 1.5
+    with lowered() as names:
+        scaler, apply = fit_numpy(kind, x)
+        scaled = apply(other)
+    assert names == []  # nothing compiled
+    compiled = (jtricks.data.minmax_scale(x) if kind == "minmax"
+                else jtricks.data.standardize(x))
+    for got, want in zip(scaler, compiled):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert scaled.dtype == np.float32
+    np.testing.assert_allclose(scaled, compiled(other), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="zero"):
+        fit_numpy(kind, np.ones((3, 2), np.float32))
