@@ -25,6 +25,7 @@ extra; without PyTorch its columns are skipped (one line says so).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 __all__ = ["main"]
@@ -86,6 +87,10 @@ def main(argv=None) -> int:
       ``bench`` extra) is missing.
     """
     args = _parse_args(argv)
+    # PyTorch's OpenMP threads spin while they wait: on a machine shared with other processes
+    # its steps then run up to 40x slower with 2 threads than with 1. Passive waiting keeps
+    # the thread count at the cores (it must be set before torch is imported; workers inherit it).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from jtricks._optional import install_hint, missing
 
     absent = missing(NEEDS)

@@ -41,7 +41,7 @@ def _load(path):
     return d["xtr"], d["ytr"], d["xva"], d["yva"]
 
 
-def _done(epoch: int, acc: float, target: float, t0: float, out: dict) -> bool:
+def _done(epoch: int, acc: float, target: float, out: dict) -> bool:
     out.update(epoch=epoch, val_accuracy=acc)
     if acc >= target:
         out["reached_wall"] = time.time()
@@ -70,7 +70,7 @@ def _flax(model_name, path, target, max_epochs, out):
         for i in range(len(ytr) // BATCH):
             idx = order[i * BATCH:(i + 1) * BATCH]
             state, _ = step(state, (xtr[idx], ytr[idx]))
-        if _done(epoch, float(accuracy(state[0], state[1], xva, yva)), target, 0, out):
+        if _done(epoch, float(accuracy(state[0], state[1], xva, yva)), target, out):
             return
 
 
@@ -99,7 +99,7 @@ def _torch(model_name, path, target, max_epochs, out):
             opt.zero_grad()
             F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
             opt.step()
-        if _done(epoch, tm.accuracy(model, xva, yva), target, 0, out):
+        if _done(epoch, tm.accuracy(model, xva, yva), target, out):
             return
 
 
@@ -117,7 +117,7 @@ def _fit(model_name, path, target, max_epochs, out):
     state = jt.TrainState.create(params=params, tx=tx, key=1, model_state=model_state)
 
     def stop(epoch, row, state):
-        return _done(epoch, float(row["val_accuracy"]), target, 0, out)
+        return _done(epoch, float(row["val_accuracy"]), target, out)
 
     jt.fit(state, (xtr, ytr), loss_fn=jt.classifier_loss(model), tx=tx, epochs=max_epochs,
            batch_size=BATCH, val_data=(xva, yva), eval_fn=jt.classifier_eval(model),

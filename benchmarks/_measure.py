@@ -122,7 +122,8 @@ def describe_machine() -> dict:
     try:
         import torch
 
-        info["torch"] = f"{torch.__version__} ({os.cpu_count()} intra-op threads, set by the harness)"
+        info["torch"] = (f"{torch.__version__} ({os.cpu_count()} intra-op threads, set by the "
+                         f"harness; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
     except ImportError:
         info["torch"] = "not installed (pip install 'jtricks[bench]'): no PyTorch columns"
     return info

@@ -41,7 +41,7 @@ def _models(args, repeats):
     rows = []
     for name in ("resnet", "transformer"):
         rows.append(isolated("model", [name, f"--repeats={repeats}"]
-                             + (["--quick"] if args.quick else []), 3 * args.timeout))
+                             + (["--quick"] if args.quick else []), 6 * args.timeout))
     return dict(rows=rows, rounds=repeats)
 
 
