@@ -90,4 +90,5 @@ def isolated(kind: str, args: list[str], timeout: float) -> dict:
             + (f"within {timeout:.0f} s" if timed_out else "(it failed; see its error above)")
         )
     record["timed_out"] = timeout if timed_out else None
+    record["ended"] = time.time()
     return record
