@@ -76,7 +76,6 @@ def _flax(model_name, path, target, max_epochs, out):
 
 def _torch(model_name, path, target, max_epochs, out):
     import torch
-    import torch.nn.functional as F
 
     from benchmarks import _torch_models as tm
 
@@ -93,12 +92,7 @@ def _torch(model_name, path, target, max_epochs, out):
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     model.train()
     for epoch in range(1, max_epochs + 1):
-        order = torch.randperm(len(ytr))
-        for i in range(len(ytr) // BATCH):
-            idx = order[i * BATCH:(i + 1) * BATCH]
-            opt.zero_grad()
-            F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
-            opt.step()
+        tm.train_epoch(model, opt, xtr, ytr, BATCH)
         if _done(epoch, tm.accuracy(model, xva, yva), target, out):
             return
 

@@ -225,6 +225,16 @@ def _cold(t: dict) -> list[str]:
     return lines + ["", "Targets:", "", *targets, ""]
 
 
+def _spread_rows(values: dict, base: float, spec: str, unit: str) -> list[str]:
+    """``| name | median (min-max) | median / base |`` rows of the sweep table."""
+    rows = []
+    for name, vs in values.items():
+        med = statistics.median(vs)
+        rows.append(f"| {SWEEP_NAMES[name]} | {med:{spec}} ({min(vs):{spec}}-{max(vs):{spec}}) | "
+                    f"{med / base:.2f}{unit} |")
+    return rows
+
+
 def _sweep(t: dict) -> list[str]:
     k, whole, speed = t["k"], t["whole_s"], t["steps_per_s"]
     lines = [
@@ -237,17 +247,11 @@ def _sweep(t: dict) -> list[str]:
         "| whole job, compilation included | seconds, median (min-max) | speed-up of the sweep |",
         "|---|---:|---:|"]
     sweep_s = statistics.median(whole["sweep"])
-    for name, ts in whole.items():
-        med = statistics.median(ts)
-        lines.append(f"| {SWEEP_NAMES[name]} | {med:.1f} ({min(ts):.1f}-{max(ts):.1f}) | "
-                     f"{med / sweep_s:.1f}x |")
+    lines += _spread_rows(whole, sweep_s, ".1f", "x")
     lines += ["", "| once compiled | member-steps/s, median (min-max) | / `jtricks.sweep.train` |",
               "|---|---:|---:|"]
     sweep_v = statistics.median(speed["sweep"])
-    for name, vs in speed.items():
-        med = statistics.median(vs)
-        lines.append(f"| {SWEEP_NAMES[name]} | {med:.0f} ({min(vs):.0f}-{max(vs):.0f}) | "
-                     f"{med / sweep_v:.2f} |")
+    lines += _spread_rows(speed, sweep_v, ".0f", "")
     targets = []
     for other in ("flax_seq", "torch_seq"):
         if other in whole:

@@ -87,8 +87,6 @@ def _torch_seq(features, lrs, train, val, epochs):
     torch = tm.torch_or_none()
     if torch is None:
         return None
-    import torch.nn.functional as F
-
     (xtr, ytr), (xva, yva) = (tuple(np.asarray(a) for a in d) for d in (train, val))
     xtr, xva = torch.from_numpy(xtr.astype(np.float32)), torch.from_numpy(xva.astype(np.float32))
     ytr, yva = torch.from_numpy(ytr).long(), torch.from_numpy(yva).long()
@@ -99,12 +97,7 @@ def _torch_seq(features, lrs, train, val, epochs):
             model = tm.mlp(features)
             opt = torch.optim.Adam(model.parameters(), lr=float(lr))
             for _ in range(epochs):
-                order = torch.randperm(len(ytr))
-                for b in range(len(ytr) // BATCH):
-                    idx = order[b * BATCH:(b + 1) * BATCH]
-                    opt.zero_grad()
-                    F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
-                    opt.step()
+                tm.train_epoch(model, opt, xtr, ytr, BATCH)
             tm.accuracy(model, xva, yva)
 
     return run

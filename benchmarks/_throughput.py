@@ -63,8 +63,6 @@ def _torch_epoch(model_name, x, y):
     torch = tm.torch_or_none()
     if torch is None:
         return None
-    import torch.nn.functional as F
-
     torch.manual_seed(0)
     if model_name == "mlp":
         model, xt = tm.mlp((256, 128, 10)), torch.from_numpy(x)
@@ -74,12 +72,7 @@ def _torch_epoch(model_name, x, y):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def run():
-        order = torch.randperm(len(yt))
-        for i in range(len(yt) // BATCH):
-            idx = order[i * BATCH:(i + 1) * BATCH]
-            opt.zero_grad()
-            F.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
+        tm.train_epoch(model, opt, xt, yt, BATCH)
 
     return run
 

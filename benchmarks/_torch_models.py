@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from benchmarks._measure import log
+from benchmarks._worker_io import log
 
 HINT = "PyTorch is not installed, its columns are skipped: pip install 'jtricks[bench]'"
 _warned: list[bool] = []
@@ -131,6 +131,19 @@ def train_step(model, optimizer, clip: float | None = 1.0):
         return loss
 
     return step
+
+
+def train_epoch(model, optimizer, x, y, batch_size: int) -> None:
+    """One epoch of the usual PyTorch loop: shuffled full batches, zero_grad, backward, step."""
+    import torch
+    import torch.nn.functional as F
+
+    order = torch.randperm(len(y))
+    for i in range(len(y) // batch_size):
+        idx = order[i * batch_size:(i + 1) * batch_size]
+        optimizer.zero_grad()
+        F.cross_entropy(model(x[idx]), y[idx]).backward()
+        optimizer.step()
 
 
 def grad_step(model):
