@@ -16,12 +16,16 @@ import time
 from benchmarks._worker_io import isolated, log
 
 
-def _commit() -> str:
+def _commit(out: str = "BENCHMARKS.md") -> str:
+    """The checkout's commit, and whether files other than the report ``out`` differ from it."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
         head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+        report = os.path.relpath(os.path.abspath(out), root)
+        skip = [] if report.startswith("..") else [f":(exclude){report}"]
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no",
+                                "--", ".", *skip],
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
@@ -99,7 +103,7 @@ def run_tables(args, command: str) -> int:
         t0, load0 = time.perf_counter(), os.getloadavg()[0]
         figures = RUNNERS[table](args, repeats)
         figures["meta"] = dict(
-            command=command, commit=_commit(), quick=args.quick,
+            command=command, commit=_commit(args.out), quick=args.quick,
             date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             load=[round(load0, 1), round(os.getloadavg()[0], 1)],
             wall_s=round(time.perf_counter() - t0, 1))
