@@ -31,7 +31,7 @@ def flax_mlp(features: Sequence[int], dropout: float = DROPOUT):
     """The MLP of :func:`jtricks.nn.mlp` (no batch norm) in flax.linen."""
     fnn = _linen()
 
-    class MLP(fnn.Module):
+    class MLP(fnn.Module):  # type: ignore[name-defined]
         @fnn.compact
         def __call__(self, x, *, training):
             x = x.reshape((x.shape[0], -1))
@@ -47,7 +47,7 @@ def flax_cnn(num_classes: int = 10, channels=(16, 32), dense_features=(64,), dro
     """The CNN of :func:`jtricks.nn.cnn` (no batch norm) in flax.linen."""
     fnn = _linen()
 
-    class CNN(fnn.Module):
+    class CNN(fnn.Module):  # type: ignore[name-defined]
         @fnn.compact
         def __call__(self, x, *, training):
             init = fnn.initializers.he_normal()
@@ -68,7 +68,7 @@ def flax_resnet(num_classes: int, stage_channels: Sequence[int], blocks_per_stag
     fnn = _linen()
     init = fnn.initializers.he_normal()
 
-    class Block(fnn.Module):
+    class Block(fnn.Module):  # type: ignore[name-defined]
         channels: int
         stride: int
 
@@ -84,7 +84,7 @@ def flax_resnet(num_classes: int, stage_channels: Sequence[int], blocks_per_stag
                 x = bn()(conv(self.channels, 1, self.stride)(x))
             return fnn.relu(x + y)
 
-    class ResNet(fnn.Module):
+    class ResNet(fnn.Module):  # type: ignore[name-defined]
         @fnn.compact
         def __call__(self, x, *, training):
             x = fnn.Conv(stage_channels[0], (3, 3), padding="SAME", use_bias=False,
@@ -103,7 +103,7 @@ def flax_transformer(num_classes: int, width: int, depth: int, heads: int):
     """The transformer stack (see the module's docstring) in flax.linen."""
     fnn = _linen()
 
-    class Block(fnn.Module):
+    class Block(fnn.Module):  # type: ignore[name-defined]
         @fnn.compact
         def __call__(self, x):
             b, t, _ = x.shape
@@ -114,7 +114,7 @@ def flax_transformer(num_classes: int, width: int, depth: int, heads: int):
             h = fnn.gelu(fnn.Dense(2 * width)(fnn.LayerNorm()(x)))
             return x + fnn.Dense(width)(h)
 
-    class Transformer(fnn.Module):
+    class Transformer(fnn.Module):  # type: ignore[name-defined]
         @fnn.compact
         def __call__(self, x, *, training):
             x = fnn.Dense(width)(x)

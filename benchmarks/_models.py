@@ -9,6 +9,8 @@ finishes, then times them and the eager PyTorch step interleaved. Every step is
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,11 +20,11 @@ from benchmarks._measure import compile_fresh, interleaved_times, log, summarize
 from benchmarks._worker_io import emit
 
 # name -> (architecture arguments, input shape of one example, batch)
-FULL = {
+FULL: dict[str, Any] = {
     "resnet": (dict(stage_channels=(16, 32, 64), blocks_per_stage=14), (32, 32, 3), 8),
     "transformer": (dict(width=64, depth=21, heads=4), (32, 16), 16),
 }
-QUICK = {
+QUICK: dict[str, Any] = {
     "resnet": (dict(stage_channels=(4, 8), blocks_per_stage=1), (8, 8, 3), 4),
     "transformer": (dict(width=16, depth=1, heads=2), (4, 8), 4),
 }
@@ -100,7 +102,7 @@ def model_row(name: str, quick: bool, repeats: int) -> None:
 
     params, stats = jm.flax_init(flax_model, batch[0], key)
     jt_params, jt_state = jt_model.init(key, shape)
-    row = dict(model=name, description=_describe(name, arch, shape, batch_size),
+    row: dict = dict(model=name, description=_describe(name, arch, shape, batch_size),
                leaves=len(jax.tree.leaves(jt_params)), flax_leaves=len(jax.tree.leaves(params)),
                params=int(sum(np.size(p) for p in jax.tree.leaves(jt_params))),
                compile_s={}, ms={}, spread={})

@@ -197,15 +197,17 @@ def _cold(t: dict) -> list[str]:
             cell = (f"{med[lib]:.1f} ({min(reached):.1f}-{max(reached):.1f})" if med[lib]
                     else f"not reached in {len(runs) - len(reached)} of {len(runs)} runs")
             epochs = "/".join(str(r["epoch"]) for r in runs)
-            rel = [f"{med[lib] / med[o]:.2f}" if med[lib] and med.get(o) else "—"
+            mine = med[lib]
+            rel = [f"{mine / base:.2f}" if mine and (base := med.get(o)) else "—"
                    for o in ("flax", "torch")]
             lines.append(f"| {m} | {COLD_NAMES[lib]} | {cell} | {epochs} | {rel[0]} | {rel[1]} |")
         for lib in ("fit", "cli"):
             for other in ("flax", "torch"):
                 if lib in med and other in med:
-                    ok = med[lib] is not None and med[other] is not None and med[lib] <= med[other]
-                    fig = (f"{med[lib]:.1f} s vs {med[other]:.1f} s"
-                           if med[lib] is not None and med[other] is not None else "not reached")
+                    mine, base = med[lib], med[other]
+                    ok = mine is not None and base is not None and mine <= base
+                    fig = (f"{mine:.1f} s vs {base:.1f} s"
+                           if mine is not None and base is not None else "not reached")
                     targets.append(f"- {m}: {COLD_NAMES[lib]} no slower than the "
                                    f"{COLD_NAMES[other]}: {_mark(ok)} ({fig})")
     lines += ["", "Training throughput once compiled (one epoch of 39 batches of 32; examples/s, "
@@ -257,7 +259,7 @@ def _sweep(t: dict) -> list[str]:
         if other in whole:
             x = statistics.median(whole[other]) / sweep_s
             targets.append(f"- at least 4x faster than {k} {SWEEP_NAMES[other]} (compile "
-                           f"included): {_mark(x >= 4)} ({x:.1f}x)")
+                           f"included): {_mark(x >= 4)} ({x:.2f}x)")
     for other, need in (("shared", "sequential runs sharing one compile"),
                         ("optax_vmap", "a hand-written optax + `vmap` sweep")):
         x = sweep_v / statistics.median(speed[other])

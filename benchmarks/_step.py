@@ -104,7 +104,7 @@ def _torch_programs(num_leaves: int, size: int) -> dict:
 def step_row(num_leaves: int, size: int, repeats: int, copy_n: int, skip=()) -> None:
     """Emits the row of one tree shape: compile times as they finish, then the step times."""
     del copy_n  # the copy bandwidth is not part of this table
-    row = dict(shape=f"{num_leaves} x {human(size)}", leaves=num_leaves, size=size,
+    row: dict = dict(shape=f"{num_leaves} x {human(size)}", leaves=num_leaves, size=size,
                compile_s={}, ms={}, spread={}, skipped=list(skip))
     runs = {}
     programs = _jax_programs(num_leaves, size)

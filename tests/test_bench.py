@@ -88,8 +88,8 @@ def test_the_targets_are_computed_from_the_figures():
         in text
     assert "compiled throughput >= 1.5x the flax + optax loop: met (2.00x)" in text
     assert "at least 4x faster than 16 sequential flax + optax runs (compile included): met " \
-           "(10.0x)" in text
-    assert "16 sequential PyTorch runs (compile included): **not met** (3.0x)" in text
+           "(10.00x)" in text
+    assert "16 sequential PyTorch runs (compile included): **not met** (3.00x)" in text
     assert "sharing one compile: **not met** (0.90x)" in text
     assert "optax + `vmap` sweep: met (1.12x)" in text
 
