@@ -1,4 +1,5 @@
-"""Timing helpers shared by the benchmarks: medians, fresh compiles, copy bandwidth, the machine."""
+"""Timing helpers shared by the benchmarks: interleaved timing, medians and quartiles, fresh
+compiles, copy bandwidth, the machine."""
 
 from __future__ import annotations
 
@@ -11,24 +12,24 @@ import time
 import jax
 import jax.numpy as jnp
 
-
-def log(msg: str) -> None:
-    """Progress on stderr (stdout carries the report, or a worker's JSON)."""
-    print(msg, file=sys.stderr, flush=True)
+from benchmarks._worker_io import log as log  # re-exported
 
 
-def interleaved_medians(runs: dict, repeats: int, warmup: int = 2, block: int = 3) -> dict:
-    """Median seconds per call of each of ``runs``, timed in turn so that load drifts hit all alike.
+def interleaved_times(runs: dict, repeats: int, warmup: int = 2, block: int = 3) -> dict:
+    """Seconds per call of each of ``runs``, timed in turn so that load drifts hit all alike.
 
     Each of the ``repeats`` rounds runs every program in turn: one untimed call
     (the first call after another program pays for that program's leftovers:
     its dirty cache lines, its threads) and then ``block`` timed calls, the
-    steady state a training loop sees. The median is over all timed calls.
+    steady state a training loop sees.
+
+    Returns:
+      ``{name: [seconds of every timed call]}``.
     """
     for run in runs.values():
         for _ in range(warmup):
             run()
-    times = {name: [] for name in runs}
+    times: dict = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             run()
@@ -36,11 +37,24 @@ def interleaved_medians(runs: dict, repeats: int, warmup: int = 2, block: int = 
                 t0 = time.perf_counter()
                 run()
                 times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
 
 
-def compile_fresh(fn, *args):
-    """Compiles a fresh ``jit`` of ``fn`` (never a cache hit), params and state (args 0, 1) donated.
+def summarize(values, scale: float = 1.0) -> tuple[float, list[float]]:
+    """``(median, [q1, q3])`` of ``values`` times ``scale`` (the interquartile range).
+
+    >>> summarize([1, 2, 3, 4, 100])
+    (3.0, [2.0, 4.0])
+    """
+    values = sorted(v * scale for v in values)
+    if len(values) < 2:
+        return values[0], [values[0], values[0]]
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return statistics.median(values), [q1, q3]
+
+
+def compile_fresh(fn, *args, donate=(0, 1)):
+    """Compiles a fresh ``jit`` of ``fn`` (never a cache hit), arguments ``donate`` donated.
 
     Returns:
       ``(compiled, seconds)``: tracing, lowering and the XLA compile together.
@@ -50,7 +64,7 @@ def compile_fresh(fn, *args):
         return fn(*a)
 
     t0 = time.perf_counter()
-    compiled = jax.jit(fresh, donate_argnums=(0, 1)).lower(*args).compile()
+    compiled = jax.jit(fresh, donate_argnums=donate).lower(*args).compile()
     return compiled, time.perf_counter() - t0
 
 
@@ -105,6 +119,13 @@ def describe_machine() -> dict:
         info["flax"] = flax.__version__
     except ImportError:  # pragma: no cover - flax comes with the bench extra
         info["flax"] = "not installed (pip install 'jtricks[bench]')"
+    try:
+        import torch
+
+        info["torch"] = (f"{torch.__version__} ({os.cpu_count()} intra-op threads, set by the "
+                         f"harness; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
+    except ImportError:
+        info["torch"] = "not installed (pip install 'jtricks[bench]'): no PyTorch columns"
     return info
 
 

@@ -1,223 +1,156 @@
-"""The optimizer-step rows: clip + Adam + apply, jtricks vs optax, each row in its own process.
+"""Table 1: the optimizer step, ``chain(clip_by_global_norm(1), adam(1e-3))`` + apply, float32.
 
-optax's compile time grows faster than linearly with the number of leaves (on
-a 2-core CPU: about 1 minute at 2048 leaves, 5 at 4096, far longer at 8192),
-so every row runs in a worker process with a time limit. A worker first
-compiles and times the jtricks steps and reports them, then compiles optax;
-if optax's compile does not finish in time the worker is stopped and the row
-keeps the jtricks figures with optax marked "did not compile in T s". The
-worker's memory (12 GB for an 8192-leaf optax compile) goes with it.
+One row per tree shape, each in its own worker process (``python -m benchmarks._worker step
+LEAVES SIZE``). The columns, all donated:
 
-Run a row by hand with ``python -m benchmarks._worker step 2048 1024``.
+* ``optax_tree``: optax on the parameter tree, as an optax user writes it;
+* ``jtricks_tree``: jtricks on the tree, the default path users take;
+* ``optax_ravel``: optax on the buffers of ``jtricks.optim.ravel`` (flat gradients);
+* ``jtricks_flat``: jtricks on the same buffers;
+* ``jtricks_flatten``: ``jtricks.optim.flatten(tx)`` on the tree;
+* ``torch_foreach`` / ``torch_fused``: ``clip_grad_norm_`` + ``torch.optim.Adam(foreach=True)``
+  / ``(fused=True)`` on the same CPU, a tensor per leaf.
+
+The cheap programs compile first; each compile time is printed as it finishes. A row whose
+worker runs out of time is run again without the program that did not compile (``--skip``),
+which is reported as "> T s" (:func:`isolated_step_row`).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 
 import jax.numpy as jnp
 
 from benchmarks._measure import (
     compile_fresh,
-    copy_runner,
     human,
-    interleaved_medians,
+    interleaved_times,
     log,
     stepper,
+    summarize,
 )
+from benchmarks._worker_io import emit, isolated
 
-BYTES_PER_PARAM = 7 * 4  # read p, g, m, v; write p, m, v (float32)
-_TAG = "@@jtricks-bench "  # marks the worker's JSON lines on stdout
-
-
-def _optimizers():
-    import optax
-
-    import jtricks.optim as jo
-
-    ours = jo.chain(jo.clip_by_global_norm(1.0), jo.adam(1e-3))
-    theirs = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))
-    return ours, theirs
+COLUMNS = ("optax_tree", "jtricks_tree", "optax_ravel", "jtricks_flat", "jtricks_flatten",
+           "torch_foreach", "torch_fused")
+SLOW = ("jtricks_tree", "jtricks_flatten", "optax_tree")  # compile time grows with the leaves
 
 
 def _tree(num_leaves: int, size: int, scale: float):
     return [jnp.full((size,), scale * (1 + i % 7), jnp.float32) for i in range(num_leaves)]
 
 
-def _optax_step(tx):
-    import optax
-
+def _step(tx, apply_updates):
     def step(params, state, grads):
         updates, state = tx.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
+        return apply_updates(params, updates), state
 
     return step
 
 
-def _jtricks_steps(tx):
-    """The flat step (flat gradients, as ``unravel``'s backward gives them) and one fed a tree."""
+def _jax_programs(num_leaves: int, size: int):
+    """``{column: (step, params, state, grads)}`` of the JAX columns."""
+    import optax
+
     import jtricks.optim as jo
 
-    def flat_step(params, state, grads):
-        updates, state = tx.update(grads, state, params)
-        return jo.apply_updates(params, updates), state
-
-    def tree_grads_step(params, state, grads):
-        flat_grads, _ = jo.ravel(grads)
-        return flat_step(params, state, flat_grads)
-
-    return flat_step, tree_grads_step
-
-
-def _emit(record: dict) -> None:
-    print(_TAG + json.dumps(record), flush=True)
-
-
-def _bandwidths(row: dict, times: dict, copy_n: int) -> None:
-    """Adds ms, ratios and fractions of the copy bandwidth to ``row`` from ``times`` (seconds)."""
-    n = row["params"]
-    copy_bw = 8 * copy_n / times["copy"]
-    row["copy_bw"] = copy_bw
-    for name in ("flat", "tree", "optax"):
-        if name in times:
-            row[f"{name}_ms"] = 1e3 * times[name]
-            row[f"{name}_bw"] = BYTES_PER_PARAM * n / times[name] / copy_bw
-    if "optax" in times:
-        row["ratio"] = times["flat"] / times["optax"]
-        row["tree_ratio"] = times["tree"] / times["optax"]
-
-
-def step_row(num_leaves: int, size: int, repeats: int, copy_n: int) -> None:
-    """Emits the row of one tree shape: jtricks (and a copy) first, then with optax."""
-    ours, theirs = _optimizers()
-    flat_step, tree_grads_step = _jtricks_steps(ours)
-    from jtricks.optim import ravel
-
-    label = f"{num_leaves} x {human(size)}"
-    row = dict(shape=label, leaves=num_leaves, size=size, params=num_leaves * size)
+    optax_tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))
+    jt_tx = jo.chain(jo.clip_by_global_norm(1.0), jo.adam(1e-3))
+    flatten_tx = jo.flatten(jo.chain(jo.clip_by_global_norm(1.0), jo.adam(1e-3)))
     grads = _tree(num_leaves, size, 1e-3)
-    flat_grads, _ = ravel(grads)
+    flat_grads, _ = jo.ravel(grads)
 
-    runs = {"copy": copy_runner(copy_n)}
-    flat_params, _ = ravel(_tree(num_leaves, size, 0.1))
-    compiled, row["flat_compile_s"] = compile_fresh(
-        flat_step, flat_params, ours.init(flat_params), flat_grads
-    )
-    runs["flat"] = stepper(compiled, flat_params, ours.init(flat_params), flat_grads)
-    tree_params, _ = ravel(_tree(num_leaves, size, 0.1))
-    compiled, row["tree_compile_s"] = compile_fresh(
-        tree_grads_step, tree_params, ours.init(tree_params), grads
-    )
-    runs["tree"] = stepper(compiled, tree_params, ours.init(tree_params), grads)
-    _bandwidths(row, interleaved_medians(runs, repeats), copy_n)
-    _emit(row)  # what is kept if optax's compile runs out of time
-    log(f"[bench] step {label}: jtricks {row['flat_ms']:.2f} ms; optax compile ...")
+    def tree():
+        return _tree(num_leaves, size, 0.1)
 
-    params = _tree(num_leaves, size, 0.1)
-    compiled, row["optax_compile_s"] = compile_fresh(
-        _optax_step(theirs), params, theirs.init(params), grads
-    )
-    log(f"[bench] step {label}: optax compiled in {row['optax_compile_s']:.1f} s; timing ...")
-    runs = {"optax": stepper(compiled, params, theirs.init(params), grads), **runs}
-    _bandwidths(row, interleaved_medians(runs, repeats), copy_n)
-    _emit(row)
-    log(f"[bench] step {label}: optax {row['optax_ms']:.2f} ms, jtricks {row['flat_ms']:.2f} ms")
+    def flat():
+        return jo.ravel(tree())[0]
+
+    specs = {
+        "jtricks_flat": (jt_tx, jo.apply_updates, flat, flat_grads),
+        "optax_ravel": (optax_tx, optax.apply_updates, flat, flat_grads),
+        "jtricks_tree": (jt_tx, jo.apply_updates, tree, grads),
+        "jtricks_flatten": (flatten_tx, jo.apply_updates, tree, grads),
+        "optax_tree": (optax_tx, optax.apply_updates, tree, grads),
+    }
+    return {name: (_step(tx, apply), make, g, tx) for name, (tx, apply, make, g) in specs.items()}
 
 
-def compile_row(num_leaves: int, size: int) -> None:
-    """Emits the compile times of the step for ``num_leaves`` leaves: jtricks first, then optax."""
-    ours, theirs = _optimizers()
-    flat_step, tree_grads_step = _jtricks_steps(ours)
-    from jtricks.optim import ravel
+def _torch_programs(num_leaves: int, size: int) -> dict:
+    """``{column: run}`` of the PyTorch columns (none without torch)."""
+    from benchmarks._torch_models import torch_or_none
 
-    params, grads = _tree(num_leaves, size, 0.1), _tree(num_leaves, size, 1e-3)
-    flat_params, _ = ravel(params)
-    flat_grads, _ = ravel(grads)
-    state = ours.init(flat_params)
-    row = dict(leaves=num_leaves, size=size)
-    _, row["flat_s"] = compile_fresh(flat_step, flat_params, state, flat_grads)
-    _, row["tree_s"] = compile_fresh(tree_grads_step, flat_params, state, grads)
-    _emit(row)
-    log(f"[bench] compile {num_leaves} leaves: jtricks {row['flat_s']:.2f} s; optax ...")
-    _, row["optax_s"] = compile_fresh(_optax_step(theirs), params, theirs.init(params), grads)
-    _emit(row)
-    log(f"[bench] compile {num_leaves} leaves: optax {row['optax_s']:.2f} s")
+    torch = torch_or_none()
+    if torch is None:
+        return {}
+    from torch.nn.utils import clip_grad_norm_
+
+    runs = {}
+    for name, kwargs in (("torch_foreach", dict(foreach=True)), ("torch_fused", dict(fused=True))):
+        params = [torch.full((size,), 0.1 * (1 + i % 7)).requires_grad_() for i in range(num_leaves)]
+        for i, p in enumerate(params):
+            p.grad = torch.full((size,), 1e-3 * (1 + i % 7))
+        opt = torch.optim.Adam(params, lr=1e-3, **kwargs)
+
+        def run(params=params, opt=opt):
+            clip_grad_norm_(params, 1.0, foreach=True)
+            opt.step()
+
+        runs[name] = run
+    return runs
 
 
-def run_worker(
-    cmd: list[str], timeout: float, heartbeat: float = 60.0
-) -> tuple[dict | None, bool]:
-    """Runs ``cmd`` (a worker printing tagged JSON lines) with a time limit.
+def step_row(num_leaves: int, size: int, repeats: int, copy_n: int, skip=()) -> None:
+    """Emits the row of one tree shape: compile times as they finish, then the step times."""
+    del copy_n  # the copy bandwidth is not part of this table
+    row: dict = dict(shape=f"{num_leaves} x {human(size)}", leaves=num_leaves, size=size,
+               compile_s={}, ms={}, spread={}, skipped=list(skip))
+    runs = {}
+    programs = _jax_programs(num_leaves, size)
+    for name in ("jtricks_flat", "optax_ravel"):
+        step, make, grads, tx = programs[name]
+        compiled, row["compile_s"][name] = compile_fresh(step, make(), tx.init(make()), grads)
+        runs[name] = stepper(compiled, make(), tx.init(make()), grads)
+    runs.update(_torch_programs(num_leaves, size))
+    emit(row)
+    for name in SLOW:
+        if name in skip:
+            continue
+        log(f"[bench] step {row['shape']}: compiling {name} ...")
+        row["compiling"] = [name, time.time()]  # when the limit stops it: how long it ran
+        emit(row)
+        step, make, grads, tx = programs[name]
+        compiled, row["compile_s"][name] = compile_fresh(step, make(), tx.init(make()), grads)
+        runs[name] = stepper(compiled, make(), tx.init(make()), grads)
+        row.pop("compiling")
+        emit(row)
+        log(f"[bench] step {row['shape']}: {name} compiled in {row['compile_s'][name]:.1f} s")
+    order = [c for c in COLUMNS if c in runs]
+    times = interleaved_times({c: runs[c] for c in order}, repeats)
+    for name, ts in times.items():
+        row["ms"][name], row["spread"][name] = summarize(ts, scale=1e3)
+    emit(row)
+    log(f"[bench] step {row['shape']}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in row["ms"].items()))
 
-    The worker's stderr (its progress) passes through, and every ``heartbeat``
-    seconds a line says it is still running (an optax compile can take many
-    minutes); the checkout's root (the parent of ``benchmarks/``) and the
-    parent of the imported ``jtricks`` are put on its ``PYTHONPATH``, so that
-    it imports the same packages as this process.
 
-    Returns:
-      ``(record, timed_out)``: the last JSON record the worker printed (``None``
-      if none) and whether it was stopped at ``timeout`` seconds.
-    """
-    env = dict(os.environ)
-    import jtricks
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(jtricks.__file__)))
-    paths = dict.fromkeys(p for p in (root, package_root, env.get("PYTHONPATH")) if p)
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    timed_out = False
+def isolated_step_row(num_leaves: int, size: int, *, repeats: int, timeout: float,
+                      platform: str = "cpu") -> dict:
+    """:func:`step_row` in a worker with a time limit; a program that does not compile in time
+    is recorded in ``row["compile_limit_s"]`` (the seconds its compile ran before the worker was
+    stopped) and the row is run again without it."""
+    skipped: dict = {}
     while True:
-        left = timeout - (time.perf_counter() - t0)
-        try:
-            out, _ = proc.communicate(timeout=max(0.01, min(heartbeat, left)))
+        args = [str(num_leaves), str(size), f"--repeats={repeats}", f"--platform={platform}",
+                "--skip=" + ",".join(skipped)]
+        row = isolated("step", args, timeout)
+        if not row["timed_out"] or row["ms"]:
             break
-        except subprocess.TimeoutExpired:
-            elapsed = time.perf_counter() - t0
-            if elapsed < timeout:
-                log(f"[bench] ... still running ({elapsed:.0f} s of at most {timeout:.0f} s)")
-                continue
-            proc.kill()
-            out, _ = proc.communicate()
-            timed_out = True
-            log(f"[bench] worker stopped at its time limit, after {elapsed:.0f} s")
+        if "compiling" not in row:  # out of time while timing: the row keeps its compile times
             break
-    records = [json.loads(line[len(_TAG) :]) for line in out.splitlines() if line.startswith(_TAG)]
-    return (records[-1] if records else None), timed_out
-
-
-def _worker(*args: str) -> list[str]:
-    return [sys.executable, "-m", "benchmarks._worker", *args]
-
-
-def _isolated(kind: str, num_leaves: int, size: int, optax_key: str, timeout: float, *args):
-    """Runs one row in a worker; a row without ``optax_key`` says why (time limit or failure)."""
-    record, timed_out = run_worker(_worker(kind, str(num_leaves), str(size), *args), timeout)
-    if record is None:
-        raise RuntimeError(
-            f"the benchmark worker for the {kind} row {num_leaves} x {size} produced no result "
-            + (f"within {timeout:.0f} s" if timed_out else "(it failed; see its error above)")
-        )
-    if optax_key not in record and timed_out:
-        record["optax_timeout_s"] = timeout
-    elif optax_key not in record:  # e.g. killed for memory while compiling; error on stderr
-        record["optax_failed"] = True
-        log("[bench] the optax part of this row failed (see its error above); row kept without it")
-    return record
-
-
-def isolated_step_row(num_leaves, size, *, repeats, copy_n, platform, timeout) -> dict:
-    """:func:`step_row` in a worker; ``optax_timeout_s`` is set when optax did not compile in time."""
-    args = (f"--repeats={repeats}", f"--copy-n={copy_n}", f"--platform={platform}")
-    return _isolated("step", num_leaves, size, "optax_ms", timeout, *args)
-
-
-def isolated_compile_row(num_leaves, size, *, platform, timeout) -> dict:
-    """:func:`compile_row` in a worker; ``optax_timeout_s`` is set when optax did not finish."""
-    return _isolated("compile", num_leaves, size, "optax_s", timeout, f"--platform={platform}")
+        stuck, started = row["compiling"]
+        skipped[stuck] = row["ended"] - started
+        log(f"[bench] step {row['shape']}: {stuck} did not compile in {skipped[stuck]:.0f} s; "
+            "running the row again without it")
+    row["compile_limit_s"] = skipped
+    return row

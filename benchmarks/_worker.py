@@ -1,9 +1,13 @@
-"""A benchmark worker: ``python -m benchmarks._worker {step|compile} LEAVES SIZE [...]``.
+"""A benchmark worker: ``python -m benchmarks._worker KIND ...`` runs one row in this process.
 
-Runs one row of :mod:`benchmarks._step` in this process and prints its
-figures as tagged JSON lines; ``jtricks bench`` starts one per row, with a
-time limit. (A module of its own, so that ``-m`` does not find it already
-imported by the ``benchmarks`` package.)
+* ``step LEAVES SIZE [--repeats R] [--copy-n N] [--skip NAME,...]``: a row of the
+  optimizer-step table (:mod:`benchmarks._step`);
+* ``model NAME [--quick] [--repeats R]``: a row of the real-model table
+  (:mod:`benchmarks._models`).
+
+The row is printed as tagged JSON lines, stage by stage; ``jtricks bench``
+starts one worker per row, with a time limit. (A module of its own, so that
+``-m`` does not find it already imported by the ``benchmarks`` package.)
 """
 
 from __future__ import annotations
@@ -12,23 +16,28 @@ import argparse
 
 import jax
 
-from benchmarks._step import compile_row, step_row
-
 
 def _worker_main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks._worker")
-    parser.add_argument("kind", choices=("step", "compile"))
-    parser.add_argument("leaves", type=int)
-    parser.add_argument("size", type=int)
+    parser.add_argument("kind", choices=("step", "model"))
+    parser.add_argument("args", nargs="+")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--copy-n", type=int, default=16 << 20)
+    parser.add_argument("--skip", default="")
+    parser.add_argument("--quick", action="store_true")
     parser.add_argument("--platform", default="cpu")
     args = parser.parse_args(argv)
     with jax.default_device(jax.devices(args.platform)[0]):
         if args.kind == "step":
-            step_row(args.leaves, args.size, args.repeats, args.copy_n)
+            from benchmarks._step import step_row
+
+            leaves, size = (int(a) for a in args.args)
+            skip = tuple(s for s in args.skip.split(",") if s)
+            step_row(leaves, size, args.repeats, args.copy_n, skip)
         else:
-            compile_row(args.leaves, args.size)
+            from benchmarks._models import model_row
+
+            model_row(args.args[0], args.quick, args.repeats)
     return 0
 
 

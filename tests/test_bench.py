@@ -1,5 +1,6 @@
-"""``jtricks bench``: a quick run end to end, the per-row time limit, the report's targets,
-and where the harness lives (``benchmarks/`` in the source checkout, not in the package)."""
+"""``jtricks bench``: a quick run end to end, ``--only`` keeping the other tables, the per-row
+time limit, the targets computed from the figures, PyTorch optional, and where the harness lives
+(``benchmarks/`` in the source checkout, not in the package)."""
 
 import importlib
 import os
@@ -9,32 +10,120 @@ import sys
 import pytest
 
 import benchmarks as bench
-from benchmarks._measure import parse_shape
-from benchmarks._report import format_report, targets
-from benchmarks._step import _TAG, run_worker
+from benchmarks import _report, _run, _step
+from benchmarks._measure import parse_shape, summarize
+from benchmarks._worker_io import TAG, run_worker
 from jtricks.cli import main as cli_main
 
 cli_bench = importlib.import_module("jtricks.cli._bench")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+META = dict(command="jtricks bench", commit="abc", quick=False, date="d", load=[1.0, 1.0],
+            wall_s=1.0)
+
+
+def _step_row(shape="1024 x 1K", leaves=1024, size=1024, **ms):
+    ms = {"optax_tree": 10.0, "jtricks_tree": 9.0, "optax_ravel": 2.0, "jtricks_flat": 1.0,
+          "jtricks_flatten": 3.0, **ms}
+    return dict(shape=shape, leaves=leaves, size=size, ms=ms,
+                spread={k: [v, v] for k, v in ms.items()},
+                compile_s={k: 1.0 for k in ms if not k.startswith("torch")}, skipped=[],
+                compile_limit_s={}, timed_out=None)
+
+
+def _data():
+    model = dict(model="resnet", description="ResNet", leaves=263, flax_leaves=263,
+                 torch_leaves=263, params=1000, ms=dict(grad=5.0, flax=8.0, jtricks=7.0),
+                 spread=dict(grad=[5, 5], flax=[8, 8], jtricks=[7, 7]),
+                 compile_s=dict(grad=2.0, flax=4.0, jtricks=3.0))
+    cold_runs = dict(flax=[dict(seconds=10.0, epoch=3)], fit=[dict(seconds=8.0, epoch=3)],
+                     cli=[dict(epoch=30, val_accuracy=0.95)])
+    return {
+        "machine": {"cpu": "x", "devices": "cpu:cpu"},
+        "optimizer": dict(rows=[_step_row()], rounds=3, meta=META),
+        "models": dict(rows=[model], rounds=3, meta=META),
+        "cold": dict(target=0.97, max_epochs=30, runs={"mlp": cold_runs}, rounds=1,
+                     throughput={"mlp": {"flax": [1000.0, [900, 1100]],
+                                         "fit": [2000.0, [1900, 2100]]}}, meta=META),
+        "sweep": dict(k=16, epochs=5, features=[256, 128, 10], member_steps=3120, batch=32,
+                      whole_s=dict(sweep=[2.0], flax_seq=[20.0], torch_seq=[6.0]),
+                      steps_per_s=dict(sweep=[900.0], shared=[1000.0], optax_vmap=[800.0]),
+                      rounds=1, meta=META),
+    }
 
 
 def test_quick_run_writes_the_report(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
-    assert bench.main(["--quick", "--out", str(out)]) == 0
+    assert bench.main(["--quick", "--only", "optimizer", "--out", str(out)]) == 0
     text = out.read_text()
-    assert "jtricks bench --quick" in text
-    assert "| tree | optax ms | jtricks ms | ratio" in text
-    assert "| 32 x 128 | " in text and "not compiled" not in text
-    assert "Full training step" in text and "flax + optax ms" in text
-    assert "## Targets" in text
+    assert "`jtricks bench --quick --only optimizer" in text
+    assert "| 32 x 128 | " in text and "## 1. Optimizer step" in text
+    for column in ("optax, tree", "jtricks, tree", "optax on `ravel` buffers", "jtricks `flatten`"):
+        assert column in text
+    assert "## models: not run" in text and "## Machine" in text
+    data = _report.read_data(str(out))
+    assert set(data["optimizer"]["rows"][0]["ms"]) >= {"optax_tree", "jtricks_tree"}
+
+
+def test_only_reruns_one_table_and_keeps_the_others(tmp_path, monkeypatch):
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text(_report.format_report(_data()))
+    fresh = dict(rows=[_step_row(jtricks_tree=20.0)], rounds=3)
+    monkeypatch.setattr(_run, "RUNNERS", dict(_run.RUNNERS, optimizer=lambda args, r: fresh))
+    assert bench.main(["--only", "optimizer", "--out", str(out)]) == 0
+    data = _report.read_data(str(out))
+    assert data["optimizer"]["rows"][0]["ms"]["jtricks_tree"] == 20.0
+    assert data["optimizer"]["meta"]["command"] == "jtricks bench --only optimizer --out " + str(out)
+    assert data["sweep"] == _data()["sweep"] and data["models"] == _data()["models"]
+
+
+def test_the_targets_are_computed_from_the_figures():
+    text = _report.format_report(_data())
+    assert "never slower than optax on any tree and path" in text
+    assert "`flatten` vs tree): met (worst 0.90x, jtricks, tree on 1024 x 1K)" in text
+    assert "resnet: step <= 1.0x: met (0.88x)" in text
+    assert "resnet: compile <= 0.5x: **not met** (0.75x)" in text
+    assert "mlp: jtricks `fit` no slower than the flax + optax loop: met (8.0 s vs 10.0 s)" in text
+    assert "mlp: `jtricks train` no slower than the flax + optax loop: **not met** (not reached)" \
+        in text
+    assert "compiled throughput >= 1.5x the flax + optax loop: met (2.00x)" in text
+    assert "at least 4x faster than 16 sequential flax + optax runs (compile included): met " \
+           "(10.00x)" in text
+    assert "16 sequential PyTorch runs (compile included): **not met** (3.00x)" in text
+    assert "sharing one compile: **not met** (0.90x)" in text
+    assert "optax + `vmap` sweep: met (1.12x)" in text
+
+
+def test_optimizer_targets_mark_a_missing_program_and_the_4096_compile():
+    row = _step_row("4096 x 256", 4096, 256)
+    del row["ms"]["optax_tree"], row["compile_s"]["jtricks_tree"]
+    row["compile_limit_s"] = {"jtricks_tree": 120.0}
+    lines = "\n".join(_report.optimizer_targets([row, _step_row("1 x 8M", 1, 8 << 20)]))
+    assert "not measured: jtricks, tree on 4096 x 256" in lines
+    assert "compile at 4096 x 256 (jtricks, tree) <= 10 s: **not met** (> 120 s)" in lines
+    assert "leaves of >= 1M elements (tree path): **not met** (1.11x)" in lines
+
+
+def test_a_row_whose_compile_runs_out_of_time_is_run_again_without_it(monkeypatch):
+    calls = []
+
+    def fake_isolated(kind, args, timeout):
+        calls.append(args)
+        if len(calls) == 1:  # stopped while optax compiled: no times yet
+            row = _step_row()
+            del row["compile_s"]["optax_tree"]
+            return dict(row, ms={}, spread={}, timed_out=timeout, compiling=["optax_tree", 10.0],
+                        ended=16.5)
+        return _step_row()
+
+    monkeypatch.setattr(_step, "isolated", fake_isolated)
+    row = _step.isolated_step_row(1024, 1024, repeats=1, timeout=7.0)
+    assert calls[0][-1] == "--skip=" and calls[1][-1] == "--skip=optax_tree"
+    assert row["compile_limit_s"] == {"optax_tree": 6.5}
 
 
 def test_a_worker_past_its_time_limit_keeps_what_it_printed():
-    script = (
-        f"print({_TAG!r} + '{{\"flat_ms\": 1.5}}', flush=True); "
-        "import time; time.sleep(60)"
-    )
+    script = f"print({TAG!r} + '{{\"flat_ms\": 1.5}}', flush=True); import time; time.sleep(60)"
     record, timed_out = run_worker([sys.executable, "-c", script], timeout=5, heartbeat=1)
     assert timed_out
     assert record == {"flat_ms": 1.5}
@@ -45,46 +134,21 @@ def test_a_worker_that_fails_gives_no_record():
     assert record is None and not timed_out
 
 
-def _row(shape, leaves, *, optax=True):
-    row = dict(
-        shape=shape, leaves=leaves, size=512, params=leaves * 512, copy_bw=2e10,
-        flat_ms=1.0, tree_ms=2.0, flat_bw=0.6, tree_bw=0.3,
-        flat_compile_s=0.2, tree_compile_s=1.0,
-    )
-    if optax:
-        row.update(optax_ms=5.0, optax_bw=0.12, ratio=0.2, tree_ratio=0.4, optax_compile_s=60.0)
-    else:
-        row["optax_timeout_s"] = 900.0
-    return row
+def test_without_torch_its_columns_are_skipped_with_one_line(monkeypatch, capsys):
+    from benchmarks import _torch_models
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setattr(_torch_models, "_warned", [])
+    assert _torch_models.torch_or_none() is None
+    assert _torch_models.torch_or_none() is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'jtricks[bench]'" in err
+    assert _step._torch_programs(2, 4) == {}
 
 
-def test_report_marks_a_row_whose_optax_compile_ran_out_of_time():
-    section = dict(
-        device="cpu: cpu",
-        copy_n=1 << 20,
-        steps=[_row("2048 x 1K", 2048), _row("8192 x 512", 8192, optax=False)],
-        compiles=[dict(leaves=4096, size=1024, flat_s=0.2, tree_s=4.0, optax_timeout_s=900.0)],
-    )
-    text = format_report("jtricks bench", {"cpu": "x"}, [section], [])
-    assert "| 8192 x 512 | not compiled in 900 s | 1.00 | — |" in text
-    assert "| 4096 x 1K | > 900 | 0.20 | > 4500x |" in text
-    lines = "\n".join(targets([section], []))
-    assert "**not measured** on 8192 x 512" in lines
-    assert ">= 5x faster to compile: met (least 300x" in lines  # 60 s / 0.2 s on 2048 leaves
-    assert ">= 3x faster per step: met (least 5.0x)" in lines
-
-
-def test_targets_are_computed_not_assumed():
-    slow = _row("64 x 256K", 64)
-    slow.update(ratio=1.2, flat_bw=0.4)
-    section = dict(device="cpu: cpu", copy_n=1 << 20, steps=[slow], compiles=[])
-    train = dict(device="cpu: cpu", flat_ms=2.2, tree_ms=2.1, flax_ms=2.0)
-    lines = "\n".join(targets([section], [train]))
-    assert "never slower than optax (ratio <= 1.0): **not met** (worst 1.20" in lines
-    assert "copy bandwidth on every tree: **not met** (lowest 40%" in lines
-    assert "no slower than flax + optax: **not met**" in lines
-    train.update(tree_ms=1.9)
-    assert "no slower than flax + optax: met" in "\n".join(targets([section], [train]))
+def test_summarize_gives_the_median_and_quartiles():
+    assert summarize([1, 2, 3, 4, 100]) == (3.0, [2.0, 4.0])
+    assert summarize([0.002], scale=1e3) == (2.0, [2.0, 2.0])
 
 
 @pytest.mark.parametrize(
@@ -103,25 +167,13 @@ def test_parse_shape_rejects_bad_text(text):
 @pytest.mark.parametrize(
     "argv, message",
     [(["--repeats", "0"], "--repeats=0"), (["--timeout", "-1"], "--timeout"),
-     (["--shapes", "12"], "LEAVESxSIZE"), (["--compile-leaves", "0"], "positive")],
+     (["--shapes", "12"], "LEAVESxSIZE"), (["--only", "adam"], "tables are optimizer")],
 )
 def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         bench.main(argv)
     assert e.value.code == 2
     assert message in capsys.readouterr().err
-
-
-def test_report_marks_a_row_whose_optax_part_failed():
-    failed = _row("8192 x 512", 8192, optax=False)
-    del failed["optax_timeout_s"]
-    failed["optax_failed"] = True
-    section = dict(device="cpu: cpu", copy_n=1 << 20, steps=[_row("2048 x 1K", 2048), failed],
-                   compiles=[])
-    text = format_report("jtricks bench", {"cpu": "x"}, [section], [])
-    assert "| 8192 x 512 | failed (see the log) |" in text
-    assert "| 8192 x 512 (step above) | failed | 0.20 | — |" in text
-    assert ">= 5x faster to compile: met (least 300x" in text
 
 
 def test_the_harness_is_the_checkouts_benchmarks_not_a_jtricks_module():
@@ -135,18 +187,20 @@ def test_the_package_does_not_ship_the_benchmarks():
 
     tomllib = pytest.importorskip("tomllib")
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
-        spec = tomllib.load(f)["tool"]["setuptools"]["packages"]["find"]
-    shipped = find_packages(ROOT, include=spec.get("include", ("*",)),
-                            exclude=spec.get("exclude", ()))
+        spec = tomllib.load(f)
+    found = spec["tool"]["setuptools"]["packages"]["find"]
+    shipped = find_packages(ROOT, include=found.get("include", ("*",)),
+                            exclude=found.get("exclude", ()))
     assert "jtricks" in shipped and "jtricks.cli" in shipped
     assert not [p for p in shipped if not p.startswith("jtricks")], shipped
+    assert "torch==2.13.0" in spec["project"]["optional-dependencies"]["bench"]
 
 
 def test_jtricks_bench_runs_the_checkouts_benchmarks_with_every_flag(monkeypatch):
     seen = {}
     monkeypatch.setattr(bench, "main", lambda argv: seen.setdefault("argv", argv) and 0)
-    assert cli_main(["bench", "--quick", "--only", "adam"]) == 0
-    assert seen["argv"] == ["--quick", "--only", "adam"]
+    assert cli_main(["bench", "--quick", "--only", "sweep"]) == 0
+    assert seen["argv"] == ["--quick", "--only", "sweep"]
 
 
 def test_jtricks_bench_without_a_checkout_exits_2_saying_how(tmp_path, monkeypatch, capsys):
@@ -186,4 +240,4 @@ def test_the_harness_runs_as_a_script_and_as_a_module(command, tmp_path):
     done = subprocess.run([sys.executable, *script, "--help"], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "--quick" in done.stdout and "--timeout" in done.stdout
+    assert "--quick" in done.stdout and "--only" in done.stdout and "--timeout" in done.stdout

@@ -1,0 +1,203 @@
+"""Table 4: a sweep of K learning rates (Adam) x the digits MLP, fixed epochs, in one process.
+
+Whole jobs, compilation included (``jax.clear_caches()`` before each, so every repeat compiles
+again), timed in turn round after round:
+
+* ``sweep``: ``jtricks.sweep.train`` (one vmapped program for the K members);
+* ``flax_seq``: K sequential flax + optax runs as a user writes them (a jitted step closed over
+  ``optax.adam(lr)``, one compile per run, a Python loop over shuffled batches);
+* ``torch_seq``: K sequential PyTorch runs.
+
+Then member-steps per second once compiled (each job run once untimed first):
+
+* ``sweep``: the same ``jtricks.sweep.train`` call again (its program is cached);
+* ``shared``: K sequential runs sharing one compile: a jitted ``jtricks.train.make_epoch`` whose
+  learning rate is an argument;
+* ``optax_vmap``: a hand-written sweep, ``jax.vmap`` over the learning rate of a whole flax +
+  optax training run (``lax.scan`` over epochs and batches), jitted.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import _jax_models as jm
+from benchmarks._measure import log
+
+BATCH = 32
+
+
+def _data():
+    from jtricks.data import load_split
+
+    data = load_split("digits", seed=0)
+    return data.train, data.val
+
+
+def _lrs(k: int):
+    return np.geomspace(1e-4, 1e-2, k).astype(np.float32)
+
+
+def _jtricks_sweep(features, lrs, train, val, epochs):
+    import jtricks
+    from jtricks.sweep import train as sweep_train
+
+    def build(h):  # a new function each call: jtricks.sweep caches its program per build
+        return jtricks.nn.mlp(features, dropout=0.1), jtricks.optim.adam(h["lr"])
+
+    def run():
+        result = sweep_train(build, {"lr": jnp.asarray(lrs)}, train, val, key=jax.random.key(0),
+                             epochs=epochs, batch_size=BATCH)
+        jax.block_until_ready(result)
+
+    return run
+
+
+def _flax_seq(features, lrs, train, val, epochs):
+    import optax
+
+    model = jm.flax_mlp(features)
+    (xtr, ytr), (xva, yva) = (tuple(np.asarray(a) for a in d) for d in (train, val))
+
+    def run():
+        for i, lr in enumerate(lrs):
+            key = jax.random.key(i)
+            params, stats = jm.flax_init(model, xtr[:1], key)
+            tx = optax.adam(float(lr))
+            step = jax.jit(jm.flax_train_step(model, tx), donate_argnums=0)
+            state, rng = (params, stats, tx.init(params), key), np.random.default_rng(i)
+            for _ in range(epochs):
+                order = rng.permutation(len(ytr))
+                for b in range(len(ytr) // BATCH):
+                    idx = order[b * BATCH:(b + 1) * BATCH]
+                    state, _ = step(state, (xtr[idx], ytr[idx]))
+            float(jax.jit(jm.flax_accuracy(model))(state[0], state[1], xva, yva))
+
+    return run
+
+
+def _torch_seq(features, lrs, train, val, epochs):
+    from benchmarks import _torch_models as tm
+
+    torch = tm.torch_or_none()
+    if torch is None:
+        return None
+    (xtr, ytr), (xva, yva) = (tuple(np.asarray(a) for a in d) for d in (train, val))
+    xtr, xva = torch.from_numpy(xtr.astype(np.float32)), torch.from_numpy(xva.astype(np.float32))
+    ytr, yva = torch.from_numpy(ytr).long(), torch.from_numpy(yva).long()
+
+    def run():
+        for i, lr in enumerate(lrs):
+            torch.manual_seed(i)
+            model = tm.mlp(features)
+            opt = torch.optim.Adam(model.parameters(), lr=float(lr))
+            for _ in range(epochs):
+                tm.train_epoch(model, opt, xtr, ytr, BATCH)
+            tm.accuracy(model, xva, yva)
+
+    return run
+
+
+def _shared(features, lrs, train, epochs):
+    """K sequential runs of one compiled epoch whose learning rate is an argument."""
+    import jtricks
+    import jtricks.train as jt
+
+    model = jtricks.nn.mlp(features, dropout=0.1)
+    loss_fn = jt.classifier_loss(model)
+
+    @jax.jit
+    def epoch(state, lr, data, key):
+        tx = jtricks.optim.adam(lr)
+        return jt.make_epoch(loss_fn=loss_fn, tx=tx, batch_size=BATCH)(state, data, key)[0]
+
+    data = tuple(jnp.asarray(a) for a in train)
+    shape = data[0].shape[1:]
+
+    def run():
+        for i, lr in enumerate(lrs):
+            params, model_state = model.init(jax.random.key(i), shape)
+            tx = jtricks.optim.adam(lr)
+            state = jt.TrainState.create(params=params, tx=tx, key=i, model_state=model_state)
+            for e in range(epochs):
+                state = epoch(state, jnp.float32(lr), data, jax.random.key(e))
+            jax.block_until_ready(state)
+
+    return run
+
+
+def _optax_vmap(features, lrs, train, epochs):
+    """The hand-written sweep: ``vmap`` over the learning rate of a whole flax + optax run."""
+    import optax
+
+    model = jm.flax_mlp(features)
+    x, y = (jnp.asarray(a) for a in train)
+    steps = len(y) // BATCH
+    loss_fn = jm.flax_loss(model)
+
+    def train_one(lr, key):
+        params, stats = jm.flax_init(model, x[:1], key)
+        tx = optax.adam(lr)
+
+        def step(carry, idx):
+            params, opt_state, key = carry
+            key, sub = jax.random.split(key)
+            grads, _ = jax.grad(loss_fn, has_aux=True)(params, stats, (x[idx], y[idx]), sub)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state, key), None
+
+        def epoch(carry, key):
+            order = jax.random.permutation(key, len(y))[: steps * BATCH].reshape(steps, BATCH)
+            return jax.lax.scan(step, carry, order)[0], None
+
+        carry = (params, tx.init(params), key)
+        return jax.lax.scan(epoch, carry, jax.random.split(key, epochs))[0][0]
+
+    sweep = jax.jit(jax.vmap(train_one))
+    keys = jax.random.split(jax.random.key(0), len(lrs))
+
+    def run():
+        jax.block_until_ready(sweep(jnp.asarray(lrs), keys))
+
+    return run
+
+
+def _timed(run) -> float:
+    t0 = time.perf_counter()
+    run()
+    return time.perf_counter() - t0
+
+
+def sweep_table(k: int, epochs: int, features, repeats: int) -> dict:
+    """The figures of table 4: whole-job seconds (compile included) and member-steps per second."""
+    train, val = _data()
+    lrs = _lrs(k)
+    member_steps = k * epochs * (len(train[1]) // BATCH)
+    jobs = {"sweep": _jtricks_sweep(features, lrs, train, val, epochs),
+            "flax_seq": _flax_seq(features, lrs, train, val, epochs)}
+    torch_job = _torch_seq(features, lrs, train, val, epochs)
+    if torch_job is not None:
+        jobs["torch_seq"] = torch_job
+    whole: dict = {name: [] for name in jobs}
+    for r in range(repeats):
+        for name, run in jobs.items():
+            jax.clear_caches()
+            whole[name].append(_timed(run))
+            log(f"[bench] sweep K={k}, round {r + 1}: {name} {whole[name][-1]:.1f} s")
+    compiled = {"sweep": jobs["sweep"], "shared": _shared(features, lrs, train, epochs),
+                "optax_vmap": _optax_vmap(features, lrs, train, epochs)}
+    for run in compiled.values():
+        run()  # compiles (and the sweep's program is cached from here on)
+    steady: dict = {name: [] for name in compiled}
+    for _ in range(repeats):
+        for name, run in compiled.items():
+            steady[name].append(member_steps / _timed(run))
+    log("[bench] sweep member-steps/s: "
+        + ", ".join(f"{n} {statistics.median(v):.0f}" for n, v in steady.items()))
+    return dict(k=k, epochs=epochs, features=list(features), member_steps=member_steps,
+                batch=BATCH, whole_s=whole, steps_per_s=steady, rounds=repeats)
