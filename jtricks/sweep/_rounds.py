@@ -205,8 +205,10 @@ def run(prog: Program, hparams, train_data, val_data, key, key_axis, *, epochs: 
         shared_key = run_key
         first += count
         live = members[host(running)]
+        if live.size == 0:  # every member stopped
+            break
         size = bucket_size(live.size, prog.devices)
-        if first >= epochs or live.size == 0 or size >= members.size:
+        if first >= epochs or size >= members.size:
             continue
         # Shrink: write the bucket back, gather the live members (and stopped ones to pad).
         full = prog.scatter(full, jnp.asarray(members), work)
