@@ -187,10 +187,10 @@ def run(prog: Program, hparams, train_data, val_data, key, key_axis, *, epochs: 
     per_member = key_axis == 0
     init_key, train_key, data_key = (jax.vmap(jax.random.split, in_axes=(0, None), out_axes=1)
                                      (key, 3) if per_member else jax.random.split(key, 3))
-    if rounds >= epochs:
+    k = next(iter(hparams.values())).shape[0]
+    if rounds >= epochs or k <= prog.devices:  # nothing to drop: one program, no host sync
         return result(prog.whole(hparams, init_key, train_key, train_data, val_data, data_key))
     carry = prog.start(hparams, init_key, train_key, train_data, val_data, data_key)
-    k = next(iter(hparams.values())).shape[0]
     # The K members' loop state, and the working bucket's: (carry, per-member run keys).
     full = (carry, train_key if per_member else None)
     members = np.arange(k)  # the members of the working bucket, in its order
