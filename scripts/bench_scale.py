@@ -5,9 +5,12 @@ Two measurements on the embedded digits data (1797 8x8 images):
 1. Sweep throughput, in configurations x optimizer steps per second, of
    ``jtricks.sweep.train`` (K configurations as one vmapped, jitted program)
    against K sequential runs, each compiled for its own hyperparameters (what a
-   script with Python-number hyperparameters does), and against K sequential
-   runs sharing one compilation (hyperparameters passed as arrays). Early
-   stopping is off so that every configuration does the same work.
+   script with Python-number hyperparameters does), K sequential runs sharing
+   one compilation (hyperparameters passed as arrays), and a hand-written
+   optax + ``vmap`` sweep of the same model (``optax_vmap_sweep``). Early
+   stopping is off so that every configuration does the same work; the
+   compiled variants are interleaved, median (min, max) of ``--repeats``, with
+   wall and process CPU time (steadier on a shared machine).
 2. Data-parallel scaling of one training step (MLP with batch norm and dropout,
    fixed global batch) over 1, 2, 4, 8 devices, for the ``jit`` + mesh form and
    the ``pmap`` form. On CPU the devices are forced (``jax_num_cpu_devices``)
@@ -17,8 +20,12 @@ Two measurements on the embedded digits data (1797 8x8 images):
    ``shard_map`` with 4 micro-batches per step.
 3. (``--part members``, not in ``all``) Sweep member-steps per second for K =
    1, 8, 32 members split over the devices' ``member`` axis, with early
-   stopping: only the epochs each member ran count (a stopped member is
-   frozen but still computed until the last one stops).
+   stopping, half the members at learning rate 0 (they stop after 2 epochs): only
+   the epochs each member ran count. Lockstep (``rounds=epochs``: a stopped
+   member is frozen but computed until the last one stops) against rounds of
+   one epoch (stopped members dropped between rounds), interleaved.
+   (``--part sweepkeys``) one key for all members against one key each, dropout
+   on, interleaved.
 4. (``--part keys``, not in ``all``) What the per-example dropout-key rule
    costs: a training step with dropout (MLP 64-512-512-10 and the cnn, rate
    0.5) on the largest device count, ``pmap_step``'s body with the rule
@@ -32,6 +39,7 @@ Usage::
     PYTHONPATH=. python scripts/bench_scale.py --part sweep --configs 16
     PYTHONPATH=. python scripts/bench_scale.py --part keys --devices 8
     PYTHONPATH=. python scripts/bench_scale.py --part members --devices 8 --epochs 10
+    PYTHONPATH=. python scripts/bench_scale.py --part sweepkeys --devices 1 --configs 8
     PYTHONPATH=. python scripts/bench_scale.py --json out.json
 
 Times are wall-clock seconds with ``block_until_ready``; compile times are the
@@ -61,6 +69,10 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=30, help="timed data-parallel steps (default 30)")
     p.add_argument("--keys-batch", type=int, default=256, help="dropout-key batch (default 256)")
     p.add_argument("--repeats", type=int, default=7, help="dropout-key repeats (default 7)")
+    p.add_argument("--members", type=lambda v: [int(k) for k in v.split(",")],
+                   default=[1, 8, 32], help="--part members: sweep sizes (default 1,8,32)")
+    p.add_argument("--no-recompiles", action="store_true",
+                   help="skip the sweep row that compiles once per configuration")
     p.add_argument("--json", default=None, help="also write the figures to this file")
     return p.parse_args(argv)
 
@@ -145,15 +157,17 @@ def _report(times: dict, work: int, unit: str, base: str) -> dict:
     return out
 
 
-def optax_vmap_sweep(hp, data, *, epochs: int, batch_size: int, key):
+def optax_vmap_sweep(data, *, epochs: int, batch_size: int, key):
     """The idiomatic reference: an MLP 64-128-10 with dropout and ``optax.adamw``,
     hand-written, the K configurations ``vmap``-ed in one jitted ``lax.scan`` over the
-    epochs (shared key and data order, no early stopping), validation loss each epoch."""
+    epochs (shared key and data order, no early stopping), validation loss each epoch.
+    Returns the jitted ``sweep(hparams) -> (params, val_losses)``."""
     import jax
     import jax.numpy as jnp
     import optax
 
-    xtr, ytr, xva, yva = data
+    xtr, ytr, xva, yva = (jnp.asarray(a) for a in data)
+    xtr, xva = xtr.reshape(len(xtr), -1), xva.reshape(len(xva), -1)
     n, steps = len(ytr), len(ytr) // batch_size
 
     def init(h, k):
@@ -195,7 +209,7 @@ def optax_vmap_sweep(hp, data, *, epochs: int, batch_size: int, key):
         (params, _, _), val = jax.lax.scan(epoch, carry, jnp.arange(1, epochs + 1))
         return params, val
 
-    return jax.jit(jax.vmap(member))(hp)
+    return jax.jit(jax.vmap(member))
 
 
 def bench_sweep(args) -> dict:
@@ -220,11 +234,11 @@ def bench_sweep(args) -> dict:
 
     # Sequential, one compilation per configuration: hyperparameters as Python numbers.
     start = time.perf_counter()
-    for i in range(k):
+    for i in range(0 if args.no_recompiles else k):
         h = {n: float(v[i]) for n, v in hp.items()}
         jax.block_until_ready(jax.jit(functools.partial(
             sweep.fit_member, build, h, key=key, **settings))(data[:2], data[2:]))
-    sequential_compiled = time.perf_counter() - start
+    sequential_compiled = float("nan") if args.no_recompiles else time.perf_counter() - start
 
     # Sequential, one shared compilation: hyperparameters as array arguments.
     one = jax.jit(lambda h, tr, va: sweep.fit_member(build, h, tr, va, key=key, **settings))
@@ -232,7 +246,8 @@ def bench_sweep(args) -> dict:
     jax.block_until_ready([one({n: v[i] for n, v in hp.items()}, data[:2], data[2:])
                            for i in range(k)])
     sequential_shared = time.perf_counter() - start
-    _, optax_first = _timed(lambda: optax_vmap_sweep(hp, data, key=key, **settings))
+    optax_sweep = optax_vmap_sweep(data, key=key, **settings)
+    _, optax_first = _timed(optax_sweep, hp)
 
     work = k * steps
     print(f"\nSweep: K={k} configurations x {steps} steps (digits, MLP 64-128-10, AdamW, "
@@ -247,8 +262,7 @@ def bench_sweep(args) -> dict:
         "sequential, compiled (one shared compile)": lambda: [
             one({n: v[i] for n, v in hp.items()}, data[:2], data[2:]) for i in range(k)],
         "jtricks.sweep.train, compiled": lambda: vmapped(hp),
-        "optax + vmap (hand-written), compiled": lambda: optax_vmap_sweep(
-            hp, data, key=key, **settings),
+        "optax + vmap (hand-written), compiled": lambda: optax_sweep(hp),
     }
     print(f"compiled, median of {args.repeats} interleaved repeats:")
     warm = _report(_interleaved(variants, args.repeats), work, "config-steps",
@@ -388,14 +402,15 @@ def bench_members(args, n) -> dict:
     data = _digits()
     steps_per_epoch = len(data[1]) // args.batch_size
     print(f"\nSweep over devices: member-steps/s (digits MLP 64-128-10, AdamW, "
-          f"{args.epochs} epochs max, patience 2, half the members at learning rate 0.3), "
+          f"{args.epochs} epochs max, patience 2, half the members at learning rate 0), "
           f"median of {args.repeats} interleaved repeats")
     results = {}
-    for k in (1, 8, 32):
+    for k in args.members:
         d = min(k, n)
         mesh = jax.make_mesh((d,), ("member",)) if d > 1 else None
         hp = _hparams(k)
-        hp["learning_rate"] = np.where(np.arange(k) % 2 == 1, 0.3,
+        # learning rate 0: the validation loss does not change, the member stops after 2 epochs
+        hp["learning_rate"] = np.where(np.arange(k) % 2 == 1, 0.0,
                                        hp["learning_rate"]).astype(np.float32)
 
         def run(rounds, hp=hp, mesh=mesh):
@@ -404,6 +419,7 @@ def bench_members(args, n) -> dict:
                                mesh=mesh, rounds=rounds)
 
         variants = {"lockstep (rounds=epochs)": lambda run=run: run(args.epochs),
+                    "default rounds (ceil(epochs / 8))": lambda run=run: run(None),
                     "stopped dropped (rounds=1)": lambda run=run: run(1)}
         compile_s = {name: _timed(f)[1] for name, f in variants.items()}
         result = run(1)

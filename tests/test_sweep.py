@@ -127,6 +127,22 @@ def test_one_key_per_member_is_a_sweep_over_seeds():
         sweep.train(build, same, *_data(), key=seeds[:2], **settings)
 
 
+def test_seeds_give_every_configuration_the_same_keys():
+    key = jax.random.PRNGKey(5)
+    two = {name: values[1:3] for name, values in HPARAMS.items()}
+    settings = dict(epochs=2, batch_size=BATCH, patience=None)
+    result = sweep.train(build, two, *_data(), key=key, seeds=3, **settings)
+    assert result.members.val_loss.shape == (2, 3, 2)
+    one = jax.jit(lambda h, k: sweep.fit_member(build, h, *_data(), key=k, **settings))
+    for c in range(2):
+        for s, seed_key in enumerate(jax.random.split(key, 3)):
+            alone = one({name: jnp.float32(v[c]) for name, v in two.items()}, seed_key)
+            _close(result.members.val_loss[c, s], alone.val_loss)
+    assert result.best == int(np.argmin(np.mean(result.members.best_value, axis=1)))
+    with pytest.raises(ValueError, match="one key or 3 keys, one per seed"):
+        sweep.train(build, two, *_data(), key=jax.random.split(key, 2), seeds=3, **settings)
+
+
 def test_grid_is_the_cartesian_product():
     g = sweep.grid(learning_rate=[0.1, 0.01], dropout=[0.0, 0.25, 0.5])
     np.testing.assert_allclose(g["learning_rate"], [0.1, 0.1, 0.1, 0.01, 0.01, 0.01])

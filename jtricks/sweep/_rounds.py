@@ -39,6 +39,7 @@ class Program(NamedTuple):
     """The compiled pieces of a sweep on a given mesh (or one device)."""
 
     start: Callable  # (hparams, init_keys, train_keys, data, val, data_keys) -> carry
+    whole: Callable  # start, then every epoch in one round (one trace, no host sync)
     round: Callable  # (hparams, carry, run_key, first, count, data, val, data_keys)
     gather: Callable  # (tree, index) -> tree[index]
     scatter: Callable  # (tree, index, part) -> tree.at[index].set(part)
@@ -72,19 +73,16 @@ def _parts(build, hparams, epochs, batch_size, patience):
     return member, parts
 
 
-def _member_start(build, epochs, batch_size, patience, hparams, init_key, train_key,
-                  train_data, val_data, data_key):
-    member, (start, _, _) = _parts(build, hparams, epochs, batch_size, patience)
-    params, model_state = member.model.init(init_key, jax.tree.leaves(train_data)[0].shape[1:])
+def _start(member, start, init_key, train_key, train_data, val_data, data_key):
+    params, model_state = member.model.init(init_key,
+                                            jax.tree.leaves(train_data)[0].shape[1:])
     state = _train.TrainState.create(params=params, tx=member.tx, key=train_key,
                                      model_state=model_state)
     return start(state, train_data, val_data, data_key)
 
 
-def _member_round(build, epochs, batch_size, patience, hparams, carry, run_key, first, count,
-                  train_data, val_data, data_key):
+def _advance(epoch, running, carry, run_key, first, count, train_data, val_data, data_key):
     """``count`` epochs from global epoch ``first``; returns ``(carry, run_key, running)``."""
-    _, (_, epoch, running) = _parts(build, hparams, epochs, batch_size, patience)
 
     def body(i, loop):
         carry, key = loop
@@ -99,6 +97,28 @@ def _member_round(build, epochs, batch_size, patience, hparams, carry, run_key, 
     return carry, run_key, running(carry)
 
 
+def _member_start(build, epochs, batch_size, patience, hparams, init_key, train_key,
+                  train_data, val_data, data_key):
+    member, (start, _, _) = _parts(build, hparams, epochs, batch_size, patience)
+    return _start(member, start, init_key, train_key, train_data, val_data, data_key)
+
+
+def _member_round(build, epochs, batch_size, patience, hparams, carry, run_key, first, count,
+                  train_data, val_data, data_key):
+    _, (_, epoch, running) = _parts(build, hparams, epochs, batch_size, patience)
+    return _advance(epoch, running, carry, run_key, first, count, train_data, val_data,
+                    data_key)
+
+
+def _member_whole(build, epochs, batch_size, patience, hparams, init_key, train_key,
+                  train_data, val_data, data_key):
+    """Every epoch in one round (nothing to drop): one ``build``, no host sync."""
+    member, (start, epoch, running) = _parts(build, hparams, epochs, batch_size, patience)
+    carry = _start(member, start, init_key, train_key, train_data, val_data, data_key)
+    return _advance(epoch, running, carry, train_key, 0, epochs, train_data, val_data,
+                    data_key)[0]
+
+
 @functools.lru_cache(maxsize=32)
 def program(build, epochs: int, batch_size: int, patience, key_axis, mesh=None) -> Program:
     """The jitted start, round, gather and scatter of a sweep; on a mesh (Auto axes) the
@@ -109,6 +129,9 @@ def program(build, epochs: int, batch_size: int, patience, key_axis, mesh=None) 
     static = (build, epochs, batch_size, patience)
     member_axis = axes.get("member")
     start = jax.vmap(functools.partial(_member_start, *static),
+                     in_axes=(0, key_axis, key_axis, None, None, key_axis),
+                     spmd_axis_name=member_axis)
+    whole = jax.vmap(functools.partial(_member_whole, *static),
                      in_axes=(0, key_axis, key_axis, None, None, key_axis),
                      spmd_axis_name=member_axis)
     round_ = jax.vmap(functools.partial(_member_round, *static),
@@ -122,13 +145,14 @@ def program(build, epochs: int, batch_size: int, patience, key_axis, mesh=None) 
         return jax.tree.map(lambda leaf, new: leaf.at[index].set(new), tree, part)
 
     if mesh is None:
-        return Program(jax.jit(start), jax.jit(round_), jax.jit(gather),
+        return Program(jax.jit(start), jax.jit(whole), jax.jit(round_), jax.jit(gather),
                        jax.jit(scatter, donate_argnums=0), 1)
-    split, whole = NamedSharding(mesh, P(member_axis)), NamedSharding(mesh, P())
-    keys = whole if key_axis is None else split
+    split, same = NamedSharding(mesh, P(member_axis)), NamedSharding(mesh, P())
+    keys = same if key_axis is None else split
     return Program(
-        jax.jit(start, in_shardings=(split, keys, keys, whole, whole, keys), out_shardings=split),
-        jax.jit(round_, in_shardings=(split, split, keys, whole, whole, whole, whole, keys),
+        jax.jit(start, in_shardings=(split, keys, keys, same, same, keys), out_shardings=split),
+        jax.jit(whole, in_shardings=(split, keys, keys, same, same, keys), out_shardings=split),
+        jax.jit(round_, in_shardings=(split, split, keys, same, same, same, same, keys),
                 out_shardings=(split, keys, split)),
         jax.jit(gather, out_shardings=split),
         jax.jit(scatter, out_shardings=split, donate_argnums=0),
@@ -163,8 +187,10 @@ def run(prog: Program, hparams, train_data, val_data, key, key_axis, *, epochs: 
     per_member = key_axis == 0
     init_key, train_key, data_key = (jax.vmap(jax.random.split, in_axes=(0, None), out_axes=1)
                                      (key, 3) if per_member else jax.random.split(key, 3))
-    carry = prog.start(hparams, init_key, train_key, train_data, val_data, data_key)
     k = next(iter(hparams.values())).shape[0]
+    if rounds >= epochs or k <= prog.devices:  # nothing to drop: one program, no host sync
+        return result(prog.whole(hparams, init_key, train_key, train_data, val_data, data_key))
+    carry = prog.start(hparams, init_key, train_key, train_data, val_data, data_key)
     # The K members' loop state, and the working bucket's: (carry, per-member run keys).
     full = (carry, train_key if per_member else None)
     members = np.arange(k)  # the members of the working bucket, in its order
@@ -179,8 +205,10 @@ def run(prog: Program, hparams, train_data, val_data, key, key_axis, *, epochs: 
         shared_key = run_key
         first += count
         live = members[host(running)]
+        if live.size == 0:  # every member stopped
+            break
         size = bucket_size(live.size, prog.devices)
-        if first >= epochs or live.size == 0 or size >= members.size:
+        if first >= epochs or size >= members.size:
             continue
         # Shrink: write the bucket back, gather the live members (and stopped ones to pad).
         full = prog.scatter(full, jnp.asarray(members), work)
@@ -190,7 +218,11 @@ def run(prog: Program, hparams, train_data, val_data, key, key_axis, *, epochs: 
             data_keys = prog.gather(data_key, jnp.asarray(members))
     if members.size < k:
         work = prog.scatter(full, jnp.asarray(members), work)
-    carry = work[0]
+    return result(work[0])
+
+
+def result(carry) -> MemberResult:
+    """The members' results from their final loop state."""
     best_params, best_model_state = carry.stop_state.best_params
     return MemberResult(best_params, best_model_state, carry.curves["train_loss"],
                         carry.curves["val_loss"], carry.stop_state.best_value,
