@@ -424,7 +424,7 @@ def load_split(name: str | os.PathLike = "digits", seed: int = 0, *, fractions=N
     scaler = None
     if scale != "none":
         scaler, apply = fit_numpy(scale, xtr)  # host data: NumPy, nothing compiled
-        xtr, xva, xte = (apply(a) for a in raw)
+        xtr, xva, xte = (np.asarray(apply(a)) for a in raw)
     num_classes = int(max(part.max() for part in (ytr, yva, yte) if part.size)) + 1
     return Split(xtr, ytr, xva, yva, xte, yte, num_classes, label, scaler,
                  *(raw if keep_raw else (None, None, None)))
