@@ -52,7 +52,8 @@ def map_leaves(fn: Callable, n_out: int, tree: Any, *rest: Any) -> tuple:
 
     ``rest`` trees must have ``tree``'s structure. Returns ``n_out`` trees with
     ``tree``'s structure, so a fused per-leaf update (e.g. Adam's ``mu``,
-    ``nu`` and step) is a single Python loop over the leaves.
+    ``nu`` and step) is a single Python loop over the leaves. Under ``jit`` ``fn``
+    is traced once per leaf signature (shape and dtype), not once per leaf.
     """
     leaves, treedef = jax.tree.flatten(tree)
     treedef = cast(Any, treedef)  # jaxlib's PyTreeDef has no stub mypy can read
@@ -68,7 +69,6 @@ def map_leaves(fn: Callable, n_out: int, tree: Any, *rest: Any) -> tuple:
     if not outs:
         return tuple(treedef.unflatten([]) for _ in range(n_out))
     return tuple(treedef.unflatten(list(col)) for col in zip(*outs))
-
 
 
 def map_tree(fn: Callable, tree: Any, *rest: Any) -> Any:
