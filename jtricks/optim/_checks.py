@@ -59,6 +59,10 @@ def check_float_leaves(name: str, tree: Any, what: str = "params") -> None:
       ...
       TypeError: adam.init: params['w'] has dtype int32, but parameters must be floating point ...
     """
+    # The common case (every leaf floating) is checked without building paths,
+    # which costs more than the check itself on a tree of thousands of leaves.
+    if all(jnp.issubdtype(d, jnp.inexact) for d in {_dtype(x) for x in jax.tree.leaves(tree)}):
+        return
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         dtype = _dtype(leaf)
         if not jnp.issubdtype(dtype, jnp.inexact):
@@ -95,8 +99,11 @@ def check_like(name: str, updates: Any, reference: Any, what: str = "init") -> N
             if what == "init" else
             f"{name}.update got updates with tree structure {got}, but {what} have tree "
             f"structure {want}; pass gradients with the params' structure")
+    ref_leaves = jax.tree.leaves(reference)
+    if all(np.shape(u) == np.shape(r) for u, r in zip(jax.tree.leaves(updates), ref_leaves)):
+        return  # the common case, without building the paths
     flat = jax.tree_util.tree_flatten_with_path(updates)[0]
-    for (path, u), r in zip(flat, jax.tree.leaves(reference)):
+    for (path, u), r in zip(flat, ref_leaves):
         if np.shape(u) != np.shape(r):
             where = "the tree built by init" if what == "init" else what
             raise ValueError(

@@ -11,7 +11,7 @@ from .._numeric import abs_sq, compute_dtype, global_norm
 from .. import _validate as v
 from ._base import EmptyState, GradientTransformation
 from ._checks import transformation
-from ._common import as_dtype
+from ._common import as_dtype, map_tree
 
 
 def _empty_init(params):
@@ -46,7 +46,7 @@ def clip(max_delta: jax.typing.ArrayLike) -> GradientTransformation:
             m = as_dtype(max_delta, compute_dtype(g.dtype))
             return jnp.clip(g.astype(m.dtype), -m, m).astype(g.dtype)
 
-        return jax.tree.map(leaf, updates), state
+        return map_tree(leaf, updates), state
 
     return transformation("clip", _empty_init, update_fn)
 
@@ -86,7 +86,7 @@ def clip_by_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformation:
             clipped = (g32 / jnp.where(norm > 0, norm, 1.0)) * c
             return jnp.where(norm < c, g32, clipped).astype(g.dtype)
 
-        return jax.tree.map(leaf, updates), state
+        return map_tree(leaf, updates), state
 
     return transformation("clip_by_norm", _empty_init, update_fn)
 
@@ -158,6 +158,6 @@ def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformatio
 
         new_state = ClipByGlobalNormState(
             norm.astype(state.global_norm.dtype), jnp.logical_not(keep))
-        return jax.tree.map(leaf, updates), new_state
+        return map_tree(leaf, updates), new_state
 
     return transformation("clip_by_global_norm", init_fn, update_fn, (ClipByGlobalNormState,))

@@ -15,6 +15,11 @@ import jax.numpy as jnp
 
 from ._base import call_update as call_update  # re-exported for the wrappers
 
+try:  # the tracer of a function being staged out by jit (private: fall back to none)
+    from jax._src.interpreters.partial_eval import DynamicJaxprTracer as _Staged
+except ImportError:  # pragma: no cover - a jax without it traces leaf by leaf
+    _Staged = ()  # type: ignore[assignment,misc]
+
 
 def zeros_like(x: Any, dtype=None) -> jax.Array:
     """Zeros of ``x``'s shape in ``dtype`` (default ``x``'s), never weakly typed.
@@ -47,13 +52,26 @@ def map_leaves(fn: Callable, n_out: int, tree: Any, *rest: Any) -> tuple:
 
     ``rest`` trees must have ``tree``'s structure. Returns ``n_out`` trees with
     ``tree``'s structure, so a fused per-leaf update (e.g. Adam's ``mu``,
-    ``nu`` and step) is a single Python loop over the leaves.
+    ``nu`` and step) is a single Python loop over the leaves. Under ``jit`` ``fn``
+    is traced once per leaf signature (shape and dtype), not once per leaf.
     """
     leaves, treedef = jax.tree.flatten(tree)
     treedef = cast(Any, treedef)  # jaxlib's PyTreeDef has no stub mypy can read
     rest_leaves = [treedef.flatten_up_to(r) for r in rest]
+    if any(isinstance(x, _Staged) for x in leaves):
+        # Inside ``jit`` every leaf of one shape and dtype runs the same jaxpr:
+        # trace ``fn`` once per signature (a nested jit, inlined by XLA) instead of
+        # once per leaf, which on a tree of thousands of leaves costs more than
+        # compiling the maths. Not when run eagerly (``fn`` is a new function at
+        # every update, so a jit would compile at every call).
+        fn = jax.jit(fn)
     outs = [fn(*args) for args in zip(leaves, *rest_leaves)]
     if not outs:
         return tuple(treedef.unflatten([]) for _ in range(n_out))
     return tuple(treedef.unflatten(list(col)) for col in zip(*outs))
 
+
+def map_tree(fn: Callable, tree: Any, *rest: Any) -> Any:
+    """``jax.tree.map(fn, tree, *rest)`` for a per-leaf ``fn`` with one output,
+    traced once per leaf signature under ``jit`` as :func:`map_leaves` does."""
+    return map_leaves(lambda *leaves: (fn(*leaves),), 1, tree, *rest)[0]

@@ -26,7 +26,7 @@ from .._numeric import compute_dtype, global_norm, safe_increment, zero_count
 from .. import _validate as v
 from ._base import EmptyState, GradientTransformation, identity
 from ._checks import transformation
-from ._common import as_dtype, map_leaves, zeros_like
+from ._common import as_dtype, map_leaves, map_tree, zeros_like
 
 ScalarOrSchedule = optax.ScalarOrSchedule
 """A number, array or schedule ``step -> value``: optax's own alias (tools that read
@@ -45,7 +45,7 @@ def _scale_leaves(updates, factor):
         cdt = compute_dtype(g.dtype)
         return (g.astype(cdt) * as_dtype(factor, cdt)).astype(g.dtype)
 
-    return jax.tree.map(leaf, updates)
+    return map_tree(leaf, updates)
 
 
 # ----------------------------------------------------------------------------- scaling
@@ -235,7 +235,7 @@ def normalize_by_norm(
             cdt = compute_dtype(g.dtype)
             return (g.astype(cdt) / denom.astype(cdt)).astype(g.dtype)
 
-        return jax.tree.map(leaf, updates), state
+        return map_tree(leaf, updates), state
 
     return transformation("normalize_by_norm", _empty_init, update_fn)
 
@@ -276,7 +276,7 @@ def _decay_transform(name: str, coeff, leaf_term: Callable, mask) -> GradientTra
             cdt = compute_dtype(g.dtype)
             return (g.astype(cdt) + as_dtype(c, cdt) * leaf_term(p.astype(cdt))).astype(g.dtype)
 
-        return jax.tree.map(leaf, updates, params), state
+        return map_tree(leaf, updates, params), state
 
     tx = transformation(name, init_fn, update_fn,
                         (WeightDecayScheduleState,) if callable(coeff) else None)

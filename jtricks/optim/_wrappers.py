@@ -13,7 +13,7 @@ from .._numeric import all_finite, compute_dtype, safe_increment, zero_count
 from .. import _validate as v
 from ._base import GradientTransformation
 from ._checks import check_mask, static_mask, transformation
-from ._common import call_update, zeros_like
+from ._common import call_update, map_tree, zeros_like
 
 
 def _check_count(name: str, value: Any, lo: int) -> Any:
@@ -403,6 +403,6 @@ def reduce_on_plateau(
         def leaf(g):
             return (g.astype(compute_dtype(g.dtype)) * state.scale).astype(g.dtype)
 
-        return jax.tree.map(leaf, updates), state
+        return map_tree(leaf, updates), state
 
     return transformation("reduce_on_plateau", init_fn, update_fn, (ReduceOnPlateauState,))

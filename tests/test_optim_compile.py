@@ -1,0 +1,111 @@
+"""What keeps the tree path of jtricks.optim quick to trace and to compile.
+
+* the per-leaf maths is traced once per leaf signature (shape, dtype) under ``jit``,
+  not once per leaf;
+* small leaves are reduced together for a global norm (one concatenation, not two
+  kernels per leaf), while big leaves and leaves known to be sharded are not gathered;
+* the numbers and the state structure stay optax's.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+
+import jtricks.optim as jo
+from jtricks import _numeric
+from jtricks.optim import _common
+
+
+def _tree(n, size=32):
+    return [jnp.linspace(-1.0, 1.0, size) * (1 + i % 5) for i in range(n)]
+
+
+def test_leaf_maths_is_traced_once_per_signature(monkeypatch):
+    calls = []
+    real = _common.map_leaves
+
+    def counting(fn, n_out, tree, *rest):
+        def traced(*args):
+            calls.append(tuple(np.shape(a) for a in args))
+            return fn(*args)
+
+        return real(traced, n_out, tree, *rest)
+
+    monkeypatch.setattr(_common, "map_leaves", counting)
+    import jtricks.optim._adaptive as adaptive
+
+    monkeypatch.setattr(adaptive, "map_leaves", counting)
+    tx = jo.scale_by_adam()
+    params = _tree(12) + [jnp.ones((3, 2))] * 3
+    jax.jit(tx.update).trace(params, tx.init(params), params)
+    assert len(calls) == 2  # one trace per signature: (32,) and (3, 2)
+    calls.clear()
+    tx.update(params, tx.init(params), params)  # eagerly: leaf by leaf, nothing compiled
+    assert len(calls) == len(params)
+
+
+def test_global_norm_reduces_small_leaves_from_one_concatenation():
+    small = _tree(40)
+    big = [jnp.ones(_numeric._GROUP_MAX_SIZE + 1)]
+    hlo = jax.jit(_numeric.global_norm).lower(small + big).as_text()
+    assert "stablehlo.concatenate" in hlo
+    assert hlo.count("stablehlo.reduce(") == 2  # the small leaves together, the big one
+    np.testing.assert_allclose(_numeric.global_norm(small + big), optax.tree.norm(small + big),
+                               rtol=1e-6)
+
+
+def test_clip_adam_on_many_leaves_matches_optax_and_keeps_its_state_tree():
+    params = {"k": _tree(30, 64), "b": [jnp.ones((4, 4), jnp.bfloat16)] * 3, "w": jnp.ones(3000)}
+    grads = jax.tree.map(lambda p: jnp.cos(p * 3.0).astype(p.dtype), params)
+    ours = jo.chain(jo.clip_by_global_norm(1.0), jo.adam(1e-2))
+    theirs = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2))
+
+    def steps(tx):
+        @jax.jit
+        def step(params, state):
+            updates, state = tx.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        state = tx.init(params)
+        p = params
+        for _ in range(3):
+            p, state = step(p, state)
+        return p, state
+
+    (p1, s1), (p2, s2) = steps(ours), steps(theirs)
+    assert jax.tree.structure(s1[1][0].mu) == jax.tree.structure(params)
+    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32),
+                                   rtol=1e-5, atol=1e-7)
+    for a, b in zip(jax.tree.leaves(s1[1][0].nu), jax.tree.leaves(s2[1][0].nu)):
+        if b.dtype != jnp.float32:  # jtricks keeps a bfloat16 leaf's nu in float32
+            continue
+        np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32),
+                                   rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs the 8 forced CPU devices")
+def test_sharded_leaves_are_never_concatenated():
+    mesh = jax.make_mesh((8,), ("model",), axis_types=(AxisType.Explicit,))
+    rep = NamedSharding(mesh, P())
+    tree = {"w": jax.device_put(jnp.arange(128.0).reshape(8, 16), NamedSharding(mesh, P("model"))),
+            "b": jax.device_put(jnp.ones(16), rep), "c": jax.device_put(jnp.full(4, 2.0), rep)}
+    assert _numeric._is_sharded(tree["w"]) and not _numeric._is_sharded(tree["b"])
+    with jax.set_mesh(mesh):
+        f = jax.jit(_numeric.global_norm)
+        hlo = f.lower(tree).as_text()
+        np.testing.assert_allclose(f(tree), jax.jit(optax.tree.norm)(tree), rtol=1e-6)
+        # a whole clip + Adam step keeps w split over the devices
+        tx = jo.chain(jo.clip_by_global_norm(1.0), jo.adam(1e-3))
+        state = tx.init(tree)
+        step = jax.jit(lambda g, s: tx.update(g, s, tree))
+        step_hlo = step.lower(tree, state).as_text()
+        updates, state = step(tree, state)
+    assert "all-gather" not in hlo and "all_gather" not in hlo
+    assert "all-gather" not in step_hlo and "all_gather" not in step_hlo
+    assert updates["w"].sharding.spec[0] == "model"
+    assert state[1][0].mu["w"].sharding.spec[0] == "model"
