@@ -324,8 +324,8 @@ def test_train_on_mnist_needs_neither_scikit_learn_nor_matplotlib_nor_orbax(tmp_
 
 def test_bench_without_flax_exits_2_before_any_row(tmp_path):
     proc = _without(["flax"], ["bench", "--quick", "--out", "-"], tmp_path)
-    _one_line_exit_2(proc, "jtricks bench: error: the training step needs flax: "
-                           "pip install 'jtricks[bench]' (or skip it: --no-train)")
+    _one_line_exit_2(proc, "jtricks bench: error: jtricks bench needs flax: "
+                           "pip install 'jtricks[bench]'")
 
 
 # ------------------------------------------------------- checkpoints, paths and data

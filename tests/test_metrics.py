@@ -157,8 +157,9 @@ def test_fit_logs_epochs_and_steps_with_the_learning_rate(tmp_path):
     result = fit(state, train, loss_fn=classifier_loss(model), tx=tx, epochs=3, batch_size=8,
                  val_data=val, eval_fn=classifier_eval(model), progress=False,
                  history_dir=str(tmp_path / "hist"), learning_rate=schedule, log_steps=True,
-                 writers=[steps, TensorBoardWriter(tmp_path / "tb")])
+                 writers=[steps, board := TensorBoardWriter(tmp_path / "tb")])
     steps.close()
+    board.close()  # tensorboardX writes from a background thread: complete once closed
     history = result.history
     # the history files hold the rows fit returns, learning rate included
     assert read_jsonl(tmp_path / "hist" / "history.jsonl") == history

@@ -41,12 +41,12 @@ def test_run_demo_names_the_demo_extra_before_running(monkeypatch, tmp_path):
 
 
 def test_bench_flax_model_names_the_bench_extra(monkeypatch):
-    from benchmarks import _train
+    from benchmarks import _jax_models
 
     monkeypatch.setitem(sys.modules, "flax", None)
     monkeypatch.setitem(sys.modules, "flax.linen", None)
     with pytest.raises(ImportError, match=r"needs flax: pip install 'jtricks\[bench\]'$"):
-        _train._flax_mlp((4, 2), 0.0)
+        _jax_models.flax_mlp((4, 2), 0.0)
 
 
 def test_docstring_examples_run():

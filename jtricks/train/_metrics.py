@@ -193,9 +193,12 @@ class TensorBoardWriter(_Writer):
                 self._writer.add_scalar(name, float(value), global_step=int(step))
 
     def flush(self) -> None:
+        """Flushes what tensorboardX's background thread has taken from its queue;
+        events still queued reach the file later, or at :meth:`close`."""
         self._writer.flush()
 
     def close(self) -> None:
+        """Writes every pending event and closes the file."""
         self._writer.close()
 
 
