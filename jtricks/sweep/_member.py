@@ -139,6 +139,16 @@ def check_data(train_data, val_data, batch_size: int) -> None:
         raise ValueError(f"batch_size={batch_size} exceeds the {n} training examples")
 
 
+def initial_state(member: Member, init_key, train_key, train_data, init_params=None):
+    """A member's first :class:`jtricks.train.TrainState`: ``model.init(init_key, one
+    example's shape)`` (or ``init_params``), its optimizer state, ``train_key`` for dropout."""
+    if init_params is None:
+        init_params = member.model.init(init_key, jax.tree.leaves(train_data)[0].shape[1:])
+    params, model_state = init_params
+    return _train.TrainState.create(params=params, tx=member.tx, key=train_key,
+                                    model_state=model_state)
+
+
 def fit_member(
     build: Build,
     hparams: Mapping[str, Any],
@@ -185,11 +195,7 @@ def fit_member(
     check_data(train_data, val_data, batch_size)
     member = member_of(build, hparams)
     init_key, train_key, data_key = jax.random.split(key, 3)
-    if init_params is None:
-        init_params = member.model.init(init_key, jax.tree.leaves(train_data)[0].shape[1:])
-    params, model_state = init_params
-    state = _train.TrainState.create(params=params, tx=member.tx, key=train_key,
-                                     model_state=model_state)
+    state = initial_state(member, init_key, train_key, train_data, init_params)
     run = _train.make_run(loss_fn=cast(Callable, member.loss_fn), tx=member.tx, batch_size=batch_size,
                           epochs=epochs, eval_fn=member.eval_fn, averager=member.averager,
                           early_stopping=_train.early_stopping(

@@ -32,7 +32,7 @@ from jtricks import train as _train
 from jtricks.parallel import _mesh
 from jtricks.train._engine import run_parts
 
-from ._member import MemberResult, member_of
+from ._member import MemberResult, initial_state, member_of
 
 
 class Program(NamedTuple):
@@ -74,11 +74,8 @@ def _parts(build, hparams, epochs, batch_size, patience):
 
 
 def _start(member, start, init_key, train_key, train_data, val_data, data_key):
-    params, model_state = member.model.init(init_key,
-                                            jax.tree.leaves(train_data)[0].shape[1:])
-    state = _train.TrainState.create(params=params, tx=member.tx, key=train_key,
-                                     model_state=model_state)
-    return start(state, train_data, val_data, data_key)
+    return start(initial_state(member, init_key, train_key, train_data), train_data, val_data,
+                 data_key)
 
 
 def _advance(epoch, running, carry, run_key, first, count, train_data, val_data, data_key):
