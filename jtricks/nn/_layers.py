@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jtricks import init as _init
+from jtricks.nn import _conv
 from jtricks._validate import check_bool, check_choice, check_dtype, check_int
 
 
@@ -139,15 +140,17 @@ def conv2d(
 
     Returns:
       ``(batch, height', width', out_channels)`` in ``x``'s dtype.
+
+    The value and every derivative are those of ``lax.conv_general_dilated``;
+    the gradients are laid out so that XLA:CPU runs them in its fast
+    convolution kernels inside loops too (a compiled epoch, ``lax.scan``), see
+    ``jtricks/nn/_conv.py``.
     """
     check_choice("padding", padding, ("SAME", "VALID"))
-    y = lax.conv_general_dilated(
-        x,
-        params["kernel"].astype(x.dtype),
-        window_strides=_pair("stride", stride),
-        padding=padding,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    )
+    strides = _pair("stride", stride)
+    kernel = params["kernel"].astype(x.dtype)
+    pads = tuple(lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], strides, padding))
+    y = _conv.conv(x, kernel, strides, pads)
     if params.get("bias") is not None:
         y = y + params["bias"].astype(x.dtype)
     return y
