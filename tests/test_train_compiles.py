@@ -97,3 +97,18 @@ def test_data_preparation_in_numpy_equals_the_compiled_scalers(kind):
     np.testing.assert_allclose(scaled, compiled(other), rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="zero"):
         fit_numpy(kind, np.ones((3, 2), np.float32))
+
+
+
+def test_the_init_program_compiled_to_run_once_gives_jits_parameters_bit_for_bit():
+    """``init_state`` compiles at a low XLA optimisation level (``jtricks._xla.RUN_ONCE``);
+    the parameters must still be those of ``jax.jit(model.init)`` at the default level
+    (at level 0 they are not: the normal draws' multiply-adds are not contracted)."""
+    model, shape = jtricks.nn.cnn(3, channels=(4,), dense_features=(8,), batch_norm=True), (6, 6, 1)
+    state, _ = jt.init_state(model, jtricks.optim.sgd(0.1), 3, shape)
+    init_key = jax.random.split(jax.random.PRNGKey(3), 3)[0]
+    params, model_state = jax.jit(model.init, static_argnums=1)(init_key, shape)
+    for ours, theirs in ((state.params, params), (state.model_state, model_state)):
+        assert jax.tree.structure(ours) == jax.tree.structure(theirs)
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -28,6 +28,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jtricks._xla import RUN_ONCE
 from jtricks import train as _train
 from jtricks.parallel import _mesh
 from jtricks.train._engine import run_parts
@@ -142,12 +143,13 @@ def program(build, epochs: int, batch_size: int, patience, key_axis, mesh=None) 
         return jax.tree.map(lambda leaf, new: leaf.at[index].set(new), tree, part)
 
     if mesh is None:
-        return Program(jax.jit(start), jax.jit(whole), jax.jit(round_), jax.jit(gather),
+        return Program(jax.jit(start, compiler_options=RUN_ONCE), jax.jit(whole), jax.jit(round_), jax.jit(gather),
                        jax.jit(scatter, donate_argnums=0), 1)
     split, same = NamedSharding(mesh, P(member_axis)), NamedSharding(mesh, P())
     keys = same if key_axis is None else split
     return Program(
-        jax.jit(start, in_shardings=(split, keys, keys, same, same, keys), out_shardings=split),
+        jax.jit(start, in_shardings=(split, keys, keys, same, same, keys), out_shardings=split,
+                compiler_options=RUN_ONCE),
         jax.jit(whole, in_shardings=(split, keys, keys, same, same, keys), out_shardings=split),
         jax.jit(round_, in_shardings=(split, split, keys, same, same, same, same, keys),
                 out_shardings=(split, keys, split)),
