@@ -20,8 +20,7 @@ from jtricks.nn import _conv
 
 CASES = [  # (height, width, kernel h, kernel w, strides, padding)
     (7, 9, 3, 1, (2, 1), "SAME"),
-    (9, 6, 5, 3, (3, 2), "VALID"),
-    (6, 6, 4, 4, (2, 2), "SAME"),
+    (9, 6, 4, 3, (3, 2), "VALID"),
 ]
 
 
@@ -52,6 +51,7 @@ def test_every_derivative_equals_jax_convolution(h, w, kh, kw, strides, padding)
             "hvp": jax.jvp(lambda k: grad_k(x, k), (k,), (0.1 * k,))[1],
             "grad of grad": jax.grad(lambda x: jnp.sum(grad_k(x, k) ** 2))(x),
             "vmap of grad": jax.vmap(lambda xx: grad_k(xx, k))(jnp.stack([x, 2 * x])),
+            "vmap over kernels": jax.vmap(jax.grad(f, (0, 1)), (None, 0))(x, jnp.stack([k, -k])),
         }
 
     ours, theirs = results(_conv.conv), results(_reference)
