@@ -107,7 +107,10 @@ def test_the_init_program_compiled_to_run_once_gives_jits_parameters_bit_for_bit
     model, shape = jtricks.nn.cnn(3, channels=(4,), dense_features=(8,), batch_norm=True), (6, 6, 1)
     state, _ = jt.init_state(model, jtricks.optim.sgd(0.1), 3, shape)
     init_key = jax.random.split(jax.random.PRNGKey(3), 3)[0]
-    params, model_state = jax.jit(model.init, static_argnums=1)(init_key, shape)
+    # XLA's default level, whatever XLA_FLAGS the test run sets
+    default = {"xla_backend_optimization_level": 3}
+    params, model_state = jax.jit(model.init, static_argnums=1,
+                                  compiler_options=default)(init_key, shape)
     for ours, theirs in ((state.params, params), (state.model_state, model_state)):
         assert jax.tree.structure(ours) == jax.tree.structure(theirs)
         for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
