@@ -9,11 +9,24 @@ before JAX creates its backend, which is why it lives at the top of the first
 conftest pytest loads and not in a fixture.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# The CLI's persistent compilation cache stays off in tests (no writes to ~/.cache, and
-# every test compiles what it runs); tests/test_cli_cache.py turns it on in a subprocess.
+# One persistent compilation cache for the whole test run, in a fresh temporary folder:
+# a program another test (or another xdist worker, or a subprocess) already compiled is
+# loaded instead (the CLI tests run the same small configurations again and again). It
+# starts empty, so every program is compiled once per run; the process that made the
+# folder removes it at exit.
+if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jtricks-tests-xla-")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+# The CLI's own cache folder stays off in tests (no writes to ~/.cache);
+# tests/test_cli_cache.py turns it on in a subprocess.
 os.environ["JTRICKS_COMPILE_CACHE"] = "off"
 
 import jax  # noqa: E402
