@@ -24,8 +24,8 @@ Two measurements on the embedded digits data (1797 8x8 images):
    the epochs each member ran count. Lockstep (``rounds=epochs``: a stopped
    member is frozen but computed until the last one stops) against rounds of
    one epoch (stopped members dropped between rounds), interleaved.
-   (``--part sweepkeys``) one key for all members against one key each, dropout
-   on, interleaved.
+   (``--part sweepkeys``) one key for all members against one key each, with
+   dropout 0.5 and without, interleaved.
 4. (``--part keys``, not in ``all``) What the per-example dropout-key rule
    costs: a training step with dropout (MLP 64-512-512-10 and the cnn, rate
    0.5) on the largest device count, ``pmap_step``'s body with the rule
@@ -126,7 +126,7 @@ def _interleaved(variants: dict, repeats: int) -> dict:
     the process's (all threads): steadier than wall time on a shared machine."""
     import jax
 
-    times = {name: {"wall": [], "cpu": []} for name in variants}
+    times: dict[str, dict[str, list[float]]] = {n: {"wall": [], "cpu": []} for n in variants}
     for r in range(repeats):
         for name in list(variants)[:: 1 if r % 2 == 0 else -1]:
             wall, cpu = time.perf_counter(), time.process_time()
@@ -271,8 +271,11 @@ def bench_sweep(args) -> dict:
 
 
 def bench_sweep_keys(args) -> dict:
-    """The cost of one key per member: a sweep with dropout, one key shared by all members
-    against one key each (no early stopping), interleaved."""
+    """The cost of one key per member: a sweep with dropout 0.5, one key shared by all
+    members against one key each (no early stopping), and the same pair without dropout
+    (a member's own key then only changes its data order and initialisation), all
+    interleaved. The per-member overhead with dropout minus the one without is what the
+    members' own dropout masks cost."""
     import jax
 
     from jtricks import sweep
@@ -283,19 +286,37 @@ def bench_sweep_keys(args) -> dict:
     key = jax.random.PRNGKey(0)
     keys = jax.random.split(key, k)
     settings = dict(epochs=args.epochs, batch_size=args.batch_size)
+
+    def no_dropout(h):
+        return build(dict(h, dropout=0.0))  # a Python 0: the model draws no masks
+
+    def run(builder, member_keys):
+        return lambda: sweep.train(builder, hp, data[:2], data[2:], key=member_keys,
+                                   **settings).members
+
     variants = {
-        "one key for all members": lambda: sweep.train(
-            build, hp, data[:2], data[2:], key=key, **settings).members,
-        "one key per member": lambda: sweep.train(
-            build, hp, data[:2], data[2:], key=keys, **settings).members,
+        "one key for all members": run(build, key),
+        "one key per member": run(build, keys),
+        "no dropout, one key for all": run(no_dropout, key),
+        "no dropout, one key per member": run(no_dropout, keys),
     }
-    for run in variants.values():
-        jax.block_until_ready(run())
+    for thunk in variants.values():
+        jax.block_until_ready(thunk())
     steps = args.epochs * (len(data[1]) // args.batch_size)
-    print(f"\nPer-member keys: K={k} x {steps} steps, dropout 0.5, median of {args.repeats} "
-          "interleaved repeats")
-    return _report(_interleaved(variants, args.repeats), k * steps, "member-steps",
-                   "one key for all members")
+    print(f"\nPer-member keys: K={k} x {steps} steps, dropout 0.5 (and none), median of "
+          f"{args.repeats} interleaved repeats")
+    out = _report(_interleaved(variants, args.repeats), k * steps, "member-steps",
+                  "one key for all members")
+    # the minimum is the least disturbed repeat: steadier than the median on a loaded machine
+    for clock, field in (("wall", "median_s"), ("cpu", "median_cpu_s"), ("min wall", "min_s")):
+        drop = out["one key per member"][field] / out["one key for all members"][field] - 1
+        none = (out["no dropout, one key per member"][field]
+                / out["no dropout, one key for all"][field] - 1)
+        print(f"one key per member costs {100 * drop:+.1f}% of a step with dropout, "
+              f"{100 * none:+.1f}% without ({clock} time)")
+        out[f"per_member_overhead_{clock.replace(' ', '_')}"] = {"dropout": drop,
+                                                                  "no_dropout": none}
+    return out
 
 
 def bench_parallel(args, counts) -> dict:
@@ -492,7 +513,7 @@ def bench_keys(args, n) -> dict:
             s, b = put_state(state), put_batch((inputs, y[index]))
             s, _ = jax.block_until_ready(step(s, b))  # compile and warm up
             placed[label] = [step, s, b]
-        times = {label: [] for label in variants}
+        times: dict[str, list[float]] = {label: [] for label in variants}
         for r in range(args.repeats):  # interleaved, every other round in reverse order
             for label in list(placed)[:: 1 if r % 2 == 0 else -1]:
                 entry = placed[label]

@@ -176,16 +176,85 @@ def test_example_masks_depend_on_the_key_and_the_global_index_only(fn):
     np.testing.assert_array_equal(np.asarray(per_device).reshape(full.shape), full)
 
 
-def test_dropout_row_i_is_drawn_from_fold_in_key_i():
-    """The rule itself: 16-bit uniforms (high halves, then low halves) of fold_in(key, i)."""
+def _mix(x, steps):
+    """Wellons' mixers in numpy: xorshifts and odd multiplies mod 2**32 (the oracle)."""
+    x = np.asarray(x, np.uint64)
+    for shift, mult in steps:
+        x ^= x >> np.uint64(shift)
+        if mult:
+            x = (x * np.uint64(mult)) & np.uint64(0xFFFFFFFF)
+    return x
+
+
+def _lowbias32(x):
+    return _mix(x, [(16, 0x7FEB352D), (15, 0x846CA68B), (16, 0)])
+
+
+def _triple32(x):
+    return _mix(x, [(17, 0xED5AD4BB), (11, 0xAC4C1B51), (15, 0x31848BAB), (14, 0)])
+
+
+def test_dropout_row_i_follows_the_rule_from_fold_in_key_i():
+    """The rule itself, re-derived in numpy: the words (a, b) of fold_in(key, i), word j
+    triple32(lowbias32(a ^ triple32(j)) ^ b), its 16-bit halves (high halves, then low)."""
     key = jax.random.PRNGKey(11)
     x = jnp.ones((6, 5))
     kept = np.asarray(nn.dropout(key, x, 0.5, training=True)) != 0
+    column = _triple32(np.arange(3))
     for i in range(6):
-        words = np.asarray(jax.random.bits(jax.random.fold_in(key, i), (3,), jnp.uint32))
-        uniforms = np.concatenate([words >> 16, words & 0xFFFF])[:5]
+        a, b = np.asarray(jax.random.fold_in(key, i), np.uint64)  # the key's two words
+        words = _triple32(_lowbias32(a ^ column) ^ b)
+        uniforms = np.concatenate([words >> np.uint64(16), words & np.uint64(0xFFFF)])[:5]
         np.testing.assert_array_equal(kept[i], uniforms < 32768)
     np.testing.assert_array_equal(nn.example_keys(key, 6)[4], jax.random.fold_in(key, 4))
+    # a typed key of the same data gives the same masks; another implementation works too
+    typed = np.asarray(nn.dropout(jax.random.key(11), x, 0.5, training=True)) != 0
+    np.testing.assert_array_equal(typed, kept)
+    rbg = nn.dropout(jax.random.key(11, impl="rbg"), jnp.ones((64, 64)), 0.5, training=True)
+    assert abs(float((rbg != 0).mean()) - 0.5) < 4 * 0.5 / 64
+
+
+@pytest.fixture(scope="module")
+def bits():
+    """Words of 8 consecutive raw keys (the worst case: keys that differ in one bit),
+    256 examples x 256 words each, one compiled program."""
+    from jtricks.nn._context import example_bits
+
+    keys = jnp.stack([jax.random.PRNGKey(k) for k in range(8)])
+    return np.asarray(jax.jit(jax.vmap(lambda k: example_bits(k, 256, 256)))(keys))
+
+
+def test_example_bits_are_uniform_and_uncorrelated(bits):
+    words = bits[0]
+    n = words.size
+    # every bit is balanced (32 tests at 4.5 sigma)
+    ones = ((words[..., None] >> np.arange(32, dtype=np.uint32)) & 1).mean(axis=(0, 1))
+    assert np.all(np.abs(ones - 0.5) < 4.5 * 0.5 / math.sqrt(n)), ones
+    # the 16-bit uniforms: mean and the correlation of neighbouring examples and positions
+    for u in (words >> 16, words & 0xFFFF):
+        u = u.astype(float) / 65536 - 0.5
+        assert abs(u.mean()) < 4 * math.sqrt(1 / 12 / u.size)
+        bound = 4 / math.sqrt(u.size)
+        assert abs(np.corrcoef(u[1:].ravel(), u[:-1].ravel())[0, 1]) < bound  # examples
+        assert abs(np.corrcoef(u[:, 1:].ravel(), u[:, :-1].ravel())[0, 1]) < bound  # positions
+    # the parity of 2x2 blocks of top bits (the relation an xor-combined hash could leave)
+    top = (words >> 31).astype(int)
+    parity = top[1:, 1:] ^ top[:-1, 1:] ^ top[1:, :-1] ^ top[:-1, :-1]
+    assert abs(parity.mean() - 0.5) < 4 * 0.5 / math.sqrt(parity.size)
+    # masks at several rates keep their fraction within a binomial bound
+    u = (words >> 16).ravel()
+    for keep in (0.05, 0.3, 0.5, 0.9):
+        kept = (u < round(keep * 65536)).mean()
+        assert abs(kept - keep) < 4 * math.sqrt(keep * (1 - keep) / u.size), (keep, kept)
+
+
+def test_example_bits_of_neighbouring_keys_are_unrelated(bits):
+    u = (bits >> 16).reshape(len(bits), -1).astype(float)
+    corr = np.corrcoef(u)[np.triu_indices(len(bits), 1)]
+    assert np.all(np.abs(corr) < 4.5 / math.sqrt(u.shape[1])), corr
+    # no two keys share more words than chance (a 32-bit collision is ~1e-5 here)
+    for k in range(1, len(bits)):
+        assert np.mean(bits[0] == bits[k]) < 1e-4
 
 
 def test_rate_sweep_members_get_their_solo_masks():

@@ -111,6 +111,8 @@ def test_sweep_of_64_over_8_devices_equals_64_separate_runs():
     for k in range(64):
         alone = one({n: jnp.float32(v[k]) for n, v in hparams.items()})
         member = result.member(k)
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+        # float32 rounding of the vmapped and the single programs, grown over the
+        # epochs by learning rates up to 30 (kernels ~10): a few 1e-5 apart
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
                      (member.params, member.val_loss), (alone.params, alone.val_loss))
         assert int(member.epochs_run) == int(alone.epochs_run)

@@ -1,24 +1,27 @@
 """A sweep over two processes: each trains its share of the members, and the result
-(every member, the best one) equals the one-process sweep.
+(every member, the best one) equals the one-process sweep; the same for ``jtricks sweep``.
 
-The test starts this file twice as a script (``python tests/test_sweep_multihost.py
-RANK PORT OUT``), each process simulating 2 CPU devices and joining the other through
-``jtricks.parallel.initialize`` (as ``tests/test_multihost.py`` does); the sweep's
-``member`` axis spans the 4 devices of both processes.
+The test starts this file twice as a script through ``tests/_multiprocess.py``
+(``python tests/test_sweep_multihost.py RANK COORDINATOR OUT CLI_OUT``), each process
+simulating 2 CPU devices. Each first runs ``jtricks sweep --devices 4 --coordinator ...
+--num-processes 2 --process-id RANK`` (which joins the other process through
+``jtricks.parallel.initialize``), then, in the same processes, the library sweep on a
+``member`` axis spanning the 4 devices of both.
 """
 
-import os
-import socket
-import subprocess
+import json
 import sys
-from pathlib import Path
+import threading
 
 import numpy as np
 import pytest
+from _multiprocess import run_processes
 
-ROOT = Path(__file__).resolve().parents[1]
 NUM_PROCESSES, LOCAL_DEVICES, K = 2, 2, 8
-TIMEOUT_S = 240
+TIMEOUT_S = 300
+# a K=4 grid (2 learning rates x 2 dropout rates) on digits, tiny and short
+CLI_SWEEP = ["sweep", "--data", "digits", "--hidden", "16", "--epochs", "3", "--patience", "1",
+             "--lr", "1e-3,3e-2", "--dropout", "0,0.3", "--weight-decay", "0"]
 
 
 def _sweep(mesh=None):
@@ -42,12 +45,13 @@ def _sweep(mesh=None):
                        rounds=1, mesh=mesh)
 
 
-def _worker(rank: int, port: int, out: str) -> None:
-    os.environ["JAX_PLATFORMS"] = "cpu"
-    from jtricks import parallel
+def _worker(rank: int, coordinator: str, out: str, cli_out: str) -> None:
+    from jtricks.cli import main
 
-    parallel.initialize(f"127.0.0.1:{port}", NUM_PROCESSES, rank,
-                        local_device_count=LOCAL_DEVICES, timeout=TIMEOUT_S // 2)
+    # the command line joins the processes (its --coordinator flags), then trains its share
+    assert main([*CLI_SWEEP, "--devices", str(NUM_PROCESSES * LOCAL_DEVICES), "--coordinator",
+                 coordinator, "--num-processes", str(NUM_PROCESSES), "--process-id", str(rank),
+                 "--out", cli_out]) == 0
     import jax
 
     assert jax.process_count() == NUM_PROCESSES and jax.device_count() == 4
@@ -62,45 +66,59 @@ def _worker(rank: int, port: int, out: str) -> None:
     np.savez(out, best=result.best, val_loss=val_loss, epochs_run=epochs_run, trained=trained)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _references(tmp_path, out: dict) -> None:
+    """The one-process library sweep and ``jtricks sweep`` (run while the workers start)."""
+    from jtricks.cli import main
+
+    try:
+        out["library"] = _sweep()
+        out["cli"] = main([*CLI_SWEEP, "--out", str(tmp_path / "one")])
+    except BaseException as e:  # re-raised by the test, in its own thread
+        out["error"] = e
 
 
 @pytest.mark.multiprocess
 def test_two_process_sweep_trains_each_member_once_and_matches_one(tmp_path):
-    port = _free_port()
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}")
-    procs = [subprocess.Popen([sys.executable, __file__, str(rank), str(port),
-                               str(tmp_path / f"rank{rank}.npz")],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-             for rank in range(NUM_PROCESSES)]
+    expected: dict = {}
+    reference = threading.Thread(target=_references, args=(tmp_path, expected))
+    reference.start()  # one process, one device; overlaps the workers' start-up
     try:
-        expected = _sweep()  # one process, one device; overlaps the workers' start-up
-        logs = [p.communicate(timeout=TIMEOUT_S)[0] for p in procs]
+        run_processes([__file__, "{rank}", "{coordinator}", str(tmp_path / "rank{rank}.npz"),
+                       str(tmp_path / "cli{rank}")], num_processes=NUM_PROCESSES,
+                      local_devices=LOCAL_DEVICES, timeout=TIMEOUT_S)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, log in zip(procs, logs):
-        assert p.returncode == 0, log[-3000:]
-    runs = np.asarray(expected.members.epochs_run)
+        reference.join()
+    if "error" in expected:
+        raise expected["error"]
+    library = expected["library"]
+    runs = np.asarray(library.members.epochs_run)
     assert runs.min() < runs.max() == 6, runs  # members stopped on their own: buckets shrank
     trained = []
     for rank in range(NUM_PROCESSES):
         with np.load(tmp_path / f"rank{rank}.npz") as got:
-            assert int(got["best"]) == expected.best
+            assert int(got["best"]) == library.best
             np.testing.assert_array_equal(got["epochs_run"], runs)
-            np.testing.assert_allclose(got["val_loss"], expected.members.val_loss,
-                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(got["val_loss"], library.members.val_loss,
+                                       rtol=1e-4, atol=1e-6)  # float32, lr up to 3
             trained.append(got["trained"])
     # every member trained by exactly one process, half of them each
     assert sorted(np.concatenate(trained).tolist()) == list(range(K))
     assert [len(t) for t in trained] == [K // 2] * NUM_PROCESSES
 
+    # jtricks sweep: process 0 writes the summary of the one-process run, process 1 nothing
+    assert expected["cli"] == 0
+    one = json.loads((tmp_path / "one" / "sweep.json").read_text())
+    two = json.loads((tmp_path / "cli0" / "sweep.json").read_text())
+    assert not (tmp_path / "cli1").exists()
+    assert two["best"] == one["best"] and len(two["members"]) == len(one["members"]) == 4
+    for a, b in zip(two["members"], one["members"]):
+        assert {n: a[n] for n in ("learning_rate", "dropout", "epochs_run", "best_epoch")} == \
+            {n: b[n] for n in ("learning_rate", "dropout", "epochs_run", "best_epoch")}
+        np.testing.assert_allclose([a["best_val_loss"], a["val_accuracy"]],
+                                   [b["best_val_loss"], b["val_accuracy"]], rtol=1e-5)
+    assert abs(two["test_accuracy"] - one["test_accuracy"]) < 1e-6
+    assert two["config"]["num_processes"] == 2 and two["config"]["devices"] == 4
+
 
 if __name__ == "__main__":
-    _worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    _worker(int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4])

@@ -8,7 +8,7 @@ import os
 from .. import _registry
 from ._common import (CliError, check, check_finite, data_extras, data_spec, int_list,
                       integer, library_errors, load_data, number_list, require_extras, say)
-from ._devices import check_devices, request_devices
+from ._devices import add_process_arguments, check_devices, request_devices, start_processes
 
 COMMAND = "sweep"
 OPTIMIZERS = _registry.cli_names(sweep=True)  # the choices make_build below knows
@@ -47,7 +47,9 @@ def register(subparsers) -> None:
     g.add_argument("--devices", type=integer, default=1, metavar="N",
                    help="split the members over N devices (a 'member' mesh axis; each "
                         "device trains K/N of them; on CPU, N devices are simulated); the "
-                        "number of members K must divide by N (default 1)")
+                        "number of members K must divide by N; with --coordinator, N counts "
+                        "the devices of all processes (default 1)")
+    add_process_arguments(g)
     g.add_argument("--out", default="runs/sweep", help="folder for sweep.json (default runs/sweep)")
     p.set_defaults(run=run)
 
@@ -115,7 +117,8 @@ def run(args) -> int:
         raise CliError(f"--out {args.out!r} exists and is not a directory")
     check_args(args)
     require_extras("jtricks sweep", data_extras(args.data))
-    request_devices(args.devices)
+    if not start_processes(args):  # one process, or the first JAX call of each of several
+        request_devices(args.devices)
     import time
 
     import jax
@@ -135,11 +138,17 @@ def run(args) -> int:
         raise CliError(f"--devices {args.devices}: the {k} members do not divide over "
                        f"{args.devices} devices; sweep a multiple of {args.devices} "
                        "configurations")
+    if jax.process_count() > 1 and args.devices != jax.device_count():
+        raise CliError(f"--devices {args.devices}: a sweep of {jax.process_count()} processes "
+                       f"splits its members over all their devices, {jax.device_count()}")
     model_of = make_build(args, data.num_classes)
     check_members(args, model_of)
-    say(f"jtricks sweep: {k} configurations on {data.name} ({len(ytr)} train / {len(yva)} "
-        f"validation), up to {args.epochs} epochs each, patience {args.patience}; "
-        "compiling once...")
+    # Across processes, each trains the members of its devices; process 0 alone reports.
+    first = jax.process_index() == 0
+    report = say if first else (lambda message: None)
+    report(f"jtricks sweep: {k} configurations on {data.name} ({len(ytr)} train / "
+           f"{len(yva)} validation), up to {args.epochs} epochs each, patience "
+           f"{args.patience}; compiling once...")
     start = time.perf_counter()
     result = sweep.train(model_of, hparams, (xtr, ytr), (xva, yva),
                          key=jax.random.PRNGKey(args.seed), epochs=args.epochs,
@@ -149,27 +158,36 @@ def run(args) -> int:
     seconds = time.perf_counter() - start
 
     members = result.members
+    parts = {"val_accuracy": members.curves["val_accuracy"], "best_epoch": members.best_epoch,
+             "epochs_run": members.epochs_run, "best_value": members.best_value,
+             "best": (members.params, members.model_state)}
+    if jax.process_count() > 1:  # the members of every process, on every host
+        from jax.experimental import multihost_utils
+
+        parts = multihost_utils.process_allgather(parts, tiled=True)
+    if not first:
+        return 0
     # validation accuracy at each member's best epoch (the parameters it keeps)
-    val_acc = np.take_along_axis(np.asarray(members.curves["val_accuracy"]),
-                                 np.asarray(members.best_epoch)[:, None], 1)[:, 0]
-    best = result.member(result.best)
+    val_acc = np.take_along_axis(np.asarray(parts["val_accuracy"]),
+                                 np.asarray(parts["best_epoch"])[:, None], 1)[:, 0]
     model, _ = model_of({n: v[result.best] for n, v in hparams.items()})
-    test_acc = float(evaluate(classifier_eval(model), best.params, best.model_state,
-                              (xte, yte))["accuracy"])
+    params, model_state = jax.tree.map(lambda leaf: leaf[result.best], parts["best"])
+    test_acc = float(evaluate(classifier_eval(model), params, model_state, (xte, yte))["accuracy"])
 
     rows = []
     print(f"{'#':>3s} {'lr':>8s} {'wd':>8s} {'dropout':>7s} {'init':>5s} {'epochs':>6s} "
           f"{'best':>4s} {'val loss':>9s} {'val acc':>7s}")
     for i in range(k):
         row = {n: float(v[i]) for n, v in hparams.items()}
-        row.update(epochs_run=int(members.epochs_run[i]), best_epoch=int(members.best_epoch[i]),
-                   best_val_loss=float(members.best_value[i]), val_accuracy=float(val_acc[i]))
+        row.update(epochs_run=int(parts["epochs_run"][i]),
+                   best_epoch=int(parts["best_epoch"][i]),
+                   best_val_loss=float(parts["best_value"][i]), val_accuracy=float(val_acc[i]))
         rows.append(row)
         mark = "*" if i == result.best else " "
         print(f"{i:3d}{mark}{row['learning_rate']:8.0e} {row['weight_decay']:8.0e} "
               f"{row['dropout']:7.2f} {row['init_scale']:5.2f} {row['epochs_run']:6d} "
               f"{row['best_epoch']:4d} {row['best_val_loss']:9.4f} {row['val_accuracy']:7.4f}")
-    total_steps = int(np.sum(members.epochs_run)) * (len(ytr) // args.batch_size)
+    total_steps = int(np.sum(parts["epochs_run"])) * (len(ytr) // args.batch_size)
     print(f"best: #{result.best} (lowest validation loss); test accuracy {test_acc:.4f} "
           f"({len(yte)} test examples, evaluated once)")
     say(f"jtricks sweep: {k} members, {total_steps} member-steps in {seconds:.1f} s "

@@ -9,9 +9,11 @@ dropped and the gradients are zeros, not NaN.
 Masks are drawn by :func:`keep_masks`: 16-bit uniforms, two per random word,
 so the keep probability is resolved to 1/65536; the models of
 :mod:`jtricks.nn` draw all the masks of a forward pass at once. The first axis
-is the batch: example ``i`` draws from ``fold_in(key, i)``, ``i`` its index in
-the global batch (see :mod:`jtricks.nn._context`), so masks do not depend on
-the number of devices a step runs on.
+is the batch: example ``i``'s words are a function of ``fold_in(key, i)``
+only, ``i`` its index in the global batch, through a cheap counter-based hash
+(:func:`jtricks.nn._context.example_bits`), so masks do not depend on the
+number of devices a step runs on, and a sweep with one key per member pays
+little for its own masks.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jtricks._validate import check_bool, check_number
-from jtricks.nn._context import example_keys, per_example
+from jtricks.nn._context import example_bits, per_example
 
 
 def _check(name: str, key, rate, training: bool) -> None:
@@ -36,16 +38,15 @@ def _check(name: str, key, rate, training: bool) -> None:
 def _uniforms(key, batch: int, per_example_size: int) -> jax.Array:
     """``uint32[batch, >= per_example_size]`` 16-bit uniforms, two per random word.
 
-    Row ``i`` comes from ``fold_in(key, global index of i)`` (:func:`example_keys`):
-    one ``vmap``-ed draw over the per-example keys, i.e. one batched threefry
-    of the same size as a single draw for the whole batch, plus one
-    ``fold_in`` per example. Inside ``data_parallel(..., per_example=False)``
-    the rows come from one draw of ``key`` for the whole local batch instead.
+    Row ``i`` is a function of ``fold_in(key, global index of i)`` only
+    (:func:`example_bits`: that key's two words, then two integer mixes per
+    word). Inside ``data_parallel(..., per_example=False)`` the rows
+    come from one ``jax.random.bits`` draw of ``key`` for the whole local batch
+    instead.
     """
     half = (per_example_size + 1) // 2
     if per_example():
-        keys = example_keys(key, batch)
-        words = jax.vmap(lambda k: jax.random.bits(k, (half,), jnp.uint32))(keys)
+        words = example_bits(key, batch, half)
     else:
         words = jax.random.bits(key, (batch, half), jnp.uint32)
     return jnp.concatenate([words >> 16, words & 0xFFFF], axis=1)  # contiguous halves
@@ -55,8 +56,9 @@ def keep_masks(key: jax.Array, keeps, shapes) -> list[jax.Array]:
     """Boolean masks of ``shapes``, each entry ``True`` with its mask's probability in ``keeps``.
 
     The shapes share a leading batch axis, and example ``i``'s entries of
-    every mask come from the random bits of ``fold_in(key, i)``, ``i`` its
-    index in the global batch (:func:`jtricks.nn.example_keys`: ``arange``
+    every mask come from random words that depend only on ``fold_in(key, i)``
+    (:func:`jtricks.nn._context.example_bits`), ``i`` its index in the global
+    batch (:func:`jtricks.nn.example_keys`: ``arange``
     on one device or under ``jit`` over a sharded global batch, shifted by the
     shard's offset inside :func:`jtricks.nn.data_parallel`), so the masks do
     not depend on how many devices share the batch.
@@ -65,9 +67,11 @@ def keep_masks(key: jax.Array, keeps, shapes) -> list[jax.Array]:
     two 16-bit uniforms: a model that draws every dropout (or drop-path) mask
     of a forward pass here pays for one random-number kernel at half the
     bits, instead of one ``jax.random.bernoulli`` per layer. Generating the
-    random bits is most of dropout's cost (on CPU each draw is a loop of
-    kernels), so this is what makes :func:`jtricks.nn.mlp` with dropout as
-    fast as, or faster than, the same model in flax. The price is resolution:
+    random bits is most of dropout's cost, and the words are two integer mixes
+    each instead of threefry's 20 rounds per two words, so
+    :func:`jtricks.nn.mlp` with dropout is as fast as, or faster than, the same
+    model in flax, and one key per sweep member costs a few percent of a
+    step. The price is resolution:
     the keep probability is ``round(keep * 65536) / 65536`` (0 and 1 stay
     exact), within 7.7e-6 of ``keep``.
 
@@ -138,8 +142,9 @@ def dropout(key: jax.Array | None, x: jax.Array, rate, *, training: bool) -> jax
       key: a PRNG key (needed when ``training``), the step key, the same on
         every device.
       x: input of any shape and floating dtype (kept), batch axis first:
-        example ``i``'s entries are dropped with the bits of ``fold_in(key,
-        i)``, ``i`` its index in the global batch (see :func:`keep_masks`).
+        example ``i``'s entries are dropped with bits that depend only on
+        ``fold_in(key, i)``, ``i`` its index in the global batch (see
+        :func:`keep_masks`).
       rate: the drop probability in ``[0, 1]`` (may be traced).
       training: when ``False`` the input is returned unchanged.
 
@@ -180,7 +185,8 @@ def drop_path(key: jax.Array | None, x: jax.Array, rate, *, training: bool) -> j
 
     Args:
       key: a PRNG key (needed when ``training``); example ``i`` is kept or
-        dropped with the bits of ``fold_in(key, i)`` (see :func:`keep_masks`).
+        dropped with bits that depend only on ``fold_in(key, i)`` (see
+        :func:`keep_masks`).
       x: the branch output ``(batch, ...)``.
       rate: the probability of dropping the branch, in ``[0, 1]`` (may be traced).
       training: when ``False`` the input is returned unchanged.
@@ -199,7 +205,7 @@ def drop_path(key: jax.Array | None, x: jax.Array, rate, *, training: bool) -> j
     Example:
       >>> y = drop_path(jax.random.key(0), jnp.ones((4, 8, 8, 16)), 0.2, training=True)
       >>> y[:, 0, 0, 0]          # whole examples dropped, the others scaled by 1 / 0.8
-      Array([0.  , 1.25, 0.  , 1.25], dtype=float32)
+      Array([0.  , 1.25, 1.25, 1.25], dtype=float32)
     """
     _check("drop_path", key, rate, training)
     x = jnp.asarray(x)
