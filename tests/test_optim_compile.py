@@ -97,3 +97,29 @@ def test_sharded_leaves_are_never_gathered():
     assert "all-gather" not in step_hlo and "all_gather" not in step_hlo
     assert updates["w"].sharding.spec[0] == "model"
     assert state[1][0].mu["w"].sharding.spec[0] == "model"
+
+
+def _random_leaves(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [jnp.asarray(rng.standard_normal(int(rng.choice([1, 5, 33]))).astype(np.float32)
+                        * np.float32(10 ** rng.uniform(-3, 3))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("n", [_numeric._CHAIN_MAX, _numeric._CHAIN_MAX + 1, 300])
+def test_global_norm_of_many_leaves_is_optax_bit_for_bit(n):
+    leaves = _random_leaves(n, seed=n)
+    want = jax.jit(optax.tree.norm)(leaves)
+    assert jax.jit(_numeric.global_norm)(leaves) == want  # the same adds in the same order
+    assert _numeric.global_norm(leaves) == want  # eagerly too
+
+
+def test_global_norm_adds_the_leaf_norms_in_a_loop_not_a_chain():
+    # A chain of n scalar adds is fused by XLA into one kernel that compiles in more than
+    # quadratic time (2048 leaves: minutes); the loop's size does not depend on n.
+    def adds(n):
+        text = jax.jit(_numeric.global_norm).lower([jnp.ones(3)] * n).as_text()
+        return text.count("= stablehlo.add "), "stablehlo.while" in text  # not the reductions'
+
+    few, many = adds(_numeric._CHAIN_MAX + 1), adds(8 * _numeric._CHAIN_MAX)
+    assert few[1] and many[1]
+    assert many[0] == few[0]

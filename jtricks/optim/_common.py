@@ -54,6 +54,12 @@ def map_leaves(fn: Callable, n_out: int, tree: Any, *rest: Any) -> tuple:
     ``tree``'s structure, so a fused per-leaf update (e.g. Adam's ``mu``,
     ``nu`` and step) is a single Python loop over the leaves. Under ``jit`` ``fn``
     is traced once per leaf signature (shape and dtype), not once per leaf.
+
+    Leaves are not grouped into one buffer per dtype: every output leaf is its own
+    buffer, so XLA still writes each with its own kernel, and the kernels slicing a
+    group apart differ by their offsets (XLA CPU compiles each anew: Adam over 512
+    leaves of 256 compiled in 100-120 s grouped, 5.6 s leaf by leaf). Only a
+    layout with fewer buffers (``jtricks.optim.ravel``, ``flatten``) compiles fewer kernels.
     """
     leaves, treedef = jax.tree.flatten(tree)
     treedef = cast(Any, treedef)  # jaxlib's PyTreeDef has no stub mypy can read
