@@ -58,11 +58,13 @@ def test_demo_cli_quick_and_seed_agreement(tmp_path):
 
 
 def _run_demo(out, *args):
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    cache = out.parent / "xla"
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", JTRICKS_COMPILE_CACHE=str(cache))
     proc = subprocess.run([sys.executable, "-m", "jtricks", "demo", "--quick", "--out",
-                           str(out), "--quiet", *args], cwd=ROOT, env=env,
+                           str(out), "--quiet", "--no-compile-cache", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not cache.exists() or not os.listdir(cache)  # --no-compile-cache: nothing written
     return out, proc
 
 

@@ -48,7 +48,7 @@ def test_norm_mlp_normalises_as_named(kind):
     x = jax.random.normal(jax.random.key(1), (6, 4, 4, 1)) * 5 + 2
     logits, new_state = model.apply(params, state, x, training=True)
     assert logits.shape == (6, 3) and bool(jnp.isfinite(logits).all())
-    assert set(new_state) == ({"norm_0", "norm_1"} if kind == "batch" else set())
+    assert set(new_state) == ({"batch_0", "batch_1"} if kind == "batch" else set())
     h = jnp.reshape(x, (6, -1)) @ params["dense_0"]["kernel"] + params["dense_0"]["bias"]
     if kind == "layer":  # each example's features: mean 0, variance 1 before the affine map
         from jtricks.nn import layer_norm
@@ -57,6 +57,51 @@ def test_norm_mlp_normalises_as_named(kind):
     if kind == "batch":  # each feature over the batch
         from jtricks.nn import batch_norm, init_batch_norm
 
-        y, _ = batch_norm(params["norm_0"], state["norm_0"], h, training=True)
+        y, _ = batch_norm(params["batch_0"], state["batch_0"], h, training=True)
         np.testing.assert_allclose(jnp.mean(y, 0), 0, atol=1e-5)
         assert init_batch_norm(8)[0]["scale"].shape == (8,)
+
+
+def test_norm_mlp_with_kinds_is_the_chosen_normalisation():
+    """One structure for every normalisation (the traced index picks one): the same
+    logits as the model built for that normalisation alone, and only its parameters
+    get a gradient."""
+    from jtricks.demo._normalization import norm_mlp
+
+    kinds, features = (None, "batch", "layer", "group"), (8, 8, 3)
+    x = jax.random.normal(jax.random.key(1), (6, 4, 4, 1)) * 5 + 2
+    params, state = norm_mlp(0, features, kinds=kinds).init(jax.random.key(0), (4, 4, 1))
+
+    @jax.jit
+    def logits_and_grads(index):
+        def loss(p):
+            logits = norm_mlp(index, features, kinds=kinds).apply(p, state, x, training=True)[0]
+            return jnp.sum(logits ** 2), logits
+
+        return jax.grad(loss, has_aux=True)(params)
+
+    for i, kind in enumerate(kinds):
+        alone = norm_mlp(kind, features)
+        own_params, own_state = alone.init(jax.random.key(0), (4, 4, 1))
+        grads, logits = logits_and_grads(jnp.asarray(i))
+        np.testing.assert_allclose(logits, alone.apply(own_params, own_state, x,
+                                                       training=True)[0], rtol=1e-5)
+        for name, g in grads.items():
+            moved = any(bool(jnp.any(leaf != 0)) for leaf in jax.tree.leaves(g))
+            assert moved == (name.startswith("dense") or name.startswith(f"{kind}_")), name
+
+
+def test_one_of_steps_as_the_chosen_optimizer():
+    from jtricks.demo._common import one_of
+    import jtricks.optim as jo
+
+    makers = [lambda: jo.sgd(0.1, momentum=0.9), lambda: jo.adam(0.05), lambda: jo.adagrad(0.1)]
+    params = {"w": jnp.array([1.0, -2.0, 3.0])}
+    grads = [{"w": jnp.array([0.5, 1.0, -2.0]) * (k + 1)} for k in range(3)]
+    for i, make in enumerate(makers):
+        tx, ref = one_of([m() for m in makers], jnp.asarray(i)), make()
+        s, r = tx.init(params), ref.init(params)
+        for g in grads:
+            u, s = tx.update(g, s, params)
+            v, r = ref.update(g, r, params)
+            np.testing.assert_allclose(u["w"], v["w"], rtol=1e-6)

@@ -29,6 +29,10 @@ def register(subparsers) -> None:
                    help="seeds the data split and shifts every experiment's 8 seeds "
                         "(--seed s trains with seeds 8s ... 8s+7)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-compile-cache", action="store_true",
+                   help="compile every program afresh: do not read or write JAX's persistent "
+                        "compilation cache (on by default, see JTRICKS_COMPILE_CACHE; a second "
+                        "run loads the compiled programs instead of compiling them)")
     p.set_defaults(run=run)
 
 
@@ -41,6 +45,10 @@ def run(args) -> int:
     from jtricks.demo import NEEDS, EXPERIMENTS, run_demo
 
     require_extras("jtricks demo", NEEDS)
+    if args.no_compile_cache:  # main() turned it on; nothing is compiled yet
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", None)
 
     only = None
     if args.only:

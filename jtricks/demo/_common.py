@@ -18,8 +18,41 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jtricks.optim import GradientTransformation
+from jtricks.optim._base import call_update
 from jtricks.sweep import Member, fit_member, member_of
 from jtricks.train import evaluate
+
+
+def one_of(transforms, index) -> GradientTransformation:
+    """The gradient transformation ``transforms[index]``, for a traced ``index``.
+
+    Lets arms whose optimizers have different states share one structure, so that
+    ``vmap`` trains them all with one copy of the model's program (one compilation of
+    the forward and backward pass instead of one per optimizer). The state holds every
+    transformation's state and each is updated on the same gradients; only the chosen
+    one's updates are returned, so the arm trains exactly as with
+    ``transforms[index]`` alone (the others' states are carried and unused).
+
+    Example:
+      >>> import jtricks.optim as jo
+      >>> tx = one_of([jo.sgd(0.1), jo.adam(0.1)], jnp.asarray(1))
+      >>> g, p = {"w": jnp.full(2, 4.0)}, {"w": jnp.zeros(2)}
+      >>> tx.update(g, tx.init(p), p)[0]["w"]  # Adam's first step: -lr * sign
+      Array([-0.1, -0.1], dtype=float32)
+    """
+    transforms = tuple(transforms)
+
+    def init(params):
+        return tuple(t.init(params) for t in transforms)
+
+    def update(updates, state, params=None, **extra):
+        outs = [call_update(t, updates, s, params, extra) for t, s in zip(transforms, state)]
+        chosen = jax.tree.map(lambda *u: jax.lax.select_n(jnp.asarray(index, jnp.int32), *u),
+                              *[u for u, _ in outs])
+        return chosen, tuple(s for _, s in outs)
+
+    return GradientTransformation(init, update)
 
 
 def train_sweep(make: Callable[[Any], Member], hparams: Any, train, val, **kw) -> dict:
@@ -81,7 +114,7 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
     starts = [None] * len(sweeps) if init_params is None else [init_params]
     # Small programs: compile fast (runs for milliseconds anyway); big ones: optimise.
     if fast_compile is None:
-        fast_compile = _work(sweeps, train, epochs, data_per_config) < _SMALL
+        fast_compile = _fast(sweeps, train, epochs, batch_size, data_per_config)
     options = _FAST_COMPILE if fast_compile else _OPTIMISE
     data_axis = 0 if data_per_config else None
     extra = record
@@ -114,6 +147,17 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
 
     out = jax.jit(program, compiler_options=options)(keys_per_sweep, starts, train, val)
     return jax.tree.map(np.asarray, out)
+
+
+def _fast(sweeps, train, epochs: int, batch_size: int, data_per_config: bool,
+          seeds: int = 1) -> bool:
+    """Whether a program is small enough to compile at XLA level 0 (see ``_SMALL``):
+    little work per configuration and few steps in all (level 0 runs every step's
+    operations unfused: a few seconds more per thousand member-steps)."""
+    n = np.shape(jax.tree.leaves(train)[0])[data_per_config]
+    members = sum(jax.tree.leaves(h)[0].shape[0] for _, h in sweeps) * seeds
+    return (_work(sweeps, train, epochs, data_per_config) < _SMALL
+            and members * epochs * (n // batch_size) < _FEW_STEPS)
 
 
 def _work(sweeps, train, epochs: int, data_per_config: bool, per: int = 1) -> float:
@@ -205,7 +249,8 @@ def train_seeded_sweeps(sweeps, train, val, *, seeds, init_params=None,
     # Compile as the single-seed program would have been: the seeds multiply the run
     # time (milliseconds per epoch), not the compilation.
     if kw.get("fast_compile") is None:
-        kw["fast_compile"] = _work(sweeps, train, kw["epochs"], data_per_config) < _SMALL
+        kw["fast_compile"] = _fast(sweeps, train, kw["epochs"], kw.get("batch_size", 32),
+                                   data_per_config, seeds=n)
     rep = [(make, _repeat(h, n)) for make, h in sweeps]
     if data_per_config:
         train, val = _repeat(train, n), _repeat(val, n)
@@ -244,14 +289,21 @@ def seeded_rows(experiment: str, labels, curves: dict, seeds, keys=None) -> list
 
 
 # The programs run for milliseconds and compile for seconds: trade a little run time
-# for a much shorter compilation. Measured on the dropout program (--quick, CPU-s):
-# level 0 compiles in 3.9 and runs in 39.7, level 1 in 6.8 and 19.4, the default (2)
-# in 15.5 and 19.5. So small programs (configurations × parameters × epochs ×
-# examples below ``_SMALL``) compile at level 0 and the others at level 1: the
-# default's extra passes cost compile time and buy no run time here.
-_FAST_COMPILE = {"xla_backend_optimization_level": 0}
+# for a much shorter compilation, where the run is short. Measured (CPU-s, compile /
+# run): the dropout program (--quick) at level 0 3.9 / 39.7, level 1 6.8 / 19.4, the
+# default (2) 15.5 / 19.5; normalisation at batch 4 (942 steps × 32 members) level 0
+# 6.2 / 24.9, level 1 9.3 / 5.3; clipping (--quick, 4.7k member-steps) 4.1 / 2.7 and
+# 5.7 / 1.3. So a program compiles at level 0 only when its work (configurations ×
+# parameters × epochs × examples) is below ``_SMALL`` and its member-steps below
+# ``_FEW_STEPS``, else at level 1: the default's extra passes buy no run time here.
+# Level 0 also leaves out XLA:CPU's fusion emitters (compile / run CPU-s at the
+# test-only size: weight decay 1.1 / 0.7 without, 3.1 / 0.5 with; clipping 2.4 / 1.8
+# and 4.7 / 1.3); at level 1 they pay (optimizers --quick: 6.3 / 7.8 without, 7.9 /
+# 4.2 with).
+_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 _OPTIMISE = {"xla_backend_optimization_level": 1}
 _SMALL = 5e8
+_FEW_STEPS = 4000
 
 
 class Result(NamedTuple):

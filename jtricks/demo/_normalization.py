@@ -11,28 +11,37 @@ import jtricks.nn as nn
 import jtricks.optim as jo
 
 from ._common import (Member, Result, Timer, band, band_note, epochs_axis, figure, fmt, pick,
-                      save, seeded_rows, seeds_of, train_seeded_sweeps)
+                      save, seeded_rows, seeds_of, train_seeded)
 from ._stats import paired, verdict as paired_verdict
 
 NORMS = {"none": None, "batch norm": "batch", "layer norm": "layer",
          "group norm (4 groups)": "group"}
 
 
-def norm_mlp(kind: str | None, features=(64, 64, 64, 64, 10)) -> nn.Model:
-    """``dense -> [norm] -> relu`` per hidden layer, then the logits. ``kind``: ``None``,
-    ``"batch"`` (batch statistics in training, running statistics in evaluation),
-    ``"layer"`` (each example over its features) or ``"group"`` (each example over 4
-    groups of features)."""
+def norm_mlp(kind, features=(64, 64, 64, 64, 10), *, kinds=None) -> nn.Model:
+    """``dense -> [norm] -> relu`` per hidden layer, then the logits.
+
+    ``kind``: ``None``, ``"batch"`` (batch statistics in training, running statistics
+    in evaluation), ``"layer"`` (each example over its features) or ``"group"`` (each
+    example over 4 groups of features). With ``kinds`` (a tuple of those), ``kind`` is
+    a (traced) index into it: the model holds the parameters of every normalisation in
+    ``kinds`` and applies the chosen one, so arms with different normalisations share
+    one structure and ``vmap`` trains them with one copy of the program (the unchosen
+    normalisations get zero gradients and are never used).
+    """
+    options = (kind,) if kinds is None else tuple(kinds)
+    index = 0 if kinds is None else kind
 
     def init(key, input_shape):
         n_in = int(np.prod(input_shape))
         params, state = {}, {}
         for i, (k, out) in enumerate(zip(jax.random.split(key, len(features)), features)):
             params[f"dense_{i}"] = nn.init_dense(k, n_in, out)
-            if i < len(features) - 1 and kind == "batch":
-                params[f"norm_{i}"], state[f"norm_{i}"] = nn.init_batch_norm(out)
-            elif i < len(features) - 1 and kind is not None:
-                params[f"norm_{i}"] = nn.init_group_norm(out)  # scale and bias per feature
+            for o in options if i < len(features) - 1 else ():
+                if o == "batch":
+                    params[f"batch_{i}"], state[f"batch_{i}"] = nn.init_batch_norm(out)
+                elif o is not None:  # scale and bias per feature
+                    params[f"{o}_{i}"] = nn.init_group_norm(out)
             n_in = out
         return params, state
 
@@ -40,16 +49,21 @@ def norm_mlp(kind: str | None, features=(64, 64, 64, 64, 10)) -> nn.Model:
         new_state = {}
         x = jnp.reshape(x, (x.shape[0], -1))
         for i in range(len(features) - 1):
-            x = nn.dense(params[f"dense_{i}"], x)
-            p = params.get(f"norm_{i}")
-            if kind == "batch":
-                x, new_state[f"norm_{i}"] = nn.batch_norm(p, state[f"norm_{i}"], x,
-                                                          training=training)
-            elif kind == "layer":
-                x = nn.layer_norm(p, x)
-            elif kind == "group":
-                x = nn.group_norm(p, x, 4)
-            x = jax.nn.relu(x)
+            h = nn.dense(params[f"dense_{i}"], x)
+            outs = []
+            for o in options:
+                if o == "batch":
+                    y, new_state[f"batch_{i}"] = nn.batch_norm(
+                        params[f"batch_{i}"], state[f"batch_{i}"], h, training=training)
+                elif o == "layer":
+                    y = nn.layer_norm(params[f"layer_{i}"], h)
+                elif o == "group":
+                    y = nn.group_norm(params[f"group_{i}"], h, 4)
+                else:
+                    y = h
+                outs.append(y)
+            x = jax.nn.relu(outs[0] if len(outs) == 1 else
+                            jax.lax.select_n(jnp.asarray(index, jnp.int32), *outs))
         return nn.dense(params[f"dense_{len(features) - 1}"], x), new_state
 
     return nn.Model(init, apply)
@@ -63,12 +77,16 @@ def normalization(data, out_dir, quick, seed=0):
     batches = (64, 4)
     seeds = seeds_of(seed)
     labels = list(NORMS)
-    sweeps = [(lambda _, k=kind: Member(norm_mlp(k), jo.sgd(0.05, momentum=0.9)), jnp.zeros(1))
-              for kind in NORMS.values()]
+    def make(index):  # one structure for every normalisation: see norm_mlp(kinds=)
+        return Member(norm_mlp(index, kinds=tuple(NORMS.values())), jo.sgd(0.05, momentum=0.9))
+
     with Timer() as t:
-        runs = {b: {label: jax.tree.map(lambda v: v[0], c) for label, c in zip(
-            labels, train_seeded_sweeps(sweeps, data.train, data.val, epochs=epochs,
-                                        batch_size=b, seeds=seeds))} for b in batches}
+        runs = {}
+        for b in batches:
+            c = train_seeded(make, jnp.arange(len(labels)), data.train, data.val,
+                             epochs=epochs, batch_size=b, seeds=seeds)
+            runs[b] = {label: {n: v[i] for n, v in c.items() if n != "params"}
+                       for i, label in enumerate(labels)}  # (seeds, epochs) each
     fig, axes = figure(f"Normalisation in an MLP (4 ReLU layers of 64) on digits, "
                        f"SGD+momentum lr 0.05 ({band_note(len(seeds))})", 2)
     x = range(1, epochs + 1)
@@ -110,8 +128,9 @@ def normalization(data, out_dir, quick, seed=0):
                   "positions (it would zero every feature), and vmapped convolutions are too "
                   "slow on a CPU for this demo, so it is not compared here "
                   "(jtricks.nn.instance_norm is tested against flax). Four normalisations × "
-                  f"{len(seeds)} seeds in one program per batch size; each seed gives every "
-                  "arm the same data order.",
+                  f"{len(seeds)} seeds in one vmapped program per batch size (every arm holds "
+                  "the parameters of the four and applies its own); each seed gives every "
+                  "arm the same initial weights and data order.",
                   (["", f"after {early} epochs, batch {big}", f"final, batch {big}",
                     f"after {early} epochs, batch {tiny}", f"final, batch {tiny}",
                     f"s.d. over seeds (final, batch {tiny})"], rows),

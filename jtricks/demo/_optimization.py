@@ -12,7 +12,7 @@ import jtricks.optim as jo
 import jtricks.optim.schedules as sch
 
 from ._common import (Member, Result, Timer, band, band_note, epochs_axis, figure, fmt, pick,
-                      save, seeded_rows, seeds_of, train_seeded, train_seeded_sweeps)
+                      one_of, save, seeded_rows, seeds_of, train_seeded)
 from ._data import mnist1d
 from ._stats import CONTRADICTED, NOT_SHOWN, SHOWN, paired, verdict as paired_verdict
 
@@ -38,12 +38,16 @@ def optimizers(data, out_dir, quick, seed=0):
     Adam (and AdamW) at equal steps."""
     epochs = pick(quick, 20, 5)
     seeds = seeds_of(seed)
-    with Timer() as t:  # nine optimizer states of different shapes: one program
-        sweeps = [(lambda _, m=make_tx: Member(nn.mlp((128, 64, 10)), m()), jnp.zeros(1))
-                  for make_tx in OPTIMIZERS.values()]
-        curves = {k: jax.tree.map(lambda v: v[0], c) for k, c in zip(
-            OPTIMIZERS, train_seeded_sweeps(sweeps, data.train, data.val, epochs=epochs,
-                                            seeds=seeds))}  # (seeds, epochs) each
+    # Nine optimizer states of different shapes: one_of makes them one structure, so
+    # one copy of the model's program trains the 9 × seeds arms.
+    def make(index):
+        return Member(nn.mlp((128, 64, 10)), one_of([m() for m in OPTIMIZERS.values()], index))
+
+    with Timer() as t:
+        c = train_seeded(make, jnp.arange(len(OPTIMIZERS)), data.train, data.val,
+                         epochs=epochs, seeds=seeds)
+        curves = {k: {n: v[i] for n, v in c.items() if n != "params"}
+                  for i, k in enumerate(OPTIMIZERS)}  # (seeds, epochs) each
     fig, (a1, a2) = figure("Optimizers at equal steps: MLP 128-64 on digits, each with its "
                            f"usual learning rate ({band_note(len(seeds))})", 2)
     x = range(1, epochs + 1)
@@ -82,7 +86,8 @@ def optimizers(data, out_dir, quick, seed=0):
                   f"MLP 128-64, batch 32, {epochs} epochs, {len(seeds)} seeds; each seed gives "
                   "every optimizer the same initial weights and data order; each optimizer "
                   "with its customary learning rate; all 9 × "
-                  f"{len(seeds)} runs compiled as one program.",
+                  f"{len(seeds)} runs in one vmapped program (every arm carries the nine "
+                  "optimizer states and applies its own optimizer's step).",
                   (["optimizer", "learning rate", "final training loss (mean)",
                     "final val. accuracy (mean)", "s.d. over seeds",
                     "Adam − this, mean [95% CI]"], rows), name, verdict, rows_metrics,
