@@ -207,7 +207,7 @@ def example_bits(key: jax.Array, batch_size: int, num_words: int, *,
     """
     num_words = check_int("num_words", num_words, lo=0)
     keys = example_keys(key, batch_size, axis_name=axis_name)
-    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         keys = jax.random.key_data(keys)
     a, b = keys[:, :1], keys[:, 1:2]
     column = _triple32(jnp.arange(num_words, dtype=jnp.uint32))[None, :]
