@@ -309,11 +309,10 @@ def test_train_on_mnist_needs_neither_scikit_learn_nor_matplotlib_nor_orbax(tmp_
     mnist = _mnist_files(tmp_path / "mnist")
     argv = ["train", "--data", f"mnist:{mnist}", "--epochs", "1", "--hidden", "8", "--quiet",
             "--out", str(tmp_path / "out")]
-    proc = _without(["sklearn", "matplotlib", "orbax", "orbax.checkpoint"], argv, tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.startswith("test accuracy: ")
-    # nor tqdm: fit shows its progress bar only when tqdm is installed; checkpoints need orbax
-    proc = _without(["tqdm", "tqdm.auto"], [a for a in argv if a != "--quiet"], tmp_path)
+    # nor tqdm (all four missing at once, in one process): fit shows its progress bar only
+    # when tqdm is installed (not --quiet: the progress is on); checkpoints need orbax
+    proc = _without(["sklearn", "matplotlib", "orbax", "orbax.checkpoint", "tqdm", "tqdm.auto"],
+                    [a for a in argv if a != "--quiet"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("test accuracy: ")
     proc = _without(["orbax", "orbax.checkpoint"], argv + ["--checkpoint-dir",
