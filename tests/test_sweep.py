@@ -1,6 +1,7 @@
 """Tests for jtricks.sweep: K configurations as one vmapped, jitted program."""
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +45,7 @@ def _close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-SHORT = dict(epochs=2, batch_size=BATCH, patience=None)
+SHORT: dict[str, Any] = dict(epochs=2, batch_size=BATCH, patience=None)
 # One member fit alone (with ``SHORT``) on its hyperparameters and key: one jitted program
 # that the tests comparing a sweep's members with it share (it compiles once per module).
 _fit_alone = jax.jit(lambda h, k: sweep.fit_member(build, h, *_data(), key=k, **SHORT))
