@@ -213,14 +213,14 @@ def test_diverging_run_stops_naming_epoch_and_gradient_norm(tmp_path, capsys):
     assert "Traceback" not in err
 
 
-def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
-    common = ["train", "--hidden", "32", "--quiet", "--checkpoint-dir", str(tmp_path / "ck"),
-              "--checkpoint-every", "1", "--out", str(tmp_path / "out")]
-    assert run(common + ["--epochs", "2"], capsys)[0] == 0
-    code, out, err = run(common + ["--epochs", "3", "--resume"], capsys)
-    assert code == 0 and out.startswith("test accuracy"), err
-    history = (tmp_path / "out" / "history.jsonl").read_text().splitlines()
-    assert [json.loads(line)["epoch"] for line in history] == [1, 2, 3]
+def test_resume_continues_from_the_checkpoint(tiny_run, tmp_path, capsys):
+    ck, out = _copy_of(tiny_run, tmp_path)  # 3 epochs, a checkpoint after each
+    code, stdout, err = run(TINY + ["--epochs", "4", "--checkpoint-dir", str(ck), "--out",
+                                    str(out), "--resume"], capsys)
+    assert code == 0 and stdout.startswith("test accuracy"), err
+    history = (out / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in history] == [1, 2, 3, 4]
+    assert max(int(p.name) for p in ck.iterdir() if p.name.isdigit()) == 4
 
 
 def _write_idx(path, array):
@@ -309,11 +309,10 @@ def test_train_on_mnist_needs_neither_scikit_learn_nor_matplotlib_nor_orbax(tmp_
     mnist = _mnist_files(tmp_path / "mnist")
     argv = ["train", "--data", f"mnist:{mnist}", "--epochs", "1", "--hidden", "8", "--quiet",
             "--out", str(tmp_path / "out")]
-    proc = _without(["sklearn", "matplotlib", "orbax", "orbax.checkpoint"], argv, tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.startswith("test accuracy: ")
-    # nor tqdm: fit shows its progress bar only when tqdm is installed; checkpoints need orbax
-    proc = _without(["tqdm", "tqdm.auto"], [a for a in argv if a != "--quiet"], tmp_path)
+    # nor tqdm (all four missing at once, in one process): fit shows its progress bar only
+    # when tqdm is installed (not --quiet: the progress is on); checkpoints need orbax
+    proc = _without(["sklearn", "matplotlib", "orbax", "orbax.checkpoint", "tqdm", "tqdm.auto"],
+                    [a for a in argv if a != "--quiet"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("test accuracy: ")
     proc = _without(["orbax", "orbax.checkpoint"], argv + ["--checkpoint-dir",
@@ -361,15 +360,38 @@ def _truncate_arrays(step_dir):
                     f.truncate(8)
 
 
-def test_resume_after_a_corrupt_checkpoint_and_when_none_is_usable(tmp_path, capsys):
-    ck = tmp_path / "ck"
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One uninterrupted ``TINY`` run of 3 epochs with a checkpoint after each, shared by
+    the tests that only read it or work on a copy (``_copy_of``): its checkpoint folder
+    and its ``--out`` folder."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()) as err:
+        code = main(TINY + ["--epochs", "3", "--checkpoint-dir", str(root / "ck"), "--out",
+                            str(root / "out")])
+    assert code == 0, err.getvalue()
+    return root / "ck", root / "out"
+
+
+def _copy_of(tiny_run, tmp_path):
+    """A copy of ``tiny_run``'s checkpoint and ``--out`` folders under ``tmp_path``."""
+    import shutil
+
+    ck, out = (shutil.copytree(src, tmp_path / src.name) for src in tiny_run)
+    return ck, out
+
+
+def test_resume_after_a_corrupt_checkpoint_and_when_none_is_usable(tiny_run, tmp_path, capsys):
+    ck, a = _copy_of(tiny_run, tmp_path)
     base = TINY + ["--epochs", "3", "--checkpoint-dir", str(ck)]
-    assert run(base + ["--out", str(tmp_path / "a")], capsys)[0] == 0
     _truncate_arrays(ck / "3")
     code, out, err = run(base + ["--out", str(tmp_path / "b"), "--resume"], capsys)
     assert code == 0, err
     assert f"checkpoint {ck}/3 is unreadable" in err and f"moved to {ck}/3.corrupt-1" in err
-    assert _summary(tmp_path / "b")["test_loss"] == _summary(tmp_path / "a")["test_loss"]
+    assert _summary(tmp_path / "b")["test_loss"] == _summary(a)["test_loss"]
     assert run(base + ["--out", str(tmp_path / "b"), "--resume"], capsys)[0] == 0  # again
     for epoch in (1, 2, 3):
         _truncate_arrays(ck / str(epoch))
@@ -378,14 +400,13 @@ def test_resume_after_a_corrupt_checkpoint_and_when_none_is_usable(tmp_path, cap
     code, out, err = run(base + ["--out", str(tmp_path / "c"), "--resume", "--restart"],
                          capsys)
     assert code == 0, err
-    assert _summary(tmp_path / "c")["test_loss"] == _summary(tmp_path / "a")["test_loss"]
+    assert _summary(tmp_path / "c")["test_loss"] == _summary(a)["test_loss"]
     assert (ck / "archived-1").is_dir()
 
 
-def test_resume_with_other_flags_refuses_naming_the_difference(tmp_path, capsys):
-    ck = tmp_path / "ck"
-    base = TINY + ["--epochs", "2", "--checkpoint-dir", str(ck), "--out", str(tmp_path / "o")]
-    assert run(base, capsys)[0] == 0
+def test_resume_with_other_flags_refuses_naming_the_difference(tiny_run, tmp_path, capsys):
+    ck, out = _copy_of(tiny_run, tmp_path)
+    base = TINY + ["--epochs", "3", "--checkpoint-dir", str(ck), "--out", str(out)]
     for flags, difference in ((["--seed", "1"], "--seed: 0 -> 1"),
                               (["--optimizer", "sgd"], '--optimizer: "adam" -> "sgd"'),
                               (["--hidden", "32"], "--hidden: [16] -> [32]")):
@@ -394,7 +415,7 @@ def test_resume_with_other_flags_refuses_naming_the_difference(tmp_path, capsys)
                         "--restart")
     code, out, err = run(base, capsys)  # a fresh run does not overwrite them either
     _refused(code, out, err, "already holds checkpoints", "--resume", "--restart")
-    assert sorted(p.name for p in ck.iterdir()) == ["1", "2"]
+    assert sorted(p.name for p in ck.iterdir()) == ["1", "2", "3"]
 
 
 def test_a_second_writer_is_refused(tmp_path, capsys):
@@ -410,13 +431,12 @@ def test_a_second_writer_is_refused(tmp_path, capsys):
     _refused(code, out, err, "is in use by this process", ".jtricks-checkpoint.lock")
 
 
-def test_ctrl_c_during_a_save_is_one_line_and_resumable(tmp_path, capsys, monkeypatch):
+def test_ctrl_c_during_a_save_is_one_line_and_resumable(tiny_run, tmp_path, capsys,
+                                                        monkeypatch):
     import orbax.checkpoint as ocp
 
     ck = tmp_path / "ck"
     base = TINY + ["--epochs", "3", "--checkpoint-dir", str(ck)]
-    assert run(base + ["--out", str(tmp_path / "a"), "--checkpoint-dir",
-                       str(tmp_path / "ck0")], capsys)[0] == 0
     original = ocp.handlers.JsonCheckpointHandler.async_save
     calls = []
 
@@ -435,7 +455,7 @@ def test_ctrl_c_during_a_save_is_one_line_and_resumable(tmp_path, capsys, monkey
     assert len(err.strip().splitlines()) == 2 and "Traceback" not in err
     code, out, err = run(base + ["--out", str(tmp_path / "b"), "--resume"], capsys)
     assert code == 0, err
-    assert _summary(tmp_path / "b")["test_loss"] == _summary(tmp_path / "a")["test_loss"]
+    assert _summary(tmp_path / "b")["test_loss"] == _summary(tiny_run[1])["test_loss"]
 
 
 def test_unusable_paths_are_refused_before_training(tmp_path, capsys):

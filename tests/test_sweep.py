@@ -1,6 +1,7 @@
 """Tests for jtricks.sweep: K configurations as one vmapped, jitted program."""
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +43,12 @@ SETTINGS = dict(epochs=EPOCHS, batch_size=BATCH, patience=2)
 
 def _close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+SHORT: dict[str, Any] = dict(epochs=2, batch_size=BATCH, patience=None)
+# One member fit alone (with ``SHORT``) on its hyperparameters and key: one jitted program
+# that the tests comparing a sweep's members with it share (it compiles once per module).
+_fit_alone = jax.jit(lambda h, k: sweep.fit_member(build, h, *_data(), key=k, **SHORT))
 
 
 def test_sweep_of_8_equals_8_separate_runs_and_compiles_once_per_bucket():
@@ -116,12 +123,11 @@ def test_a_member_is_fit_alone_with_the_same_keys():
 def test_one_key_per_member_is_a_sweep_over_seeds():
     seeds = jax.random.split(jax.random.PRNGKey(0), 3)
     same = {name: [values[2]] * 3 for name, values in HPARAMS.items()}
-    settings = dict(epochs=2, batch_size=BATCH, patience=None)
+    settings = SHORT
     result = sweep.train(build, same, *_data(), key=seeds, **settings)
-    for k in range(3):
-        alone = sweep.train(build, {n: v[:1] for n, v in same.items()}, *_data(),
-                            key=seeds[k], **settings)
-        _close(result.members.val_loss[k], alone.members.val_loss[0])
+    for k in range(3):  # member k is the configuration fit alone with key k
+        alone = _fit_alone({n: jnp.float32(v[k]) for n, v in same.items()}, seeds[k])
+        _close(result.members.val_loss[k], alone.val_loss)
     assert len({float(v) for v in result.members.val_loss[:, -1]}) == 3
     with pytest.raises(ValueError, match="one key or 3 keys"):
         sweep.train(build, same, *_data(), key=seeds[:2], **settings)
@@ -130,13 +136,12 @@ def test_one_key_per_member_is_a_sweep_over_seeds():
 def test_seeds_give_every_configuration_the_same_keys():
     key = jax.random.PRNGKey(5)
     two = {name: values[1:3] for name, values in HPARAMS.items()}
-    settings = dict(epochs=2, batch_size=BATCH, patience=None)
+    settings = SHORT
     result = sweep.train(build, two, *_data(), key=key, seeds=3, **settings)
     assert result.members.val_loss.shape == (2, 3, 2)
-    one = jax.jit(lambda h, k: sweep.fit_member(build, h, *_data(), key=k, **settings))
     for c in range(2):
         for s, seed_key in enumerate(jax.random.split(key, 3)):
-            alone = one({name: jnp.float32(v[c]) for name, v in two.items()}, seed_key)
+            alone = _fit_alone({name: jnp.float32(v[c]) for name, v in two.items()}, seed_key)
             _close(result.members.val_loss[c, s], alone.val_loss)
     assert result.best == int(np.argmin(np.mean(result.members.best_value, axis=1)))
     with pytest.raises(ValueError, match="one key or 3 keys, one per seed"):
