@@ -162,9 +162,9 @@ def run(args) -> int:
              "epochs_run": members.epochs_run, "best_value": members.best_value,
              "best": (members.params, members.model_state)}
     if jax.process_count() > 1:  # the members of every process, on every host
-        from jax.experimental import multihost_utils
+        from jtricks.sweep._rounds import host
 
-        parts = multihost_utils.process_allgather(parts, tiled=True)
+        parts = jax.tree.map(host, parts)
     if not first:
         return 0
     # validation accuracy at each member's best epoch (the parameters it keeps)
