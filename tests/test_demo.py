@@ -17,13 +17,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # The experiments moved off the saturated digits, which must say to which regime.
-REGIME = {"dropout", "overfitting", "schedules", "averaging", "augmentation"}
+REGIME = {"dropout", "overfitting", "schedules", "averaging", "augmentation", "architecture",
+          "evaluation"}
 # The configurations every experiment writes metrics rows for.
 CONFIGS = {"dropout": {f"dropout {r:.1f}" for r in (0, .1, .3, .5, .7)},
            "batch_norm": {"with batch norm", "without batch norm"},
            "normalization": 8,  # 4 normalisations at batch 64 and at batch 4
            "imbalance": 4, "initializers": 14,  # 7 initializers × ReLU, tanh
-           "optimizers": 9}
+           "optimizers": 9, "gradients": 4, "architecture": 3,
+           "evaluation": 16}  # 4 learning rates × 4 weight decays
 
 
 @pytest.mark.slow
@@ -120,6 +122,17 @@ def _check_numbers(out, name):
         assert numbers["l2_norm"]["L2 0.05"] < numbers["l2_norm"]["none"]
     elif name == "averaging":
         assert all(0.1 < numbers[k] < 1 for k in ("single", "ema", "swa", "ensemble"))
+    elif name == "gradients":  # measured at initialisation: no training needed
+        ratio, total = numbers["log_ratio"], numbers["log_total"]
+        assert ratio["sigmoid, N(0, 1/n)"] < -5 < ratio["ReLU, He N(0, 2/n)"]  # vanishes
+        assert total["ReLU, N(0, 1)"] > total["ReLU, He N(0, 2/n)"] + 5  # explodes
+        assert numbers["diverged"]["ReLU, N(0, 1)"] > 0 == numbers["diverged"]["ReLU, He N(0, 2/n)"]
+    elif name == "architecture":  # the plain stack is slower from the first epochs
+        loss = numbers["train_loss"]
+        assert loss["plain, 20 layers"] > loss["residual, 20 layers"]
+    elif name == "evaluation":  # choosing on the test set can only raise its score
+        assert numbers["best_test"] >= numbers["test"] and 0.1 < numbers["val"] < 1
+        assert abs(sum(numbers["chosen"].values()) - 1) < 1e-6
 
 
 def _check_verdicts(out, seeds):

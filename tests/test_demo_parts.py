@@ -105,3 +105,52 @@ def test_one_of_steps_as_the_chosen_optimizer():
             u, s = tx.update(g, s, params)
             v, r = ref.update(g, r, params)
             np.testing.assert_allclose(u["w"], v["w"], rtol=1e-6)
+
+
+def test_deep_mlp_plain_and_residual_are_the_layers_composed():
+    """skip 0: the plain stack of layers; skip 1: every block adds its input; drop path
+    changes nothing in evaluation and drops whole branches in training."""
+    from jtricks.demo._architecture import deep_mlp, layer_kernels
+    from jtricks.nn import dense, layer_norm
+
+    x = jax.random.normal(jax.random.key(1), (5, 4, 4, 1))
+    for norm in (False, True):
+        params, state = deep_mlp(3, width=6, depth=4, norm=norm).init(jax.random.key(0),
+                                                                      (4, 4, 1))
+        assert [k.shape for k in layer_kernels(params)] == [(16, 6)] + [(6, 6)] * 3 + [(6, 3)]
+        for skip in (0.0, 1.0):
+            model = deep_mlp(3, width=6, depth=4, skip=skip, drop_path=0.5, norm=norm)
+            h = jax.nn.relu(dense(params["stem"], x.reshape(5, -1)))
+            for i in range(3):
+                block = jax.tree.map(lambda a: a[i], params["blocks"])
+                z = layer_norm(block["norm"], h) if norm else h
+                h = skip * h + jax.nn.relu(dense(block["dense"], z))
+            if norm:
+                h = layer_norm(params["norm"], h)
+            np.testing.assert_allclose(model.apply(params, state, x, training=False)[0],
+                                       dense(params["head"], h), rtol=1e-5, atol=1e-6)
+    model = deep_mlp(3, width=6, depth=2, skip=1.0, drop_path=1.0)  # every branch dropped
+    params, state = model.init(jax.random.key(0), (4, 4, 1))
+    h = jax.nn.relu(dense(params["stem"], x.reshape(5, -1)))
+    np.testing.assert_allclose(model.apply(params, state, x, training=True,
+                                           key=jax.random.key(2))[0],
+                               dense(params["head"], h), rtol=1e-5, atol=1e-6)
+
+
+def test_select_picks_on_validation_and_reports_both_parts():
+    """Against a brute-force check: the chosen (configuration, epoch) has the highest
+    validation accuracy; choosing on the test part can only score higher there."""
+    from jtricks.demo._evaluation import select
+
+    rng = np.random.default_rng(0)
+    correct = rng.random((5, 3, 40)) < np.linspace(0.5, 0.9, 5)[:, None, None]
+    perm = np.random.default_rng(1).permutation(40)  # select's first partition
+    val = correct[:, :, perm[:25]].mean(-1).ravel()
+    test = correct[:, :, perm[25:]].mean(-1).ravel()
+    single = select(correct, 25, np.random.default_rng(1), partitions=1)
+    assert single["val"] == val.max() and single["test"] == test[np.argmax(val)]
+    assert single["best_test"] == test.max()
+    assert single["chosen"][np.argmax(val) // 3] == 1
+    out = select(correct, 25, np.random.default_rng(1))
+    assert out["best_test"] >= out["test"] and abs(out["chosen"].sum() - 1) < 1e-9
+    assert out["val"] > out["test"]  # 15 candidates: the chosen one's validation flatters it

@@ -12,10 +12,13 @@ COMMAND = "demo"
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "demo", help="run one experiment per trick of the lesson and write a report",
-        description="Runs the lesson's experiments (scaling, initializers, batch / layer / "
+        description="Runs the lesson's experiments (vanishing and exploding gradients, "
+                    "scaling, initializers, batch / layer / "
                     "group / instance norm, dropout, optimizers, learning-rate decay, "
                     "clipping, overfitting and early stopping, L1/L2 decay, class imbalance "
-                    "and resampling, model averaging, augmentation) on the embedded digits "
+                    "and resampling, model averaging, augmentation, architecture: skip "
+                    "connections and drop path, honest evaluation: validation against "
+                    "test) on the embedded digits "
                     "and MNIST-1D, each arm over 8 seeds, and writes a report folder: "
                     "README.md with tables and verdicts, one PNG per experiment, "
                     "metrics.jsonl/csv.")

@@ -22,10 +22,13 @@ from jtricks._optional import install_hint, missing, require
 
 from ._basics import batch_norm, initializers, scaling
 from ._dropout import dropout
+from ._evaluation import evaluation
+from ._gradients import gradients
 from ._common import SMOKE, Result
 from ._data import mnist1d
 from ._lr_range import learning_rate
 from ._optimization import clipping, optimizers, schedules
+from ._architecture import architecture
 from ._augmentation import augmentation
 from ._averaging import averaging
 from ._imbalance import imbalance
@@ -34,6 +37,7 @@ from ._overfitting import overfitting, weight_decay
 from ._report import write_report
 
 EXPERIMENTS = {
+    "gradients": gradients,
     "scaling": scaling,
     "initializers": initializers,
     "batch_norm": batch_norm,
@@ -48,6 +52,8 @@ EXPERIMENTS = {
     "averaging": averaging,
     "learning_rate": learning_rate,
     "augmentation": augmentation,
+    "architecture": architecture,
+    "evaluation": evaluation,
 }
 
 __all__ = ["EXPERIMENTS", "Result", "SMOKE", "run_demo"]
@@ -58,7 +64,8 @@ _ON_MNIST1D = ("schedules", "averaging", "augmentation")
 _COST = {"initializers": 57, "normalization": 40, "dropout": 37, "schedules": 34,
          "optimizers": 26, "averaging": 24, "augmentation": 20, "learning_rate": 15,
          "overfitting": 15, "batch_norm": 11, "clipping": 10, "imbalance": 9,
-         "weight_decay": 7, "scaling": 7}
+         "weight_decay": 7, "scaling": 7, "gradients": 8,
+         "architecture": 8, "evaluation": 6}
 
 # The optional packages the demo imports (the ``demo`` extra): the digits, MNIST-1D,
 # the figures, the progress bar.
