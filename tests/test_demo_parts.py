@@ -114,27 +114,36 @@ def test_deep_mlp_plain_and_residual_are_the_layers_composed():
     from jtricks.nn import dense, layer_norm
 
     x = jax.random.normal(jax.random.key(1), (5, 4, 4, 1))
-    for norm in (False, True):
-        params, state = deep_mlp(3, width=6, depth=4, norm=norm).init(jax.random.key(0),
-                                                                      (4, 4, 1))
-        assert [k.shape for k in layer_kernels(params)] == [(16, 6)] + [(6, 6)] * 3 + [(6, 3)]
-        for skip in (0.0, 1.0):
-            model = deep_mlp(3, width=6, depth=4, skip=skip, drop_path=0.5, norm=norm)
-            h = jax.nn.relu(dense(params["stem"], x.reshape(5, -1)))
-            for i in range(3):
-                block = jax.tree.map(lambda a: a[i], params["blocks"])
-                z = layer_norm(block["norm"], h) if norm else h
-                h = skip * h + jax.nn.relu(dense(block["dense"], z))
-            if norm:
-                h = layer_norm(params["norm"], h)
-            np.testing.assert_allclose(model.apply(params, state, x, training=False)[0],
-                                       dense(params["head"], h), rtol=1e-5, atol=1e-6)
-    model = deep_mlp(3, width=6, depth=2, skip=1.0, drop_path=1.0)  # every branch dropped
-    params, state = model.init(jax.random.key(0), (4, 4, 1))
-    h = jax.nn.relu(dense(params["stem"], x.reshape(5, -1)))
-    np.testing.assert_allclose(model.apply(params, state, x, training=True,
-                                           key=jax.random.key(2))[0],
-                               dense(params["head"], h), rtol=1e-5, atol=1e-6)
+
+    def by_hand(params, skip, norm, blocks=3):
+        h = jax.nn.relu(dense(params["stem"], x.reshape(5, -1)))
+        for i in range(blocks):
+            block = jax.tree.map(lambda a: a[i], params["blocks"])
+            z = layer_norm(block["norm"], h) if norm else h
+            h = skip * h + jax.nn.relu(dense(block["dense"], z))
+        return dense(params["head"], layer_norm(params["norm"], h) if norm else h)
+
+    @jax.jit
+    def outputs(key):
+        out = []
+        for norm in (False, True):
+            params, state = deep_mlp(3, width=6, depth=4, norm=norm).init(key, (4, 4, 1))
+            for skip in (0.0, 1.0):
+                model = deep_mlp(3, width=6, depth=4, skip=skip, drop_path=0.5, norm=norm)
+                out.append((model.apply(params, state, x, training=False)[0],
+                            by_hand(params, skip, norm)))
+        model = deep_mlp(3, width=6, depth=2, skip=1.0, drop_path=1.0)  # all dropped
+        params, state = model.init(key, (4, 4, 1))
+        out.append((model.apply(params, state, x, training=True, key=key)[0],
+                    by_hand(params, 1.0, False, blocks=0)))
+        return out
+
+    kernels = jax.eval_shape(lambda k: layer_kernels(
+        deep_mlp(3, width=6, depth=4).init(k, (4, 4, 1))[0]), jax.random.key(0))
+    assert [k.shape for k in kernels] == [(16, 6)] + [(6, 6)] * 3 + [(6, 3)]
+    pairs = outputs(jax.random.key(0))
+    for got, want in pairs:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_select_picks_on_validation_and_reports_both_parts():
