@@ -64,8 +64,9 @@ _ON_MNIST1D = ("schedules", "averaging", "augmentation")
 _COST = {"initializers": 57, "normalization": 40, "dropout": 37, "schedules": 34,
          "optimizers": 26, "averaging": 24, "augmentation": 20, "learning_rate": 15,
          "overfitting": 15, "batch_norm": 11, "clipping": 10, "imbalance": 9,
-         "weight_decay": 7, "scaling": 7, "gradients": 12,
-         "architecture": 14, "evaluation": 14}  # the last three measured at load ~10
+         "weight_decay": 7, "scaling": 7, "gradients": 9,
+         "architecture": 9, "evaluation": 7}  # the last three: 13.8, 14.3, 10.5 CPU-s at
+# load 10, where weight_decay took 11.2, scaled by 7 / 11.2
 
 # The optional packages the demo imports (the ``demo`` extra): the digits, MNIST-1D,
 # the figures, the progress bar.
