@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         "demo", help="run one experiment per trick of the lesson and write a report",
         description="Runs the lesson's experiments (vanishing and exploding gradients, "
                     "scaling, initializers, batch / layer / "
-                    "group / instance norm, dropout, optimizers, learning-rate decay, "
+                    "group norm, dropout, optimizers, learning-rate decay, "
                     "clipping, overfitting and early stopping, L1/L2 decay, class imbalance "
                     "and resampling, model averaging, augmentation, architecture: skip "
                     "connections and drop path, honest evaluation: validation against "
