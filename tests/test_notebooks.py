@@ -14,11 +14,11 @@ import glob
 import os
 
 import pytest
+from _multiprocess import fast_compile_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 # The lesson's chapters, one notebook each.
-FAST_COMPILE = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true")
 CHAPTERS = ("values_and_initialisation", "normalisation", "dropout_and_overfitting",
             "optimizers_clipping_schedules", "imbalance_and_augmentation")
 
@@ -50,9 +50,8 @@ def kernel():
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                MPLBACKEND="module://matplotlib_inline.backend_inline",
                # The smoke programs run for milliseconds and compile for seconds: compile
-               # them without XLA's optimisations (half the compile time; what jtricks demo
-               # does for small programs).
-               XLA_FLAGS=" ".join([os.environ.get("XLA_FLAGS", ""), *FAST_COMPILE]))
+               # them without XLA's optimisations (what jtricks demo does for small programs).
+               XLA_FLAGS=fast_compile_flags())
     manager = KernelManager(kernel_name="python3")
     manager.start_kernel(cwd=os.path.dirname(NOTEBOOKS[0]), env=env)
     yield manager
