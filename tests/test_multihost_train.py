@@ -29,7 +29,9 @@ def _doc_command() -> list[str]:
     """The process-0 command of the page's two-process recipe, as arguments of ``python
     -m jtricks``, with ``{coordinator}`` and ``{rank}`` for the launcher to fill in."""
     section = DOC.read_text().split("### Two processes", 1)[1]
-    block = re.search(r"^```bash\n(.*?)^```", section, re.S | re.M).group(1)
+    found = re.search(r"^```bash\n(.*?)^```", section, re.S | re.M)
+    assert found, f"no bash block after '### Two processes' in {DOC}"
+    block = found.group(1)
     lines = [line.rstrip(" &") for line in block.splitlines() if line.startswith("jtricks ")]
     assert len(lines) == 2 and "--process-id 0" in lines[0] and "--process-id 1" in lines[1]
     args = shlex.split(lines[0])[1:]
