@@ -218,5 +218,24 @@ def test_two_processes_match_one(tmp_path):
     _check_steps(tmp_path, expected["steps"])
 
 
+def test_initialize_reads_the_process_count_and_rank_from_the_environment(monkeypatch):
+    """What the launcher's ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` give
+    ``jax.distributed.initialize`` (the workers above take only their rank from it)."""
+    import jax
+
+    from jtricks import parallel
+
+    calls = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+    monkeypatch.setenv("JAX_PROCESS_ID", "1")
+    parallel.initialize("127.0.0.1:1", cpu_collectives=None, timeout=7)
+    assert calls == [(("127.0.0.1:1", 2, 1), {"initialization_timeout": 7})]
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "two")
+    with pytest.raises(ValueError, match="JAX_NUM_PROCESSES='two' must be an integer"):
+        parallel.initialize("127.0.0.1:1", cpu_collectives=None)
+    assert len(calls) == 1
+
+
 if __name__ == "__main__":
     _worker(int(sys.argv[1]), sys.argv[2], sys.argv[3])
