@@ -39,6 +39,18 @@ from pathlib import Path
 from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
+# XLA flags for child processes whose results are compared only with each other's (or
+# need no bit-exact match with this process's): XLA's optimisations off, which halves
+# the compile time of the small programs they run for milliseconds. Level 0 leaves
+# multiply-adds uncontracted, so the numbers differ in the last bits from level 1's,
+# which the test process compiles at (root conftest.py).
+FAST_COMPILE = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true")
+
+
+def fast_compile_flags() -> str:
+    """``XLA_FLAGS`` for a child process: this process's flags, then :data:`FAST_COMPILE`
+    (the last level given wins)."""
+    return " ".join([os.environ.get("XLA_FLAGS", ""), *FAST_COMPILE]).strip()
 
 
 class ProcessResult(NamedTuple):
