@@ -72,7 +72,7 @@ def norm_mlp(kind, features=(64, 64, 64, 64, 10), *, kinds=None) -> nn.Model:
 def normalization(data, out_dir, quick, seed=0):
     """Claim 4: batch norm and the other normalisations (layer, group); batch norm's
     statistics need a batch, so tiny batches hurt it."""
-    epochs = pick(quick, 12, 3)
+    epochs = pick(quick, 12, 2)
     early = 2
     batches = (64, 4)
     seeds = seeds_of(seed)
