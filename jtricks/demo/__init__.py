@@ -72,7 +72,8 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
     Args:
       out_dir: the report folder (created).
       quick: few epochs per experiment (tentative verdicts); ``"smoke"``
-        (test-only): two epochs everywhere, which checks the report, not the effects.
+        (test-only): one or two epochs everywhere, which checks the report, not the
+        effects.
       only: names of the experiments to run (default: all, see ``EXPERIMENTS``).
       progress: show a progress bar on stderr.
       seed: seeds the data split and shifts every experiment's seeds (``--seed s``

@@ -172,7 +172,7 @@ def _work(sweeps, train, epochs: int, data_per_config: bool, per: int = 1) -> fl
                ) / per * epochs * np.shape(train[0])[data_per_config]
 
 
-# run_demo(quick=SMOKE): test-only, two epochs everywhere; checks the plumbing (files,
+# run_demo(quick=SMOKE): test-only, one or two epochs; checks the plumbing (files,
 # statistics, verdict text), not the effects.
 SMOKE = "smoke"
 
