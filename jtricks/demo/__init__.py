@@ -54,11 +54,12 @@ __all__ = ["EXPERIMENTS", "Result", "SMOKE", "run_demo"]
 
 _ON_MNIST1D = ("schedules", "averaging", "augmentation")
 
-# Rough CPU-seconds of each experiment at --quick size (measured cold, one at a time).
-_COST = {"initializers": 57, "normalization": 40, "dropout": 37, "schedules": 34,
-         "optimizers": 26, "averaging": 24, "augmentation": 20, "learning_rate": 15,
-         "overfitting": 15, "batch_norm": 11, "clipping": 10, "imbalance": 9,
-         "weight_decay": 7, "scaling": 7}
+# Rough CPU-seconds of each experiment at --quick size (measured cold, one at a time, in
+# one process; shared 2-core machine at load 10-13, so inflated alike).
+_COST = {"normalization": 31, "augmentation": 26, "initializers": 22, "dropout": 20,
+         "learning_rate": 19, "schedules": 16, "averaging": 16, "optimizers": 15,
+         "overfitting": 13, "imbalance": 9, "batch_norm": 9, "scaling": 9, "weight_decay": 8,
+         "clipping": 7}
 
 # The optional packages the demo imports (the ``demo`` extra): the digits, MNIST-1D,
 # the figures, the progress bar.
