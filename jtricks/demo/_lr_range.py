@@ -29,7 +29,7 @@ def build(h):
 def learning_rate(data, out_dir, quick, seed=0):
     """Choosing the learning rate: a one-epoch range test over 14 rates (one program per
     seed) against a grid of full trainings."""
-    epochs = pick(quick, 20, 5)
+    epochs = pick(quick, 20, 3)
     seeds = seeds_of(seed)
     keys = seed_keys(seeds)
     with Timer() as t_range:  # one compiled program, run once per seed
