@@ -60,13 +60,12 @@ __all__ = ["EXPERIMENTS", "Result", "SMOKE", "run_demo"]
 
 _ON_MNIST1D = ("schedules", "averaging", "augmentation")
 
-# Rough CPU-seconds of each experiment at --quick size (measured cold, one at a time).
-_COST = {"initializers": 57, "normalization": 40, "dropout": 37, "schedules": 34,
-         "optimizers": 26, "averaging": 24, "augmentation": 20, "learning_rate": 15,
-         "overfitting": 15, "batch_norm": 11, "clipping": 10, "imbalance": 9,
-         "weight_decay": 7, "scaling": 7, "gradients": 9,
-         "architecture": 9, "evaluation": 7}  # the last three: 13.8, 14.3, 10.5 CPU-s at
-# load 10, where weight_decay took 11.2, scaled by 7 / 11.2
+# Rough CPU-seconds of each experiment at --quick size (measured cold, one at a time, in
+# one process; shared 2-core machine at load 10-13, so inflated alike).
+_COST = {"normalization": 31, "augmentation": 26, "initializers": 22, "dropout": 20,
+         "learning_rate": 19, "schedules": 16, "averaging": 16, "optimizers": 15,
+         "architecture": 14, "gradients": 14, "overfitting": 13, "evaluation": 11,
+         "imbalance": 9, "batch_norm": 9, "scaling": 9, "weight_decay": 8, "clipping": 7}
 
 # The optional packages the demo imports (the ``demo`` extra): the digits, MNIST-1D,
 # the figures, the progress bar.
@@ -80,7 +79,8 @@ def run_demo(out_dir: str = "jtricks-report", *, quick: bool = False, only=None,
     Args:
       out_dir: the report folder (created).
       quick: few epochs per experiment (tentative verdicts); ``"smoke"``
-        (test-only): two epochs everywhere, which checks the report, not the effects.
+        (test-only): one or two epochs everywhere, which checks the report, not the
+        effects.
       only: names of the experiments to run (default: all, see ``EXPERIMENTS``).
       progress: show a progress bar on stderr.
       seed: seeds the data split and shifts every experiment's seeds (``--seed s``

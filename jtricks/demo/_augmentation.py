@@ -30,7 +30,7 @@ def _with_and_without(x_train):
 def augmentation(data, out_dir, quick, seed=0):
     """Claim 6: data augmentation (shift, rotate, zoom) fights overfitting — on MNIST-1D,
     whose signals are translated, and an honest check on the 8x8 digits."""
-    epochs = pick(quick, 30, 6)
+    epochs = pick(quick, 30, 3)
     seeds = seeds_of(seed)
     signals = mnist1d(seed)
     labels = ["no augmentation", "augmented"]

@@ -18,7 +18,7 @@ from ._stats import paired, verdict as paired_verdict
 
 def scaling(data, out_dir, quick, seed=0):
     """Claim 2: keep values in a reasonable range (min-max to [-1, 1] or standardise)."""
-    epochs = pick(quick, 20, 5)
+    epochs = pick(quick, 20, 3)
     seeds = seeds_of(seed)
     raw_tr, raw_va = data.raw_train, data.raw_val
     mean, std = raw_tr.mean(), raw_tr.std()
@@ -113,7 +113,7 @@ def initializers(data, out_dir, quick, seed=0):
     """Claim 3: initialisation should preserve the spread of values through layers; the
     verdict is computed per activation (ReLU: He; tanh: Glorot)."""
     depth, width = 20, 128
-    epochs = pick(quick, 20, 5)
+    epochs = pick(quick, 20, 3)
     seeds = seeds_of(seed)
     keys = seed_keys(seeds)
     acts = {"ReLU": jax.nn.relu, "tanh": jnp.tanh}
@@ -225,7 +225,7 @@ def initializers(data, out_dir, quick, seed=0):
 
 def batch_norm(data, out_dir, quick, seed=0):
     """Claim 4: batch norm trains faster and to higher accuracy."""
-    epochs = pick(quick, 20, 5)
+    epochs = pick(quick, 20, 4)
     seeds = seeds_of(seed)
     early_epoch = min(3, epochs)
     features = (64, 64, 64, 64, 10)

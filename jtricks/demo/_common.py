@@ -109,8 +109,8 @@ def train_sweeps(sweeps, train, val, *, epochs: int, batch_size: int = 32, seed:
     keys_per_sweep = []
     for _, hparams in sweeps:
         n = jax.tree.leaves(hparams)[0].shape[0]
-        keys_per_sweep.append(jnp.stack([jax.random.PRNGKey(seed)] * n) if keys is None
-                              else jnp.asarray(keys))
+        keys_per_sweep.append(np.stack([np.asarray(jax.random.PRNGKey(seed))] * n)
+                              if keys is None else keys)
     starts = [None] * len(sweeps) if init_params is None else [init_params]
     # Small programs: compile fast (runs for milliseconds anyway); big ones: optimise.
     if fast_compile is None:
@@ -172,7 +172,7 @@ def _work(sweeps, train, epochs: int, data_per_config: bool, per: int = 1) -> fl
                ) / per * epochs * np.shape(train[0])[data_per_config]
 
 
-# run_demo(quick=SMOKE): test-only, two epochs everywhere; checks the plumbing (files,
+# run_demo(quick=SMOKE): test-only, one or two epochs; checks the plumbing (files,
 # statistics, verdict text), not the effects.
 SMOKE = "smoke"
 
@@ -197,9 +197,10 @@ def seeds_of(seed: int, n: int = N_SEEDS) -> list[int]:
     return [seed * n + i for i in range(n)]
 
 
-def seed_keys(seeds) -> jax.Array:
-    """One ``PRNGKey(s)`` per seed, stacked: ``(len(seeds), 2)``."""
-    return jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+def seed_keys(seeds) -> np.ndarray:
+    """One ``PRNGKey(s)`` per seed, stacked: ``(len(seeds), 2)`` (NumPy: host-side
+    helpers stay NumPy, so that they compile no program of their own)."""
+    return np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds])
 
 
 def _per_arm(tree, arms: int, seeds: int):
@@ -207,7 +208,7 @@ def _per_arm(tree, arms: int, seeds: int):
 
 
 def _repeat(tree, seeds: int):
-    return jax.tree.map(lambda v: jnp.repeat(jnp.asarray(v), seeds, axis=0), tree)
+    return jax.tree.map(lambda v: np.repeat(np.asarray(v), seeds, axis=0), tree)
 
 
 def train_seeded(make, hparams, train, val, *, seeds, init_params=None,
@@ -254,7 +255,7 @@ def train_seeded_sweeps(sweeps, train, val, *, seeds, init_params=None,
     rep = [(make, _repeat(h, n)) for make, h in sweeps]
     if data_per_config:
         train, val = _repeat(train, n), _repeat(val, n)
-    out = train_sweeps(rep, train, val, keys=jnp.tile(keys, (arms[0], 1)),
+    out = train_sweeps(rep, train, val, keys=np.tile(keys, (arms[0], 1)),
                        init_params=init_params, data_per_config=data_per_config, **kw)
     return [_per_arm(o, arms[0], n) for o in out]
 

@@ -16,7 +16,7 @@ from ._stats import paired, verdict as paired_verdict
 def dropout(data, out_dir, quick, seed=0):
     """Claim 5: dropout (10-50%) regularises — the lesson's dropout-rate experiment, on
     few noisy labels, where a network without it memorises the wrong labels."""
-    epochs = pick(quick, 80, 20)
+    epochs = pick(quick, 80, 10)
     rates = [0.0, 0.1, 0.3, 0.5, 0.7]
     lesson = [i for i, r in enumerate(rates) if 0.1 <= r <= 0.5]  # the lesson's range
     seeds = seeds_of(seed)

@@ -29,7 +29,7 @@ def build(h):
 def learning_rate(data, out_dir, quick, seed=0):
     """Choosing the learning rate: a one-epoch range test over 14 rates (one program per
     seed) against a grid of full trainings."""
-    epochs = pick(quick, 20, 5)
+    epochs = pick(quick, 20, 3)
     seeds = seeds_of(seed)
     keys = seed_keys(seeds)
     with Timer() as t_range:  # one compiled program, run once per seed
@@ -43,7 +43,7 @@ def learning_rate(data, out_dir, quick, seed=0):
     with Timer() as t_grid:
         c = train_sweep(lambda lr: build({"learning_rate": lr}), jnp.asarray(rates, jnp.float32),
                         data.train, data.val, epochs=epochs,
-                        keys=jnp.tile(keys, (len(GRID_RATES) + 1, 1)))
+                        keys=np.tile(keys, (len(GRID_RATES) + 1, 1)))
     c = {k: np.reshape(v, (len(GRID_RATES) + 1, len(seeds)) + np.shape(v)[1:])
          for k, v in c.items() if k != "params"}
     final = c["val_accuracy"][:, :, -1]  # (arms, seeds); the last arm is the suggestion

@@ -36,7 +36,7 @@ LEARNING_RATES = {"SGD": 0.01, "momentum": 0.01, "Nesterov": 0.01, "normalised �
 def optimizers(data, out_dir, quick, seed=0):
     """Claim 9: SGD, momentum, Nesterov, the normalised step, Adagrad, RMSProp, Adadelta,
     Adam (and AdamW) at equal steps."""
-    epochs = pick(quick, 20, 5)
+    epochs = pick(quick, 20, 3)
     seeds = seeds_of(seed)
     # Nine optimizer states of different shapes: one_of makes them one structure, so
     # one copy of the model's program trains the 9 × seeds arms.
@@ -100,7 +100,7 @@ def schedules(data, out_dir, quick, seed=0):
     """Claim 11: start large, then shrink the learning rate (×0.98 per epoch, or another
     schedule) — on MNIST-1D, where the final accuracy is not saturated."""
     data = mnist1d(seed)
-    epochs = pick(quick, 30, 6)
+    epochs = pick(quick, 30, 4)
     batch = 32
     spe = len(data.y_train) // batch
     lr0 = 0.1
@@ -169,7 +169,7 @@ def schedules(data, out_dir, quick, seed=0):
 
 def clipping(data, out_dir, quick, seed=0):
     """Claim 10: clip the gradient norm (θ = 1 or 10) — on a network made to explode."""
-    epochs = pick(quick, 15, 5)
+    epochs = pick(quick, 15, 3)
     thresholds = [np.inf, 10.0, 1.0]
     labels = ["no clipping", "clip ‖∇‖ at θ = 10", "clip ‖∇‖ at θ = 1"]
     seeds = seeds_of(seed)

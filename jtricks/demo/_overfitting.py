@@ -30,7 +30,7 @@ def overfitting(data, out_dir, quick, seed=0):
     The validation split is halved: early stopping watches half A, and the effects are
     measured on half B, which no decision has seen (the epoch chosen on A would flatter
     itself on A)."""
-    epochs = pick(quick, 80, 20)
+    epochs = pick(quick, 80, 12)
     patience = 5
     small = noisy_subset(data, seed=seed)
     seeds = seeds_of(seed)
