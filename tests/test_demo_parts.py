@@ -163,3 +163,29 @@ def test_select_picks_on_validation_and_reports_both_parts():
     out = select(correct, 25, np.random.default_rng(1))
     assert out["best_test"] >= out["test"] and abs(out["chosen"].sum() - 1) < 1e-9
     assert out["val"] > out["test"]  # 15 candidates: the chosen one's validation flatters it
+
+
+def test_data_per_seed_trains_each_seed_on_its_own_draw():
+    """``train_seeded(data_per_seed=True)``: seed i of every arm trains on ``train[i]`` —
+    the same curves as training that seed alone on that data."""
+    import jtricks.nn as nn
+    import jtricks.optim as jo
+    from jtricks.demo._common import Member, train_seeded
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 32, 4)).astype(np.float32)  # two draws of 32 examples
+    y = rng.integers(0, 3, size=(2, 32)).astype(np.int32)
+    val = (rng.normal(size=(8, 4)).astype(np.float32), rng.integers(0, 3, 8).astype(np.int32))
+
+    def make(lr):
+        return Member(nn.mlp((8, 3)), jo.sgd(lr))
+
+    lrs = jnp.asarray([0.1, 0.5])
+    both = train_seeded(make, lrs, (x, y), val, epochs=1, batch_size=16, seeds=[3, 4],
+                        data_per_seed=True)
+    for i, s in enumerate([3, 4]):
+        alone = train_seeded(make, lrs, (x[i], y[i]), val, epochs=1, batch_size=16, seeds=[s])
+        np.testing.assert_allclose(both["val_loss"][:, i], alone["val_loss"][:, 0], rtol=1e-5)
+    assert not np.allclose(both["val_loss"][:, 0], both["val_loss"][:, 1])
+    with pytest.raises(ValueError, match="not the 3 seeds"):
+        train_seeded(make, lrs, (x, y), val, epochs=1, seeds=[0, 1, 2], data_per_seed=True)

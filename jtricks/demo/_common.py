@@ -212,7 +212,7 @@ def _repeat(tree, seeds: int):
 
 
 def train_seeded(make, hparams, train, val, *, seeds, init_params=None,
-                 data_per_config: bool = False, **kw) -> dict:
+                 data_per_config: bool = False, data_per_seed: bool = False, **kw) -> dict:
     """:func:`train_sweep` over arms × seeds in one compiled program.
 
     Every arm (leading index of ``hparams``) is trained once per seed; seed ``s``
@@ -225,6 +225,9 @@ def train_seeded(make, hparams, train, val, *, seeds, init_params=None,
       init_params: optional ``(params, model_state)`` with a leading
         ``(arms * seeds)`` axis, arm-major.
       data_per_config: ``train``/``val`` carry a leading arm axis (repeated per seed).
+      data_per_seed: ``train`` carries a leading seed axis: seed ``i`` trains every arm
+        on ``train[i]`` (e.g. its own draw of a small noisy subset), so the seeds'
+        spread, and the intervals built on it, include the variation between draws.
       **kw: the other options of :func:`train_sweeps`.
 
     Returns:
@@ -232,11 +235,12 @@ def train_seeded(make, hparams, train, val, *, seeds, init_params=None,
     """
     return train_seeded_sweeps([(make, hparams)], train, val, seeds=seeds,
                                init_params=init_params, data_per_config=data_per_config,
-                               **kw)[0]
+                               data_per_seed=data_per_seed, **kw)[0]
 
 
 def train_seeded_sweeps(sweeps, train, val, *, seeds, init_params=None,
-                        data_per_config: bool = False, **kw) -> list[dict]:
+                        data_per_config: bool = False, data_per_seed: bool = False,
+                        **kw) -> list[dict]:
     """:func:`train_sweeps` over arms × seeds, one program; see :func:`train_seeded`.
 
     Returns:
@@ -247,14 +251,25 @@ def train_seeded_sweeps(sweeps, train, val, *, seeds, init_params=None,
     arms = [jax.tree.leaves(h)[0].shape[0] for _, h in sweeps]
     if len(set(arms)) != 1:
         raise ValueError(f"every sweep needs the same number of arms, got {arms}")
+    if data_per_config and data_per_seed:
+        raise ValueError("data_per_config and data_per_seed exclude each other")
+    if data_per_seed:
+        got = np.shape(jax.tree.leaves(train)[0])[0]
+        if got != n:
+            raise ValueError(f"data_per_seed: train's leading axis is {got}, not the {n} seeds")
     # Compile as the single-seed program would have been: the seeds multiply the run
     # time (milliseconds per epoch), not the compilation.
     if kw.get("fast_compile") is None:
         kw["fast_compile"] = _fast(sweeps, train, kw["epochs"], kw.get("batch_size", 32),
-                                   data_per_config, seeds=n)
+                                   data_per_config or data_per_seed, seeds=n)
     rep = [(make, _repeat(h, n)) for make, h in sweeps]
     if data_per_config:
         train, val = _repeat(train, n), _repeat(val, n)
+    elif data_per_seed:  # arm-major: every arm's block of seeds sees train[0 ... n-1]
+        train = jax.tree.map(
+            lambda v: np.tile(np.asarray(v), (arms[0],) + (1,) * (np.ndim(v) - 1)), train)
+        val = _repeat(jax.tree.map(lambda v: np.asarray(v)[None], val), arms[0] * n)
+        data_per_config = True
     out = train_sweeps(rep, train, val, keys=np.tile(keys, (arms[0], 1)),
                        init_params=init_params, data_per_config=data_per_config, **kw)
     return [_per_arm(o, arms[0], n) for o in out]

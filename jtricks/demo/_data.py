@@ -68,6 +68,23 @@ def noisy_subset(data, per_class: int = 20, noise: float = 0.3, seed: int = 0):
     return x, flip_labels(y, noise, data.num_classes, seed)
 
 
+def noisy_subsets(data, seeds, per_class: int = 20, noise: float = 0.3):
+    """One :func:`noisy_subset` per seed, stacked: ``(x, y)`` with a leading seed axis
+    (for ``train_seeded(..., data_per_seed=True)``: each seed draws its own images and
+    its own flipped labels, so the spread over seeds includes the draw).
+
+    Example:
+      >>> from types import SimpleNamespace
+      >>> d = SimpleNamespace(x_train=np.arange(40.0)[:, None], y_train=np.arange(40) % 2,
+      ...                     num_classes=2)
+      >>> x, y = noisy_subsets(d, [0, 1, 2], per_class=3, noise=0.5)
+      >>> x.shape, y.shape
+      ((3, 6, 1), (3, 6))
+    """
+    draws = [noisy_subset(data, per_class, noise, seed=s) for s in seeds]
+    return np.stack([x for x, _ in draws]), np.stack([y for _, y in draws])
+
+
 def noisy_regime(per_class: int = 20, noise: float = 0.3) -> str:
     """The setup text of :func:`noisy_subset`."""
     return (f"{per_class} training digits per class ({per_class * 10} images) with "
