@@ -75,12 +75,22 @@ def _moments(x, axes, axis_name=None):
 
 
 def _normalize(x, mean, var, eps, scale, bias, axes):
-    """``(x - mean) / sqrt(var + eps) * scale + bias`` in >= float32, cast back."""
+    """``(x - mean) * (rsqrt(var + eps) * scale) + bias`` in >= float32, cast back.
+
+    flax's order of operations: the factor ``rsqrt(var + eps) * scale`` is
+    formed on the statistics' shape first (per feature in batch norm), so the
+    input meets one multiply, and the backward pass gets the gradients of
+    ``scale`` and of the statistics from one product with ``x - mean``. Scaling
+    ``(x - mean) * rsqrt(var + eps)`` by ``scale`` afterwards materialised that
+    normalised tensor in the backward pass: a ResNet's gradient cost 1.3x flax's
+    (issue 16).
+    """
     work = compute_dtype(x.dtype)
     mean, var = jnp.expand_dims(mean, axes), jnp.expand_dims(var, axes)
-    y = (x.astype(work) - mean) * lax.rsqrt(var + jnp.asarray(eps, work))
+    mul = lax.rsqrt(var + jnp.asarray(eps, work))
     if scale is not None:
-        y = y * scale.astype(work)
+        mul = mul * scale.astype(work)
+    y = (x.astype(work) - mean) * mul
     if bias is not None:
         y = y + bias.astype(work)
     return y.astype(x.dtype)
