@@ -8,6 +8,7 @@ LEAVES SIZE``). The columns, all donated:
 * ``optax_ravel``: optax on the buffers of ``jtricks.optim.ravel`` (flat gradients);
 * ``jtricks_flat``: jtricks on the same buffers;
 * ``jtricks_flatten``: ``jtricks.optim.flatten(tx)`` on the tree;
+* ``optax_flatten``: ``optax.flatten(tx)`` on the tree (the same path in optax);
 * ``torch_foreach`` / ``torch_fused``: ``clip_grad_norm_`` + ``torch.optim.Adam(foreach=True)``
   / ``(fused=True)`` on the same CPU, a tensor per leaf.
 
@@ -32,9 +33,9 @@ from benchmarks._measure import (
 )
 from benchmarks._worker_io import emit, isolated
 
-COLUMNS = ("optax_tree", "jtricks_tree", "optax_ravel", "jtricks_flat", "jtricks_flatten",
-           "torch_foreach", "torch_fused")
-SLOW = ("jtricks_tree", "jtricks_flatten", "optax_tree")  # compile time grows with the leaves
+COLUMNS = ("optax_tree", "jtricks_tree", "optax_ravel", "jtricks_flat", "optax_flatten",
+           "jtricks_flatten", "torch_foreach", "torch_fused")
+SLOW = ("jtricks_tree", "jtricks_flatten", "optax_flatten", "optax_tree")  # compile time grows with the leaves
 
 
 def _tree(num_leaves: int, size: int, scale: float):
@@ -72,6 +73,7 @@ def _jax_programs(num_leaves: int, size: int):
         "optax_ravel": (optax_tx, optax.apply_updates, flat, flat_grads),
         "jtricks_tree": (jt_tx, jo.apply_updates, tree, grads),
         "jtricks_flatten": (flatten_tx, jo.apply_updates, tree, grads),
+        "optax_flatten": (optax.flatten(optax_tx), optax.apply_updates, tree, grads),
         "optax_tree": (optax_tx, optax.apply_updates, tree, grads),
     }
     return {name: (_step(tx, apply), make, g, tx) for name, (tx, apply, make, g) in specs.items()}

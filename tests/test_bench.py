@@ -24,7 +24,7 @@ META = dict(command="jtricks bench", commit="abc", quick=False, date="d", load=[
 
 def _step_row(shape="1024 x 1K", leaves=1024, size=1024, **ms):
     ms = {"optax_tree": 10.0, "jtricks_tree": 9.0, "optax_ravel": 2.0, "jtricks_flat": 1.0,
-          "jtricks_flatten": 3.0, **ms}
+          "jtricks_flatten": 3.0, "optax_flatten": 3.5, **ms}
     return dict(shape=shape, leaves=leaves, size=size, ms=ms,
                 spread={k: [v, v] for k, v in ms.items()},
                 compile_s={k: 1.0 for k in ms if not k.startswith("torch")}, skipped=[],
@@ -58,7 +58,8 @@ def test_quick_run_writes_the_report(tmp_path):
     text = out.read_text()
     assert "`jtricks bench --quick --only optimizer" in text
     assert "| 32 x 128 | " in text and "## 1. Optimizer step" in text
-    for column in ("optax, tree", "jtricks, tree", "optax on `ravel` buffers", "jtricks `flatten`"):
+    for column in ("optax, tree", "jtricks, tree", "optax on `ravel` buffers", "jtricks `flatten`",
+                   "optax `flatten`"):
         assert column in text
     assert "## models: not run" in text and "## Machine" in text
     data = _report.read_data(str(out))
@@ -80,7 +81,7 @@ def test_only_reruns_one_table_and_keeps_the_others(tmp_path, monkeypatch):
 def test_the_targets_are_computed_from_the_figures():
     text = _report.format_report(_data())
     assert "never slower than optax on any tree and path" in text
-    assert "`flatten` vs tree): met (worst 0.90x, jtricks, tree on 1024 x 1K)" in text
+    assert "`flatten` vs `optax.flatten`): met (worst 0.90x, jtricks, tree on 1024 x 1K)" in text
     assert "resnet: step <= 1.0x: met (0.88x)" in text
     assert "resnet: compile <= 0.5x: **not met** (0.75x)" in text
     assert "mlp: jtricks `fit` no slower than the flax + optax loop: met (8.0 s vs 10.0 s)" in text
@@ -102,6 +103,9 @@ def test_optimizer_targets_mark_a_missing_program_and_the_4096_compile():
     assert "not measured: jtricks, tree on 4096 x 256" in lines
     assert "compile at 4096 x 256 (jtricks, tree) <= 10 s: **not met** (> 120 s)" in lines
     assert "leaves of >= 1M elements (tree path): **not met** (1.11x)" in lines
+    slow = _step_row(jtricks_flatten=4.0)  # 4.0 / 3.5: `flatten` compared with optax's flatten
+    assert "**not met** (worst 1.14x, jtricks `flatten` on 1024 x 1K)" in "\n".join(
+        _report.optimizer_targets([slow]))
 
 
 def test_a_row_whose_compile_runs_out_of_time_is_run_again_without_it(monkeypatch):
