@@ -125,7 +125,7 @@ def initializers(data, out_dir, quick, seed=0):
         # so the initial weights (activation × initializer × seed, arm-major) are stacked
         # and the 2 × 7 × seeds runs are one vmapped program.
         labels = list(_INITS)
-        hidden = 16
+        hidden = pick(quick, 16, 16, 6)  # the test-only size checks plumbing: 6 is enough
         model_shape = (64,) * hidden + (10,)
         one = jax.jit(lambda: jax.tree.map(lambda *a: jnp.concatenate(a), *[
             jax.lax.map(lambda k, init=init: nn.mlp(model_shape, kernel_init=init).init(

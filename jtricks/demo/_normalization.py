@@ -79,23 +79,26 @@ def normalization(data, out_dir, quick, seed=0):
     batches = (64, 4)
     seeds = seeds_of(seed)
     labels = list(NORMS)
-    def make(index):  # one structure for every normalisation: see norm_mlp(kinds=)
-        return Member(norm_mlp(index, kinds=tuple(NORMS.values())), jo.sgd(0.05, momentum=0.9))
+    lr = {b: 0.05 * b / batches[0] for b in batches}  # the rate scaled with the batch
+
+    def make(index, b):  # one structure for every normalisation: see norm_mlp(kinds=)
+        return Member(norm_mlp(index, kinds=tuple(NORMS.values())), jo.sgd(lr[b], momentum=0.9))
 
     with Timer() as t:
         runs = {}
         for b in batches:
-            c = train_seeded(make, jnp.arange(len(labels)), data.train, data.val,
+            c = train_seeded(lambda i, b=b: make(i, b), jnp.arange(len(labels)), data.train,
+                             data.val,
                              epochs=epochs, batch_size=b, seeds=seeds)
             runs[b] = {label: {n: v[i] for n, v in c.items() if n != "params"}
                        for i, label in enumerate(labels)}  # (seeds, epochs) each
     fig, axes = figure(f"Normalisation in an MLP (4 ReLU layers of 64) on digits, "
-                       f"SGD+momentum lr 0.05 ({band_note(len(seeds))})", 2)
+                       f"SGD+momentum ({band_note(len(seeds))})", 2)
     x = range(1, epochs + 1)
     for ax, b in zip(axes, batches):
         for label in labels:
             band(ax, x, runs[b][label]["val_accuracy"], label, alpha=0.1)
-        ax.set_title(f"batch size {b}", fontsize=9)
+        ax.set_title(f"batch size {b}, lr {lr[b]:g}", fontsize=9)
         epochs_axis(ax, "validation accuracy")
     name = save(fig, out_dir, "normalization")
     acc = {b: {k: c["val_accuracy"] for k, c in r.items()} for b, r in runs.items()}
@@ -123,9 +126,11 @@ def normalization(data, out_dir, quick, seed=0):
                   "(layer, instance, group) normalise each example and do not depend on the "
                   "batch.",
                   f"An MLP with 4 ReLU layers of 64, each normalisation after the weights and "
-                  f"before the activation, SGD+momentum lr 0.05, {epochs} epochs on the digits, "
-                  f"at batch {big} and at batch {tiny} (the same epochs, so 16× more, noisier "
-                  "steps); batch norm uses its running statistics for validation. Instance "
+                  f"before the activation, SGD+momentum 0.9, {epochs} epochs on the digits, "
+                  f"at batch {big} (lr {lr[big]:g}) and at batch {tiny} (lr {lr[tiny]:g}: the "
+                  f"rate scaled with the batch, so {big // tiny}× more steps of the same "
+                  "expected total move); batch norm uses its running statistics for "
+                  "validation. Instance "
                   "norm normalises each channel of an image over its positions; an MLP has no "
                   "positions (it would zero every feature), and vmapped convolutions are too "
                   "slow on a CPU for this demo, so it is not compared here "
