@@ -49,12 +49,11 @@ def learning_rate(data, out_dir, quick, seed=0):
     final = c["val_accuracy"][:, :, -1]  # (arms, seeds); the last arm is the suggestion
     mean = np.nanmean(final[:-1], axis=1)
     best = int(np.nanargmax(mean))
-    default = int(np.argmin(np.abs(GRID_RATES - DEFAULT_RATE)))
+    # The claim is non-inferiority to the grid's best; the suggestion against each grid
+    # rate (the default 0.01 among them) is in the table's last column.
     effects = (
         paired(f"final val. accuracy, suggested + {MARGIN:g} − best grid rate "
                "(non-inferiority)", final[-1] + MARGIN, final[best]),
-        paired(f"final val. accuracy, suggested − default rate {GRID_RATES[default]:g}",
-               final[-1], final[default]),
     )
 
     fig, (a1, a2) = figure(f"Choosing the learning rate: MLP 128-64, SGD+momentum 0.9 "
