@@ -60,6 +60,18 @@ def map_leaves(fn: Callable, n_out: int, tree: Any, *rest: Any) -> tuple:
     group apart differ by their offsets (XLA CPU compiles each anew: Adam over 512
     leaves of 256 compiled in 100-120 s grouped, 5.6 s leaf by leaf). Only a
     layout with fewer buffers (``jtricks.optim.ravel``, ``flatten``) compiles fewer kernels.
+
+    Measured on XLA:CPU (jax 0.10, 2 cores): a kernel that occurs again (same fused
+    computation, other buffers) is compiled once, a distinct one costs about 30 ms of
+    CPU (1024 leaves of ``p + c * g``: 1.4 s with one ``c``, 31 s with a ``c`` per
+    leaf; 512 slices of a group: 22 s with constant offsets, 1.6 s with offsets passed
+    in at run time). Leaf by leaf every leaf of one signature gets the same kernels
+    (``tests/test_optim_compile.py`` checks it), so what grows with the leaves is
+    XLA's per-kernel bookkeeping (HLO passes, buffer assignment, the thunk graph):
+    about 2 ms of CPU per kernel, and clip + Adam writes 7 per leaf as optax does
+    (the sum of squares split in 3, the clipped gradient, ``mu``, ``nu``, the
+    parameter). Even one kernel per leaf (``p + c * g``) takes 8.5 s of CPU at 4096
+    leaves, so no program with a buffer per leaf compiles 4096 leaves in seconds.
     """
     leaves, treedef = jax.tree.flatten(tree)
     treedef = cast(Any, treedef)  # jaxlib's PyTreeDef has no stub mypy can read
