@@ -277,7 +277,7 @@ X_6x6 = jnp.asarray(np.random.default_rng(5).standard_normal((8, 6, 6, 1)), jnp.
 
 def test_scanned_resnet_equals_the_unrolled_one():
     """Outputs in training (drop-path masks) and evaluation and the running statistics.
-    (Gradients: next test; batch norm's gradient compiles slowly.)"""
+    (Gradients, without batch norm, whose gradient compiles slowly: next test.)"""
     per_stage = 2
     unrolled, scanned = _scanned_and_unrolled(per_stage, stage_channels=(4, 8))
     params_s = scanned[1]
@@ -289,14 +289,12 @@ def test_scanned_resnet_equals_the_unrolled_one():
     @functools.partial(jax.jit, static_argnums=0)
     def run(model, params, state):
         y, new_state = model.apply(params, state, X_6x6, training=True, key=KEY)
-        y_other, _ = model.apply(params, state, X_6x6, training=True, key=jax.random.key(2, impl="rbg"))
-        return y, new_state, y_other, model.apply(params, new_state, X_6x6, training=False)[0]
+        return y, new_state, model.apply(params, new_state, X_6x6, training=False)[0]
 
-    y_u, new_u, other_u, eval_u = run(*unrolled)
-    y_s, new_s, other_s, eval_s = run(*scanned)
-    _allclose((y_s, other_s, eval_s), (y_u, other_u, eval_u))
+    y_u, new_u, eval_u = run(*unrolled)
+    y_s, new_s, eval_s = run(*scanned)
+    _allclose((y_s, eval_s), (y_u, eval_u))
     _allclose(_unrolled_layout(new_s, per_stage), new_u)
-    assert not np.allclose(y_s, other_s)  # drop path drew masks, the same in both forms
 
 
 def test_scanned_resnet_gradients_equal_the_unrolled_ones():
@@ -313,6 +311,10 @@ def test_scanned_resnet_gradients_equal_the_unrolled_ones():
     g_u, g_s = grads(*unrolled), grads(*scanned)
     _allclose(_unrolled_layout(g_s, per_stage), g_u, atol=1e-4)
     assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(g_s))
+    model, params, state = scanned
+    two = jax.jit(lambda k: model.apply(params, state, X_6x6, training=True, key=k)[0])
+    # the scanned blocks drew drop-path masks (the same as unrolled: the gradients above)
+    assert not np.allclose(two(KEY), two(jax.random.key(2, impl="rbg")))
 
 
 @pytest.mark.parametrize("scan", [True, False])
