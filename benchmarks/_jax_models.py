@@ -9,6 +9,11 @@ jtricks' own layers, the same architecture and the same parameter count in both.
 * ``transformer``: pre-layer-norm blocks ``x + attn(ln(x))``, ``x + mlp(ln(x))`` on a sequence of
   vectors, mean-pooled into 10 logits. jtricks has no attention layer, so the jtricks version
   writes it by hand with ``jtricks.nn.dense``; flax's uses ``flax.linen.dot_product_attention``.
+
+The flax models are unrolled Python loops over their blocks, as flax users write them; the
+jtricks models are written as jtricks users write deep stacks: the identical blocks' parameters
+stacked on a leading axis and applied with one ``lax.scan`` (``jtricks.nn.stack``,
+``jtricks.nn.resnet(scan_blocks=True)``), so they have fewer (stacked) leaves.
 """
 
 from __future__ import annotations
@@ -125,26 +130,24 @@ def flax_transformer(num_classes: int, width: int, depth: int, heads: int):
     return Transformer()
 
 
-def jtricks_transformer(num_classes: int, width: int, depth: int, heads: int):
-    """The transformer stack as a :class:`jtricks.nn.Model`, from ``jtricks.nn`` layers."""
+def jtricks_transformer(num_classes: int, width: int, depth: int, heads: int, *,
+                        scan: bool = True):
+    """The transformer stack as a :class:`jtricks.nn.Model`, from ``jtricks.nn`` layers.
+
+    Written as a jtricks user writes a deep stack: the block once, repeated with
+    :func:`jtricks.nn.stack` (one ``lax.scan`` over the stacked blocks; ``scan=False``
+    unrolls them, the same numbers).
+    """
     from jtricks import nn
 
-    def init(key, input_shape):
-        seq, d_in = input_shape
-        keys = iter(jax.random.split(key, 2 + 4 * depth))
-        params = {"embed": nn.init_dense(next(keys), d_in, width)}
-        for i in range(depth):
-            params[f"block_{i}"] = {
-                "ln_0": nn.init_layer_norm(width),
-                "qkv": nn.init_dense(next(keys), width, 3 * width),
-                "out": nn.init_dense(next(keys), width, width),
+    def block_init(key, input_shape):
+        k_qkv, k_out, k_fc0, k_fc1 = jax.random.split(key, 4)
+        return {"ln_0": nn.init_layer_norm(width),
+                "qkv": nn.init_dense(k_qkv, width, 3 * width),
+                "out": nn.init_dense(k_out, width, width),
                 "ln_1": nn.init_layer_norm(width),
-                "fc_0": nn.init_dense(next(keys), width, 2 * width),
-                "fc_1": nn.init_dense(next(keys), 2 * width, width),
-            }
-        params["ln"] = nn.init_layer_norm(width)
-        params["head"] = nn.init_dense(next(keys), width, num_classes)
-        return params, {}
+                "fc_0": nn.init_dense(k_fc0, width, 2 * width),
+                "fc_1": nn.init_dense(k_fc1, 2 * width, width)}, {}
 
     def attention(p, x):
         b, t, _ = x.shape
@@ -154,14 +157,26 @@ def jtricks_transformer(num_classes: int, width: int, depth: int, heads: int):
         a = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(logits, axis=-1), v)
         return nn.dense(p["out"], a.reshape(b, t, width))
 
+    def block_apply(p, state, x, *, training, key=None, axis_name=None):
+        x = x + attention(p, x)
+        h = jax.nn.gelu(nn.dense(p["fc_0"], nn.layer_norm(p["ln_1"], x)))
+        return x + nn.dense(p["fc_1"], h), state
+
+    blocks = nn.stack(nn.Model(block_init, block_apply), depth, scan=scan)
+
+    def init(key, input_shape):
+        seq, d_in = input_shape
+        k_embed, k_blocks, k_head = jax.random.split(key, 3)
+        block_params, block_state = blocks.init(k_blocks, (seq, width))
+        return {"embed": nn.init_dense(k_embed, d_in, width), "blocks": block_params,
+                "ln": nn.init_layer_norm(width),
+                "head": nn.init_dense(k_head, width, num_classes)}, {"blocks": block_state}
+
     def apply(params, state, x, *, training, key=None, axis_name=None):
         x = nn.dense(params["embed"], x)
-        for i in range(depth):
-            p = params[f"block_{i}"]
-            x = x + attention(p, x)
-            h = jax.nn.gelu(nn.dense(p["fc_0"], nn.layer_norm(p["ln_1"], x)))
-            x = x + nn.dense(p["fc_1"], h)
-        return nn.dense(params["head"], jnp.mean(nn.layer_norm(params["ln"], x), axis=1)), state
+        x, block_state = blocks.apply(params["blocks"], state["blocks"], x, training=training)
+        logits = nn.dense(params["head"], jnp.mean(nn.layer_norm(params["ln"], x), axis=1))
+        return logits, {"blocks": block_state}
 
     return nn.Model(init, apply)
 

@@ -50,8 +50,8 @@ def _optimizers():
 def _models(name: str, arch: dict):
     from jtricks import nn
 
-    if name == "resnet":
-        return (jm.flax_resnet(10, **arch), nn.resnet(10, **arch))
+    if name == "resnet":  # jtricks: each stage's identical blocks scanned over stacked params
+        return jm.flax_resnet(10, **arch), nn.resnet(10, scan_blocks=True, **arch)
     return jm.flax_transformer(10, **arch), jm.jtricks_transformer(10, **arch)
 
 

@@ -130,15 +130,18 @@ def _models(t: dict) -> list[str]:
         "## 2. Training step of real models", "",
         "One step: forward, backward, `clip_by_global_norm(1)`, Adam(1e-3), apply; state "
         "donated; a fixed synthetic batch. Each model is written idiomatically in flax.linen + "
-        "optax, with jtricks' own layers and engine (`jtricks.nn.resnet`, or `jtricks.nn.dense` "
-        "/ `layer_norm` with a hand-written attention; `jtricks.train.train_step`, "
-        "`jtricks.optim`), and in PyTorch (eager; `torch.compile` was not tried: its CPU "
-        "compile needs minutes on 2 cores). Each model runs in its own process; the steps are "
-        "timed in turn, round after round.", "", *_meta(t["meta"], t["rounds"])]
+        "optax (blocks unrolled by a Python loop), with jtricks' own layers and engine "
+        "(`jtricks.nn.resnet(scan_blocks=True)`, or a block of `jtricks.nn.dense` / "
+        "`layer_norm` with a hand-written attention repeated by `jtricks.nn.stack`: the "
+        "identical blocks' parameters stacked on a leading axis and applied by one `lax.scan`, "
+        "hence fewer leaves; `jtricks.train.train_step`, `jtricks.optim`), and in PyTorch "
+        "(eager; `torch.compile` was not tried: its CPU compile needs minutes on 2 cores). "
+        "Each model runs in its own process; the steps are timed in turn, round after round.", "", *_meta(t["meta"], t["rounds"])]
     targets = []
     for r in t["rows"]:
         lines += [f"**{r['description']}**: {r['params']} parameters in {r['leaves']} leaves "
-                  f"(jtricks; flax {r['flax_leaves']}, PyTorch {r.get('torch_leaves') or '—'}).",
+                  f"(jtricks, identical blocks stacked; flax {r['flax_leaves']}, "
+                  f"PyTorch {r.get('torch_leaves') or '—'}).",
                   "", "| | step ms, median (IQR) | / flax + optax | compile s |",
                   "|---|---:|---:|---:|"]
         flax_ms = r["ms"].get("flax")

@@ -241,3 +241,93 @@ def test_param_dtype_is_the_one_name_for_parameter_dtypes():
         assert init_norm(3, param_dtype=bf16)["scale"].dtype == bf16
     with pytest.raises(TypeError, match="dtype"):
         nn.init_dense(KEY, 3, 2, dtype=bf16)  # the old, flax-contradicting name is gone
+
+
+def _unrolled_layout(tree, blocks_per_stage):
+    """A scanned resnet's params or state in the unrolled layout: ``stage_s``'s leaf ``[j]``
+    is ``block_{s * blocks_per_stage + j (+ 1 after the first stage)}``."""
+    out = {}
+    for name, value in tree.items():
+        if not name.startswith("stage_"):
+            out[name] = value
+            continue
+        s = int(name[len("stage_"):])
+        first = s * blocks_per_stage + (s > 0)
+        for j in range(jax.tree.leaves(value)[0].shape[0]):
+            out[f"block_{first + j}"] = jax.tree.map(lambda a, j=j: a[j], value)
+    return out
+
+
+def _scanned_and_unrolled(per_stage, **kw):
+    unrolled = nn.resnet(3, blocks_per_stage=per_stage, drop_path=0.5, **kw)
+    scanned = nn.resnet(3, blocks_per_stage=per_stage, drop_path=0.5, scan_blocks=True, **kw)
+    (params_u, state_u), (params_s, state_s) = (m.init(KEY, (6, 6, 1)) for m in (unrolled, scanned))
+    # the same initial parameters and statistics, stacked
+    _allclose(_unrolled_layout(params_s, per_stage), params_u)
+    _allclose(_unrolled_layout(state_s, per_stage), state_u)
+    return (unrolled, params_u, state_u), (scanned, params_s, state_s)
+
+
+def _allclose(a, b, atol=1e-5):
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=atol), a, b)
+
+
+X_6x6 = jnp.asarray(np.random.default_rng(5).standard_normal((8, 6, 6, 1)), jnp.float32)
+
+
+def test_scanned_resnet_equals_the_unrolled_one():
+    """Outputs in training (drop-path masks) and evaluation and the running statistics.
+    (Gradients, without batch norm, whose gradient compiles slowly: next test.)"""
+    per_stage = 2
+    unrolled, scanned = _scanned_and_unrolled(per_stage, stage_channels=(4, 8))
+    params_s = scanned[1]
+    assert set(params_s) == {"stem", "stage_0", "block_2", "stage_1", "head"}
+    assert params_s["stage_0"]["conv_0"]["kernel"].shape == (2, 3, 3, 4, 4)
+    assert params_s["stage_1"]["conv_0"]["kernel"].shape == (1, 3, 3, 8, 8)
+    assert len(jax.tree.leaves(params_s)) < len(jax.tree.leaves(unrolled[1]))
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def run(model, params, state):
+        y, new_state = model.apply(params, state, X_6x6, training=True, key=KEY)
+        return y, new_state, model.apply(params, new_state, X_6x6, training=False)[0]
+
+    y_u, new_u, eval_u = run(*unrolled)
+    y_s, new_s, eval_s = run(*scanned)
+    _allclose((y_s, eval_s), (y_u, eval_u))
+    _allclose(_unrolled_layout(new_s, per_stage), new_u)
+
+
+def test_scanned_resnet_gradients_equal_the_unrolled_ones():
+    per_stage = 3
+    unrolled, scanned = _scanned_and_unrolled(per_stage, stage_channels=(4,), batch_norm=False)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def grads(model, params, state):
+        def loss(params):
+            return jnp.sum(model.apply(params, state, X_6x6, training=True, key=KEY)[0] ** 2)
+
+        return jax.grad(loss)(params)
+
+    g_u, g_s = grads(*unrolled), grads(*scanned)
+    _allclose(_unrolled_layout(g_s, per_stage), g_u, atol=1e-4)
+    assert all(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(g_s))
+    model, params, state = scanned
+    two = jax.jit(lambda k: model.apply(params, state, X_6x6, training=True, key=k)[0])
+    # the scanned blocks drew drop-path masks (the same as unrolled: the gradients above)
+    assert not np.allclose(two(KEY), two(jax.random.key(2, impl="rbg")))
+
+
+@pytest.mark.parametrize("scan", [True, False])
+def test_scanned_resnet_program_does_not_grow_with_depth(scan):
+    def convolutions(per_stage):
+        model = nn.resnet(3, stage_channels=(4, 8), blocks_per_stage=per_stage,
+                          scan_blocks=scan)
+        params, state = jax.eval_shape(lambda: model.init(KEY, (6, 6, 1)))  # nothing run
+        apply = functools.partial(model.apply, training=False)
+        x = jax.ShapeDtypeStruct((2, 6, 6, 1), jnp.float32)
+        return jax.jit(apply).lower(params, state, x).as_text().count("convolution(")
+
+    if scan:
+        assert convolutions(8) == convolutions(2)
+    else:
+        assert convolutions(8) > convolutions(2)

@@ -97,17 +97,21 @@ def _bn(params, state, name, x, training, axis_name, new_state):
     return y
 
 
-def _dropouts(key, rates, shapes, dtype):
-    """Draws the masks of every dropout (or drop-path) site of a forward pass at once.
+def _drop_masks(key, rates, shapes, dtype):
+    """``(masks, scales)`` of every dropout (or drop-path) site of a forward pass, drawn at once.
 
-    Returns ``drop(i, x)``, which applies site ``i``'s mask and scale to ``x``.
     One random draw for the whole pass (see :func:`keep_masks`) instead of one
-    per layer.
+    per layer; site ``i`` is ``apply_mask(x, masks[i], scales[i])``.
     """
     if not isinstance(rates, (list, tuple)):
         rates = [rates] * len(shapes)
     keeps, scales = zip(*(keep_and_scale(rate, dtype) for rate in rates))
-    masks = keep_masks(key, list(keeps), shapes)
+    return keep_masks(key, list(keeps), shapes), list(scales)
+
+
+def _dropouts(key, rates, shapes, dtype):
+    """``drop(i, x)``: applies site ``i``'s mask and scale (:func:`_drop_masks`) to ``x``."""
+    masks, scales = _drop_masks(key, rates, shapes, dtype)
     return lambda i, x: apply_mask(x, masks[i], scales[i])
 
 
@@ -292,6 +296,11 @@ def cnn(
     return Model(init, apply)
 
 
+def _stacked(trees):
+    """The trees (of one structure) as one tree, every leaf stacked on a new leading axis."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
 def resnet(
     num_classes: int,
     *,
@@ -301,6 +310,7 @@ def resnet(
     kernel_init=_init.he_normal(),
     batch_norm: bool = True,
     drop_path=0.0,
+    scan_blocks: bool = False,
     param_dtype=jnp.float32,
 ) -> Model:
     """A small residual network on NHWC images.
@@ -317,6 +327,14 @@ def resnet(
     follows the linear rule of Huang et al.: block ``b`` of ``B`` drops its
     branch with probability ``drop_path * (b + 1) / B``.
 
+    With ``scan_blocks`` the identical blocks of a stage (all but the strided
+    first block of the stages after the first) are one ``lax.scan`` over their
+    parameters and batch-norm state stacked on a leading axis (as
+    :func:`jtricks.nn.stack` lays them out), so the program holds one block per
+    stage and compiles in a time independent of ``blocks_per_stage``. The
+    numbers are those of the unrolled network: the same initial parameters
+    (stacked), outputs, running statistics, gradients and drop-path masks.
+
     Args:
       num_classes: number of logits.
       stage_channels: channels of each stage.
@@ -326,6 +344,8 @@ def resnet(
       batch_norm: batch norm after every convolution.
       drop_path: maximum drop probability of a residual branch, in ``[0, 1]``
         (may be traced; 0 disables it).
+      scan_blocks: apply each stage's identical blocks with one ``lax.scan``
+        over stacked parameters (the layout below); ``False`` unrolls them.
       param_dtype: dtype of the parameters.
 
     Returns:
@@ -333,6 +353,10 @@ def resnet(
       "bn_0", "conv_1", "bn_1"[, "shortcut_conv", "shortcut_bn"]}, "head":
       {"kernel", "bias"}}``; state ``{"stem": {"bn"}, "block_k": {"bn_0", ...}}``
       with the running statistics of every ``bn`` entry, or ``{}`` without batch norm.
+      With ``scan_blocks`` the identical blocks of stage ``s`` are stacked
+      under ``"stage_s"`` instead (leaf ``[j]`` is the ``j``-th of them: unrolled
+      ``block_k`` with ``k = s * blocks_per_stage + j`` in the first stage, ``+ 1``
+      in the others) and the first block of every later stage stays ``block_k``.
 
     References:
       He, Zhang, Ren, Sun. "Deep Residual Learning for Image Recognition".
@@ -348,20 +372,34 @@ def resnet(
       ...                  training=True, key=jax.random.key(1))
       >>> y.shape
       (2, 10)
+      >>> deep = resnet(10, blocks_per_stage=8, scan_blocks=True)
+      >>> params, _ = jax.eval_shape(lambda k: deep.init(k, (8, 8, 1)), jax.random.key(0))
+      >>> sorted(params), params["stage_1"]["conv_0"]["kernel"].shape
+      (['block_8', 'head', 'stage_0', 'stage_1', 'stem'], (7, 3, 3, 32, 32))
     """
     num_classes = check_int("num_classes", num_classes, lo=1)
     stage_channels = _check_features("stage_channels", stage_channels)
     blocks_per_stage = check_int("blocks_per_stage", blocks_per_stage, lo=1)
     check_number("drop_path", drop_path, lo=0, hi=1)
     check_bool("batch_norm", batch_norm)
+    scan_blocks = check_bool("scan_blocks", scan_blocks)
     param_dtype = check_dtype("param_dtype", param_dtype, allow_none=False)
     use_drop_path = not _is_zero(drop_path)
-    # (stride, in_channels, out_channels) of every block.
-    blocks = []
+    from jtricks.nn._stack import scan_stacked  # _stack builds on this module
+
+    # (stride, out_channels) of every block, and the groups applied in turn: a name and
+    # a block index (one block) or a list of indices (identical blocks, stacked and scanned).
+    blocks: list[tuple[int, int]] = []
+    groups: list[tuple[str, int | list[int]]] = []
     for s, out in enumerate(stage_channels):
-        for b in range(blocks_per_stage):
-            stride = 2 if (s > 0 and b == 0) else 1
-            blocks.append((stride, out))
+        ks = list(range(len(blocks), len(blocks) + blocks_per_stage))
+        blocks += [(2 if (s > 0 and b == 0) else 1, out) for b in range(blocks_per_stage)]
+        if s > 0:
+            groups.append((f"block_{ks[0]}", ks.pop(0)))
+        if scan_blocks and ks:
+            groups.append((f"stage_{s}", ks))
+        else:
+            groups += [(f"block_{k}", k) for k in ks]
     num_blocks = len(blocks)
 
     def conv_bn_init(key, c_in, c_out, size, conv, bn, params, state):
@@ -381,13 +419,20 @@ def resnet(
         conv_bn_init(keys[0], input_shape[-1], stage_channels[0], 3, "conv", "bn",
                      params["stem"], state["stem"])
         c = stage_channels[0]
+        block_params, block_state = [], []
         for k, (stride, out) in enumerate(blocks):
-            p, s = params.setdefault(f"block_{k}", {}), state.setdefault(f"block_{k}", {})
+            p, s = {}, {}
             conv_bn_init(keys[1 + 3 * k], c, out, 3, "conv_0", "bn_0", p, s)
             conv_bn_init(keys[2 + 3 * k], out, out, 3, "conv_1", "bn_1", p, s)
             if stride != 1 or c != out:
                 conv_bn_init(keys[3 + 3 * k], c, out, 1, "shortcut_conv", "shortcut_bn", p, s)
+            block_params.append(p)
+            block_state.append(s)
             c = out
+        for name, k in groups:
+            one = isinstance(k, int)
+            params[name] = block_params[k] if one else _stacked([block_params[i] for i in k])
+            state[name] = block_state[k] if one else _stacked([block_state[i] for i in k])
         params["head"] = init_dense(
             keys[-1], c, num_classes, kernel_init=kernel_init, param_dtype=param_dtype
         )
@@ -395,32 +440,44 @@ def resnet(
 
     def apply(params, state, x, *, training, key=None, axis_name=None):
         _require_key("resnet", key, training, use_drop_path)
-        new_state = {}
 
-        def conv_bn(group, conv, bn, x, stride):
-            x = conv2d(params[group][conv], x, stride=stride)
+        def conv_bn(p, s, new, conv, bn, x, stride):
+            x = conv2d(p[conv], x, stride=stride)
             if batch_norm:
-                x, new_state.setdefault(group, {})[bn] = _batch_norm(
-                    params[group][bn], state[group][bn], x, training=training, axis_name=axis_name
-                )
+                x, new[bn] = _batch_norm(p[bn], s[bn], x, training=training,
+                                         axis_name=axis_name)
             return x
 
-        x = activation(conv_bn("stem", "conv", "bn", x, 1))
+        def block(p, s, x, stride, drop):
+            new: dict = {}
+            branch = activation(conv_bn(p, s, new, "conv_0", "bn_0", x, stride))
+            branch = conv_bn(p, s, new, "conv_1", "bn_1", branch, 1)
+            if drop is not None:
+                branch = apply_mask(branch, *drop)
+            shortcut = x
+            if "shortcut_conv" in p:
+                shortcut = conv_bn(p, s, new, "shortcut_conv", "shortcut_bn", x, stride)
+            return activation(shortcut + branch), new
+
+        new_state: dict = {}
+        stem: dict = {}
+        x = activation(conv_bn(params["stem"], state.get("stem"), stem, "conv", "bn", x, 1))
+        drops: list = [None] * num_blocks
         if use_drop_path and training:  # the linear rule: block k drops with drop_path (k+1)/B
             rates = [drop_path * (k + 1) / num_blocks for k in range(num_blocks)]
             shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-            drop = _dropouts(key, rates, [shape] * num_blocks, x.dtype)
-        for k, (stride, _) in enumerate(blocks):
-            name = f"block_{k}"
-            branch = activation(conv_bn(name, "conv_0", "bn_0", x, stride))
-            branch = conv_bn(name, "conv_1", "bn_1", branch, 1)
-            if use_drop_path and training:
-                branch = drop(k, branch)
-            shortcut = x
-            if "shortcut_conv" in params[name]:
-                shortcut = conv_bn(name, "shortcut_conv", "shortcut_bn", x, stride)
-            x = activation(shortcut + branch)
+            drops = list(zip(*_drop_masks(key, rates, [shape] * num_blocks, x.dtype)))
+        for name, k in groups:
+            p, s = params[name], state.get(name, {})
+            if isinstance(k, int):
+                x, new = block(p, s, x, blocks[k][0], drops[k])
+            else:
+                drop = None if drops[k[0]] is None else _stacked([drops[i] for i in k])
+                x, new = scan_stacked(lambda x, xs: block(xs[0], xs[1], x, 1, xs[2]),
+                                      x, (p, s, drop), what=f"resnet {name}")
+            new_state[name] = new
         x = global_avg_pool(x)
-        return dense(params["head"], x), new_state
+        state_out = {"stem": stem, **new_state} if batch_norm else {}
+        return dense(params["head"], x), state_out
 
     return Model(init, apply)
