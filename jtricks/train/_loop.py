@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -13,14 +14,15 @@ import numpy as np
 
 from jtricks._numeric import all_finite
 from jtricks._optional import missing, require
+from jtricks._xla import RUN_ONCE
 from jtricks._validate import check_bool, check_callable, check_int, check_non_negative, show
 from jtricks.data._batching import _num_examples, on_device
 
-from ._engine import averaged_params, check_mode, epoch_order, epoch_row, make_epoch
+from ._engine import averaged_params, check_mode, epoch_of_order, epoch_order, epoch_row
 from ._history import history_writer
 from ._metrics import as_writer, learning_rate_of
 from ._state import TrainState, as_key
-from ._steps import check_opt_state, evaluate
+from ._steps import _evaluator, check_opt_state, evaluate
 
 
 class FitResult(NamedTuple):
@@ -48,29 +50,64 @@ def _compiled_epoch(loss_fn, tx, batch_size, averager, learning_rate):
     averager, learning rate): a second ``fit`` with the same pieces (e.g. a resumed
     run) does not compile again.
 
-    The epoch's shuffling key, ``fold_in(data_key, epoch)``, is derived inside the
-    program (the epoch number is an argument, not a constant), so no epoch
-    compiles anything of its own. The per-step metrics include
-    ``learning_rate`` when it can be resolved (:func:`learning_rate_of`); the
-    row's ``learning_rate`` is the last step's."""
+    It takes the epoch's batch indices (:func:`_order_program`, or ``None`` when
+    the data hold the epoch's batches already cut, across processes), so no epoch
+    compiles anything of its own. The per-step metrics include ``learning_rate``
+    when it can be resolved (:func:`learning_rate_of`); the row's
+    ``learning_rate`` is the last step's. Whether the parameters are still finite
+    is asked by :data:`_finite`: inside this program, that reduction made it
+    compile about 20% longer."""
 
     def record(state):
         rate = learning_rate_of(state.opt_state, learning_rate, state.step - 1)
         return {} if rate is None else {"learning_rate": rate}
 
-    epoch_fn = make_epoch(loss_fn=loss_fn, tx=tx, batch_size=batch_size, averager=averager,
-                          record=record)
+    epoch_fn = epoch_of_order(loss_fn=loss_fn, tx=tx, averager=averager, record=record)
 
-    def epoch_and_row(state, data, data_key, epoch, avg_state):
-        # data_key None: ``data`` holds the epoch's batches already cut (across processes)
-        key = None if data_key is None else jax.random.fold_in(data_key, epoch)
-        state, avg_state, metrics = epoch_fn(state, data, key, avg_state)
+    def epoch_and_row(state, data, order, avg_state):
+        state, avg_state, metrics = epoch_fn(state, data, order, avg_state)
         row = epoch_row({k: v for k, v in metrics.items() if k != "learning_rate"})
         if "learning_rate" in metrics:
             row["learning_rate"] = metrics["learning_rate"][-1]
-        return state, avg_state, metrics, row, all_finite(state.params)
+        return state, avg_state, metrics, row
 
     return jax.jit(epoch_and_row)
+
+
+@functools.lru_cache(maxsize=16)
+def _order_program(n: int, batch_size: int):
+    """Epoch ``e``'s batch indices, :func:`epoch_order` of ``fold_in(data_key, e)``,
+    as one small program (integers only: the same at any optimisation level)."""
+    def order(data_key, epoch):
+        return epoch_order(jax.random.fold_in(data_key, epoch), n, batch_size)
+
+    return jax.jit(order, compiler_options=RUN_ONCE)
+
+
+_finite = jax.jit(all_finite, compiler_options=RUN_ONCE)
+
+
+def _compile_ahead(calls):
+    """Compiles ``calls`` (``[(jitted function, args)]``) one after another on a
+    background thread and returns its future; the later calls with arguments of
+    the same shapes run what was compiled.
+
+    XLA compiles a program on one core: ``fit`` compiles the epoch on the calling
+    thread meanwhile, so on a host of two or more cores the small programs cost
+    no time before the first epoch. A program that fails to compile here is left
+    alone: it fails again, with its own error, where it is called.
+    """
+    def run():
+        for fn, args in calls:
+            try:
+                fn.lower(*args).compile()
+            except Exception:  # noqa: BLE001 - reported by the real call
+                pass
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jtricks-compile")
+    future = pool.submit(run)
+    pool.shutdown(wait=False)
+    return future
 
 
 def _skips_non_finite(opt_state) -> bool:
@@ -332,14 +369,16 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
     steps_per_epoch = n // min(batch_size, n)
     epoch_fn = _compiled_epoch(loss_fn, tx, batch_size, averager, learning_rate)
 
+    order_fn = _order_program(n, batch_size)
+
     def epoch_data(epoch):
-        """The epoch's data and key (the epoch folds it in); across processes, each
-        process's rows of the epoch's batches, already cut (key ``None``)."""
+        """The epoch's data and batch indices (of ``fold_in(data_key, epoch)``); across
+        processes, each process's rows of the epoch's batches, already cut (``None``)."""
+        order = order_fn(data_key, np.uint32(epoch))
         if mesh is None:
-            return train_data, data_key
+            return train_data, order
         from jtricks.parallel._distributed import process_batches
 
-        order = epoch_order(jax.random.fold_in(data_key, epoch), n, batch_size)
         return process_batches(train_data, order, mesh), None
 
     if val_data is not None:
@@ -402,6 +441,16 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
                               {"epoch": epoch, "history": history,
                                "stop_reason": stop_reason, "run_config": run_config})
 
+    compiled_ahead = None
+    if start < epochs and stop_reason is None:  # the small programs compile beside the epoch
+        ahead: list = [(_finite, (state.params,))]
+        if val_data is not None:
+            try:
+                ahead.append((_evaluator(eval_fn, eval_batch_size),
+                              (state.params, state.model_state, val_data)))
+            except TypeError:  # an unhashable eval_fn: compiled where it is called
+                pass
+        compiled_ahead = _compile_ahead(ahead)
     bar = _NoBar() if tqdm is None else tqdm(
         total=epochs, initial=min(start, epochs), desc="train", unit="epoch",
         file=sys.stderr, dynamic_ncols=True, leave=True)
@@ -416,8 +465,12 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
             if stop_reason is not None:
                 break
             t0 = time.perf_counter()
-            new_state, new_avg, metrics, epoch_means, finite = epoch_fn(
-                state, *epoch_data(epoch), np.uint32(epoch), avg_state)
+            new_state, new_avg, metrics, epoch_means = epoch_fn(state, *epoch_data(epoch),
+                                                                avg_state)
+            if compiled_ahead is not None:  # the epoch compiled: wait for the others
+                compiled_ahead.result()
+                compiled_ahead = None
+            finite = _finite(new_state.params)
             epoch_means, finite = jax.device_get((epoch_means, finite))
             seconds = time.perf_counter() - t0
             if log_steps:
