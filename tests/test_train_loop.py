@@ -133,6 +133,22 @@ def test_make_run_is_fit_compiled():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_fit_is_make_epoch_bit_for_bit():
+    """fit's epoch (its order a program of its own, compiled at XLA's level 1,
+    jtricks/_xla.py) ends with exactly the parameters of make_epoch's (default level)."""
+    model, tx = tiny_mlp(dropout=0.2), jo.adam(1e-2)
+    loss_fn = classifier_loss(model)
+    result = fit(_state(model, tx), TRAIN, loss_fn=loss_fn, tx=tx, epochs=3, batch_size=32,
+                 data_key=7, progress=False)
+    epoch = jax.jit(make_epoch(loss_fn=loss_fn, tx=tx, batch_size=32))
+    state = _state(model, tx)
+    for e in (1, 2, 3):
+        state, _, _ = epoch(state, TRAIN, jax.random.fold_in(jax.random.PRNGKey(7), e))
+    assert int(state.step) == int(result.state.step) == 15
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(result.state.params)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_typed_and_raw_keys_train_alike():
     model, tx = tiny_mlp(dropout=0.5), optax.sgd(0.1)
     params, model_state = model.init(jax.random.PRNGKey(0), (4,))

@@ -212,6 +212,27 @@ def init_state(model, tx, key: Any, input_shape) -> tuple[TrainState, jax.Array]
       >>> bool((state.key == train_key).all()), int(state.step)
       (True, 0)
     """
+    program, key = _init_call(model, tx, key, input_shape)
+    return program(key)
+
+
+def init_shapes(model, tx, key: Any, input_shape) -> tuple[TrainState, jax.ShapeDtypeStruct]:
+    """What :func:`init_state` returns, as shapes (``jax.eval_shape``): nothing is
+    computed or compiled, so ``fit``'s programs can compile from them while
+    ``init_state`` runs (:func:`jtricks.train._loop.compile_programs`).
+
+    Example:
+      >>> state, data_key = init_shapes(jtricks.nn.mlp([8, 3]), jtricks.optim.adam(1e-2), 0,
+      ...                               (4,))
+      >>> state.params["dense_0"]["kernel"].shape, data_key.shape
+      ((4, 8), (2,))
+    """
+    program, key = _init_call(model, tx, key, input_shape)
+    return jax.eval_shape(program, key)
+
+
+def _init_call(model, tx, key, input_shape):
+    """:func:`init_state`'s program and its argument, the arguments checked."""
     check_tx(tx)
     if not callable(getattr(model, "init", None)):
         raise TypeError(f"model={show(model)} must have an init(key, input_shape) method "
@@ -225,7 +246,7 @@ def init_state(model, tx, key: Any, input_shape) -> tuple[TrainState, jax.Array]
         program = _init_program(model, tx, shape)
     except TypeError:  # an unhashable model or optimizer: compiled for this call only
         program = jax.jit(functools.partial(_init, model, tx, shape), compiler_options=RUN_ONCE)
-    return program(key)
+    return program, key
 
 
 def _init(model, tx, shape, key):
