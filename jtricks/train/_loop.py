@@ -488,14 +488,16 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
                               {"epoch": epoch, "history": history,
                                "stop_reason": stop_reason, "run_config": run_config})
 
-    compiled_ahead = None
     if mesh is None and start < epochs and stop_reason is None:
-        programs = compile_programs(  # the small ones compile beside the epoch
+        # The epoch compiles here while the small programs compile on another thread.
+        programs = compile_programs(
             state, train_data, loss_fn=loss_fn, tx=tx, batch_size=batch_size,
             data_key=data_key, val_data=val_data, eval_fn=eval_fn,
             eval_batch_size=eval_batch_size, averager=averager, learning_rate=learning_rate)
-        compiled_ahead = _compile_ahead([programs[name] for name in ("finite", "evaluate")
-                                         if name in programs])
+        small = _compile_ahead([programs[name] for name in ("order", "finite", "evaluate")
+                                if name in programs])
+        compile_now([programs["epoch"]])
+        small.result()
     bar = _NoBar() if tqdm is None else tqdm(
         total=epochs, initial=min(start, epochs), desc="train", unit="epoch",
         file=sys.stderr, dynamic_ncols=True, leave=True)
@@ -512,9 +514,6 @@ def _fit(state, train_data, loss_fn, tx, epochs, batch_size, data_key, val_data,
             t0 = time.perf_counter()
             new_state, new_avg, metrics, epoch_means = epoch_fn(state, *epoch_data(epoch),
                                                                 avg_state)
-            if compiled_ahead is not None:  # the epoch compiled: wait for the others
-                compiled_ahead.result()
-                compiled_ahead = None
             finite = _finite(new_state.params)
             epoch_means, finite = jax.device_get((epoch_means, finite))
             seconds = time.perf_counter() - t0
