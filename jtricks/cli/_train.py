@@ -391,9 +391,9 @@ def init_compiling(model, tx, seed: int, train_data, *, loss_fn, batch_size: int
     """:func:`jtricks.train.init_state` on a background thread while this one compiles
     :func:`jtricks.train.fit`'s epoch from the state's shapes; the background thread
     then compiles the small programs (the epoch's order, the finiteness check, the
-    validation and test evaluations). XLA compiles a program on one core, so on two
-    cores the initial state and the small programs cost no time before the first
-    epoch. Returns ``init_state``'s ``(state, data_key)``; ``fit`` given these same
+    validation and test evaluations), filling the cores the epoch's compilation
+    leaves idle in its serial parts (see ``jtricks.train._loop._compile_ahead``).
+    Returns ``init_state``'s ``(state, data_key)``; ``fit`` given these same
     arguments compiles nothing more (tests/test_train_compiles.py).
     """
     import jax
