@@ -21,8 +21,8 @@ at level 1 too: on the digits MLP and CNN of ``jtricks train`` it compiles in
 epoch takes the same time (ratio of medians over 40 / 15 interleaved epochs:
 1.00 and 0.86, within the noise of a loaded machine), and 12 epochs end with the
 same parameters bit for bit (measured for issue 16, table 3;
-``tests/test_train_loop.py`` checks ``fit`` against ``make_epoch`` compiled at
-the default level, bit for bit).
+``tests/test_train_loop.py`` checks ``fit``'s parameters against ``make_run``'s,
+compiled at the default level, bit for bit).
 """
 
 from __future__ import annotations
