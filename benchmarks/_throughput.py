@@ -1,9 +1,10 @@
 """Table 3's second half: training throughput once compiled (examples per second), in one process.
 
 One epoch of the digits training split (39 batches of 32; the recipe of :mod:`benchmarks._cold`)
-for each of: the flax + optax loop (a jitted step per batch, called from Python), jtricks' engine
-(``jtricks.train.make_epoch``, the compiled epoch ``fit`` runs: ``lax.scan`` over the batches)
-and the PyTorch loop; timed in turn, round after round, after warming up.
+for each of: the flax + optax loop (a jitted step per batch, called from Python), jtricks'
+engine as ``fit`` runs it (``jtricks.train.make_epoch``'s ``lax.scan`` over the batches, one
+compiled program per epoch) and the PyTorch loop; timed in turn, round after round, after
+warming up.
 """
 
 from __future__ import annotations
@@ -39,20 +40,24 @@ def _flax_epoch(model, x, y):
 
 
 def _jtricks_epoch(model, x, y):
+    """An epoch as ``fit`` runs it: its order program, its compiled epoch (the
+    ``lax.scan`` of ``make_epoch`` with the history row) and its finiteness check."""
     import jtricks
     import jtricks.train as jt
+    from jtricks.train._loop import compile_programs
 
     tx = jtricks.optim.adam(1e-3)
     params, model_state = model.init(jax.random.key(0), x.shape[1:])
     box = [jt.TrainState.create(params=params, tx=tx, key=1, model_state=model_state)]
-    epoch = jax.jit(jt.make_epoch(loss_fn=jt.classifier_loss(model), tx=tx, batch_size=BATCH),
-                    donate_argnums=0)
-    data, count = (jnp.asarray(x), jnp.asarray(y)), [0]
+    data, count, data_key = (jnp.asarray(x), jnp.asarray(y)), [0], jax.random.PRNGKey(2)
+    programs = compile_programs(box[0], data, loss_fn=jt.classifier_loss(model), tx=tx,
+                                batch_size=BATCH, data_key=data_key)
+    epoch, order, finite = (programs[name][0] for name in ("epoch", "order", "finite"))
 
     def run():
         count[0] += 1
-        box[0], _, metrics = epoch(box[0], data, jax.random.key(count[0]))
-        jax.block_until_ready((box[0], metrics))
+        box[0], _, _, row = epoch(box[0], data, order(data_key, np.uint32(count[0])), None)
+        jax.device_get((row, finite(box[0].params)))
 
     return run
 

@@ -100,6 +100,16 @@ def test_load_digits_matches_sklearn():
     assert images.min() == 0 and images.max() == 16
 
 
+def test_load_digits_reads_the_file_without_importing_sklearn(monkeypatch):
+    """``import sklearn.datasets`` costs seconds of every cold ``jtricks train``: the
+    digits are read from scikit-learn's file directly (blocked, the import would fail)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    images, labels = jd.load_digits()
+    assert images.shape == (1797, 8, 8, 1) and labels[:5].tolist() == [0, 1, 2, 3, 4]
+
+
 def test_load_digits_without_sklearn(monkeypatch):
     import sys
 

@@ -303,7 +303,15 @@ def run(args) -> int:
     model, tx, early, averager, weights = build(args, data)
     loss_fn = jt.classifier_loss(model, class_weights=weights,
                                  augment=_augmenter(xtr) if args.augment else None)
-    state, data_key = jt.init_state(model, tx, args.seed, xtr.shape[1:])  # one program
+    eval_fn = jt.classifier_eval(model)
+    schedule = build_schedule(args, steps_per_epoch)
+    if args.devices == 1 and jax.process_count() == 1:  # fit's programs compile meanwhile
+        state, data_key = init_compiling(
+            model, tx, args.seed, (xtr, ytr), loss_fn=loss_fn, batch_size=args.batch_size,
+            val_data=(xva, yva), test_data=(xte, yte), eval_fn=eval_fn, averager=averager,
+            learning_rate=schedule)
+    else:
+        state, data_key = jt.init_state(model, tx, args.seed, xtr.shape[1:])  # one program
     state, loss_fn = data_parallel(args.devices, args.batch_size, state, loss_fn)
     say(f"jtricks train: {data.name} ({len(ytr)} train / {len(yva)} validation / "
         f"{len(yte)} test), {args.model}, {args.optimizer}, {args.epochs} epochs of "
@@ -313,14 +321,14 @@ def run(args) -> int:
         result = jt.fit(
             state, (xtr, ytr), loss_fn=loss_fn, tx=tx, epochs=args.epochs,
             batch_size=args.batch_size,
-            data_key=data_key, val_data=(xva, yva), eval_fn=jt.classifier_eval(model),
+            data_key=data_key, val_data=(xva, yva), eval_fn=eval_fn,
             early_stopping=early, averager=averager,
             checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
             resume=args.resume, restart=args.restart,
             run_config=run_config(args, data, xtr.dtype) if args.checkpoint_dir else None,
             history_dir=args.out if first else None,
             progress=False if args.quiet or not first else None,
-            learning_rate=build_schedule(args, steps_per_epoch), writers=writer,
+            learning_rate=schedule, writers=writer,
             log_steps=args.log_steps)
     except jt.CheckpointError as e:
         hint = ("; resume with the flags it was written with, or start over with --restart"
@@ -353,7 +361,7 @@ def run(args) -> int:
 
         params, model_state = multihost_utils.process_allgather((params, model_state),
                                                                 tiled=True)
-    test = jt.evaluate(jt.classifier_eval(model), params, model_state, (xte, yte))
+    test = jt.evaluate(eval_fn, params, model_state, (xte, yte))
     stopping = early_stopping_report(args, result, averager)
     if stopping and stopping["stopped"]:
         say(f"jtricks train: {stopping['message']}")
@@ -376,6 +384,44 @@ def run(args) -> int:
           f"({len(yte)} test examples, evaluated once after training"
           f"{', EMA weights' if averager is not None else ''})")
     return 0
+
+
+def init_compiling(model, tx, seed: int, train_data, *, loss_fn, batch_size: int, val_data,
+                   test_data, eval_fn, averager, learning_rate):
+    """:func:`jtricks.train.init_state` on a background thread while this one compiles
+    :func:`jtricks.train.fit`'s epoch from the state's shapes; the background thread
+    then compiles the small programs (the epoch's order, the finiteness check, the
+    validation and test evaluations), filling the cores the epoch's compilation
+    leaves idle in its serial parts (see ``jtricks.train._loop._compile_ahead``).
+    Returns ``init_state``'s ``(state, data_key)``; ``fit`` given these same
+    arguments compiles nothing more (tests/test_train_compiles.py).
+    """
+    import jax
+    from concurrent.futures import ThreadPoolExecutor
+
+    import jtricks.train as jt
+    from jtricks.train._engine import init_shapes
+    from jtricks.train._loop import compile_now, compile_programs
+    from jtricks.train._steps import _evaluator
+
+    input_shape = jax.tree.leaves(train_data)[0].shape[1:]
+    shapes, key = init_shapes(model, tx, seed, input_shape)
+    programs = compile_programs(shapes, train_data, loss_fn=loss_fn, tx=tx,
+                                batch_size=batch_size, data_key=key, val_data=val_data,
+                                eval_fn=eval_fn, averager=averager, learning_rate=learning_rate)
+    small = [programs[name] for name in ("order", "finite", "evaluate") if name in programs]
+    small.append((_evaluator(eval_fn, 1024), (shapes.params, shapes.model_state,
+                                              jax.eval_shape(lambda t: t, test_data))))
+
+    def background():
+        out = jt.init_state(model, tx, seed, input_shape)
+        compile_now(small)
+        return out
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jtricks-init") as pool:
+        pending = pool.submit(background)
+        compile_now([programs["epoch"]])
+        return pending.result()
 
 
 def early_stopping_report(args, result, averager=None) -> dict | None:

@@ -212,6 +212,27 @@ def init_state(model, tx, key: Any, input_shape) -> tuple[TrainState, jax.Array]
       >>> bool((state.key == train_key).all()), int(state.step)
       (True, 0)
     """
+    program, key = _init_call(model, tx, key, input_shape)
+    return program(key)
+
+
+def init_shapes(model, tx, key: Any, input_shape) -> tuple[TrainState, jax.ShapeDtypeStruct]:
+    """What :func:`init_state` returns, as shapes (``jax.eval_shape``): nothing is
+    computed or compiled, so ``fit``'s programs can compile from them while
+    ``init_state`` runs (:func:`jtricks.train._loop.compile_programs`).
+
+    Example:
+      >>> state, data_key = init_shapes(jtricks.nn.mlp([8, 3]), jtricks.optim.adam(1e-2), 0,
+      ...                               (4,))
+      >>> state.params["dense_0"]["kernel"].shape, data_key.shape
+      ((4, 8), (2,))
+    """
+    program, key = _init_call(model, tx, key, input_shape)
+    return jax.eval_shape(program, key)
+
+
+def _init_call(model, tx, key, input_shape):
+    """:func:`init_state`'s program and its argument, the arguments checked."""
     check_tx(tx)
     if not callable(getattr(model, "init", None)):
         raise TypeError(f"model={show(model)} must have an init(key, input_shape) method "
@@ -225,7 +246,7 @@ def init_state(model, tx, key: Any, input_shape) -> tuple[TrainState, jax.Array]
         program = _init_program(model, tx, shape)
     except TypeError:  # an unhashable model or optimizer: compiled for this call only
         program = jax.jit(functools.partial(_init, model, tx, shape), compiler_options=RUN_ONCE)
-    return program(key)
+    return program, key
 
 
 def _init(model, tx, shape, key):
@@ -289,17 +310,34 @@ def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,
     batch_size = check_int("batch_size", batch_size, lo=1)
     check_callable("loss_fn", loss_fn)
     check_tx(tx)
+    run = epoch_of_order(loss_fn=loss_fn, tx=tx, averager=averager, axis_name=axis_name,
+                         record=record)
 
     def epoch(state: TrainState, data: Any, key, avg_state=None):
         data = jax.tree.map(jnp.asarray, data)
-        def pick(xs):  # a step's batch: cut already, or the rows of data at xs
-            return xs if key is None else jax.tree.map(lambda a: a[xs], data)
+        order = None if key is None else epoch_order(
+            key, _num_examples(data, "train_data", allow_empty=False), batch_size)
+        return run(state, data, order, avg_state)
 
-        if key is None:  # the epoch's batches, already cut: (steps, batch, ...)
-            order = data
-        else:
-            order = epoch_order(key, _num_examples(data, "train_data", allow_empty=False),
-                                batch_size)
+    return epoch
+
+
+def epoch_of_order(*, loss_fn: LossFn, tx, averager=None, axis_name: str | None = None,
+                   record: Callable | None = None):
+    """:func:`make_epoch`'s epoch given its batches' indices instead of a key.
+
+    Returns ``epoch(state, data, order, avg_state=None) -> (state, avg_state,
+    metrics)``: step ``s`` trains on the rows ``order[s]`` of ``data`` (``order``
+    of shape ``(steps, batch)``, e.g. :func:`epoch_order`), or, with ``order``
+    ``None``, on ``data``'s ``s``-th batch (already cut). :func:`jtricks.train.fit`
+    computes the order in a small program of its own, which compiles beside the
+    epoch instead of inside it.
+    """
+    def epoch(state: TrainState, data: Any, order, avg_state=None):
+        data = jax.tree.map(jnp.asarray, data)
+
+        def pick(xs):  # a step's batch: cut already, or the rows of data at xs
+            return xs if order is None else jax.tree.map(lambda a: a[xs], data)
 
         def body(carry, xs):
             state, avg_state = carry
@@ -312,7 +350,8 @@ def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,
                 metrics = {**metrics, **record(state)}
             return (state, avg_state), metrics
 
-        (state, avg_state), metrics = jax.lax.scan(body, (state, avg_state), order)
+        (state, avg_state), metrics = jax.lax.scan(
+            body, (state, avg_state), data if order is None else order)
         return state, avg_state, metrics
 
     return epoch
