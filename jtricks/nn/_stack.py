@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from jtricks import init as _init
 from jtricks._validate import check_bool, check_dtype, check_int, check_number, show
 from jtricks.nn._layers import dense, init_dense
-from jtricks.nn._models import Model, _dropouts, _input_shape, _is_zero, _require_key
+from jtricks.nn._models import Model, _model, _dropouts, _input_shape, _is_zero, _require_key
 from jtricks.nn._normalization import init_layer_norm, layer_norm
 
 
@@ -141,7 +141,7 @@ def stack(block: Model, depth: int, *, scan: bool = True) -> Model:
 
         return scan_stacked(body, x, (params, state, jnp.arange(depth, dtype=jnp.uint32)))
 
-    return Model(init, apply)
+    return _model(init, apply)
 
 
 def residual_block(width: int, *, activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
@@ -185,7 +185,7 @@ def residual_block(width: int, *, activation: Callable[[jax.Array], jax.Array] =
             branch = _dropouts(key, dropout, [branch.shape], branch.dtype)(0, branch)
         return x + branch, {}
 
-    return Model(init, apply)
+    return _model(init, apply)
 
 
 def residual_mlp(num_classes: int, *, width: int = 64, depth: int = 8,
@@ -244,4 +244,4 @@ def residual_mlp(num_classes: int, *, width: int = 64, depth: int = 8,
         x = dense(params["head"], layer_norm(params["norm"], x))
         return x, {"blocks": block_state}
 
-    return Model(init, apply)
+    return _model(init, apply)
