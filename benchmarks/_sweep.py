@@ -1,7 +1,8 @@
 """Table 4: a sweep of K learning rates (Adam) x the digits MLP, fixed epochs, in one process.
 
 Whole jobs, compilation included (``jax.clear_caches()`` before each, so every repeat compiles
-again), timed in turn round after round:
+again), timed in turn round after round, in wall seconds and in the process's CPU seconds
+(``whole_cpu_s``: on a loaded machine, the cost that does not depend on the other users):
 
 * ``sweep``: ``jtricks.sweep.train`` (one vmapped program for the K members);
 * ``flax_seq``: K sequential flax + optax runs as a user writes them (a jitted step closed over
@@ -173,6 +174,13 @@ def _timed(run) -> float:
     return time.perf_counter() - t0
 
 
+def _timed_cpu(run) -> tuple[float, float]:
+    """``run()``'s wall seconds and this process's CPU seconds (every thread)."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    run()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def sweep_table(k: int, epochs: int, features, repeats: int) -> dict:
     """The figures of table 4: whole-job seconds (compile included) and member-steps per second."""
     train, val = _data()
@@ -184,11 +192,14 @@ def sweep_table(k: int, epochs: int, features, repeats: int) -> dict:
     if torch_job is not None:
         jobs["torch_seq"] = torch_job
     whole: dict = {name: [] for name in jobs}
+    cpu: dict = {name: [] for name in jobs}
     for r in range(repeats):
         for name, run in jobs.items():
             jax.clear_caches()
-            whole[name].append(_timed(run))
-            log(f"[bench] sweep K={k}, round {r + 1}: {name} {whole[name][-1]:.1f} s")
+            wall, cpu_s = _timed_cpu(run)
+            whole[name].append(wall)
+            cpu[name].append(cpu_s)
+            log(f"[bench] sweep K={k}, round {r + 1}: {name} {wall:.1f} s ({cpu_s:.1f} CPU-s)")
     compiled = {"sweep": jobs["sweep"], "shared": _shared(features, lrs, train, epochs),
                 "optax_vmap": _optax_vmap(features, lrs, train, epochs)}
     for run in compiled.values():
@@ -200,4 +211,4 @@ def sweep_table(k: int, epochs: int, features, repeats: int) -> dict:
     log("[bench] sweep member-steps/s: "
         + ", ".join(f"{n} {statistics.median(v):.0f}" for n, v in steady.items()))
     return dict(k=k, epochs=epochs, features=list(features), member_steps=member_steps,
-                batch=BATCH, whole_s=whole, steps_per_s=steady, rounds=repeats)
+                batch=BATCH, whole_s=whole, whole_cpu_s=cpu, steps_per_s=steady, rounds=repeats)
