@@ -5,7 +5,8 @@ optimisation level, and random-number code is the most expensive to compile
 (every ``jax.random`` draw is a threefry hash of its shape: about 2 s to
 compile one ``jax.random.uniform`` at the default level on a shared 2-core
 machine, 0.4 s at level 0). A program that runs once, or for microseconds,
-gains nothing from the optimisation: :data:`RUN_ONCE` compiles it at level 1.
+gains nothing from the optimisation, and a training program little: the
+options :data:`LEVEL_1` compile it at level 1.
 Level 1 still contracts multiply-adds as the default level does, so the
 results are the same bit for bit (``tests/test_train_compiles.py`` checks the
 initial parameters); level 0 does not, and a layer's initial weights then
@@ -22,7 +23,9 @@ epoch takes the same time (ratio of medians over 40 / 15 interleaved epochs:
 1.00 and 0.86, within the noise of a loaded machine), and 12 epochs end with the
 same parameters bit for bit (measured for issue 16, table 3;
 ``tests/test_train_loop.py`` checks ``fit``'s parameters against ``make_run``'s,
-compiled at the default level, bit for bit).
+compiled at the default level, bit for bit). So are the sweep's training programs
+(``jtricks/sweep/_rounds.py`` has the figures) and the models' ``init``
+(``jtricks.nn``).
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ import os
 import re
 
 
-def _run_once() -> dict:
+def _level_1() -> dict:
     """Level 1, unless ``XLA_FLAGS`` already asks for a lower level (which then holds)."""
     asked = re.findall(r"--xla_backend_optimization_level=(\d+)", os.environ.get("XLA_FLAGS", ""))
     return {} if asked and int(asked[-1]) <= 1 else {"xla_backend_optimization_level": 1}
 
 
-RUN_ONCE = _run_once()
+LEVEL_1 = _level_1()

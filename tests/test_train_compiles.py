@@ -104,8 +104,8 @@ def test_data_preparation_in_numpy_equals_the_compiled_scalers(kind):
 
 
 
-def test_the_run_once_level_gives_the_default_levels_initial_parameters_bit_for_bit():
-    """``init_state`` compiles at XLA optimisation level 1 (``jtricks._xla.RUN_ONCE``,
+def test_level_1_gives_the_default_levels_initial_parameters_bit_for_bit():
+    """``init_state`` compiles at XLA optimisation level 1 (``jtricks._xla.LEVEL_1``,
     unless XLA_FLAGS asks for less): its parameters must be those of the default level
     (level 0 would not do: the normal draws' multiply-adds are not contracted there)."""
     model, shape = jtricks.nn.cnn(3, channels=(4,), dense_features=(8,), batch_norm=True), (6, 6, 1)

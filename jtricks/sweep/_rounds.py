@@ -28,7 +28,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jtricks._xla import RUN_ONCE
+from jtricks._xla import LEVEL_1
 from jtricks import train as _train
 from jtricks.parallel import _mesh
 from jtricks.train._engine import run_parts
@@ -36,7 +36,7 @@ from jtricks.train._engine import run_parts
 from ._member import MemberResult, initial_state, member_of
 
 
-# The training programs (``whole``, ``round``) at backend level 1 too: the run does not
+# The training programs (``whole``, ``round``) compile at backend level 1 too (LEVEL_1): the run does not
 # slow down and the compile is about a third shorter. Table 4's K = 16 digits MLP sweep
 # (dropout 0.1, 5 epochs, batch 32), one process, interleaved, load 5-7 on 2 cores: ``whole``
 # compiles in 6.4 CPU-s at level 1 against 9.0 at the default level and runs in 1.16 s
@@ -45,7 +45,6 @@ from ._member import MemberResult, initial_state, member_of
 # initialisation (2.4 CPU-s at the default level, 1.2 at level 1). The compile hardly
 # depends on K (8.0 CPU-s at K = 1). With the fusion emitters off as well the compile is
 # 5.1 CPU-s but the run 40% slower.
-_TRAIN = RUN_ONCE
 
 
 class Program(NamedTuple):
@@ -155,19 +154,19 @@ def program(build, epochs: int, batch_size: int, patience, key_axis, mesh=None) 
         return jax.tree.map(lambda leaf, new: leaf.at[index].set(new), tree, part)
 
     if mesh is None:
-        return Program(jax.jit(start, compiler_options=RUN_ONCE),
-                       jax.jit(whole, compiler_options=_TRAIN),
-                       jax.jit(round_, compiler_options=_TRAIN), jax.jit(gather),
+        return Program(jax.jit(start, compiler_options=LEVEL_1),
+                       jax.jit(whole, compiler_options=LEVEL_1),
+                       jax.jit(round_, compiler_options=LEVEL_1), jax.jit(gather),
                        jax.jit(scatter, donate_argnums=0), 1)
     split, same = NamedSharding(mesh, P(member_axis)), NamedSharding(mesh, P())
     keys = same if key_axis is None else split
     return Program(
         jax.jit(start, in_shardings=(split, keys, keys, same, same, keys), out_shardings=split,
-                compiler_options=RUN_ONCE),
+                compiler_options=LEVEL_1),
         jax.jit(whole, in_shardings=(split, keys, keys, same, same, keys), out_shardings=split,
-                compiler_options=_TRAIN),
+                compiler_options=LEVEL_1),
         jax.jit(round_, in_shardings=(split, split, keys, same, same, same, same, keys),
-                out_shardings=(split, keys, split), compiler_options=_TRAIN),
+                out_shardings=(split, keys, split), compiler_options=LEVEL_1),
         jax.jit(gather, out_shardings=split),
         jax.jit(scatter, out_shardings=split, donate_argnums=0),
         mesh.shape[member_axis])

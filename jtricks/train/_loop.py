@@ -15,7 +15,7 @@ import numpy as np
 
 from jtricks._numeric import all_finite
 from jtricks._optional import missing, require
-from jtricks._xla import RUN_ONCE
+from jtricks._xla import LEVEL_1
 from jtricks._validate import check_bool, check_callable, check_int, check_non_negative, show
 from jtricks.data._batching import _num_examples, on_device
 
@@ -72,9 +72,9 @@ def _compiled_epoch(loss_fn, tx, batch_size, averager, learning_rate):
             row["learning_rate"] = metrics["learning_rate"][-1]
         return state, avg_state, metrics, row
 
-    # XLA's backend level 1 (RUN_ONCE's options): 15% less compilation, epochs as fast
+    # XLA's backend level 1 (LEVEL_1's options): 15% less compilation, epochs as fast
     # and the same numbers bit for bit as at the default level (jtricks/_xla.py).
-    return jax.jit(epoch_and_row, compiler_options=RUN_ONCE)
+    return jax.jit(epoch_and_row, compiler_options=LEVEL_1)
 
 
 @functools.lru_cache(maxsize=16)
@@ -84,10 +84,10 @@ def _order_program(n: int, batch_size: int):
     def order(data_key, epoch):
         return epoch_order(jax.random.fold_in(data_key, epoch), n, batch_size)
 
-    return jax.jit(order, compiler_options=RUN_ONCE)
+    return jax.jit(order, compiler_options=LEVEL_1)
 
 
-_finite = jax.jit(all_finite, compiler_options=RUN_ONCE)
+_finite = jax.jit(all_finite, compiler_options=LEVEL_1)
 
 
 def compile_programs(state, train_data, *, loss_fn, tx, batch_size: int, data_key: Any = 0,
