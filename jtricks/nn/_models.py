@@ -450,9 +450,11 @@ def resnet(
             block_state.append(s)
             c = out
         for name, k in groups:
-            one = isinstance(k, int)
-            params[name] = block_params[k] if one else _stacked([block_params[i] for i in k])
-            state[name] = block_state[k] if one else _stacked([block_state[i] for i in k])
+            if isinstance(k, int):
+                params[name], state[name] = block_params[k], block_state[k]
+            else:
+                params[name] = _stacked([block_params[i] for i in k])
+                state[name] = _stacked([block_state[i] for i in k])
         params["head"] = init_dense(
             keys[-1], c, num_classes, kernel_init=kernel_init, param_dtype=param_dtype
         )
