@@ -254,6 +254,11 @@ def _sweep(t: dict) -> list[str]:
         "|---|---:|---:|"]
     sweep_s = statistics.median(whole["sweep"])
     lines += _spread_rows(whole, sweep_s, ".1f", "x")
+    if "whole_cpu_s" in t:  # process CPU time: steadier than wall time on a shared machine
+        cpu = t["whole_cpu_s"]
+        lines += ["", "| whole job, compilation included | process CPU-s, median (min-max) | "
+                  "/ `jtricks.sweep.train` |", "|---|---:|---:|"]
+        lines += _spread_rows(cpu, statistics.median(cpu["sweep"]), ".1f", "x")
     lines += ["", "| once compiled | member-steps/s, median (min-max) | / `jtricks.sweep.train` |",
               "|---|---:|---:|"]
     sweep_v = statistics.median(speed["sweep"])
