@@ -116,3 +116,24 @@ def test_level_1_gives_the_default_levels_initial_parameters_bit_for_bit():
     assert jax.tree.structure(ours) == jax.tree.structure(theirs)
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_models_init_carries_xla_options_only_when_it_is_the_outermost_program(monkeypatch):
+    """A model's ``init`` runs as one program compiled with ``LEVEL_1``'s options when called
+    eagerly; inside another program (``jit``, a closure over a concrete key, ``init_state``)
+    it must be the plain function, since XLA refuses options on a nested ``jit``. The test
+    run's XLA_FLAGS already ask for level 1, which empties ``LEVEL_1``: forced here."""
+    from jtricks.nn import _models
+
+    monkeypatch.setattr(_models, "LEVEL_1", {"xla_backend_optimization_level": 1})
+    model, key = jtricks.nn.mlp((16, 10), dropout=0.1), jax.random.key(5)
+    eager = model.init(key, (8,))
+    inside = jax.jit(lambda k: model.init(k, (8,)))(key)
+    closure = jax.jit(lambda: model.init(key, (8,)))()
+    state, _ = jt.init_state(model, jtricks.optim.adam(1e-3), key, (8,))
+    first = model.init(jax.random.split(key, 3)[0], (8,))  # init_state's init key
+    for ours, other in ((eager, inside), (eager, closure),
+                        (first, (state.params, state.model_state))):
+        assert jax.tree.structure(ours) == jax.tree.structure(other)
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(other)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

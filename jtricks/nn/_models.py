@@ -72,12 +72,17 @@ def _model(init: Callable[..., tuple[Any, Any]], apply: Callable[..., Any]) -> M
     program of its own at XLA's default level (the digits MLP's three layers: 2-4 s
     before the first step on 2 cores). As one jitted program at backend level 1
     (``jtricks._xla.LEVEL_1``: the same bits as ``jax.jit(init)`` at the default
-    level) it compiles once per input shape; inside ``jit`` or ``vmap`` it is inlined.
+    level) it compiles once per input shape. Inside a trace that stages a program out
+    (``jit``, ``eval_shape``, another model's ``init``) it is the plain function: XLA
+    takes compiler options only from the outermost program.
     """
     compiled = jax.jit(init, static_argnums=1, compiler_options=LEVEL_1)
 
     @functools.wraps(init)
     def one_program(key, input_shape):
+        if isinstance(key, jax.core.Tracer) or isinstance(jnp.zeros((), jnp.uint8),
+                                                          jax.core.Tracer):
+            return init(key, input_shape)
         return compiled(key, _input_shape(input_shape))
 
     return Model(one_program, apply)
