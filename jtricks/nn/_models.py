@@ -25,6 +25,7 @@ import math
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
+import jax.core
 import jax.numpy as jnp
 
 from jtricks import init as _init
