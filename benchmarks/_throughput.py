@@ -44,7 +44,7 @@ def _jtricks_epoch(model, x, y):
     ``lax.scan`` of ``make_epoch`` with the history row) and its finiteness check."""
     import jtricks
     import jtricks.train as jt
-    from jtricks.train._loop import compile_programs
+    from jtricks.train._programs import compile_programs
 
     tx = jtricks.optim.adam(1e-3)
     params, model_state = model.init(jax.random.key(0), x.shape[1:])

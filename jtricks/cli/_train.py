@@ -391,17 +391,15 @@ def init_compiling(model, tx, seed: int, train_data, *, loss_fn, batch_size: int
     """:func:`jtricks.train.init_state` on a background thread while this one compiles
     :func:`jtricks.train.fit`'s epoch from the state's shapes; the background thread
     then compiles the small programs (the epoch's order, the finiteness check, the
-    validation and test evaluations), filling the cores the epoch's compilation
-    leaves idle in its serial parts (see ``jtricks.train._loop._compile_ahead``).
+    validation and test evaluations: ``jtricks.train._programs.compile_beside``).
     Returns ``init_state``'s ``(state, data_key)``; ``fit`` given these same
     arguments compiles nothing more (tests/test_train_compiles.py).
     """
     import jax
-    from concurrent.futures import ThreadPoolExecutor
 
     import jtricks.train as jt
     from jtricks.train._engine import init_shapes
-    from jtricks.train._loop import compile_now, compile_programs
+    from jtricks.train._programs import compile_beside, compile_programs
     from jtricks.train._steps import _evaluator
 
     input_shape = jax.tree.leaves(train_data)[0].shape[1:]
@@ -409,19 +407,10 @@ def init_compiling(model, tx, seed: int, train_data, *, loss_fn, batch_size: int
     programs = compile_programs(shapes, train_data, loss_fn=loss_fn, tx=tx,
                                 batch_size=batch_size, data_key=key, val_data=val_data,
                                 eval_fn=eval_fn, averager=averager, learning_rate=learning_rate)
-    small = [programs[name] for name in ("order", "finite", "evaluate") if name in programs]
-    small.append((_evaluator(eval_fn, 1024), (shapes.params, shapes.model_state,
-                                              jax.eval_shape(lambda t: t, test_data))))
-
-    def background():
-        out = jt.init_state(model, tx, seed, input_shape)
-        compile_now(small)
-        return out
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jtricks-init") as pool:
-        pending = pool.submit(background)
-        compile_now([programs["epoch"]])
-        return pending.result()
+    test = (_evaluator(eval_fn, 1024), (shapes.params, shapes.model_state,
+                                        jax.eval_shape(lambda t: t, test_data)))
+    return compile_beside(programs, first=lambda: jt.init_state(model, tx, seed, input_shape),
+                          more=[test])
 
 
 def early_stopping_report(args, result, averager=None) -> dict | None:

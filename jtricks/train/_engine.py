@@ -219,7 +219,7 @@ def init_state(model, tx, key: Any, input_shape) -> tuple[TrainState, jax.Array]
 def init_shapes(model, tx, key: Any, input_shape) -> tuple[TrainState, jax.ShapeDtypeStruct]:
     """What :func:`init_state` returns, as shapes (``jax.eval_shape``): nothing is
     computed or compiled, so ``fit``'s programs can compile from them while
-    ``init_state`` runs (:func:`jtricks.train._loop.compile_programs`).
+    ``init_state`` runs (:func:`jtricks.train._programs.compile_programs`).
 
     Example:
       >>> state, data_key = init_shapes(jtricks.nn.mlp([8, 3]), jtricks.optim.adam(1e-2), 0,
