@@ -36,17 +36,6 @@ from jtricks.train._engine import run_parts
 from ._member import MemberResult, initial_state, member_of
 
 
-# The training programs (``whole``, ``round``) compile at backend level 1 too (LEVEL_1): the run does not
-# slow down and the compile is about a third shorter. Table 4's K = 16 digits MLP sweep
-# (dropout 0.1, 5 epochs, batch 32), one process, interleaved, load 5-7 on 2 cores: ``whole``
-# compiles in 6.4 CPU-s at level 1 against 9.0 at the default level and runs in 1.16 s
-# against 1.22 s (medians of 7; the same results bit for bit at K = 16, within 3e-7 of the
-# validation loss at K = 1); most of the difference is the threefry code of the
-# initialisation (2.4 CPU-s at the default level, 1.2 at level 1). The compile hardly
-# depends on K (8.0 CPU-s at K = 1). With the fusion emitters off as well the compile is
-# 5.1 CPU-s but the run 40% slower.
-
-
 class Program(NamedTuple):
     """The compiled pieces of a sweep on a given mesh (or one device)."""
 
@@ -153,6 +142,16 @@ def program(build, epochs: int, batch_size: int, patience, key_axis, mesh=None) 
     def scatter(tree, index, part):
         return jax.tree.map(lambda leaf, new: leaf.at[index].set(new), tree, part)
 
+    # The training programs (``whole``, ``round``) compile at backend level 1 too
+    # (LEVEL_1): the run does not slow down and the compile is about a third shorter.
+    # Table 4's K = 16 digits MLP sweep (dropout 0.1, 5 epochs, batch 32), one process,
+    # interleaved, load 5-7 on 2 cores: ``whole`` compiles in 6.4 CPU-s at level 1
+    # against 9.0 at the default level and runs in 1.16 s against 1.22 s (medians of 7;
+    # the same results bit for bit at K = 16, within 3e-7 of the validation loss at
+    # K = 1); most of the difference is the threefry code of the initialisation (2.4
+    # CPU-s at the default level, 1.2 at level 1). The compile hardly depends on K (8.0
+    # CPU-s at K = 1). With the fusion emitters off as well the compile is 5.1 CPU-s but
+    # the run 40% slower.
     if mesh is None:
         return Program(jax.jit(start, compiler_options=LEVEL_1),
                        jax.jit(whole, compiler_options=LEVEL_1),
