@@ -104,28 +104,32 @@ def test_data_preparation_in_numpy_equals_the_compiled_scalers(kind):
 
 
 
-def test_level_1_gives_the_default_levels_initial_parameters_bit_for_bit():
-    """``init_state`` compiles at XLA optimisation level 1 (``jtricks._xla.LEVEL_1``,
-    unless XLA_FLAGS asks for less): its parameters must be those of the default level
-    (level 0 would not do: the normal draws' multiply-adds are not contracted there)."""
+@pytest.mark.parametrize("emitters", [True, False])
+def test_run_once_options_give_the_default_initial_parameters_bit_for_bit(emitters):
+    """``init_state`` and the models' ``init`` compile with ``jtricks._xla.RUN_ONCE``'s
+    options (XLA optimisation level 1, XLA:CPU's fusion emitters off; unless XLA_FLAGS
+    asks for them): their parameters must be those of XLA's defaults (level 3, emitters
+    on). Level 0 would not do: the normal draws' multiply-adds are not contracted there."""
     model, shape = jtricks.nn.cnn(3, channels=(4,), dense_features=(8,), batch_norm=True), (6, 6, 1)
     key = jax.random.PRNGKey(3)
-    ours, theirs = (jax.jit(model.init, static_argnums=1,
-                            compiler_options={"xla_backend_optimization_level": level})(key, shape)
-                    for level in (1, 3))  # 3: XLA's default
+    default = {"xla_backend_optimization_level": 3, "xla_cpu_use_fusion_emitters": True}
+    ours, theirs = (jax.jit(model.init, static_argnums=1, compiler_options=options)(key, shape)
+                    for options in ({"xla_backend_optimization_level": 1,
+                                     "xla_cpu_use_fusion_emitters": emitters}, default))
     assert jax.tree.structure(ours) == jax.tree.structure(theirs)
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_models_init_carries_xla_options_only_when_it_is_the_outermost_program(monkeypatch):
-    """A model's ``init`` runs as one program compiled with ``LEVEL_1``'s options when called
+    """A model's ``init`` runs as one program compiled with ``RUN_ONCE``'s options when called
     eagerly; inside another program (``jit``, a closure over a concrete key, ``init_state``)
     it must be the plain function, since XLA refuses options on a nested ``jit``. The test
-    run's XLA_FLAGS already ask for level 1, which empties ``LEVEL_1``: forced here."""
+    run's XLA_FLAGS already set both options, which empties ``RUN_ONCE``: forced here."""
     from jtricks.nn import _models
 
-    monkeypatch.setattr(_models, "LEVEL_1", {"xla_backend_optimization_level": 1})
+    monkeypatch.setattr(_models, "RUN_ONCE", {"xla_backend_optimization_level": 1,
+                                              "xla_cpu_use_fusion_emitters": False})
     model, key = jtricks.nn.mlp((16, 10), dropout=0.1), jax.random.key(5)
     eager = model.init(key, (8,))
     inside = jax.jit(lambda k: model.init(k, (8,)))(key)

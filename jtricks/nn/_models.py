@@ -29,7 +29,7 @@ import jax.core
 import jax.numpy as jnp
 
 from jtricks import init as _init
-from jtricks._xla import LEVEL_1
+from jtricks._xla import RUN_ONCE
 from jtricks._validate import (
     check_bool,
     check_dtype,
@@ -71,13 +71,13 @@ def _model(init: Callable[..., tuple[Any, Any]], apply: Callable[..., Any]) -> M
 
     Called eagerly, ``init(key, input_shape)`` would compile each random draw as a
     program of its own at XLA's default level (the digits MLP's three layers: 2-4 s
-    before the first step on 2 cores). As one jitted program at backend level 1
-    (``jtricks._xla.LEVEL_1``: the same bits as ``jax.jit(init)`` at the default
-    level) it compiles once per input shape. Inside a trace that stages a program out
+    before the first step on 2 cores). As one jitted program compiled with
+    ``jtricks._xla.RUN_ONCE``'s options (the same bits as ``jax.jit(init)`` at the
+    default options) it compiles once per input shape. Inside a trace that stages a program out
     (``jit``, ``eval_shape``, another model's ``init``) it is the plain function: XLA
     takes compiler options only from the outermost program.
     """
-    compiled = jax.jit(init, static_argnums=1, compiler_options=LEVEL_1)
+    compiled = jax.jit(init, static_argnums=1, compiler_options=RUN_ONCE)
 
     @functools.wraps(init)
     def one_program(key, input_shape):

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtricks._xla import LEVEL_1
+from jtricks._xla import RUN_ONCE
 from jtricks._numeric import global_norm, safe_increment
 from jtricks._validate import check_callable, check_int, check_shape, show
 from jtricks.data._batching import _num_examples
@@ -245,7 +245,7 @@ def _init_call(model, tx, key, input_shape):
     try:
         program = _init_program(model, tx, shape)
     except TypeError:  # an unhashable model or optimizer: compiled for this call only
-        program = jax.jit(functools.partial(_init, model, tx, shape), compiler_options=LEVEL_1)
+        program = jax.jit(functools.partial(_init, model, tx, shape), compiler_options=RUN_ONCE)
     return program, key
 
 
@@ -260,8 +260,8 @@ def _init(model, tx, shape, key):
 
 @functools.lru_cache(maxsize=16)
 def _init_program(model, tx, shape):
-    # Runs once per run: compiled at a low XLA optimisation level (seconds less, same numbers).
-    return jax.jit(functools.partial(_init, model, tx, shape), compiler_options=LEVEL_1)
+    # Runs once per run: compiled with RUN_ONCE's options (seconds less, same numbers).
+    return jax.jit(functools.partial(_init, model, tx, shape), compiler_options=RUN_ONCE)
 
 
 def make_epoch(*, loss_fn: LossFn, tx, batch_size: int, averager=None,

@@ -15,7 +15,7 @@ import numpy as np
 
 from jtricks._numeric import all_finite
 from jtricks._validate import check_non_negative
-from jtricks._xla import LEVEL_1
+from jtricks._xla import LEVEL_1, RUN_ONCE
 
 from ._engine import epoch_of_order, epoch_order, epoch_row
 from ._metrics import learning_rate_of
@@ -58,14 +58,15 @@ def _compiled_epoch(loss_fn, tx, batch_size, averager, learning_rate):
 @functools.lru_cache(maxsize=16)
 def _order_program(n: int, batch_size: int):
     """Epoch ``e``'s batch indices, :func:`epoch_order` of ``fold_in(data_key, e)``,
-    as one small program (integers only: the same at any optimisation level)."""
+    as one small program (integers only: the same at any optimisation level),
+    compiled with ``RUN_ONCE``'s options."""
     def order(data_key, epoch):
         return epoch_order(jax.random.fold_in(data_key, epoch), n, batch_size)
 
-    return jax.jit(order, compiler_options=LEVEL_1)
+    return jax.jit(order, compiler_options=RUN_ONCE)
 
 
-_finite = jax.jit(all_finite, compiler_options=LEVEL_1)
+_finite = jax.jit(all_finite, compiler_options=RUN_ONCE)
 
 
 def compile_programs(state, train_data, *, loss_fn, tx, batch_size: int, data_key: Any = 0,
