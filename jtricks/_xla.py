@@ -50,16 +50,19 @@ def _run_once() -> dict:
 
 LEVEL_1 = _level_1()
 
-#: The options of a program that runs once, or for microseconds, per training run: a
-#: model's ``init`` (``init_state``, a sweep's start), the epoch's batch order, the data
-#: split's permutation, the finiteness check. :data:`LEVEL_1` plus XLA:CPU's fusion
-#: emitters off (they generate faster loops, which these programs do not need, and
-#: compile longer; other backends ignore the option). The results are the same bit for
-#: bit (``tests/test_train_compiles.py``). Measured on 2 cores, one process per row
-#: (issue 16), CPU seconds to compile at LEVEL_1 and with RUN_ONCE:
-#: ``init`` of the digits MLP 1.32 -> 0.92, of ``jtricks.nn.cnn`` 1.71 -> 1.28, of a
-#: small ResNet 2.67 -> 1.76; the epoch's order (1258 examples) 0.64 -> 0.35, and it runs
-#: as fast (0.5 ms). A training epoch is the opposite case: the digits MLP's compiles in
-#: 1.8 CPU-s instead of 2.9 but runs 1.6x slower (21.5 ms against 13.6), so training
-#: programs keep LEVEL_1.
+#: The options of the random-number programs that run once, or for microseconds, per
+#: training run: a model's ``init`` (and ``init_state``'s), the epoch's batch order, the
+#: data split's permutation. :data:`LEVEL_1` plus XLA:CPU's fusion emitters off (they
+#: generate faster loops, which these programs do not need, and compile threefry's
+#: longer; other backends ignore the option). The results are the same bit for bit
+#: (``tests/test_train_compiles.py``). Measured on 2 cores, one process per row (issue
+#: 16), CPU seconds to compile at LEVEL_1 and with RUN_ONCE: ``init`` of the digits MLP
+#: 1.32 -> 0.92, of ``jtricks.nn.cnn`` 1.71 -> 1.28, of a ResNet of 2 stages x 1 block
+#: 2.67 -> 1.76, of 3 stages x 2 / 4 blocks (77 / 137 leaves) 5.3-5.7 -> 3.7-4.8 and
+#: 7.4-7.6 -> 7.0-8.2 (two runs each: no difference at 137 leaves); the epoch's order
+#: (1258 examples) 0.64 -> 0.35, running as fast (0.5 ms). Not for programs of
+#: many small kernels without random numbers: the finiteness check of 1024 leaves
+#: compiles in 46 CPU-s instead of 8, and a 256-leaf Adam step in 33 instead of 3.5. Nor
+#: for training: the digits MLP's epoch compiles in 1.8 CPU-s instead of 2.9 but runs
+#: 1.6x slower (21.5 ms against 13.6), so training programs keep LEVEL_1.
 RUN_ONCE = _run_once()

@@ -66,7 +66,9 @@ def _order_program(n: int, batch_size: int):
     return jax.jit(order, compiler_options=RUN_ONCE)
 
 
-_finite = jax.jit(all_finite, compiler_options=RUN_ONCE)
+# LEVEL_1, not RUN_ONCE: without the fusion emitters, a check over many leaves compiles
+# far longer (1024 leaves: 46 CPU-s against 8; 8 leaves: 0.33 against 0.17).
+_finite = jax.jit(all_finite, compiler_options=LEVEL_1)
 
 
 def compile_programs(state, train_data, *, loss_fn, tx, batch_size: int, data_key: Any = 0,
