@@ -20,6 +20,7 @@ state is where its chain stopped.
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, NamedTuple, cast
 
 import jax
@@ -28,7 +29,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jtricks._xla import LEVEL_1
+from jtricks._xla import LEVEL_1, RUN_ONCE
 from jtricks import train as _train
 from jtricks.parallel import _mesh
 from jtricks.train._engine import run_parts
@@ -40,7 +41,6 @@ class Program(NamedTuple):
     """The compiled pieces of a sweep on a given mesh (or one device)."""
 
     start: Callable  # (hparams, init_keys, train_keys, data, val, data_keys) -> carry
-    whole: Callable  # start, then every epoch in one round (one trace, no host sync)
     round: Callable  # (hparams, carry, run_key, first, count, data, val, data_keys)
     gather: Callable  # (tree, index) -> tree[index]
     scatter: Callable  # (tree, index, part) -> tree.at[index].set(part)
@@ -108,15 +108,6 @@ def _member_round(build, epochs, batch_size, patience, hparams, carry, run_key, 
                     data_key)
 
 
-def _member_whole(build, epochs, batch_size, patience, hparams, init_key, train_key,
-                  train_data, val_data, data_key):
-    """Every epoch in one round (nothing to drop): one ``build``, no host sync."""
-    member, (start, epoch, running) = _parts(build, hparams, epochs, batch_size, patience)
-    carry = _start(member, start, init_key, train_key, train_data, val_data, data_key)
-    return _advance(epoch, running, carry, train_key, 0, epochs, train_data, val_data,
-                    data_key)[0]
-
-
 @functools.lru_cache(maxsize=32)
 def program(build, epochs: int, batch_size: int, patience, key_axis, mesh=None) -> Program:
     """The jitted start, round, gather and scatter of a sweep; on a mesh (Auto axes) the
@@ -129,9 +120,6 @@ def program(build, epochs: int, batch_size: int, patience, key_axis, mesh=None) 
     start = jax.vmap(functools.partial(_member_start, *static),
                      in_axes=(0, key_axis, key_axis, None, None, key_axis),
                      spmd_axis_name=member_axis)
-    whole = jax.vmap(functools.partial(_member_whole, *static),
-                     in_axes=(0, key_axis, key_axis, None, None, key_axis),
-                     spmd_axis_name=member_axis)
     round_ = jax.vmap(functools.partial(_member_round, *static),
                       in_axes=(0, 0, key_axis, None, None, None, None, key_axis),
                       out_axes=(0, key_axis, 0), spmd_axis_name=member_axis)
@@ -142,28 +130,26 @@ def program(build, epochs: int, batch_size: int, patience, key_axis, mesh=None) 
     def scatter(tree, index, part):
         return jax.tree.map(lambda leaf, new: leaf.at[index].set(new), tree, part)
 
-    # The training programs (``whole``, ``round``) compile at backend level 1 too
-    # (LEVEL_1): the run does not slow down and the compile is about a third shorter.
-    # Table 4's K = 16 digits MLP sweep (dropout 0.1, 5 epochs, batch 32), one process,
-    # interleaved, load 5-7 on 2 cores: ``whole`` compiles in 6.4 CPU-s at level 1
-    # against 9.0 at the default level and runs in 1.16 s against 1.22 s (medians of 7;
+    # The training program (``round``) compiles at backend level 1 (LEVEL_1): the run
+    # does not slow down and the compile is about a third shorter. Table 4's K = 16
+    # digits MLP sweep (dropout 0.1, 5 epochs, batch 32), one process, interleaved, load
+    # 5-7 on 2 cores: start and training in one program compiled in 6.4 CPU-s at level 1
+    # against 9.0 at the default level and ran in 1.16 s against 1.22 s (medians of 7;
     # the same results bit for bit at K = 16, within 3e-7 of the validation loss at
     # K = 1); most of the difference is the threefry code of the initialisation (2.4
     # CPU-s at the default level, 1.2 at level 1). The compile hardly depends on K (8.0
     # CPU-s at K = 1). With the fusion emitters off as well the compile is 5.1 CPU-s but
-    # the run 40% slower.
+    # the run 40% slower: only ``start`` (the initialisation) compiles without them
+    # (RUN_ONCE), on another thread while ``round`` compiles (:func:`run`).
     if mesh is None:
-        return Program(jax.jit(start, compiler_options=LEVEL_1),
-                       jax.jit(whole, compiler_options=LEVEL_1),
+        return Program(jax.jit(start, compiler_options=RUN_ONCE),
                        jax.jit(round_, compiler_options=LEVEL_1), jax.jit(gather),
                        jax.jit(scatter, donate_argnums=0), 1)
     split, same = NamedSharding(mesh, P(member_axis)), NamedSharding(mesh, P())
     keys = same if key_axis is None else split
     return Program(
         jax.jit(start, in_shardings=(split, keys, keys, same, same, keys), out_shardings=split,
-                compiler_options=LEVEL_1),
-        jax.jit(whole, in_shardings=(split, keys, keys, same, same, keys), out_shardings=split,
-                compiler_options=LEVEL_1),
+                compiler_options=RUN_ONCE),
         jax.jit(round_, in_shardings=(split, split, keys, same, same, same, same, keys),
                 out_shardings=(split, keys, split), compiler_options=LEVEL_1),
         jax.jit(gather, out_shardings=split),
@@ -200,9 +186,10 @@ def run(prog: Program, hparams, train_data, val_data, key, key_axis, *, epochs: 
     init_key, train_key, data_key = (jax.vmap(jax.random.split, in_axes=(0, None), out_axes=1)
                                      (key, 3) if per_member else jax.random.split(key, 3))
     k = next(iter(hparams.values())).shape[0]
-    if rounds >= epochs or k <= prog.devices:  # nothing to drop: one program, no host sync
-        return result(prog.whole(hparams, init_key, train_key, train_data, val_data, data_key))
-    carry = prog.start(hparams, init_key, train_key, train_data, val_data, data_key)
+    if k <= prog.devices:  # nothing to drop: every epoch in one round, no host sync between
+        rounds = epochs
+    carry = _start_compiling_round(prog, hparams, init_key, train_key, train_data, val_data,
+                                   data_key)
     # The K members' loop state, and the working bucket's: (carry, per-member run keys).
     full = (carry, train_key if per_member else None)
     members = np.arange(k)  # the members of the working bucket, in its order
@@ -231,6 +218,25 @@ def run(prog: Program, hparams, train_data, val_data, key, key_axis, *, epochs: 
     if members.size < k:
         work = prog.scatter(full, jnp.asarray(members), work)
     return result(work[0])
+
+
+def _start_compiling_round(prog: Program, *args):
+    """``prog.start(*args)`` on a background thread while this one compiles the first
+    round's program from the start's shapes (the two compile side by side: the start's
+    initialisation is threefry code, the round the training); returns the start's carry.
+    Across processes the two run one after the other."""
+    hparams, _, train_key, train_data, val_data, data_key = args
+    if jax.process_count() > 1:
+        return prog.start(*args)
+    carry = jax.eval_shape(prog.start, *args)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jtricks-sweep") as pool:
+        started = pool.submit(prog.start, *args)
+        try:
+            prog.round.lower(hparams, carry, train_key, jnp.int32(0), jnp.int32(0),
+                             train_data, val_data, data_key).compile()
+        except Exception:  # noqa: BLE001 - the real call reports it
+            pass
+        return started.result()
 
 
 def result(carry) -> MemberResult:
