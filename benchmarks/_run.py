@@ -84,8 +84,9 @@ def _sweep(args, repeats):
     from benchmarks._sweep import sweep_table
 
     if args.quick:
-        return sweep_table(k=2, epochs=1, features=(16, 10), repeats=1)
-    return sweep_table(k=16, epochs=5, features=(256, 128, 10), repeats=max(1, repeats // 3))
+        return sweep_table(k=2, epochs=1, features=(16, 10), repeats=1, ks=(4,))
+    return sweep_table(k=16, epochs=5, features=(256, 128, 10), repeats=max(1, repeats // 3),
+                       steady_repeats=repeats)
 
 
 RUNNERS = {"optimizer": _optimizer, "models": _models, "cold": _cold, "sweep": _sweep}

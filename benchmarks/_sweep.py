@@ -15,7 +15,11 @@ Then member-steps per second once compiled (each job run once untimed first):
 * ``shared``: K sequential runs sharing one compile: a jitted ``jtricks.train.make_epoch`` whose
   learning rate is an argument;
 * ``optax_vmap``: a hand-written sweep, ``jax.vmap`` over the learning rate of a whole flax +
-  optax training run (``lax.scan`` over epochs and batches), jitted.
+  optax training run (``lax.scan`` over epochs and batches), jitted;
+* ``optax_vmap_val``: the same, with the work ``jtricks.sweep.train`` does after every epoch
+  (validation loss and accuracy, the best parameters kept): the like-for-like comparison.
+
+These are measured at K = 8, 16 and 32 (``steps_per_s_by_k``).
 """
 
 from __future__ import annotations
@@ -132,14 +136,24 @@ def _shared(features, lrs, train, epochs):
     return run
 
 
-def _optax_vmap(features, lrs, train, epochs):
-    """The hand-written sweep: ``vmap`` over the learning rate of a whole flax + optax run."""
+def _optax_vmap(features, lrs, train, epochs, val=None):
+    """The hand-written sweep: ``vmap`` over the learning rate of a whole flax + optax run.
+
+    With ``val``, each member also does what ``jtricks.sweep.train`` does after every
+    epoch: its validation loss and accuracy (dropout off) and, when the loss improves,
+    a copy of its parameters as the best so far (returned with the best loss)."""
     import optax
 
     model = jm.flax_mlp(features)
     x, y = (jnp.asarray(a) for a in train)
     steps = len(y) // BATCH
     loss_fn = jm.flax_loss(model)
+
+    def validate(params):
+        xv, yv = val
+        logits = model.apply({"params": params}, xv, training=False)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, yv).mean()
+        return loss, jnp.mean(jnp.argmax(logits, -1) == yv)
 
     def train_one(lr, key):
         params, stats = jm.flax_init(model, x[:1], key)
@@ -156,8 +170,21 @@ def _optax_vmap(features, lrs, train, epochs):
             order = jax.random.permutation(key, len(y))[: steps * BATCH].reshape(steps, BATCH)
             return jax.lax.scan(step, carry, order)[0], None
 
+        def epoch_validated(carry, key):
+            run, best, best_loss = carry
+            run = epoch(run, key)[0]
+            loss, accuracy = validate(run[0])
+            better = loss < best_loss
+            best = jax.tree.map(lambda new, old: jnp.where(better, new, old), run[0], best)
+            return (run, best, jnp.minimum(loss, best_loss)), (loss, accuracy)
+
         carry = (params, tx.init(params), key)
-        return jax.lax.scan(epoch, carry, jax.random.split(key, epochs))[0][0]
+        keys = jax.random.split(key, epochs)
+        if val is None:
+            return jax.lax.scan(epoch, carry, keys)[0][0]
+        (_, best, best_loss), curves = jax.lax.scan(
+            epoch_validated, (carry, params, jnp.float32(jnp.inf)), keys)
+        return best, best_loss, curves
 
     sweep = jax.jit(jax.vmap(train_one))
     keys = jax.random.split(jax.random.key(0), len(lrs))
@@ -181,8 +208,31 @@ def _timed_cpu(run) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def sweep_table(k: int, epochs: int, features, repeats: int) -> dict:
-    """The figures of table 4: whole-job seconds (compile included) and member-steps per second."""
+def _steady(k: int, epochs: int, features, repeats: int, train, val) -> dict:
+    """Member-steps per second once compiled, ``{contestant: [per repeat]}``, at ``k``."""
+    lrs = _lrs(k)
+    member_steps = k * epochs * (len(train[1]) // BATCH)
+    val = tuple(jnp.asarray(a) for a in val)
+    compiled = {"sweep": _jtricks_sweep(features, lrs, train, val, epochs),
+                "shared": _shared(features, lrs, train, epochs),
+                "optax_vmap_val": _optax_vmap(features, lrs, train, epochs, val),
+                "optax_vmap": _optax_vmap(features, lrs, train, epochs)}
+    for run in compiled.values():
+        run()  # compiles (and the sweep's program is cached from here on)
+    steady: dict = {name: [] for name in compiled}
+    for _ in range(repeats):
+        for name, run in compiled.items():
+            steady[name].append(member_steps / _timed(run))
+    log(f"[bench] sweep K={k} member-steps/s: "
+        + ", ".join(f"{n} {statistics.median(v):.0f}" for n, v in steady.items()))
+    return steady
+
+
+def sweep_table(k: int, epochs: int, features, repeats: int, ks=(8, 32),
+                steady_repeats: int | None = None) -> dict:
+    """The figures of table 4: whole-job seconds (compile included) at ``k``, ``repeats``
+    rounds, and member-steps per second at ``k`` and each of ``ks``, ``steady_repeats``
+    rounds (default ``repeats``)."""
     train, val = _data()
     lrs = _lrs(k)
     member_steps = k * epochs * (len(train[1]) // BATCH)
@@ -200,15 +250,8 @@ def sweep_table(k: int, epochs: int, features, repeats: int) -> dict:
             whole[name].append(wall)
             cpu[name].append(cpu_s)
             log(f"[bench] sweep K={k}, round {r + 1}: {name} {wall:.1f} s ({cpu_s:.1f} CPU-s)")
-    compiled = {"sweep": jobs["sweep"], "shared": _shared(features, lrs, train, epochs),
-                "optax_vmap": _optax_vmap(features, lrs, train, epochs)}
-    for run in compiled.values():
-        run()  # compiles (and the sweep's program is cached from here on)
-    steady: dict = {name: [] for name in compiled}
-    for _ in range(repeats):
-        for name, run in compiled.items():
-            steady[name].append(member_steps / _timed(run))
-    log("[bench] sweep member-steps/s: "
-        + ", ".join(f"{n} {statistics.median(v):.0f}" for n, v in steady.items()))
+    by_k = {str(kk): _steady(kk, epochs, features, steady_repeats or repeats, train, val)
+            for kk in sorted({k, *ks})}
     return dict(k=k, epochs=epochs, features=list(features), member_steps=member_steps,
-                batch=BATCH, whole_s=whole, whole_cpu_s=cpu, steps_per_s=steady, rounds=repeats)
+                batch=BATCH, whole_s=whole, whole_cpu_s=cpu, steps_per_s=by_k[str(k)],
+                steps_per_s_by_k=by_k, rounds=repeats, steady_rounds=steady_repeats or repeats)
