@@ -87,10 +87,11 @@ def main(argv=None) -> int:
       ``bench`` extra) is missing.
     """
     args = _parse_args(argv)
-    # PyTorch's OpenMP threads spin while they wait: on a machine shared with other processes
-    # its steps then run up to 40x slower with 2 threads than with 1. Passive waiting keeps
-    # the thread count at the cores (it must be set before torch is imported; workers inherit it).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # PyTorch runs as a user runs it: as many threads as cores, OpenMP's default waiting.
+    # OMP_WAIT_POLICY=PASSIVE, set here until issue 16's last stop, made it 2-3x slower on
+    # the idle 2-core machine (one process each, medians: digits MLP epoch 241 ms against
+    # 89, CNN epoch 306 against 94, table 2's transformer step 190 against 104 and ResNet
+    # step 480 against 222); a policy in the caller's environment is kept and reported.
     from jtricks._optional import install_hint, missing
 
     absent = missing(NEEDS)

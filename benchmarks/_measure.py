@@ -122,8 +122,9 @@ def describe_machine() -> dict:
     try:
         import torch
 
+        policy = os.environ.get("OMP_WAIT_POLICY", "unset: OpenMP's default")
         info["torch"] = (f"{torch.__version__} ({os.cpu_count()} intra-op threads, set by the "
-                         f"harness; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
+                         f"harness; OMP_WAIT_POLICY {policy})")
     except ImportError:
         info["torch"] = "not installed (pip install 'jtricks[bench]'): no PyTorch columns"
     return info
