@@ -25,7 +25,6 @@ extra; without PyTorch its columns are skipped (one line says so).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 __all__ = ["main"]
