@@ -95,6 +95,15 @@ def test_the_targets_are_computed_from_the_figures():
     assert "optax + `vmap` sweep: met (1.12x)" in text
 
 
+def test_the_warm_cache_run_is_reported_without_a_target():
+    data = _data()
+    data["cold"]["runs"]["mlp"]["cli_warm"] = [dict(seconds=3.0, epoch=3)]
+    text = _report.format_report(data)
+    assert "| mlp | `jtricks train`, warm cache (reported) | 3.0 (3.0-3.0) | 3 | 0.30 | — |" \
+        in text
+    assert not any("warm" in line for line in text.splitlines() if line.startswith("- mlp"))
+
+
 def test_sweep_targets_at_each_k_against_the_like_for_like_hand_written_sweep():
     data = _data()
     by_k = {"8": dict(sweep=[1000.0], shared=[900.0], optax_vmap_val=[950.0],
