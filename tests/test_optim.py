@@ -57,10 +57,10 @@ INTEROP = [
     # Interop: jtricks inside optax.chain, optax inside jtricks.optim.chain.
     ("jtricks_in_optax_chain", lambda: optax.chain(jo.clip_by_global_norm(1.0), jo.adam(1e-2)),
      lambda: jo.chain(jo.clip_by_global_norm(1.0), jo.adam(1e-2))),
-    # The reference is optax's own chain of the same optax clip, not jtricks' clip: measured,
-    # jo.clip_by_global_norm and optax.clip_by_global_norm give bit-identical outputs on the same
-    # gradients (also every gradient of this run), and a row gives the same bits in its own jit
-    # as in the table's, but fused with Adam's ``nu = b2 * nu + (1 - b2) * g**2`` XLA:CPU
+    # The reference is optax's own chain of the same optax clip, not jtricks' clip: jtricks'
+    # multiplies by c / norm where optax divides by norm and multiplies by c (a rounding apart
+    # when clipping; jtricks/optim/_clipping.py says why), and even where the two clips gave
+    # the same bits (measured before that change), fused with Adam's ``nu = b2 * nu + (1 - b2) * g**2`` XLA:CPU
     # contracts a different product into the FMA (optax's select feeds the kernel: fma(nu, b2,
     # ...); jtricks' scalar where: fma(g**2, 1 - b2, ...)), so nu differs in the last bit from
     # step 2 on and 100 steps amplify it to ~3e-6 relative. The same maths, two roundings; the

@@ -106,7 +106,10 @@ class ClipByGlobalNormState(NamedTuple):
 def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformation:
     r"""Rescales all updates together so that their global L2 norm is at most
     ``max_norm``: :math:`g \cdot c / \lVert g \rVert` when :math:`\lVert g \rVert \ge c`
-    (as ``optax.clip_by_global_norm``).
+    (as ``optax.clip_by_global_norm``; each element is multiplied by the one number
+    :math:`c / \lVert g \rVert` where optax divides it by :math:`\lVert g \rVert` and
+    multiplies by :math:`c`, so the two differ by a rounding, and this one fuses into the
+    next transformation's kernels).
 
     The state keeps the last pre-clip norm and whether it clipped, so a training
     loop can log exploding gradients.
@@ -146,15 +149,21 @@ def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformatio
         c = as_dtype(max_norm, norm.dtype)
         keep = norm < c
 
-        # The choice is made on scalars, so each element is one ``(g / den) * num``
-        # (exactly optax's ``(g / norm) * c`` when clipping, ``g`` otherwise)
-        # with no parameter-sized select between two computed branches.
-        one = jnp.ones_like(norm)
-        den, num = jnp.where(keep, one, norm), jnp.where(keep, one, c)
+        # The choice is made on a scalar, so each element is one multiplication,
+        # ``g * (c / norm)`` when clipping (``g * 1``, exactly ``g``, otherwise), with
+        # no parameter-sized select between two computed branches. Not optax's
+        # ``(g / norm) * c``: XLA does not repeat an elementwise division in each of
+        # its consumers, so on a tree of several leaves the divided gradients were
+        # written out and read back before the next transformation (Adam's ``mu`` and
+        # ``nu``); the multiplication fuses into them. Measured with Adam, 2 CPU cores,
+        # one process: 8 leaves of 1M, 21.8 ms a step -> 10.8 ms, 1 leaf of 8M (where
+        # XLA already rewrote the division) 10.7 ms either way. The results differ from
+        # optax's by a rounding (at most 2 units in the last place) when clipping.
+        scale = jnp.where(keep, jnp.ones_like(norm), c / norm)
 
         def leaf(g):
             cdt = compute_dtype(g.dtype)
-            return ((g.astype(cdt) / den.astype(cdt)) * num.astype(cdt)).astype(g.dtype)
+            return (g.astype(cdt) * scale.astype(cdt)).astype(g.dtype)
 
         new_state = ClipByGlobalNormState(
             norm.astype(state.global_norm.dtype), jnp.logical_not(keep))
