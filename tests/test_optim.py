@@ -60,8 +60,8 @@ INTEROP = [
     # The reference is optax's own chain of the same optax clip, not jtricks' clip: jtricks'
     # multiplies by c / norm where optax divides by norm and multiplies by c (a rounding apart
     # when clipping; jtricks/optim/_clipping.py says why), and even where the two clips gave
-    # the same bits (measured before that change), fused with Adam's ``nu = b2 * nu + (1 - b2) * g**2`` XLA:CPU
-    # contracts a different product into the FMA (optax's select feeds the kernel: fma(nu, b2,
+    # the same bits (measured before that change), fused with Adam's
+    # ``nu = b2 * nu + (1 - b2) * g**2`` XLA:CPU contracts a different product into the FMA (optax's select feeds the kernel: fma(nu, b2,
     # ...); jtricks' scalar where: fma(g**2, 1 - b2, ...)), so nu differs in the last bit from
     # step 2 on and 100 steps amplify it to ~3e-6 relative. The same maths, two roundings; the
     # row checks that an optax transformation inside jo.chain computes exactly what it
