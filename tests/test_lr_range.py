@@ -77,10 +77,12 @@ def test_traces_once_for_all_rates_and_reuses_the_program():
     CALLS.clear()
     first = lr_range_test(build, data, key=jax.random.key(0), learning_rates=rates,
                           epochs=2, batch_size=N)
-    assert len(CALLS) == 1  # one trace for every rate (and the rate 0)
+    # one trace for every rate (and the rate 0) in each of the sweep's two programs, its
+    # start and its round
+    assert len(CALLS) == 2
     second = lr_range_test(build, data, key=jax.random.key(0), learning_rates=rates * 1.5,
                            epochs=2, batch_size=N)
-    assert len(CALLS) == 1  # other values, same number of rates: no new trace
+    assert len(CALLS) == 2  # other values, same number of rates: no new trace
     for result, tested in ((first, rates), (second, rates * 1.5)):  # T = 2 steps
         np.testing.assert_allclose(result.losses, result.initial_loss * (1 - tested * H) ** 4,
                                    rtol=2e-3)
