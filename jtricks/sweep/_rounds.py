@@ -33,6 +33,7 @@ from jtricks._xla import LEVEL_1, RUN_ONCE
 from jtricks import train as _train
 from jtricks.parallel import _mesh
 from jtricks.train._engine import run_parts
+from jtricks.train._programs import compile_now
 
 from ._member import MemberResult, initial_state, member_of
 
@@ -231,11 +232,8 @@ def _start_compiling_round(prog: Program, *args):
     carry = jax.eval_shape(prog.start, *args)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jtricks-sweep") as pool:
         started = pool.submit(prog.start, *args)
-        try:
-            prog.round.lower(hparams, carry, train_key, jnp.int32(0), jnp.int32(0),
-                             train_data, val_data, data_key).compile()
-        except Exception:  # noqa: BLE001 - the real call reports it
-            pass
+        compile_now([(prog.round, (hparams, carry, train_key, jnp.int32(0), jnp.int32(0),
+                                   train_data, val_data, data_key))])
         return started.result()
 
 
