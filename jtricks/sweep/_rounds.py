@@ -20,7 +20,6 @@ state is where its chain stopped.
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, NamedTuple, cast
 
 import jax
@@ -33,7 +32,7 @@ from jtricks._xla import LEVEL_1, RUN_ONCE
 from jtricks import train as _train
 from jtricks.parallel import _mesh
 from jtricks.train._engine import run_parts
-from jtricks.train._programs import compile_now
+from jtricks.train._programs import compile_while
 
 from ._member import MemberResult, initial_state, member_of
 
@@ -75,11 +74,6 @@ def _parts(build, hparams, epochs, batch_size, patience):
     return member, parts
 
 
-def _start(member, start, init_key, train_key, train_data, val_data, data_key):
-    return start(initial_state(member, init_key, train_key, train_data), train_data, val_data,
-                 data_key)
-
-
 def _advance(epoch, running, carry, run_key, first, count, train_data, val_data, data_key):
     """``count`` epochs from global epoch ``first``; returns ``(carry, run_key, running)``."""
 
@@ -99,7 +93,8 @@ def _advance(epoch, running, carry, run_key, first, count, train_data, val_data,
 def _member_start(build, epochs, batch_size, patience, hparams, init_key, train_key,
                   train_data, val_data, data_key):
     member, (start, _, _) = _parts(build, hparams, epochs, batch_size, patience)
-    return _start(member, start, init_key, train_key, train_data, val_data, data_key)
+    return start(initial_state(member, init_key, train_key, train_data), train_data, val_data,
+                 data_key)
 
 
 def _member_round(build, epochs, batch_size, patience, hparams, carry, run_key, first, count,
@@ -230,11 +225,9 @@ def _start_compiling_round(prog: Program, *args):
     if jax.process_count() > 1:
         return prog.start(*args)
     carry = jax.eval_shape(prog.start, *args)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jtricks-sweep") as pool:
-        started = pool.submit(prog.start, *args)
-        compile_now([(prog.round, (hparams, carry, train_key, jnp.int32(0), jnp.int32(0),
-                                   train_data, val_data, data_key))])
-        return started.result()
+    return compile_while(lambda: prog.start(*args),
+                         [(prog.round, (hparams, carry, train_key, jnp.int32(0), jnp.int32(0),
+                                        train_data, val_data, data_key))])
 
 
 def result(carry) -> MemberResult:

@@ -127,16 +127,27 @@ def compile_now(calls) -> None:
             pass
 
 
+def compile_while(background: Callable[[], Any], calls) -> Any:
+    """Compiles ``calls`` (as :func:`compile_now`) on this thread while a background
+    thread runs ``background()``; returns ``background()``'s result.
+
+    Only part of a compilation runs in parallel (the digits MLP's epoch: 0.5 CPU-s of
+    tracing and lowering on the calling thread, 0.6 on one compile thread, then
+    LLVM's code generation on two threads, 1.4 each), so other work fills the cores
+    the serial parts leave idle.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jtricks-compile") as pool:
+        pending = pool.submit(background)
+        compile_now(calls)
+        return pending.result()
+
+
 def compile_beside(programs: dict, *, first: Callable[[], Any] | None = None,
                    more: Any = ()) -> Any:
     """Compiles ``programs["epoch"]`` (:func:`compile_programs`) on this thread while a
     background thread runs ``first()`` (when given), then compiles the other programs
-    and ``more`` (``[(jitted function, args)]``); returns ``first()``'s result.
-
-    Only part of a compilation runs in parallel (the digits MLP's epoch: 0.5 CPU-s of
-    tracing and lowering on the calling thread, 0.6 on one compile thread, then
-    LLVM's code generation on two threads, 1.4 each), so the small programs fill the
-    cores the epoch's serial parts leave idle.
+    and ``more`` (``[(jitted function, args)]``); returns ``first()``'s result
+    (:func:`compile_while`: the small programs fill the cores the epoch leaves idle).
     """
     small = [programs[name] for name in ("order", "finite", "evaluate") if name in programs]
     small += list(more)
@@ -146,8 +157,5 @@ def compile_beside(programs: dict, *, first: Callable[[], Any] | None = None,
         compile_now(small)
         return out
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jtricks-compile") as pool:
-        pending = pool.submit(background)
-        compile_now([programs["epoch"]])
-        return pending.result()
+    return compile_while(background, [programs["epoch"]])
 
