@@ -22,6 +22,9 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu")
 SCHEDULES = ("constant", "per-epoch", "cosine", "warmup-cosine", "step")
 
 COMMAND = "train"
+# The batch of every evaluation (validation after each epoch, the test once), passed to
+# each call and to the programs compiled ahead of them, so the two cannot disagree.
+EVAL_BATCH = 1024
 # jtricks.train.fit needs no optional package (its progress bar shows when tqdm is
 # installed); --data digits needs scikit-learn, --checkpoint-dir orbax.
 
@@ -321,7 +324,7 @@ def run(args) -> int:
         result = jt.fit(
             state, (xtr, ytr), loss_fn=loss_fn, tx=tx, epochs=args.epochs,
             batch_size=args.batch_size,
-            data_key=data_key, val_data=(xva, yva), eval_fn=eval_fn,
+            data_key=data_key, val_data=(xva, yva), eval_fn=eval_fn, eval_batch_size=EVAL_BATCH,
             early_stopping=early, averager=averager,
             checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
             resume=args.resume, restart=args.restart,
@@ -361,7 +364,7 @@ def run(args) -> int:
 
         params, model_state = multihost_utils.process_allgather((params, model_state),
                                                                 tiled=True)
-    test = jt.evaluate(eval_fn, params, model_state, (xte, yte))
+    test = jt.evaluate(eval_fn, params, model_state, (xte, yte), batch_size=EVAL_BATCH)
     stopping = early_stopping_report(args, result, averager)
     if stopping and stopping["stopped"]:
         say(f"jtricks train: {stopping['message']}")
@@ -406,8 +409,9 @@ def init_compiling(model, tx, seed: int, train_data, *, loss_fn, batch_size: int
     shapes, key = init_shapes(model, tx, seed, input_shape)
     programs = compile_programs(shapes, train_data, loss_fn=loss_fn, tx=tx,
                                 batch_size=batch_size, data_key=key, val_data=val_data,
-                                eval_fn=eval_fn, averager=averager, learning_rate=learning_rate)
-    test = (_evaluator(eval_fn, 1024), (shapes.params, shapes.model_state,
+                                eval_fn=eval_fn, eval_batch_size=EVAL_BATCH, averager=averager,
+                                learning_rate=learning_rate)
+    test = (_evaluator(eval_fn, EVAL_BATCH), (shapes.params, shapes.model_state,
                                         jax.eval_shape(lambda t: t, test_data)))
     return compile_beside(programs, first=lambda: jt.init_state(model, tx, seed, input_shape),
                           more=[test])
