@@ -12,7 +12,7 @@ import numpy as np
 import jtricks.nn as nn
 import jtricks.optim as jo
 from jtricks.train import Averaging, ema, evaluate, swa
-from jtricks.train._engine import averaged_params
+from jtricks.train._run import averaged_params
 
 from ._common import (Member, Result, Timer, band, band_note, curve_rows, epochs_axis, figure,
                       fmt, pick, save, train_sweep)

@@ -31,7 +31,7 @@ from jax.sharding import PartitionSpec as P
 from jtricks._xla import LEVEL_1, RUN_ONCE
 from jtricks import train as _train
 from jtricks.parallel import _mesh
-from jtricks.train._engine import run_parts
+from jtricks.train._run import run_parts
 from jtricks.train._programs import compile_while
 
 from ._member import MemberResult, initial_state, member_of

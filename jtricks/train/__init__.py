@@ -1,7 +1,7 @@
 """Training: the one engine and its interactive client.
 
-* the engine (:mod:`jtricks.train._engine`): :func:`train_step`,
-  :func:`make_epoch` and :func:`make_run` — every loop in jtricks (``fit``,
+* the engine (:mod:`jtricks.train._engine`: :func:`train_step`,
+  :func:`make_epoch`; :mod:`jtricks.train._run`: :func:`make_run`) — every loop in jtricks (``fit``,
   sweeps, the data-parallel forms, the demo and the CLI) is built on them;
 * what it is given: the :class:`TrainState` pytree, a loss
   ``loss_fn(params, model_state, batch, key)`` (:func:`classifier_loss`) and
@@ -25,12 +25,9 @@ from ._checkpoint import Checkpointer as Checkpointer
 from ._early_stopping import EarlyStopping as EarlyStopping
 from ._early_stopping import EarlyStoppingState as EarlyStoppingState
 from ._early_stopping import early_stopping as early_stopping
-from ._engine import Run as Run
-from ._engine import averaged_params as averaged_params
 from ._engine import epoch_order as epoch_order
 from ._engine import init_state as init_state
 from ._engine import make_epoch as make_epoch
-from ._engine import make_run as make_run
 from ._engine import train_step as train_step
 from ._history import read_jsonl as read_jsonl
 from ._history import write_csv as write_csv
@@ -44,6 +41,9 @@ from ._metrics import MultiWriter as MultiWriter
 from ._metrics import TensorBoardWriter as TensorBoardWriter
 from ._metrics import learning_rate_of as learning_rate_of
 from ._loop import fit as fit
+from ._run import Run as Run
+from ._run import averaged_params as averaged_params
+from ._run import make_run as make_run
 from ._state import TrainState as TrainState
 from ._steps import classifier_eval as classifier_eval
 from ._steps import classifier_loss as classifier_loss

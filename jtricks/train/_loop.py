@@ -14,7 +14,7 @@ from jtricks._optional import missing, require
 from jtricks._validate import check_bool, check_callable, check_int, show
 from jtricks.data._batching import _num_examples, on_device
 
-from ._engine import averaged_params, check_mode, epoch_order
+from ._engine import epoch_order
 from ._history import history_writer
 from ._metrics import as_writer, learning_rate_of
 from ._programs import (
@@ -25,6 +25,7 @@ from ._programs import (
     compile_beside,
     compile_programs,
 )
+from ._run import averaged_params, check_mode
 from ._state import TrainState, as_key
 from ._steps import check_opt_state, evaluate
 

@@ -17,8 +17,9 @@ from jtricks._numeric import all_finite
 from jtricks._validate import check_non_negative
 from jtricks._xla import LEVEL_1, RUN_ONCE
 
-from ._engine import epoch_of_order, epoch_order, epoch_row
+from ._engine import epoch_of_order, epoch_order
 from ._metrics import learning_rate_of
+from ._run import epoch_row
 from ._state import as_key
 from ._steps import _evaluator
 
