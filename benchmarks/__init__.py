@@ -54,8 +54,9 @@ def _parse_args(argv):
     )
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT,
-        help=f"seconds allowed to each compile-heavy worker (default {DEFAULT_TIMEOUT:.0f}); "
-        "a program that does not compile in time is reported as '> T s'",
+        help=f"seconds allowed to each optimizer program whose compile grows with the leaves "
+        f"(default {DEFAULT_TIMEOUT:.0f}; one that does not compile in time is reported as "
+        "'> T s'); a model row's worker gets 6 times as long, a cold-start run 10 times",
     )
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:

@@ -71,8 +71,9 @@ def _optimizer(t: dict) -> list[str]:
         "`optax.flatten(tx)` and `jtricks.optim.flatten(tx)` on the tree, and PyTorch's `clip_grad_norm_` + "
         "`torch.optim.Adam(foreach=True)` / `(fused=True)` on the same CPU, one tensor per leaf. "
         "Each row runs in its own process; its programs are compiled, then timed in turn round "
-        "after round (one untimed call, then 3 timed ones). A program that did not compile "
-        "within the row's time limit is shown as `> T s`.", "", *_meta(t["meta"], t["rounds"]),
+        "after round (one untimed call, then 3 timed ones). Each program whose compile time grows "
+        "with the leaves (the tree and `flatten` paths) has the same time limit, `--timeout` "
+        "seconds; one that did not compile within it is shown as `> T s`.", "", *_meta(t["meta"], t["rounds"]),
         "Step time, ms, median (interquartile range):", "", head, rule]
     for r in rows:
         cells = [_iqr(r["ms"][c], r["spread"][c]) if c in r["ms"] else "—" for c in cols]

@@ -12,13 +12,16 @@ LEAVES SIZE``). The columns, all donated:
 * ``torch_foreach`` / ``torch_fused``: ``clip_grad_norm_`` + ``torch.optim.Adam(foreach=True)``
   / ``(fused=True)`` on the same CPU, a tensor per leaf.
 
-The cheap programs compile first; each compile time is printed as it finishes. A row whose
-worker runs out of time is run again without the program that did not compile (``--skip``),
-which is reported as "> T s" (:func:`isolated_step_row`).
+The cheap programs compile first; each compile time is printed as it finishes. Each program
+whose compile time grows with the leaves has the same time limit (``jtricks bench
+--timeout``): a worker stops itself when one of them runs past it, and the row is run again
+without that program (``--skip``), which is reported as "> T s" (:func:`isolated_step_row`).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import jax.numpy as jnp
@@ -103,8 +106,20 @@ def _torch_programs(num_leaves: int, size: int) -> dict:
     return runs
 
 
-def step_row(num_leaves: int, size: int, repeats: int, copy_n: int, skip=()) -> None:
-    """Emits the row of one tree shape: compile times as they finish, then the step times."""
+def _give_up(row: dict) -> None:
+    """Ends the worker with ``row`` (whose ``"compiling"`` names the stuck program) as its
+    last record: an XLA compile cannot be interrupted, only its process ended."""
+    row["compiling"][1] = time.time() - row["compiling"][1]  # how long it ran
+    emit(row)
+    os._exit(0)
+
+
+def step_row(num_leaves: int, size: int, repeats: int, copy_n: int, skip=(),
+             compile_limit: float | None = None) -> None:
+    """Emits the row of one tree shape: compile times as they finish, then the step times.
+
+    A program of :data:`SLOW` still compiling after ``compile_limit`` seconds ends the
+    worker, its last record naming it and how long it ran (``row["compiling"]``)."""
     del copy_n  # the copy bandwidth is not part of this table
     row: dict = dict(shape=f"{num_leaves} x {human(size)}", leaves=num_leaves, size=size,
                compile_s={}, ms={}, spread={}, skipped=list(skip))
@@ -123,7 +138,14 @@ def step_row(num_leaves: int, size: int, repeats: int, copy_n: int, skip=()) -> 
         row["compiling"] = [name, time.time()]  # when the limit stops it: how long it ran
         emit(row)
         step, make, grads, tx = programs[name]
+        watchdog = None
+        if compile_limit is not None:
+            watchdog = threading.Timer(compile_limit, _give_up, (row,))
+            watchdog.daemon = True
+            watchdog.start()
         compiled, row["compile_s"][name] = compile_fresh(step, make(), tx.init(make()), grads)
+        if watchdog is not None:
+            watchdog.cancel()
         runs[name] = stepper(compiled, make(), tx.init(make()), grads)
         row.pop("compiling")
         emit(row)
@@ -138,20 +160,20 @@ def step_row(num_leaves: int, size: int, repeats: int, copy_n: int, skip=()) -> 
 
 def isolated_step_row(num_leaves: int, size: int, *, repeats: int, timeout: float,
                       platform: str = "cpu") -> dict:
-    """:func:`step_row` in a worker with a time limit; a program that does not compile in time
-    is recorded in ``row["compile_limit_s"]`` (the seconds its compile ran before the worker was
-    stopped) and the row is run again without it."""
+    """:func:`step_row` in a worker, each program of :data:`SLOW` given ``timeout`` seconds to
+    compile; one that does not compile in time is recorded in ``row["compile_limit_s"]`` (the
+    seconds its compile ran before the worker stopped) and the row is run again without it.
+    The worker as a whole has ``timeout`` seconds per program (a worker stuck elsewhere is
+    stopped, and keeps what it had measured)."""
     skipped: dict = {}
     while True:
         args = [str(num_leaves), str(size), f"--repeats={repeats}", f"--platform={platform}",
-                "--skip=" + ",".join(skipped)]
-        row = isolated("step", args, timeout)
-        if not row["timed_out"] or row["ms"]:
-            break
-        if "compiling" not in row:  # out of time while timing: the row keeps its compile times
-            break
-        stuck, started = row["compiling"]
-        skipped[stuck] = row["ended"] - started
+                f"--compile-limit={timeout}", "--skip=" + ",".join(skipped)]
+        row = isolated("step", args, timeout * (len(SLOW) + 2))
+        if "compiling" not in row or row["ms"]:
+            break  # done, or out of time while timing: the row keeps its compile times
+        stuck, ran = row["compiling"]
+        skipped[stuck] = ran if not row["timed_out"] else row["ended"] - ran
         log(f"[bench] step {row['shape']}: {stuck} did not compile in {skipped[stuck]:.0f} s; "
             "running the row again without it")
     row["compile_limit_s"] = skipped

@@ -1,7 +1,7 @@
 """A benchmark worker: ``python -m benchmarks._worker KIND ...`` runs one row in this process.
 
-* ``step LEAVES SIZE [--repeats R] [--copy-n N] [--skip NAME,...]``: a row of the
-  optimizer-step table (:mod:`benchmarks._step`);
+* ``step LEAVES SIZE [--repeats R] [--copy-n N] [--skip NAME,...] [--compile-limit S]``:
+  a row of the optimizer-step table (:mod:`benchmarks._step`);
 * ``model NAME [--quick] [--repeats R]``: a row of the real-model table
   (:mod:`benchmarks._models`).
 
@@ -26,6 +26,7 @@ def _worker_main(argv=None) -> int:
     parser.add_argument("--skip", default="")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--platform", default="cpu")
+    parser.add_argument("--compile-limit", type=float, default=None)
     args = parser.parse_args(argv)
     with jax.default_device(jax.devices(args.platform)[0]):
         if args.kind == "step":
@@ -33,7 +34,7 @@ def _worker_main(argv=None) -> int:
 
             leaves, size = (int(a) for a in args.args)
             skip = tuple(s for s in args.skip.split(",") if s)
-            step_row(leaves, size, args.repeats, args.copy_n, skip)
+            step_row(leaves, size, args.repeats, args.copy_n, skip, args.compile_limit)
         else:
             from benchmarks._models import model_row
 

@@ -12,7 +12,7 @@ import pytest
 import benchmarks as bench
 from benchmarks import _report, _run, _step
 from benchmarks._measure import parse_shape, summarize
-from benchmarks._worker_io import TAG, run_worker
+from benchmarks._worker_io import TAG, run_worker, worker_env
 from jtricks.cli import main as cli_main
 
 cli_bench = importlib.import_module("jtricks.cli._bench")
@@ -141,18 +141,35 @@ def test_a_row_whose_compile_runs_out_of_time_is_run_again_without_it(monkeypatc
     calls = []
 
     def fake_isolated(kind, args, timeout):
-        calls.append(args)
-        if len(calls) == 1:  # stopped while optax compiled: no times yet
-            row = _step_row()
+        calls.append((args, timeout))
+        row = _step_row()
+        if len(calls) == 1:  # the worker stopped itself while optax compiled: no times yet
             del row["compile_s"]["optax_tree"]
-            return dict(row, ms={}, spread={}, timed_out=timeout, compiling=["optax_tree", 10.0],
-                        ended=16.5)
-        return _step_row()
+            return dict(row, ms={}, spread={}, timed_out=None, compiling=["optax_tree", 7.1])
+        if len(calls) == 2:  # stopped by its own time limit, compiling jtricks' flatten
+            del row["compile_s"]["jtricks_flatten"]
+            return dict(row, ms={}, spread={}, timed_out=timeout,
+                        compiling=["jtricks_flatten", 10.0], ended=50.0)
+        return row
 
     monkeypatch.setattr(_step, "isolated", fake_isolated)
     row = _step.isolated_step_row(1024, 1024, repeats=1, timeout=7.0)
-    assert calls[0][-1] == "--skip=" and calls[1][-1] == "--skip=optax_tree"
-    assert row["compile_limit_s"] == {"optax_tree": 6.5}
+    assert [a[-1] for a, _ in calls] == [
+        "--skip=", "--skip=optax_tree", "--skip=optax_tree,jtricks_flatten"]
+    assert all("--compile-limit=7.0" in a for a, _ in calls)
+    assert all(t == 7.0 * (len(_step.SLOW) + 2) for _, t in calls)
+    assert row["compile_limit_s"] == {"optax_tree": 7.1, "jtricks_flatten": 40.0}
+
+
+def test_a_compile_past_its_limit_ends_the_worker_with_its_row():
+    """The real worker: a limit too short for any tree-path compile stops it at the first."""
+    cmd = [sys.executable, "-m", "benchmarks._worker", "step", "4", "64", "--repeats=1",
+           "--compile-limit=0.001"]
+    record, timed_out = run_worker(cmd, timeout=120, env=dict(worker_env(), JAX_PLATFORMS="cpu"))
+    assert not timed_out and record is not None
+    stuck, ran = record["compiling"]
+    assert stuck == _step.SLOW[0] and 0 < ran < 60
+    assert record["ms"] == {} and set(record["compile_s"]) == {"jtricks_flat", "optax_ravel"}
 
 
 def test_a_worker_past_its_time_limit_keeps_what_it_printed():
