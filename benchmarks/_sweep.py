@@ -11,15 +11,24 @@ again), timed in turn round after round, in wall seconds and in the process's CP
 
 Then member-steps per second once compiled (each job run once untimed first):
 
-* ``sweep``: the same ``jtricks.sweep.train`` call again (its program is cached);
+* ``sweep``: the same ``jtricks.sweep.train`` call again (its program is cached), one key
+  shared by all members (common random numbers: one initialisation, one data order, one set
+  of dropout masks);
+* ``sweep_keys``: ``jtricks.sweep.train`` with a key per member (each member its own
+  initialisation, data order and masks);
 * ``shared``: K sequential runs sharing one compile: a jitted ``jtricks.train.make_epoch`` whose
   learning rate is an argument;
 * ``optax_vmap``: a hand-written sweep, ``jax.vmap`` over the learning rate of a whole flax +
-  optax training run (``lax.scan`` over epochs and batches), jitted;
+  optax training run (``lax.scan`` over epochs and batches), jitted, one key for all members;
 * ``optax_vmap_val``: the same, with the work ``jtricks.sweep.train`` does after every epoch
-  (validation loss and accuracy, the best parameters kept): the like-for-like comparison.
+  (validation loss and accuracy, the best parameters kept): the like-for-like comparison
+  of ``sweep``;
+* ``optax_vmap_val_keys``: the same with a key per member (``vmap`` over the keys too), the
+  like-for-like comparison of ``sweep_keys``.
 
-These are measured at K = 8, 16 and 32 (``steps_per_s_by_k``).
+A member's own key changes the work on a CPU: its own data order makes the first layer K
+small products instead of one (``sweep_keys`` against ``sweep`` is what per-member
+randomness costs). These are measured at K = 8, 16 and 32 (``steps_per_s_by_k``).
 """
 
 from __future__ import annotations
@@ -48,15 +57,23 @@ def _lrs(k: int):
     return np.geomspace(1e-4, 1e-2, k).astype(np.float32)
 
 
-def _jtricks_sweep(features, lrs, train, val, epochs):
+def _keys(k: int, per_member: bool):
+    """One key for all ``k`` members, or a key each."""
+    key = jax.random.key(0)
+    return jax.random.split(key, k) if per_member else key
+
+
+def _jtricks_sweep(features, lrs, train, val, epochs, per_member: bool = False):
     import jtricks
     from jtricks.sweep import train as sweep_train
 
     def build(h):  # a new function each call: jtricks.sweep caches its program per build
         return jtricks.nn.mlp(features, dropout=0.1), jtricks.optim.adam(h["lr"])
 
+    key = _keys(len(lrs), per_member)
+
     def run():
-        result = sweep_train(build, {"lr": jnp.asarray(lrs)}, train, val, key=jax.random.key(0),
+        result = sweep_train(build, {"lr": jnp.asarray(lrs)}, train, val, key=key,
                              epochs=epochs, batch_size=BATCH)
         jax.block_until_ready(result)
 
@@ -136,8 +153,9 @@ def _shared(features, lrs, train, epochs):
     return run
 
 
-def _optax_vmap(features, lrs, train, epochs, val=None):
-    """The hand-written sweep: ``vmap`` over the learning rate of a whole flax + optax run.
+def _optax_vmap(features, lrs, train, epochs, val=None, per_member: bool = False):
+    """The hand-written sweep: ``vmap`` over the learning rate of a whole flax + optax run
+    (and over the members' keys with ``per_member``; else one key for all).
 
     With ``val``, each member also does what ``jtricks.sweep.train`` does after every
     epoch: its validation loss and accuracy (dropout off) and, when the loss improves,
@@ -186,8 +204,8 @@ def _optax_vmap(features, lrs, train, epochs, val=None):
             epoch_validated, (carry, params, jnp.float32(jnp.inf)), keys)
         return best, best_loss, curves
 
-    sweep = jax.jit(jax.vmap(train_one))
-    keys = jax.random.split(jax.random.key(0), len(lrs))
+    sweep = jax.jit(jax.vmap(train_one, in_axes=(0, 0 if per_member else None)))
+    keys = _keys(len(lrs), per_member)
 
     def run():
         jax.block_until_ready(sweep(jnp.asarray(lrs), keys))
@@ -214,8 +232,11 @@ def _steady(k: int, epochs: int, features, repeats: int, train, val) -> dict:
     member_steps = k * epochs * (len(train[1]) // BATCH)
     val = tuple(jnp.asarray(a) for a in val)
     compiled = {"sweep": _jtricks_sweep(features, lrs, train, val, epochs),
+                "sweep_keys": _jtricks_sweep(features, lrs, train, val, epochs, per_member=True),
                 "shared": _shared(features, lrs, train, epochs),
                 "optax_vmap_val": _optax_vmap(features, lrs, train, epochs, val),
+                "optax_vmap_val_keys": _optax_vmap(features, lrs, train, epochs, val,
+                                                   per_member=True),
                 "optax_vmap": _optax_vmap(features, lrs, train, epochs)}
     for run in compiled.values():
         run()  # compiles (and the sweep's program is cached from here on)
