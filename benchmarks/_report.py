@@ -270,8 +270,9 @@ def _sweep(t: dict) -> list[str]:
     by_k = t.get("steps_per_s_by_k", {str(k): speed})
     lines += ["", "Once compiled (" + (f"{t['steady_rounds']} rounds; " if "steady_rounds" in t
                                        else "") +
-              "the sweeps and the validated hand-written sweeps evaluate the validation split "
-              "after every epoch and keep each member's best parameters; the sequential runs "
+              "the sweeps and the validated hand-written sweeps give every epoch the training "
+              "loss, accuracy and gradient norm averaged over its steps and the validation "
+              "loss and accuracy, and keep each member's best parameters; the sequential runs "
               "and the other hand-written sweep only train. The sweeps share one key among "
               "their members, as `jtricks.sweep.train(..., key=jax.random.key(0))` does (one "
               "initialisation, data order and set of dropout masks), except those marked 'a "

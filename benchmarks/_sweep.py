@@ -20,8 +20,9 @@ Then member-steps per second once compiled (each job run once untimed first):
   learning rate is an argument;
 * ``optax_vmap``: a hand-written sweep, ``jax.vmap`` over the learning rate of a whole flax +
   optax training run (``lax.scan`` over epochs and batches), jitted, one key for all members;
-* ``optax_vmap_val``: the same, with the work ``jtricks.sweep.train`` does after every epoch
-  (validation loss and accuracy, the best parameters kept): the like-for-like comparison
+* ``optax_vmap_val``: the same, with the outputs ``jtricks.sweep.train`` gives every epoch
+  (the training loss, accuracy and gradient norm averaged over the epoch's steps, the
+  validation loss and accuracy, the best parameters kept): the like-for-like comparison
   of ``sweep``;
 * ``optax_vmap_val_keys``: the same with a key per member (``vmap`` over the keys too), the
   like-for-like comparison of ``sweep_keys``.
@@ -157,15 +158,22 @@ def _optax_vmap(features, lrs, train, epochs, val=None, per_member: bool = False
     """The hand-written sweep: ``vmap`` over the learning rate of a whole flax + optax run
     (and over the members' keys with ``per_member``; else one key for all).
 
-    With ``val``, each member also does what ``jtricks.sweep.train`` does after every
-    epoch: its validation loss and accuracy (dropout off) and, when the loss improves,
-    a copy of its parameters as the best so far (returned with the best loss)."""
+    With ``val``, each member also gives what ``jtricks.sweep.train`` gives every epoch:
+    its training loss, accuracy and gradient norm averaged over the epoch's steps, its
+    validation loss and accuracy (dropout off) and, when the validation loss improves, a
+    copy of its parameters as the best so far (returned with the best loss)."""
     import optax
 
     model = jm.flax_mlp(features)
     x, y = (jnp.asarray(a) for a in train)
     steps = len(y) // BATCH
     loss_fn = jm.flax_loss(model)
+
+    def loss_and_accuracy(params, batch, key):
+        xb, yb = batch
+        logits = model.apply({"params": params}, xb, training=True, rngs={"dropout": key})
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+        return loss, jnp.mean(jnp.argmax(logits, -1) == yb)
 
     def validate(params):
         xv, yv = val
@@ -180,21 +188,29 @@ def _optax_vmap(features, lrs, train, epochs, val=None, per_member: bool = False
         def step(carry, idx):
             params, opt_state, key = carry
             key, sub = jax.random.split(key)
-            grads, _ = jax.grad(loss_fn, has_aux=True)(params, stats, (x[idx], y[idx]), sub)
+            batch = (x[idx], y[idx])
+            if val is None:
+                grads, _ = jax.grad(loss_fn, has_aux=True)(params, stats, batch, sub)
+                metrics = None
+            else:  # the step's loss, accuracy and gradient norm, as jtricks records them
+                (loss, accuracy), grads = jax.value_and_grad(
+                    loss_and_accuracy, has_aux=True)(params, batch, sub)
+                metrics = (loss, accuracy, optax.global_norm(grads))
             updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state, key), None
+            return (optax.apply_updates(params, updates), opt_state, key), metrics
 
         def epoch(carry, key):
             order = jax.random.permutation(key, len(y))[: steps * BATCH].reshape(steps, BATCH)
-            return jax.lax.scan(step, carry, order)[0], None
+            carry, metrics = jax.lax.scan(step, carry, order)
+            return carry, jax.tree.map(jnp.mean, metrics)
 
         def epoch_validated(carry, key):
             run, best, best_loss = carry
-            run = epoch(run, key)[0]
+            run, train_means = epoch(run, key)
             loss, accuracy = validate(run[0])
             better = loss < best_loss
             best = jax.tree.map(lambda new, old: jnp.where(better, new, old), run[0], best)
-            return (run, best, jnp.minimum(loss, best_loss)), (loss, accuracy)
+            return (run, best, jnp.minimum(loss, best_loss)), (loss, accuracy, train_means)
 
         carry = (params, tx.init(params), key)
         keys = jax.random.split(key, epochs)
