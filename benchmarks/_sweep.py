@@ -169,17 +169,18 @@ def _optax_vmap(features, lrs, train, epochs, val=None, per_member: bool = False
     steps = len(y) // BATCH
     loss_fn = jm.flax_loss(model)
 
-    def loss_and_accuracy(params, batch, key):
+    def scores(logits, labels):
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        return loss, jnp.mean(jnp.argmax(logits, -1) == labels)
+
+    def loss_and_accuracy(params, batch, key):  # a training step's, dropout on
         xb, yb = batch
-        logits = model.apply({"params": params}, xb, training=True, rngs={"dropout": key})
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-        return loss, jnp.mean(jnp.argmax(logits, -1) == yb)
+        return scores(model.apply({"params": params}, xb, training=True,
+                                  rngs={"dropout": key}), yb)
 
     def validate(params):
         xv, yv = val
-        logits = model.apply({"params": params}, xv, training=False)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, yv).mean()
-        return loss, jnp.mean(jnp.argmax(logits, -1) == yv)
+        return scores(model.apply({"params": params}, xv, training=False), yv)
 
     def train_one(lr, key):
         params, stats = jm.flax_init(model, x[:1], key)
